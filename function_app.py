@@ -1,0 +1,12 @@
+"""Entry point the Functions host loads: builds the app from the blueprints, nothing else."""
+
+import azure.functions as func
+
+from functions.api import bp as api
+from functions.intake import bp as intake
+from functions.renewal import bp as renewal
+from functions.worker import bp as worker
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+for blueprint in (intake, worker, renewal, api):
+    app.register_functions(blueprint)

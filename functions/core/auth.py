@@ -1,0 +1,94 @@
+"""Access tokens for SharePoint REST.
+
+In Azure: the app's managed identity (granted `Sites.Selected` + site `Manage`) or an Entra app
+with a certificate; SharePoint refuses client secrets for app-only REST. Locally: the emulator's
+token endpoint. azure-identity is imported only when a token is first needed (cold start).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+from .outbound import new_session, send
+from .settings import Settings
+
+# Refresh a little before expiry so a token never runs out mid-request.
+_EXPIRY_MARGIN_SECONDS = 300
+
+
+class TokenProvider(Protocol):
+    def get_token(self) -> str: ...
+
+
+class _CachedToken:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires_on = 0.0
+
+    def get(self, fetch) -> str:
+        with self._lock:
+            if self._token is None or time.time() > self._expires_on - _EXPIRY_MARGIN_SECONDS:
+                self._token, self._expires_on = fetch()
+            return self._token
+
+
+class AzureIdentityTokenProvider:
+    """Managed identity or certificate credential from azure-identity, scoped to the tenant."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._scope = f"{settings.sharepoint_tenant_url}/.default"
+        self._credential = None
+        self._cache = _CachedToken()
+
+    def get_token(self) -> str:
+        return self._cache.get(self._fetch)
+
+    def _fetch(self) -> tuple[str, float]:
+        if self._credential is None:
+            self._credential = self._build_credential()
+        token = self._credential.get_token(self._scope)
+        return token.token, float(token.expires_on)
+
+    def _build_credential(self):
+        settings = self._settings
+        if settings.sharepoint_auth == "certificate":
+            from azure.identity import CertificateCredential
+
+            return CertificateCredential(
+                tenant_id=settings.sharepoint_tenant_id,
+                client_id=settings.sharepoint_client_id,
+                certificate_path=settings.sharepoint_certificate_path,
+            )
+        from azure.identity import ManagedIdentityCredential
+
+        return ManagedIdentityCredential(client_id=settings.sharepoint_client_id)
+
+
+class EmulatorTokenProvider:
+    """The local Microsoft 365 emulator issues short-lived bearer tokens at `/_emulator/token`."""
+
+    def __init__(self, tenant_url: str) -> None:
+        self._url = f"{tenant_url}/_emulator/token"
+        self._session = new_session()
+        self._cache = _CachedToken()
+
+    def get_token(self) -> str:
+        return self._cache.get(self._fetch)
+
+    def _fetch(self) -> tuple[str, float]:
+        response = send(
+            self._session, "POST", self._url, service="emulator", operation="token",
+            json={"grant_type": "client_credentials", "scope": "emulator/.default"},
+        )
+        body = response.json()
+        return body["access_token"], time.time() + float(body["expires_in"])
+
+
+def token_provider_for(settings: Settings) -> TokenProvider:
+    if settings.sharepoint_auth == "emulator":
+        return EmulatorTokenProvider(settings.sharepoint_tenant_url)
+    return AzureIdentityTokenProvider(settings)

@@ -1,0 +1,14 @@
+"""A cheap readiness check: can this instance reach its queue?"""
+
+from __future__ import annotations
+
+from .storage import NOTIFICATIONS_QUEUE, Storage, storage_errors
+
+
+def check_storage(storage: Storage) -> str | None:
+    """None when the notifications queue answers, else a short reason (no secrets, no trace)."""
+    try:
+        storage.queue(NOTIFICATIONS_QUEUE).get_queue_properties()
+    except storage_errors() as error:
+        return type(error).__name__
+    return None

@@ -1,0 +1,195 @@
+"""Wire shapes: one pydantic model per shape, with Microsoft's exact field names as aliases."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+
+def _as_utc(value: datetime) -> datetime:
+    """SharePoint sends UTC with 'Z' (and 7 fractional digits); treat a naive time as UTC too."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+def format_utc(value: datetime) -> str:
+    """ISO 8601 in UTC with a 'Z', as SharePoint and Graph write it."""
+    return _as_utc(value).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class WireModel(BaseModel):
+    """Accepts Microsoft's field names (aliases) and ignores fields we do not use."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+
+# --- SharePoint -> us: notifications ------------------------------------------------------------
+
+
+class NotificationEnvelope(WireModel):
+    """The outer shape of every webhook POST: `{"value": [...]}`. Entries are checked one by one."""
+
+    value: list[Any] = Field(min_length=1)
+
+
+class SharePointNotification(WireModel):
+    subscription_id: str = Field(alias="subscriptionId", min_length=1, max_length=128)
+    client_state: str | None = Field(default=None, alias="clientState")
+    expiration_date_time: UtcDatetime = Field(alias="expirationDateTime")
+    resource: str = Field(min_length=1, max_length=256)
+    tenant_id: str | None = Field(default=None, alias="tenantId")
+    site_url: str = Field(alias="siteUrl", min_length=1, max_length=1024)
+    web_id: str | None = Field(default=None, alias="webId")
+
+
+# --- intake -> worker: the queue message --------------------------------------------------------
+
+
+class QueuedNotification(WireModel):
+    """What the worker needs from one accepted notification; never the clientState."""
+
+    subscription_id: str = Field(alias="subscriptionId")
+    resource: str
+    site_url: str = Field(alias="siteUrl")
+    tenant_id: str | None = Field(default=None, alias="tenantId")
+    web_id: str | None = Field(default=None, alias="webId")
+
+
+class NotificationMessage(WireModel):
+    source: Literal["sharepoint"] = "sharepoint"
+    received_at: UtcDatetime = Field(alias="receivedAt")
+    notifications: list[QueuedNotification] = Field(min_length=1)
+
+
+# --- us -> SharePoint REST ----------------------------------------------------------------------
+
+
+class SharePointSubscriptionRequest(WireModel):
+    resource: str
+    notification_url: str = Field(alias="notificationUrl")
+    expiration_date_time: str = Field(alias="expirationDateTime")
+    client_state: str = Field(alias="clientState")
+
+
+class SharePointSubscription(WireModel):
+    id: str
+    expiration_date_time: UtcDatetime = Field(alias="expirationDateTime")
+    notification_url: str = Field(alias="notificationUrl")
+    resource: str
+    client_state: str | None = Field(default=None, alias="clientState")
+
+
+class ChangeTokenValue(WireModel):
+    string_value: str = Field(alias="StringValue")
+
+
+class SharePointChange(WireModel):
+    change_token: ChangeTokenValue = Field(alias="ChangeToken")
+    change_type: int = Field(alias="ChangeType")
+    item_id: int | None = Field(default=None, alias="ItemId")
+    site_id: str | None = Field(default=None, alias="SiteId")
+    web_id: str | None = Field(default=None, alias="WebId")
+    time: UtcDatetime = Field(alias="Time")
+
+
+class SharePointChangePage(WireModel):
+    value: list[SharePointChange]
+
+
+class CurrentChangeToken(WireModel):
+    current_change_token: ChangeTokenValue = Field(alias="CurrentChangeToken")
+
+
+# --- management API -----------------------------------------------------------------------------
+
+
+class CreateSubscriptionRequest(WireModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+
+    site_url: str = Field(alias="siteUrl", min_length=1, max_length=1024)
+    list_id: UUID = Field(alias="listId")
+    expiration_date_time: UtcDatetime | None = Field(default=None, alias="expirationDateTime")
+
+    @field_validator("site_url")
+    @classmethod
+    def _site_url_is_a_path_or_url(cls, value: str) -> str:
+        if not (value.startswith("/") or value.startswith("https://") or value.startswith("http://")):
+            raise ValueError("must be a server-relative path like /sites/x or an absolute URL")
+        return value
+
+
+class SubscriptionStatus(str, Enum):
+    ACTIVE = "active"
+    RECREATED = "recreated"
+
+
+class SubscriptionView(WireModel):
+    id: str
+    source: Literal["sharepoint"] = "sharepoint"
+    site_url: str = Field(alias="siteUrl")
+    list_id: str = Field(alias="listId")
+    resource: str
+    notification_url: str = Field(alias="notificationUrl")
+    expiration_date_time: str = Field(alias="expirationDateTime")
+    status: SubscriptionStatus
+    created_date_time: str = Field(alias="createdDateTime")
+    last_renewed_date_time: str | None = Field(default=None, alias="lastRenewedDateTime")
+    previous_id: str | None = Field(default=None, alias="previousId")
+
+
+class ChangeKind(str, Enum):
+    ADD = "add"
+    UPDATE = "update"
+    DELETE = "delete"
+    RESTORE = "restore"
+    OTHER = "other"
+
+    @classmethod
+    def from_sharepoint(cls, change_type: int) -> ChangeKind:
+        """SharePoint's SPChangeType: 1 Add, 2 Update, 3 DeleteObject, 7 Restore; the rest is other."""
+        return _SHAREPOINT_CHANGE_KINDS.get(change_type, cls.OTHER)
+
+
+_SHAREPOINT_CHANGE_KINDS = {
+    1: ChangeKind.ADD,
+    2: ChangeKind.UPDATE,
+    3: ChangeKind.DELETE,
+    7: ChangeKind.RESTORE,
+}
+
+
+class ChangeView(WireModel):
+    id: str
+    subscription_id: str = Field(alias="subscriptionId")
+    source: Literal["sharepoint"] = "sharepoint"
+    site_url: str = Field(alias="siteUrl")
+    list_id: str = Field(alias="listId")
+    item_id: int | None = Field(alias="itemId")
+    change_type: ChangeKind = Field(alias="changeType")
+    change_token: str = Field(alias="changeToken")
+    time: str
+
+
+class ErrorBody(WireModel):
+    error: ErrorDetail
+
+
+class ErrorDetail(WireModel):
+    code: str
+    message: str
+
+
+ErrorBody.model_rebuild()
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """A model as Microsoft-style JSON (aliases, no unset optionals left as noise)."""
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)

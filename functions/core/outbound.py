@@ -1,0 +1,192 @@
+"""Every outbound HTTP call goes through `send`: a timeout, bounded retries that honour
+`Retry-After`, and one log line per failure naming the operation and the subscription."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import requests
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "NONISV|M365Webhooks|m365-webhooks/1.0"
+THROTTLED_STATUSES = frozenset({429, 503})
+TRANSIENT_STATUSES = frozenset({500, 502, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    base_delay: float = 0.5
+    # A Retry-After longer than this is not slept through: the caller gives the work back
+    # (the queue retries the message later) instead of holding an invocation open.
+    max_retry_after: float = 30.0
+    connect_timeout: float = 3.05
+    read_timeout: float = 15.0
+
+
+DEFAULT_POLICY = RetryPolicy()
+
+
+class UpstreamError(Exception):
+    """A call to SharePoint, Graph or a connector failed for good."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        operation: str,
+        status: int | None,
+        message: str,
+        code: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.service = service
+        self.operation = operation
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.retry_after = retry_after
+        self.upstream_message = message
+        status_text = f"HTTP {status}" if status is not None else "no response"
+        super().__init__(f"{service} {operation} failed: {status_text}: {message}")
+
+
+def new_session() -> requests.Session:
+    import requests
+
+    session = requests.Session()
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    service: str,
+    operation: str,
+    subscription_id: str | None = None,
+    json: Any = None,
+    headers: Mapping[str, str] | None = None,
+    idempotent: bool = True,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    sleep: Callable[[float], None] = time.sleep,
+) -> requests.Response:
+    """Send one request; retry 429/503 always (nothing was done), 5xx and network errors only
+    when the request is idempotent. Returns any response below 400; raises UpstreamError."""
+    import requests
+
+    subject = subscription_id or "-"
+    for attempt in range(1, policy.max_attempts + 1):
+        last = attempt == policy.max_attempts
+        try:
+            response = session.request(
+                method,
+                url,
+                json=json,
+                headers=dict(headers or {}),
+                timeout=(policy.connect_timeout, policy.read_timeout),
+            )
+        except requests.RequestException as error:
+            reason = f"{type(error).__name__}: {error}"
+            if last or not idempotent:
+                log.error(
+                    "%s %s failed for subscription %s: %s (attempt %d of %d, giving up)",
+                    service, operation, subject, reason, attempt, policy.max_attempts,
+                )
+                raise UpstreamError(
+                    service=service, operation=operation, status=None, message=reason
+                ) from error
+            delay = _backoff(policy, attempt)
+            log.warning(
+                "%s %s failed for subscription %s: %s; retrying in %.1fs (attempt %d of %d)",
+                service, operation, subject, reason, delay, attempt, policy.max_attempts,
+            )
+            sleep(delay)
+            continue
+
+        if response.status_code < 400:
+            return response
+
+        retryable = response.status_code in THROTTLED_STATUSES or (
+            idempotent and response.status_code in TRANSIENT_STATUSES
+        )
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        delay = retry_after if retry_after is not None else _backoff(policy, attempt)
+        error = _upstream_error(response, service, operation, retry_after)
+        if not retryable or last or delay > policy.max_retry_after:
+            log.error(
+                "%s %s failed for subscription %s: HTTP %d %s (request id %s, attempt %d of %d, "
+                "giving up)",
+                service, operation, subject, response.status_code, error.upstream_message,
+                error.request_id or "-", attempt, policy.max_attempts,
+            )
+            raise error
+        log.warning(
+            "%s %s failed for subscription %s: HTTP %d; retrying in %.1fs (attempt %d of %d)",
+            service, operation, subject, response.status_code, delay, attempt, policy.max_attempts,
+        )
+        sleep(delay)
+    raise AssertionError("unreachable: the loop returns or raises")
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """`Retry-After` is either delta-seconds or an HTTP date (RFC 9110 section 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def _backoff(policy: RetryPolicy, attempt: int) -> float:
+    return policy.base_delay * (2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+
+
+def _upstream_error(
+    response: requests.Response, service: str, operation: str, retry_after: float | None
+) -> UpstreamError:
+    code, message = _error_code_and_message(response)
+    return UpstreamError(
+        service=service,
+        operation=operation,
+        status=response.status_code,
+        code=code,
+        message=message,
+        request_id=response.headers.get("request-id") or response.headers.get("SPRequestGuid"),
+        retry_after=retry_after,
+    )
+
+
+def _error_code_and_message(response: requests.Response) -> tuple[str | None, str]:
+    """SharePoint answers `{"odata.error": {"code", "message": {"value"}}}` (or `error` in
+    verbose mode); Graph answers `{"error": {"code", "message"}}`."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, (response.text or response.reason or "")[:300]
+    error = body.get("odata.error") or body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None, str(body)[:300]
+    message = error.get("message")
+    if isinstance(message, dict):
+        message = message.get("value")
+    return error.get("code"), str(message or "")[:300]

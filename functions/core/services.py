@@ -1,0 +1,58 @@
+"""The object graph of one process, built once from the settings on first use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
+
+from .auth import token_provider_for
+from .intake import CachedSubscriptionLookup
+from .processing import Worker
+from .settings import Settings, get_settings
+from .sources.sharepoint import SharePointSource
+from .storage import ChangeLog, CheckpointStore, NotificationQueue, Storage, SubscriptionStore
+from .subscriptions import SubscriptionService
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    storage: Storage
+    subscription_lookup: CachedSubscriptionLookup
+    notification_queue: NotificationQueue
+    change_log: ChangeLog
+    subscriptions: SubscriptionService
+    worker: Worker
+
+    @property
+    def renewal_window(self) -> timedelta:
+        return timedelta(days=self.settings.renewal_window_days)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Services:
+        storage = Storage(settings.storage)
+        store = SubscriptionStore(storage)
+        checkpoints = CheckpointStore(storage)
+        change_log = ChangeLog(storage)
+        source = SharePointSource(token_provider_for(settings))
+        return cls(
+            settings=settings,
+            storage=storage,
+            subscription_lookup=CachedSubscriptionLookup(store),
+            notification_queue=NotificationQueue(storage),
+            change_log=change_log,
+            subscriptions=SubscriptionService(
+                store=store,
+                checkpoints=checkpoints,
+                source=source,
+                tenant_url=settings.sharepoint_tenant_url,
+                notification_url=settings.sharepoint_notification_url,
+            ),
+            worker=Worker(store, checkpoints, change_log, source),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_services() -> Services:
+    return Services.from_settings(get_settings())

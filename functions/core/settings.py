@@ -1,0 +1,134 @@
+"""App settings, read in one place. Every name here is an app setting that infra/ sets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+DEFAULT_RENEWAL_SCHEDULE = "0 0 */6 * * *"
+DEFAULT_RENEWAL_WINDOW_DAYS = 45
+SHAREPOINT_AUTH_MODES = ("managed_identity", "certificate", "emulator")
+
+# Names of the settings, so that tests and infra checks can refer to them.
+STORAGE_CONNECTION = "AzureWebJobsStorage"
+STORAGE_IDENTITY_PREFIX = "AzureWebJobsStorage__"
+NOTIFICATION_BASE_URL = "NOTIFICATION_BASE_URL"
+SHAREPOINT_TENANT_URL = "SHAREPOINT_TENANT_URL"
+SHAREPOINT_AUTH = "SHAREPOINT_AUTH"
+SHAREPOINT_CLIENT_ID = "SHAREPOINT_CLIENT_ID"
+SHAREPOINT_TENANT_ID = "SHAREPOINT_TENANT_ID"
+SHAREPOINT_CERTIFICATE_PATH = "SHAREPOINT_CERTIFICATE_PATH"
+RENEWAL_SCHEDULE = "RENEWAL_SCHEDULE"
+RENEWAL_WINDOW_DAYS = "RENEWAL_WINDOW_DAYS"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Either a connection string (Azurite, or a key locally) or identity-based service URIs."""
+
+    connection_string: str | None = None
+    queue_service_uri: str | None = None
+    table_service_uri: str | None = None
+    managed_identity_client_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage: StorageSettings
+    notification_base_url: str
+    sharepoint_tenant_url: str
+    sharepoint_auth: str
+    sharepoint_client_id: str | None
+    sharepoint_tenant_id: str | None
+    sharepoint_certificate_path: str | None
+    renewal_schedule: str
+    renewal_window_days: int
+
+    @property
+    def sharepoint_notification_url(self) -> str:
+        return f"{self.notification_base_url}/api/notifications/sharepoint"
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        auth = environ.get(SHAREPOINT_AUTH, "managed_identity").strip().lower()
+        if auth not in SHAREPOINT_AUTH_MODES:
+            raise SettingsError(
+                f"{SHAREPOINT_AUTH} must be one of {', '.join(SHAREPOINT_AUTH_MODES)}; got {auth!r}"
+            )
+        settings = cls(
+            storage=_storage_settings(environ),
+            notification_base_url=_absolute_url(environ, NOTIFICATION_BASE_URL),
+            sharepoint_tenant_url=_absolute_url(environ, SHAREPOINT_TENANT_URL),
+            sharepoint_auth=auth,
+            sharepoint_client_id=environ.get(SHAREPOINT_CLIENT_ID) or None,
+            sharepoint_tenant_id=environ.get(SHAREPOINT_TENANT_ID) or None,
+            sharepoint_certificate_path=environ.get(SHAREPOINT_CERTIFICATE_PATH) or None,
+            renewal_schedule=environ.get(RENEWAL_SCHEDULE) or DEFAULT_RENEWAL_SCHEDULE,
+            renewal_window_days=_positive_int(
+                environ, RENEWAL_WINDOW_DAYS, DEFAULT_RENEWAL_WINDOW_DAYS, maximum=179
+            ),
+        )
+        if auth == "certificate":
+            for name, value in (
+                (SHAREPOINT_CLIENT_ID, settings.sharepoint_client_id),
+                (SHAREPOINT_TENANT_ID, settings.sharepoint_tenant_id),
+                (SHAREPOINT_CERTIFICATE_PATH, settings.sharepoint_certificate_path),
+            ):
+                if not value:
+                    raise SettingsError(f"{name} is required when {SHAREPOINT_AUTH}=certificate")
+        return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, read once (app settings do not change without a restart)."""
+    return Settings.from_environ(os.environ)
+
+
+def _storage_settings(environ: Mapping[str, str]) -> StorageSettings:
+    connection = environ.get(STORAGE_CONNECTION, "").strip()
+    if connection:
+        return StorageSettings(connection_string=connection)
+    queue_uri = environ.get(f"{STORAGE_IDENTITY_PREFIX}queueServiceUri", "").strip()
+    table_uri = environ.get(f"{STORAGE_IDENTITY_PREFIX}tableServiceUri", "").strip()
+    if not queue_uri or not table_uri:
+        raise SettingsError(
+            f"{STORAGE_CONNECTION} is not set: set it to a connection string, or set "
+            f"{STORAGE_IDENTITY_PREFIX}queueServiceUri and {STORAGE_IDENTITY_PREFIX}tableServiceUri "
+            "for identity-based storage"
+        )
+    return StorageSettings(
+        queue_service_uri=queue_uri,
+        table_service_uri=table_uri,
+        managed_identity_client_id=environ.get(f"{STORAGE_IDENTITY_PREFIX}clientId") or None,
+    )
+
+
+def _absolute_url(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name, "").strip().rstrip("/")
+    if not value:
+        raise SettingsError(f"{name} is required")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{name} must be an absolute http(s) URL; got {value!r}")
+    return value
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int, *, maximum: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number; got {raw!r}") from None
+    if not 1 <= value <= maximum:
+        raise SettingsError(f"{name} must be between 1 and {maximum}; got {value}")
+    return value

@@ -1,0 +1,159 @@
+"""SharePoint Online list webhooks over REST: subscribe, renew, delete, and read changes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from ..auth import TokenProvider
+from ..models import (
+    CurrentChangeToken,
+    SharePointChange,
+    SharePointChangePage,
+    SharePointSubscription,
+    SharePointSubscriptionRequest,
+    format_utc,
+)
+from ..outbound import DEFAULT_POLICY, RetryPolicy, UpstreamError, new_session, send
+
+if TYPE_CHECKING:
+    import requests
+
+SERVICE = "sharepoint"
+# SPInvalidChangeTokenException: the token is older than the change log (about 60 days) or
+# belongs to another list.
+INVALID_CHANGE_TOKEN_CODE = "-2130575172"
+DEFAULT_PAGE_SIZE = 1000
+_JSON = "application/json;odata=nometadata"
+
+
+class SubscriptionGone(Exception):
+    """SharePoint no longer knows the subscription (expired, or deleted behind our back)."""
+
+
+class ChangeTokenExpired(Exception):
+    """SharePoint refused the stored change token; changes before now can no longer be read."""
+
+
+@dataclass(frozen=True)
+class ListRef:
+    """One SharePoint list: absolute site URL and list id (lower-case GUID)."""
+
+    site_url: str
+    list_id: str
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.site_url}/_api/web/lists('{self.list_id}')"
+
+
+class SharePointSource:
+    name = SERVICE
+
+    def __init__(
+        self,
+        tokens: TokenProvider,
+        *,
+        session: requests.Session | None = None,
+        policy: RetryPolicy = DEFAULT_POLICY,
+    ) -> None:
+        self._tokens = tokens
+        self._session = session or new_session()
+        self._policy = policy
+
+    def create_subscription(
+        self, target: ListRef, *, notification_url: str, expiration: datetime, client_state: str
+    ) -> SharePointSubscription:
+        body = SharePointSubscriptionRequest(
+            resource=target.api_url,
+            notification_url=notification_url,
+            expiration_date_time=format_utc(expiration),
+            client_state=client_state,
+        )
+        # Not idempotent: a blind retry after a lost response could create a second subscription.
+        response = self._send(
+            "POST", f"{target.api_url}/subscriptions", "create subscription",
+            json=body.model_dump(by_alias=True), idempotent=False,
+        )
+        return SharePointSubscription.model_validate(response.json())
+
+    def renew_subscription(self, target: ListRef, subscription_id: str, expiration: datetime) -> None:
+        self._send_to_subscription(
+            "PATCH", target, subscription_id, "renew subscription",
+            json={"expirationDateTime": format_utc(expiration)},
+        )
+
+    def delete_subscription(self, target: ListRef, subscription_id: str) -> None:
+        try:
+            self._send_to_subscription("DELETE", target, subscription_id, "delete subscription")
+        except SubscriptionGone:
+            pass
+
+    def current_change_token(self, target: ListRef) -> str:
+        response = self._send(
+            "GET", f"{target.api_url}?$select=CurrentChangeToken", "read current change token"
+        )
+        return CurrentChangeToken.model_validate(response.json()).current_change_token.string_value
+
+    def fetch_changes(
+        self,
+        target: ListRef,
+        since_token: str,
+        *,
+        subscription_id: str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Iterator[list[SharePointChange]]:
+        """Pages of item changes after `since_token`, oldest first, until a page comes back short."""
+        token = since_token
+        while True:
+            query = {
+                "Item": True, "Add": True, "Update": True, "DeleteObject": True, "Restore": True,
+                "ChangeTokenStart": {"StringValue": token}, "FetchLimit": page_size,
+            }
+            try:
+                response = self._send(
+                    "POST", f"{target.site_url}/_api/web/lists(guid'{target.list_id}')/GetChanges",
+                    "get changes", json={"query": query}, subscription_id=subscription_id,
+                )
+            except UpstreamError as error:
+                if error.code and error.code.startswith(INVALID_CHANGE_TOKEN_CODE):
+                    raise ChangeTokenExpired(error.upstream_message) from error
+                raise
+            page = SharePointChangePage.model_validate(response.json()).value
+            if page:
+                yield page
+                token = page[-1].change_token.string_value
+            if len(page) < page_size:
+                return
+
+    def _send_to_subscription(
+        self, method: str, target: ListRef, subscription_id: str, operation: str, json=None
+    ) -> None:
+        url = f"{target.api_url}/subscriptions('{subscription_id}')"
+        try:
+            self._send(method, url, operation, json=json, subscription_id=subscription_id)
+        except UpstreamError as error:
+            if error.status == 404:
+                raise SubscriptionGone(subscription_id) from error
+            raise
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        operation: str,
+        *,
+        json=None,
+        subscription_id: str | None = None,
+        idempotent: bool = True,
+    ) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self._tokens.get_token()}", "Accept": _JSON}
+        if json is not None:
+            headers["Content-Type"] = _JSON
+        return send(
+            self._session, method, url, service=SERVICE, operation=operation,
+            subscription_id=subscription_id, json=json, headers=headers,
+            idempotent=idempotent, policy=self._policy,
+        )

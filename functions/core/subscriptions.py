@@ -1,0 +1,212 @@
+"""Subscriptions: create, read, renew (one, or every one that is due), delete."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+from .models import CreateSubscriptionRequest, SubscriptionStatus
+from .sources.sharepoint import ListRef, SharePointSource, SubscriptionGone
+from .storage import (
+    CheckpointStore,
+    StorageUnavailable,
+    SubscriptionRecord,
+    SubscriptionStore,
+    hash_client_state,
+    storage_errors,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_LIFETIME = timedelta(days=180)
+# SharePoint refuses anything past 180 days from *its* clock; stay clear of clock skew.
+EXPIRY_SAFETY_MARGIN = timedelta(hours=1)
+
+
+class SubscriptionNotFound(LookupError):
+    pass
+
+
+class SubscriptionConflict(Exception):
+    pass
+
+
+class InvalidSubscriptionRequest(ValueError):
+    pass
+
+
+def new_client_state() -> str:
+    """43 URL-safe characters carrying 32 random bytes."""
+    return secrets.token_urlsafe(32)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class RenewalReport:
+    renewed: list[str] = field(default_factory=list)
+    recreated: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SubscriptionService:
+    store: SubscriptionStore
+    checkpoints: CheckpointStore
+    source: SharePointSource
+    tenant_url: str
+    notification_url: str
+    clock: Callable[[], datetime] = utc_now
+
+    def create(self, request: CreateSubscriptionRequest) -> SubscriptionRecord:
+        target = ListRef(self._absolute_site_url(request.site_url), str(request.list_id).lower())
+        expiration = self._checked_expiration(request.expiration_date_time)
+        existing = self.store.find_by_list(target.list_id)
+        if existing:
+            raise SubscriptionConflict(
+                f"list {target.list_id} already has subscription {existing[0].id}"
+            )
+        # Read the token before subscribing, so no change made in between is missed.
+        change_token = self.source.current_change_token(target)
+        client_state = new_client_state()
+        remote = self.source.create_subscription(
+            target, notification_url=self.notification_url, expiration=expiration,
+            client_state=client_state,
+        )
+        now = self.clock()
+        record = SubscriptionRecord(
+            id=remote.id,
+            site_url=target.site_url,
+            list_id=target.list_id,
+            resource=remote.resource,
+            notification_url=remote.notification_url,
+            expiration=remote.expiration_date_time,
+            client_state_hash=hash_client_state(client_state),
+            status=SubscriptionStatus.ACTIVE,
+            created=now,
+        )
+        try:
+            self.checkpoints.reset(target.list_id, change_token)
+            self.store.save(record)
+        except storage_errors() as error:
+            log.error(
+                "storing new subscription %s failed, deleting it at SharePoint: %s", remote.id, error
+            )
+            self.source.delete_subscription(target, remote.id)
+            raise StorageUnavailable(str(error)) from error
+        log.info("created subscription %s for list %s on %s", record.id, record.list_id, record.site_url)
+        return record
+
+    def get(self, subscription_id: str) -> SubscriptionRecord:
+        record = self.store.get(subscription_id)
+        if record is None:
+            raise SubscriptionNotFound(subscription_id)
+        return record
+
+    def list(self) -> list[SubscriptionRecord]:
+        return sorted(self.store.list_all(), key=lambda r: r.created)
+
+    def delete(self, subscription_id: str) -> None:
+        record = self.get(subscription_id)
+        self.source.delete_subscription(ListRef(record.site_url, record.list_id), record.id)
+        self.store.delete(record.id)
+        if not self.store.find_by_list(record.list_id):
+            self.checkpoints.delete(record.list_id)
+        log.info("deleted subscription %s for list %s", record.id, record.list_id)
+
+    def renew(self, subscription_id: str) -> SubscriptionRecord:
+        return self._renew_record(self.get(subscription_id))
+
+    def renew_due(self, window: timedelta) -> RenewalReport:
+        """Renew every subscription that expires within `window`; one failure stops no other."""
+        report = RenewalReport()
+        for record in self.store.expiring_before(self.clock() + window):
+            try:
+                renewed = self._renew_record(record)
+            except Exception as error:  # logged per subscription; the others still get renewed
+                log.error("renewing subscription %s failed: %s", record.id, error)
+                report.failed.append((record.id, str(error)))
+                continue
+            if renewed.id == record.id:
+                report.renewed.append(record.id)
+            else:
+                report.recreated.append((record.id, renewed.id))
+        return report
+
+    def _renew_record(self, record: SubscriptionRecord) -> SubscriptionRecord:
+        target = ListRef(record.site_url, record.list_id)
+        now = self.clock()
+        expiration = now + MAX_LIFETIME - EXPIRY_SAFETY_MARGIN
+        try:
+            self.source.renew_subscription(target, record.id, expiration)
+        except SubscriptionGone:
+            return self._recreate(record, target)
+        renewed = record.renewed(expiration.replace(microsecond=0), now)
+        self.store.save(renewed)
+        log.info("renewed subscription %s until %s", record.id, renewed.expiration.isoformat())
+        return renewed
+
+    def _recreate(self, record: SubscriptionRecord, target: ListRef) -> SubscriptionRecord:
+        """SharePoint forgot the subscription (it lapsed, or was deleted): subscribe again.
+
+        The list's checkpoint stays where it was, so the next notification reads every change
+        made while no subscription existed.
+        """
+        log.warning(
+            "subscription %s for list %s is gone at SharePoint; creating a new one",
+            record.id, record.list_id,
+        )
+        client_state = new_client_state()
+        now = self.clock()
+        remote = self.source.create_subscription(
+            target, notification_url=self.notification_url,
+            expiration=now + MAX_LIFETIME - EXPIRY_SAFETY_MARGIN, client_state=client_state,
+        )
+        replacement = SubscriptionRecord(
+            id=remote.id,
+            site_url=record.site_url,
+            list_id=record.list_id,
+            resource=remote.resource,
+            notification_url=remote.notification_url,
+            expiration=remote.expiration_date_time,
+            client_state_hash=hash_client_state(client_state),
+            status=SubscriptionStatus.RECREATED,
+            created=record.created,
+            last_renewed=now,
+            previous_id=record.id,
+        )
+        self.store.save(replacement)
+        self.store.delete(record.id)
+        log.info("subscription %s replaces %s", replacement.id, record.id)
+        return replacement
+
+    def _absolute_site_url(self, site_url: str) -> str:
+        if site_url.startswith("/"):
+            absolute = f"{self.tenant_url}{site_url}"
+        else:
+            absolute = site_url
+            if urlsplit(absolute).netloc.lower() != urlsplit(self.tenant_url).netloc.lower():
+                raise InvalidSubscriptionRequest(f"siteUrl must be a site of {self.tenant_url}")
+        parts = urlsplit(absolute)
+        if parts.query or parts.fragment or any(c in parts.path for c in "'\"\\ "):
+            raise InvalidSubscriptionRequest("siteUrl must be a plain site path like /sites/x")
+        return absolute.rstrip("/")
+
+    def _checked_expiration(self, requested: datetime | None) -> datetime:
+        now = self.clock()
+        latest = now + MAX_LIFETIME - EXPIRY_SAFETY_MARGIN
+        if requested is None:
+            return latest
+        if requested <= now:
+            raise InvalidSubscriptionRequest("expirationDateTime must be in the future")
+        if requested > now + MAX_LIFETIME:
+            raise InvalidSubscriptionRequest(
+                "expirationDateTime must be at most 180 days from now (SharePoint's limit)"
+            )
+        return min(requested, latest)

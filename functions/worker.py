@@ -1,0 +1,27 @@
+"""`process_notifications`: reads what changed for each list named in a queue message."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from .core.storage import NOTIFICATIONS_QUEUE
+
+log = logging.getLogger(__name__)
+bp = func.Blueprint()
+
+
+@bp.function_name("process_notifications")
+@bp.queue_trigger(arg_name="message", queue_name=NOTIFICATIONS_QUEUE, connection="AzureWebJobsStorage")
+def process_notifications(message: func.QueueMessage) -> None:
+    from .core.services import get_services
+
+    # Raising hands the message back to the host: retried, then `notifications-poison`.
+    report = get_services().worker.process_message(message.get_body().decode("utf-8"))
+    log.info(
+        "message %s (dequeue count %s): %d list(s) synced, %d change(s) written, "
+        "%d unknown subscription(s)",
+        message.id, message.dequeue_count, report.lists_synced, report.changes_written,
+        len(report.unknown_subscriptions),
+    )
