@@ -1,0 +1,100 @@
+"""`/_emulator/`: what tests and the demo use to steer the emulator. Not part of Microsoft 365."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .state import TOKEN_LIFETIME_SECONDS, Fault, SharePointTenant
+
+
+def _tenant(request: Request) -> SharePointTenant:
+    return request.app.state.tenant
+
+
+async def issue_token(request: Request) -> Response:
+    """Stands in for Entra ID's client-credentials grant."""
+    token = _tenant(request).issue_token(time.time())
+    return JSONResponse(
+        {"token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECONDS, "access_token": token}
+    )
+
+
+async def faults(request: Request) -> Response:
+    """POST {"operation": "GetChanges" | "*", "status": 429, "retryAfter": 1, "times": 1}."""
+    tenant = _tenant(request)
+    if request.method == "DELETE":
+        tenant.faults.clear()
+        return Response(status_code=204)
+    body = await request.json()
+    fault = Fault(
+        status=int(body.get("status", 503)),
+        retry_after=body.get("retryAfter"),
+        remaining=int(body.get("times", 1)),
+        operation=str(body.get("operation", "*")),
+    )
+    tenant.faults.append(fault)
+    return JSONResponse({"operation": fault.operation, "status": fault.status, "times": fault.remaining}, 201)
+
+
+async def clock(request: Request) -> Response:
+    """POST {"advanceSeconds": N} moves the emulator's clock forward; GET reads it."""
+    tenant = _tenant(request)
+    if request.method == "POST":
+        tenant.clock.advance(float((await request.json()).get("advanceSeconds", 0)))
+    return JSONResponse({"now": tenant.clock.now().isoformat()})
+
+
+async def drop_subscription(request: Request) -> Response:
+    """Delete a subscription behind the app's back, as an admin or an expiry would."""
+    tenant = _tenant(request)
+    found = tenant.find_subscription(request.path_params["subscription_id"])
+    if found is None:
+        return JSONResponse({"error": "no such subscription"}, 404)
+    del found[1].subscriptions[found[2].id]
+    return Response(status_code=204)
+
+
+async def subscriptions(request: Request) -> Response:
+    """Every subscription in the tenant, clientState included, for tests to inspect."""
+    tenant = _tenant(request)
+    value = [
+        {**s.to_json(), "siteUrl": site.path}
+        for site in tenant.sites.values()
+        for sp_list in site.lists.values()
+        for s in sp_list.subscriptions.values()
+    ]
+    return JSONResponse({"value": value})
+
+
+async def counters(request: Request) -> Response:
+    tenant = _tenant(request)
+    return JSONResponse({
+        "calls": dict(tenant.calls),
+        "delivery": dict(tenant.delivery),
+        "pendingNotifications": len(tenant.pending),
+    })
+
+
+async def deliver(request: Request) -> Response:
+    """Deliver every pending notification now instead of at the next round."""
+    return JSONResponse(await request.app.state.deliverer.deliver_due(force=True))
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+routes = [
+    Route("/_emulator/token", issue_token, methods=["POST"]),
+    Route("/_emulator/faults", faults, methods=["POST", "DELETE"]),
+    Route("/_emulator/clock", clock, methods=["GET", "POST"]),
+    Route("/_emulator/subscriptions", subscriptions, methods=["GET"]),
+    Route("/_emulator/subscriptions/{subscription_id}", drop_subscription, methods=["DELETE"]),
+    Route("/_emulator/counters", counters, methods=["GET"]),
+    Route("/_emulator/deliver", deliver, methods=["POST"]),
+    Route("/_emulator/health", health, methods=["GET"]),
+]
