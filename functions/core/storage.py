@@ -127,20 +127,29 @@ class Storage:
         return self._credential
 
 
-# Azurite's published, well-known development account (not a secret).
-_DEVELOPMENT_STORAGE = (
-    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
-    "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
-    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+# Azurite's published, well-known development account key (not a secret).
+_DEVELOPMENT_ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
+
+
+def development_connection_string(
+    host: str = "127.0.0.1", *, blob_port: int = 10000, queue_port: int = 10001, table_port: int = 10002
+) -> str:
+    """The connection string of Azurite's development account on the given ports."""
+    return (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey={_DEVELOPMENT_ACCOUNT_KEY};"
+        f"BlobEndpoint=http://{host}:{blob_port}/devstoreaccount1;"
+        f"QueueEndpoint=http://{host}:{queue_port}/devstoreaccount1;"
+        f"TableEndpoint=http://{host}:{table_port}/devstoreaccount1;"
+    )
 
 
 def _expand_development_storage(connection_string: str) -> str:
     """The SDKs for tables do not understand `UseDevelopmentStorage=true`; spell it out."""
     if connection_string.replace(" ", "").lower().rstrip(";") == "usedevelopmentstorage=true":
-        return _DEVELOPMENT_STORAGE
+        return development_connection_string()
     return connection_string
 
 

@@ -1,0 +1,251 @@
+"""Start and stop the local stack: Azurite, the Microsoft 365 emulator, the local Functions host.
+
+`make run` runs `python -m local.stack`: the stack on its well-known ports until Ctrl-C.
+Tests and benchmarks use `Stack` with free ports, so two runs never collide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from functions.core.storage import development_connection_string
+
+ROOT = Path(__file__).resolve().parent.parent
+AZURITE = ROOT / "node_modules" / ".bin" / "azurite"
+DEFAULT_FUNCTION_KEY = "local-function-key"
+DEFAULT_MASTER_KEY = "local-master-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process {process.args[0]} exited with {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on port {port} within {timeout}s")
+
+
+def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process {process.args} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+@dataclass
+class Service:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_tail(self, lines: int = 60) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+@dataclass
+class Ports:
+    blob: int = 10000
+    queue: int = 10001
+    table: int = 10002
+    emulator: int = 7072
+    functions: int = 7071
+
+    @classmethod
+    def free(cls) -> Ports:
+        return cls(free_port(), free_port(), free_port(), free_port(), free_port())
+
+
+@dataclass
+class Stack:
+    """The three processes; use as a context manager. Logs go to files under `log_dir`."""
+
+    ports: Ports = field(default_factory=Ports.free)
+    delivery_interval: float = 0.5
+    retry_interval: float = 2.0
+    extra_settings: dict[str, str] = field(default_factory=dict)
+    start_functions_host: bool = True
+    log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="m365-stack-")))
+    in_memory_storage: bool = True
+    services: list[Service] = field(default_factory=list)
+
+    @property
+    def connection_string(self) -> str:
+        return development_connection_string(
+            blob_port=self.ports.blob, queue_port=self.ports.queue, table_port=self.ports.table
+        )
+
+    @property
+    def emulator_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.emulator}"
+
+    @property
+    def functions_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.functions}"
+
+    def app_settings(self) -> dict[str, str]:
+        """The settings the function app runs with locally (what infra/ sets in Azure)."""
+        return {
+            "FUNCTIONS_WORKER_RUNTIME": "python",
+            "AzureWebJobsStorage": self.connection_string,
+            "NOTIFICATION_BASE_URL": self.functions_url,
+            "SHAREPOINT_TENANT_URL": self.emulator_url,
+            "SHAREPOINT_AUTH": "emulator",
+            "RENEWAL_SCHEDULE": "0 0 */6 * * *",
+            "RENEWAL_WINDOW_DAYS": "45",
+            "FUNCTIONS_KEY": DEFAULT_FUNCTION_KEY,
+            "FUNCTIONS_MASTER_KEY": DEFAULT_MASTER_KEY,
+            **self.extra_settings,
+        }
+
+    def __enter__(self) -> Stack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.start_azurite()
+        self.ensure_storage_resources()
+        self.start_emulator()
+        if self.start_functions_host:
+            self.start_host()
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+        self.services.clear()
+
+    def start_azurite(self) -> Service:
+        if not AZURITE.exists():
+            raise FileNotFoundError(f"{AZURITE} is missing: run `npm ci` (make does it)")
+        command = [
+            str(AZURITE), "--silent", "--skipApiVersionCheck", "--disableProductStyleUrl",
+            "--blobHost", "127.0.0.1", "--blobPort", str(self.ports.blob),
+            "--queueHost", "127.0.0.1", "--queuePort", str(self.ports.queue),
+            "--tableHost", "127.0.0.1", "--tablePort", str(self.ports.table),
+        ]
+        if self.in_memory_storage:
+            command.append("--inMemoryPersistence")
+        else:
+            data = self.log_dir / "azurite"
+            data.mkdir(exist_ok=True)
+            command += ["--location", str(data)]
+        service = self._spawn("azurite", command)
+        for port in (self.ports.blob, self.ports.queue, self.ports.table):
+            wait_for_port(port, service.process)
+        return service
+
+    def ensure_storage_resources(self) -> None:
+        """The queues and tables the app uses; in Azure, infra/ creates them."""
+        from functions.core.settings import StorageSettings
+        from functions.core.storage import Storage
+
+        Storage(StorageSettings(connection_string=self.connection_string)).ensure_resources()
+
+    def start_emulator(self) -> Service:
+        service = self._spawn("m365-emulator", [
+            sys.executable, "-m", "local.m365.server", "--port", str(self.ports.emulator),
+            "--delivery-interval", str(self.delivery_interval),
+            "--retry-interval", str(self.retry_interval),
+        ])
+        wait_for_http(f"{self.emulator_url}/_emulator/health", service.process)
+        return service
+
+    def start_host(self) -> Service:
+        service = self._spawn(
+            "functions-host",
+            [sys.executable, "-m", "local.functions_host", "--port", str(self.ports.functions)],
+            env=self.app_settings(),
+        )
+        wait_for_http(f"{self.functions_url}/api/health", service.process, timeout=60)
+        return service
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> Service:
+        log_path = self.log_dir / f"{name}.log"
+        process = subprocess.Popen(
+            command, cwd=ROOT, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})}, start_new_session=True,
+        )
+        service = Service(name, process, log_path)
+        self.services.append(service)
+        return service
+
+
+def main() -> None:
+    """`make run`: the stack on its default ports until Ctrl-C."""
+    stack = Stack(
+        ports=Ports(),
+        delivery_interval=float(os.environ.get("M365_EMULATOR_DELIVERY_INTERVAL", "5")),
+        retry_interval=float(os.environ.get("M365_EMULATOR_RETRY_INTERVAL", "30")),
+        log_dir=ROOT / ".run",
+        in_memory_storage=False,
+    )
+    stack.ports.functions = int(os.environ.get("FUNCTIONS_PORT", stack.ports.functions))
+    stack.ports.emulator = int(os.environ.get("M365_EMULATOR_PORT", stack.ports.emulator))
+    with stack:
+        print(describe(stack), flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            while all(s.process.poll() is None for s in stack.services):
+                time.sleep(0.5)
+        print("\nstopping...", flush=True)
+
+
+def describe(stack: Stack) -> str:
+    return "\n".join([
+        "Local stack is up (logs in %s):" % stack.log_dir,
+        f"  Functions host     {stack.functions_url}   (function key: {DEFAULT_FUNCTION_KEY}, "
+        f"master key: {DEFAULT_MASTER_KEY})",
+        f"  Notification URL   {stack.functions_url}/api/notifications/sharepoint",
+        f"  Management API     {stack.functions_url}/api/subscriptions   (header x-functions-key)",
+        f"  SharePoint emulator {stack.emulator_url}   (control surface: /_emulator/)",
+        f"  Azurite            blob {stack.ports.blob}, queue {stack.ports.queue}, table {stack.ports.table}",
+        "Ctrl-C stops everything.",
+    ])
+
+
+if __name__ == "__main__":
+    main()
