@@ -163,7 +163,7 @@ class Stack:
         if not AZURITE.exists():
             raise FileNotFoundError(f"{AZURITE} is missing: run `npm ci` (make does it)")
         command = [
-            str(AZURITE), "--silent", "--skipApiVersionCheck", "--disableProductStyleUrl",
+            str(AZURITE), "--silent", "--skipApiVersionCheck", "--disableProductStyleUrl", "--disableTelemetry",
             "--blobHost", "127.0.0.1", "--blobPort", str(self.ports.blob),
             "--queueHost", "127.0.0.1", "--queuePort", str(self.ports.queue),
             "--tableHost", "127.0.0.1", "--tablePort", str(self.ports.table),

@@ -49,6 +49,20 @@ def timespan_seconds(value: str) -> float:
     return days * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
+def apply_host_overrides(host: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    """App settings named `AzureFunctionsJobHost__path__to__key` override host.json values."""
+    prefix = "AzureFunctionsJobHost__"
+    for name, value in environ.items():
+        if not name.startswith(prefix):
+            continue
+        *parents, leaf = name[len(prefix):].split("__")
+        node = host
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return host
+
+
 @dataclass(frozen=True)
 class QueueOptions:
     """host.json `extensions.queues`, with the real host's defaults."""
@@ -105,7 +119,7 @@ class HostConfig:
 
 def load_host_config(app_dir: Path, module: str = "function_app") -> HostConfig:
     environ = load_local_settings(app_dir)
-    host = json.loads((app_dir / "host.json").read_text())
+    host = apply_host_overrides(json.loads((app_dir / "host.json").read_text()), environ)
     if str(app_dir) not in sys.path:
         sys.path.insert(0, str(app_dir))
     app = importlib.import_module(module).app

@@ -1,0 +1,128 @@
+"""HTTP clients for the two local services, shared by tests, `make demo` and the benchmarks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class EmulatorClient:
+    """Acts as a SharePoint user (lists, items) and as a test harness (`/_emulator/`)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+        self.base_url = base_url
+        self.http = httpx.Client(base_url=base_url, timeout=timeout)
+        self._token: str | None = None
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _auth(self) -> dict[str, str]:
+        if self._token is None:
+            self._token = self.http.post("/_emulator/token").json()["access_token"]
+        return {"Authorization": f"Bearer {self._token}", "Accept": "application/json;odata=nometadata"}
+
+    def sharepoint(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.request(method, path, headers={**self._auth(), **kwargs.pop("headers", {})}, **kwargs)
+
+    def _ok(self, response: httpx.Response) -> httpx.Response:
+        response.raise_for_status()
+        return response
+
+    def create_list(self, site: str, title: str) -> str:
+        response = self.sharepoint("POST", f"{site}/_api/web/lists", json={"Title": title, "BaseTemplate": 100})
+        return self._ok(response).json()["Id"]
+
+    def add_item(self, site: str, list_id: str, title: str) -> int:
+        response = self.sharepoint("POST", f"{site}/_api/web/lists('{list_id}')/items", json={"Title": title})
+        return self._ok(response).json()["Id"]
+
+    def update_item(self, site: str, list_id: str, item_id: int, title: str) -> None:
+        self._ok(self.sharepoint(
+            "POST", f"{site}/_api/web/lists('{list_id}')/items({item_id})",
+            json={"Title": title}, headers={"X-HTTP-Method": "MERGE", "IF-MATCH": "*"},
+        ))
+
+    def delete_item(self, site: str, list_id: str, item_id: int) -> None:
+        self._ok(self.sharepoint("DELETE", f"{site}/_api/web/lists('{list_id}')/items({item_id})"))
+
+    def recycle_item(self, site: str, list_id: str, item_id: int) -> str:
+        response = self.sharepoint("POST", f"{site}/_api/web/lists('{list_id}')/items({item_id})/recycle")
+        return self._ok(response).json()["value"]
+
+    def restore(self, site: str, recycle_id: str) -> None:
+        self._ok(self.sharepoint("POST", f"{site}/_api/web/RecycleBin('{recycle_id}')/restore"))
+
+    def deliver(self) -> dict[str, int]:
+        return self._ok(self.http.post("/_emulator/deliver")).json()
+
+    def counters(self) -> dict[str, Any]:
+        return self._ok(self.http.get("/_emulator/counters")).json()
+
+    def calls(self, operation: str) -> int:
+        return self.counters()["calls"].get(operation, 0)
+
+    def inject_fault(self, operation: str, status: int, *, retry_after: int | None = None, times: int = 1) -> None:
+        body: dict[str, Any] = {"operation": operation, "status": status, "times": times}
+        if retry_after is not None:
+            body["retryAfter"] = retry_after
+        self._ok(self.http.post("/_emulator/faults", json=body))
+
+    def clear_faults(self) -> None:
+        self._ok(self.http.delete("/_emulator/faults"))
+
+    def advance_clock(self, seconds: float) -> None:
+        self._ok(self.http.post("/_emulator/clock", json={"advanceSeconds": seconds}))
+
+    def drop_subscription(self, subscription_id: str) -> None:
+        self._ok(self.http.delete(f"/_emulator/subscriptions/{subscription_id}"))
+
+    def subscriptions(self) -> list[dict[str, Any]]:
+        return self._ok(self.http.get("/_emulator/subscriptions")).json()["value"]
+
+
+class FunctionsClient:
+    """The service's own HTTP surface, through the local host, with a function key."""
+
+    def __init__(self, base_url: str, *, key: str | None, master_key: str | None = None, timeout: float = 30.0):
+        self.base_url = base_url
+        self.master_key = master_key
+        headers = {"x-functions-key": key} if key else {}
+        self.http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def create_subscription(self, site_url: str, list_id: str, **extra: Any) -> httpx.Response:
+        return self.http.post("/api/subscriptions", json={"siteUrl": site_url, "listId": list_id, **extra})
+
+    def list_subscriptions(self) -> httpx.Response:
+        return self.http.get("/api/subscriptions")
+
+    def get_subscription(self, subscription_id: str) -> httpx.Response:
+        return self.http.get(f"/api/subscriptions/{subscription_id}")
+
+    def renew_subscription(self, subscription_id: str) -> httpx.Response:
+        return self.http.post(f"/api/subscriptions/{subscription_id}/renew")
+
+    def delete_subscription(self, subscription_id: str) -> httpx.Response:
+        return self.http.delete(f"/api/subscriptions/{subscription_id}")
+
+    def changes(self, subscription_id: str, *, top: int = 100) -> list[dict[str, Any]]:
+        """Every change of the subscription, following `nextLink` to the end."""
+        response = self.http.get("/api/changes", params={"subscriptionId": subscription_id, "top": top})
+        changes: list[dict[str, Any]] = []
+        while True:
+            response.raise_for_status()
+            body = response.json()
+            changes.extend(body["value"])
+            if "nextLink" not in body:
+                return changes
+            response = self.http.get(body["nextLink"])
+
+    def run_function(self, name: str, payload: str = "") -> httpx.Response:
+        return self.http.post(
+            f"/admin/functions/{name}", json={"input": payload},
+            headers={"x-functions-key": self.master_key or ""},
+        )

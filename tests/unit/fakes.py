@@ -1,0 +1,44 @@
+"""In-memory stand-ins for the core's collaborators, for unit tests of core logic only.
+
+Integration and end-to-end tests use real Azurite and the emulator instead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from functions.core.models import SubscriptionStatus
+from functions.core.storage import StorageUnavailable, SubscriptionRecord, hash_client_state
+
+
+def record(subscription_id: str = "sub-1", client_state: str = "secret-state", list_id: str = "list-1") -> SubscriptionRecord:
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    return SubscriptionRecord(
+        id=subscription_id, site_url="https://contoso.sharepoint.com/sites/x", list_id=list_id,
+        resource=list_id, notification_url="https://app/api/notifications/sharepoint",
+        expiration=now, client_state_hash=hash_client_state(client_state),
+        status=SubscriptionStatus.ACTIVE, created=now,
+    )
+
+
+class RecordLookup:
+    def __init__(self, *records: SubscriptionRecord) -> None:
+        self.records = {r.id: r for r in records}
+        self.reads = 0
+
+    def get(self, subscription_id: str) -> SubscriptionRecord | None:
+        self.reads += 1
+        return self.records.get(subscription_id)
+
+
+class MessageList:
+    def __init__(self, *, unavailable: bool = False) -> None:
+        self.messages: list[str] = []
+        self.unavailable = unavailable
+
+    def put_all(self, messages) -> int:
+        batch = list(messages)
+        if self.unavailable:
+            raise StorageUnavailable("queue is down")
+        self.messages.extend(batch)
+        return len(batch)

@@ -1,0 +1,160 @@
+import base64
+import json
+
+import pytest
+
+from functions.core.intake import (
+    MAX_BODY_BYTES,
+    MAX_MESSAGE_JSON_BYTES,
+    BadNotificationRequest,
+    CachedSubscriptionLookup,
+    InvalidValidationToken,
+    PayloadTooLarge,
+    checked_validation_token,
+    find_validation_token,
+    receive_notifications,
+)
+from functions.core.models import NotificationMessage
+from functions.core.storage import StorageUnavailable
+from tests.unit.fakes import MessageList, RecordLookup, record
+
+# Verbatim from the SharePoint webhooks overview, with our subscription id and state.
+DOC_ENTRY = {
+    "subscriptionId": "sub-1",
+    "clientState": "secret-state",
+    "expirationDateTime": "2016-04-30T17:27:00.0000000Z",
+    "resource": "b9f6f714-9df8-470b-b22e-653855e1c181",
+    "tenantId": "00000000-0000-0000-0000-000000000000",
+    "siteUrl": "/",
+    "webId": "dbc5a806-e4d4-46e5-951c-6344d70b62fa",
+}
+
+
+def body(*entries) -> bytes:
+    return json.dumps({"value": list(entries)}).encode()
+
+
+def receive(payload: bytes, lookup=None, queue=None):
+    lookup = lookup or RecordLookup(record())
+    queue = queue if queue is not None else MessageList()
+    return receive_notifications(payload, subscriptions=lookup, queue=queue), queue
+
+
+def test_validation_token_is_found_whatever_the_casing_of_its_name():
+    assert find_validation_token({"validationtoken": "a"}) == "a"
+    assert find_validation_token({"validationToken": "b"}) == "b"
+    assert find_validation_token({"VALIDATIONTOKEN": "c"}) == "c"
+    assert find_validation_token({"other": "x"}) is None
+
+
+def test_validation_token_is_echoed_unchanged_when_it_is_plain_text():
+    token = "Validation: Testing client application reachability for subscription Request-Id: 1 <b>"
+    assert checked_validation_token(token) == token
+
+
+@pytest.mark.parametrize("token", ["", "x" * 1025, "abc\r\nSet-Cookie: a=b", "tab\there", "nul\x00", "del\x7f"])
+def test_hostile_validation_tokens_are_refused(token):
+    with pytest.raises(InvalidValidationToken):
+        checked_validation_token(token)
+
+
+def test_the_documented_notification_is_accepted_and_queued_as_one_message():
+    result, queue = receive(body(DOC_ENTRY))
+    assert (result.accepted, result.rejected, result.messages) == (1, 0, 1)
+    message = NotificationMessage.model_validate_json(queue.messages[0])
+    assert message.notifications[0].subscription_id == "sub-1"
+    assert message.notifications[0].resource == DOC_ENTRY["resource"]
+
+
+def test_the_queue_message_never_carries_the_client_state():
+    _, queue = receive(body(DOC_ENTRY))
+    assert "secret-state" not in queue.messages[0]
+    assert "clientState" not in queue.messages[0]
+
+
+def test_a_wrong_client_state_is_rejected_and_nothing_is_queued():
+    result, queue = receive(body({**DOC_ENTRY, "clientState": "guess"}))
+    assert (result.accepted, result.rejected) == (0, 1)
+    assert result.rejections == [("sub-1", "clientState does not match")]
+    assert queue.messages == []
+
+
+@pytest.mark.parametrize("state", [None, "absent"])
+def test_a_missing_or_null_client_state_is_parsed_but_does_not_match_a_secret(state):
+    entry = dict(DOC_ENTRY)
+    if state == "absent":
+        del entry["clientState"]
+    else:
+        entry["clientState"] = None
+    result, _ = receive(body(entry))
+    assert result.rejections == [("sub-1", "clientState does not match")]
+
+
+def test_an_unknown_subscription_is_rejected():
+    result, queue = receive(body({**DOC_ENTRY, "subscriptionId": "someone-else"}))
+    assert result.rejections == [("someone-else", "unknown subscription")]
+    assert queue.messages == []
+
+
+def test_a_mixed_batch_queues_the_good_entries_and_counts_the_bad_ones():
+    lookup = RecordLookup(record("sub-1", "s1"), record("sub-2", "s2", list_id="list-2"))
+    payload = body(
+        {**DOC_ENTRY, "subscriptionId": "sub-1", "clientState": "s1"},
+        {**DOC_ENTRY, "subscriptionId": "sub-2", "clientState": "wrong"},
+        {**DOC_ENTRY, "subscriptionId": "sub-2", "clientState": "s2"},
+        {"subscriptionId": "sub-1"},
+        "not an object",
+    )
+    result, queue = receive(payload, lookup)
+    assert (result.accepted, result.rejected, result.messages) == (2, 3, 1)
+    queued = NotificationMessage.model_validate_json(queue.messages[0]).notifications
+    assert [n.subscription_id for n in queued] == ["sub-1", "sub-2"]
+    assert result.rejections[1][1].startswith("malformed entry")
+
+
+def test_timestamps_with_seven_fractional_digits_are_read():
+    result, _ = receive(body({**DOC_ENTRY, "expirationDateTime": "2026-04-30T17:27:00.1234567Z"}))
+    assert result.accepted == 1
+
+
+@pytest.mark.parametrize("payload", [b"{not json", b"\xff\xfe", b"[]", b'{"value": []}', b'{"value": {}}', b'"text"', b""])
+def test_malformed_json_or_a_wrong_shape_is_a_bad_request(payload):
+    with pytest.raises(BadNotificationRequest):
+        receive(payload)
+
+
+def test_a_body_over_one_mebibyte_is_refused_before_parsing():
+    with pytest.raises(PayloadTooLarge):
+        receive(b" " * (MAX_BODY_BYTES + 1))
+
+
+def test_storage_trouble_surfaces_as_storage_unavailable():
+    with pytest.raises(StorageUnavailable):
+        receive(body(DOC_ENTRY), queue=MessageList(unavailable=True))
+
+
+def test_a_batch_too_large_for_one_queue_message_is_split_below_the_64_kib_limit():
+    entries = [{**DOC_ENTRY, "siteUrl": f"/sites/{'s' * 900}{i}"} for i in range(200)]
+    result, queue = receive(body(*entries))
+    assert result.accepted == 200
+    assert result.messages == len(queue.messages) > 1
+    for message in queue.messages:
+        assert len(message.encode()) <= MAX_MESSAGE_JSON_BYTES
+        assert len(base64.b64encode(message.encode())) <= 64 * 1024
+    queued = [n for m in queue.messages for n in NotificationMessage.model_validate_json(m).notifications]
+    assert len(queued) == 200
+
+
+def test_the_lookup_cache_reads_a_known_subscription_once():
+    store = RecordLookup(record())
+    lookup = CachedSubscriptionLookup(store)
+    assert lookup.get("sub-1") is lookup.get("sub-1")
+    assert store.reads == 1
+
+
+def test_the_lookup_cache_does_not_remember_a_miss():
+    store = RecordLookup()
+    lookup = CachedSubscriptionLookup(store)
+    assert lookup.get("new") is None
+    store.records["new"] = record("new")
+    assert lookup.get("new") is not None
