@@ -61,6 +61,9 @@ async def drop_subscription(request: Request) -> Response:
 async def subscriptions(request: Request) -> Response:
     """Every subscription in the tenant, clientState included, for tests to inspect."""
     tenant = _tenant(request)
+    for site in tenant.sites.values():
+        for sp_list in site.lists.values():
+            tenant.expire_subscriptions(sp_list)
     value = [
         {**s.to_json(), "siteUrl": site.path}
         for site in tenant.sites.values()

@@ -1,0 +1,155 @@
+"""Creating, renewing and deleting subscriptions against the emulator, with real table storage."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from functions.core.changes import list_changes
+from functions.core.models import CreateSubscriptionRequest, SubscriptionStatus
+from functions.core.outbound import UpstreamError
+from functions.core.storage import hash_client_state
+from functions.core.subscriptions import (
+    MAX_LIFETIME,
+    InvalidSubscriptionRequest,
+    SubscriptionConflict,
+    SubscriptionService,
+)
+from tests.integration.conftest import SITE
+
+
+def at_sharepoint(emulator, subscription_id):
+    return next((s for s in emulator.subscriptions() if s["id"] == subscription_id), None)
+
+
+def test_a_new_subscription_gets_a_strong_client_state_that_only_its_hash_is_stored_for(services, emulator, subscription):
+    remote = at_sharepoint(emulator, subscription.id)
+    assert len(remote["clientState"]) >= 43  # 32 random bytes, URL-safe base64
+    assert subscription.client_state_hash == hash_client_state(remote["clientState"])
+    stored = services.subscriptions.store.get(subscription.id)
+    assert stored == subscription
+    assert remote["notificationUrl"].endswith("/api/notifications/sharepoint")
+
+
+def test_the_first_checkpoint_is_the_lists_current_change_token(services, emulator, new_list):
+    emulator.add_item(SITE, new_list, "before the subscription")
+    record = services.subscriptions.create(CreateSubscriptionRequest(site_url=SITE, list_id=new_list))
+    token = services.subscriptions.checkpoints.read(new_list).change_token
+    assert token.split(";")[2] == new_list
+    assert record.status is SubscriptionStatus.ACTIVE
+
+
+def test_a_second_subscription_for_the_same_list_is_a_conflict(services, subscription, new_list):
+    with pytest.raises(SubscriptionConflict):
+        services.subscriptions.create(CreateSubscriptionRequest(site_url=SITE, list_id=new_list))
+
+
+def test_a_list_that_does_not_exist_is_sharepoints_404(services):
+    with pytest.raises(UpstreamError) as caught:
+        services.subscriptions.create(CreateSubscriptionRequest(site_url=SITE, list_id=uuid.uuid4()))
+    assert caught.value.status == 404
+
+
+def test_sharepoint_refuses_a_notification_url_that_does_not_echo_the_token(services, new_list):
+    unreachable = SubscriptionService(
+        store=services.subscriptions.store, checkpoints=services.subscriptions.checkpoints,
+        source=services.subscriptions.source, tenant_url=services.subscriptions.tenant_url,
+        notification_url="http://127.0.0.1:9/api/notifications/sharepoint",
+    )
+    with pytest.raises(UpstreamError) as caught:
+        unreachable.create(CreateSubscriptionRequest(site_url=SITE, list_id=new_list))
+    assert caught.value.status == 400
+    assert caught.value.upstream_message == (
+        "Failed to validate the notification URL 'http://127.0.0.1:9/api/notifications/sharepoint'."
+    )
+    assert services.subscriptions.store.find_by_list(new_list) == []
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        {"siteUrl": "https://fabrikam.sharepoint.com/sites/x"},
+        {"siteUrl": "/sites/x?evil=1"},
+        {"expirationDateTime": datetime.now(timezone.utc) - timedelta(days=1)},
+        {"expirationDateTime": datetime.now(timezone.utc) + MAX_LIFETIME + timedelta(days=1)},
+    ],
+)
+def test_requests_sharepoint_would_refuse_are_refused_first(services, new_list, request_body):
+    fields = {"site_url": SITE, "list_id": new_list}
+    if "siteUrl" in request_body:
+        fields["site_url"] = request_body["siteUrl"]
+    if "expirationDateTime" in request_body:
+        fields["expiration_date_time"] = request_body["expirationDateTime"]
+    with pytest.raises(InvalidSubscriptionRequest):
+        services.subscriptions.create(CreateSubscriptionRequest(**fields))
+
+
+def test_renewal_touches_only_the_subscriptions_that_are_due(services, emulator, emulator_list_factory):
+    due_list, later_list = emulator_list_factory(), emulator_list_factory()
+    soon = datetime.now(timezone.utc) + timedelta(days=10)
+    due = services.subscriptions.create(
+        CreateSubscriptionRequest(site_url=SITE, list_id=due_list, expiration_date_time=soon)
+    )
+    later = services.subscriptions.create(CreateSubscriptionRequest(site_url=SITE, list_id=later_list))
+    patches_before = emulator.calls("UpdateSubscription")
+
+    report = services.subscriptions.renew_due(timedelta(days=45))
+
+    assert due.id in report.renewed
+    assert later.id not in report.renewed
+    renewed_at_sharepoint = at_sharepoint(emulator, due.id)["expirationDateTime"]
+    assert renewed_at_sharepoint > (datetime.now(timezone.utc) + timedelta(days=179)).strftime("%Y-%m-%dT%H")
+    assert emulator.calls("UpdateSubscription") - patches_before == len(report.renewed)
+    assert services.subscriptions.get(due.id).last_renewed is not None
+    assert services.subscriptions.get(later.id).last_renewed is None
+
+
+def test_a_subscription_sharepoint_forgot_is_recreated_and_no_change_is_missed(services, emulator, queue, subscription, new_list):
+    emulator.add_item(SITE, new_list, "while subscribed")
+    emulator.deliver()
+    for body in queue.take_all():
+        services.worker.process_message(body)
+    emulator.drop_subscription(subscription.id)
+    emulator.add_item(SITE, new_list, "while nobody listened")
+    assert emulator.deliver()["requests"] == 0
+
+    replacement = services.subscriptions.renew(subscription.id)
+
+    assert replacement.id != subscription.id
+    assert (replacement.status, replacement.previous_id) == (SubscriptionStatus.RECREATED, subscription.id)
+    assert services.subscriptions.store.get(subscription.id) is None
+    assert at_sharepoint(emulator, replacement.id) is not None
+    emulator.add_item(SITE, new_list, "after recreation")
+    emulator.deliver()
+    for body in queue.take_all():
+        services.worker.process_message(body)
+    page = list_changes(services.subscriptions, services.change_log, replacement.id)
+    assert [c.item_id for c in page.changes] == [1, 2, 3]
+
+
+def test_a_subscription_that_lapsed_at_sharepoint_is_recreated_by_the_renewal_run(services, emulator, subscription):
+    emulator.advance_clock(181 * 86400)
+    try:
+        assert at_sharepoint(emulator, subscription.id) is None
+    finally:
+        emulator.advance_clock(-181 * 86400)
+    store = services.subscriptions.store
+    store.save(store.get(subscription.id).renewed(datetime.now(timezone.utc) + timedelta(days=1), subscription.created))
+
+    report = services.subscriptions.renew_due(timedelta(days=45))
+
+    assert [old for old, _ in report.recreated] == [subscription.id]
+
+
+def test_deleting_removes_the_subscription_here_and_at_sharepoint(services, emulator, subscription, new_list):
+    services.subscriptions.delete(subscription.id)
+    assert at_sharepoint(emulator, subscription.id) is None
+    assert services.subscriptions.store.get(subscription.id) is None
+    assert services.subscriptions.checkpoints.read(new_list) is None
+
+
+@pytest.fixture
+def emulator_list_factory(emulator):
+    return lambda: emulator.create_list(SITE, f"list-{uuid.uuid4().hex[:8]}")
