@@ -30,13 +30,10 @@ TABLES = (SUBSCRIPTIONS_TABLE, CHECKPOINTS_TABLE, CHANGES_TABLE)
 SHAREPOINT_PARTITION = "sharepoint"
 # Entity-group transactions take at most 100 operations, all in one partition.
 MAX_TRANSACTION_SIZE = 100
-# The SDK's own retries are kept short: the intake must answer SharePoint within seconds.
-_CLIENT_OPTIONS = {
-    "connection_timeout": 3,
-    "read_timeout": 10,
-    "retry_total": 2,
-    "retry_backoff_factor": 0.2,
-}
+# The SDKs' own retries are kept short: the intake must answer SharePoint within seconds.
+# (The queue SDK's default policy backs off from 15 s, so it gets a linear one of its own.)
+_TIMEOUTS = {"connection_timeout": 3, "read_timeout": 10}
+_TABLE_RETRIES = {"retry_total": 2, "retry_backoff_factor": 0.2}
 
 
 class StorageUnavailable(Exception):
@@ -93,28 +90,35 @@ class Storage:
         if self._settings.connection_string:
             return TableClient.from_connection_string(
                 _expand_development_storage(self._settings.connection_string),
-                table_name=name, **_CLIENT_OPTIONS,
+                table_name=name, **_TIMEOUTS, **_TABLE_RETRIES,
             )
         return TableClient(
             endpoint=self._settings.table_service_uri, table_name=name,
-            credential=self._identity(), **_CLIENT_OPTIONS,
+            credential=self._identity(), **_TIMEOUTS, **_TABLE_RETRIES,
         )
 
     def _new_queue_client(self, name: str):
-        from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+        from azure.storage.queue import (
+            LinearRetry,
+            QueueClient,
+            TextBase64DecodePolicy,
+            TextBase64EncodePolicy,
+        )
 
         policies = {
             "message_encode_policy": TextBase64EncodePolicy(),
             "message_decode_policy": TextBase64DecodePolicy(),
+            "retry_policy": LinearRetry(backoff=0.5, random_jitter_range=0.2, retry_total=2),
+            **_TIMEOUTS,
         }
         if self._settings.connection_string:
             return QueueClient.from_connection_string(
                 _expand_development_storage(self._settings.connection_string),
-                queue_name=name, **policies, **_CLIENT_OPTIONS,
+                queue_name=name, **policies,
             )
         return QueueClient(
             account_url=self._settings.queue_service_uri, queue_name=name,
-            credential=self._identity(), **policies, **_CLIENT_OPTIONS,
+            credential=self._identity(), **policies,
         )
 
     def _identity(self):

@@ -27,7 +27,12 @@ class QueueListener:
     """Polls one queue for one function, like the host's queue listener."""
 
     def __init__(self, function: FunctionSpec, config: HostConfig, stop: threading.Event) -> None:
-        from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, QueueClient
+        from azure.storage.queue import (
+            BinaryBase64DecodePolicy,
+            BinaryBase64EncodePolicy,
+            LinearRetry,
+            QueueClient,
+        )
 
         self.function = function
         self.options = config.queue_options
@@ -40,6 +45,7 @@ class QueueListener:
         policies = {
             "message_encode_policy": BinaryBase64EncodePolicy(),
             "message_decode_policy": BinaryBase64DecodePolicy(),
+            "retry_policy": LinearRetry(backoff=1, random_jitter_range=0.5, retry_total=2),
         }
         self.queue = QueueClient.from_connection_string(connection, queue_name, **policies)
         self.poison = QueueClient.from_connection_string(connection, f"{queue_name}-poison", **policies)

@@ -1,0 +1,47 @@
+"""End-to-end tests: only HTTP, through the local Functions host (every trigger enabled), the
+SharePoint emulator and Azurite, as a client and SharePoint would see the service."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from local.clients import EmulatorClient, FunctionsClient
+from local.stack import DEFAULT_FUNCTION_KEY, DEFAULT_MASTER_KEY, Stack
+
+SITE = "/sites/e2e"
+
+
+@pytest.fixture(scope="session")
+def stack():
+    with Stack(
+        delivery_interval=0.3,
+        retry_interval=1.0,
+        extra_settings={
+            # host.json overrides, as app settings do in Azure: fast retries for the poison test
+            "AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "00:00:00",
+            "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:00.500",
+        },
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def emulator(stack):
+    client = EmulatorClient(stack.emulator_url)
+    yield client
+    client.clear_faults()
+    client.close()
+
+
+@pytest.fixture
+def api(stack):
+    client = FunctionsClient(stack.functions_url, key=DEFAULT_FUNCTION_KEY, master_key=DEFAULT_MASTER_KEY)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def new_list(emulator) -> str:
+    return emulator.create_list(SITE, f"list-{uuid.uuid4().hex[:8]}")

@@ -1,0 +1,104 @@
+"""What the local host must do as Azure does: keys, the admin API, poison messages, 503s."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from functions.core.settings import StorageSettings
+from functions.core.storage import NOTIFICATIONS_POISON_QUEUE, Storage
+from local.stack import DEFAULT_FUNCTION_KEY, DEFAULT_MASTER_KEY, Ports, Stack, free_port
+from tests.e2e.conftest import SITE
+from tests.helpers import wait_until
+
+
+@pytest.mark.parametrize(
+    ("headers", "params", "status"),
+    [
+        ({}, {}, 401),
+        ({"x-functions-key": "wrong"}, {}, 401),
+        ({}, {"code": "wrong"}, 401),
+        ({"x-functions-key": DEFAULT_FUNCTION_KEY}, {}, 200),
+        ({}, {"code": DEFAULT_FUNCTION_KEY}, 200),
+        ({"x-functions-key": DEFAULT_MASTER_KEY}, {}, 200),
+    ],
+)
+def test_the_management_api_needs_the_function_key_or_the_master_key(stack, headers, params, status):
+    response = httpx.get(f"{stack.functions_url}/api/subscriptions", headers=headers, params=params)
+    assert response.status_code == status
+
+
+def test_anonymous_functions_need_no_key(stack):
+    assert httpx.get(f"{stack.functions_url}/api/health").json() == {"status": "ok", "storage": "ok"}
+
+
+def test_the_admin_api_takes_only_the_master_key(stack):
+    url = f"{stack.functions_url}/admin/functions/renew_subscriptions"
+    assert httpx.post(url, json={}, headers={"x-functions-key": DEFAULT_FUNCTION_KEY}).status_code == 401
+    assert httpx.post(url, json={}, headers={"x-functions-key": DEFAULT_MASTER_KEY}).status_code == 202
+    missing = f"{stack.functions_url}/admin/functions/no_such_function"
+    assert httpx.post(missing, json={}, headers={"x-functions-key": DEFAULT_MASTER_KEY}).status_code == 404
+
+
+def test_unknown_routes_are_404(stack):
+    assert httpx.get(f"{stack.functions_url}/api/nothing-here").status_code == 404
+
+
+def test_a_message_that_always_fails_ends_in_the_poison_queue(stack):
+    storage = Storage(StorageSettings(connection_string=stack.connection_string))
+    marker = f"not a notification message {uuid.uuid4()}"
+    storage.queue("notifications").send_message(marker)
+
+    def in_poison():
+        poison = storage.queue(NOTIFICATIONS_POISON_QUEUE)
+        return any(m.content == marker for m in poison.peek_messages(max_messages=32))
+
+    wait_until(in_poison, timeout=60, what="the message in notifications-poison")
+    host_log = next(s for s in stack.services if s.name == "functions-host").log_tail(400)
+    assert host_log.count("Executed 'Functions.process_notifications' (Failed") >= 5
+    assert "has reached MaxDequeueCount of 5" in host_log
+
+
+def test_management_api_errors_are_clear_json(api, emulator, new_list):
+    bad = api.http.post("/api/subscriptions", content=b"{", headers={"Content-Type": "application/json"})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "BadRequest"
+    missing_field = api.http.post("/api/subscriptions", json={"siteUrl": SITE})
+    assert missing_field.status_code == 400 and "listId" in missing_field.json()["error"]["message"]
+    assert api.get_subscription("no-such-id").status_code == 404
+    no_list = api.create_subscription(SITE, str(uuid.uuid4()))
+    assert no_list.status_code == 404
+    assert no_list.json()["error"]["upstreamStatus"] == 404 and no_list.json()["error"]["requestId"]
+
+    emulator.inject_fault("GetList", 503, retry_after=60, times=1)
+    throttled = api.create_subscription(SITE, new_list)
+    assert throttled.status_code == 503 and throttled.headers["retry-after"] == "60"
+
+    assert api.create_subscription(SITE, new_list).status_code == 201
+    assert api.create_subscription(SITE, new_list).status_code == 409
+
+
+def test_changes_api_validates_its_query(api):
+    assert api.http.get("/api/changes").status_code == 400
+    assert api.http.get("/api/changes", params={"subscriptionId": "x", "top": "0"}).status_code == 400
+    assert api.http.get("/api/changes", params={"subscriptionId": "nope"}).status_code == 404
+
+
+def test_notifications_get_503_when_storage_is_down(stack):
+    dead = free_port()
+    ports = Ports(blob=dead, queue=dead, table=dead, emulator=stack.ports.emulator, functions=free_port())
+    broken = Stack(ports=ports, log_dir=stack.log_dir / "broken")
+    broken.log_dir.mkdir(exist_ok=True)
+    try:
+        broken.start_host()
+        entry = {"subscriptionId": "s", "clientState": "c", "expirationDateTime": "2026-04-30T17:27:00.0000000Z",
+                 "resource": "r", "siteUrl": SITE}
+        response = httpx.post(f"{broken.functions_url}/api/notifications/sharepoint", json={"value": [entry]}, timeout=30)
+        assert response.status_code == 503
+        assert response.headers["retry-after"]
+        assert httpx.get(f"{broken.functions_url}/api/health", timeout=30).status_code == 503
+        validation = httpx.post(f"{broken.functions_url}/api/notifications/sharepoint", params={"validationtoken": "ok"})
+        assert (validation.status_code, validation.text) == (200, "ok")
+    finally:
+        broken.stop()
