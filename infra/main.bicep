@@ -1,0 +1,121 @@
+// Microsoft 365 webhooks on Azure Functions: everything the app needs in one resource group.
+//   az deployment group create -g <rg> -f infra/main.bicep -p infra/main.parameters.json
+
+targetScope = 'resourceGroup'
+
+@description('Short prefix for every resource name (letters and digits).')
+@minLength(3)
+@maxLength(12)
+param namePrefix string = 'm365hooks'
+
+@description('Azure region; must offer Flex Consumption.')
+param location string = resourceGroup().location
+
+@description('Python version of the function app (Flex Consumption runs 3.10 to 3.12).')
+@allowed([
+  '3.10'
+  '3.11'
+  '3.12'
+])
+param pythonVersion string = '3.11'
+
+@description('Most instances Flex Consumption may scale out to.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Memory per instance in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Six-field NCRONTAB schedule of the renewal timer.')
+param renewalSchedule string = '0 0 */6 * * *'
+
+@description('Renew subscriptions that expire within this many days.')
+@minValue(1)
+@maxValue(179)
+param renewalWindowDays int = 45
+
+@description('SharePoint Online tenant URL, e.g. https://contoso.sharepoint.com')
+param sharePointTenantUrl string
+
+param tags object = {
+  application: 'm365-webhooks'
+}
+
+var suffix = uniqueString(resourceGroup().id, namePrefix)
+var deploymentContainerName = 'app-package'
+// Must match functions/core/storage.py: QUEUES and TABLES.
+var queueNames = [
+  'notifications'
+  'notifications-poison'
+]
+var tableNames = [
+  'subscriptions'
+  'checkpoints'
+  'changes'
+]
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  params: {
+    name: take(toLower('st${namePrefix}${suffix}'), 24)
+    location: location
+    deploymentContainerName: deploymentContainerName
+    queueNames: queueNames
+    tableNames: tableNames
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    logAnalyticsName: 'log-${namePrefix}-${suffix}'
+    applicationInsightsName: 'appi-${namePrefix}-${suffix}'
+    location: location
+    tags: tags
+  }
+}
+
+module app 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  params: {
+    appName: 'func-${namePrefix}-${suffix}'
+    planName: 'plan-${namePrefix}-${suffix}'
+    identityName: 'id-${namePrefix}-${suffix}'
+    location: location
+    pythonVersion: pythonVersion
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    storageAccountName: storage.outputs.name
+    blobEndpoint: storage.outputs.blobEndpoint
+    queueEndpoint: storage.outputs.queueEndpoint
+    tableEndpoint: storage.outputs.tableEndpoint
+    deploymentContainerName: deploymentContainerName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    sharePointTenantUrl: sharePointTenantUrl
+    renewalSchedule: renewalSchedule
+    renewalWindowDays: renewalWindowDays
+    tags: tags
+  }
+}
+
+module roles 'modules/roles.bicep' = {
+  name: 'roles'
+  params: {
+    storageAccountName: storage.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    principalId: app.outputs.identityPrincipalId
+  }
+}
+
+output functionAppName string = app.outputs.name
+output functionAppUrl string = app.outputs.url
+output notificationUrl string = '${app.outputs.url}/api/notifications/sharepoint'
+output identityClientId string = app.outputs.identityClientId
+output identityPrincipalId string = app.outputs.identityPrincipalId

@@ -1,0 +1,157 @@
+// The function app: Flex Consumption (FC1), Linux, Python, with a user-assigned identity that
+// reaches storage, Application Insights and SharePoint. No keys or secrets in any setting.
+
+param appName string
+param planName string
+param identityName string
+param location string
+param pythonVersion string
+param maximumInstanceCount int
+param instanceMemoryMB int
+param storageAccountName string
+param blobEndpoint string
+param queueEndpoint string
+param tableEndpoint string
+param deploymentContainerName string
+param applicationInsightsName string
+param sharePointTenantUrl string
+param renewalSchedule string
+param renewalWindowDays int
+param tags object = {}
+
+// Read here rather than passed as an output, so it never shows in deployment outputs.
+resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: applicationInsightsName
+}
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: identityName
+  location: location
+  tags: tags
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: Flex Consumption zone redundancy is offered in few regions; turn it on per region
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_222: SharePoint must reach the notification URL from the internet
+  // checkov:skip=CKV_AZURE_17: SharePoint presents no client certificate; requests are checked by clientState
+  // checkov:skip=CKV_AZURE_212: Flex Consumption scales out on demand; always-ready instances are a cost choice
+  // checkov:skip=CKV_AZURE_213: App Service health check is not available on Flex Consumption; /api/health serves probes
+  name: appName
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identity.id}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    publicNetworkAccess: 'Enabled'
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      // Every setting the code reads (functions/core/settings.py), set in one place.
+      appSettings: [
+        {
+          name: 'AzureWebJobsStorage__credential'
+          value: 'managedidentity'
+        }
+        {
+          name: 'AzureWebJobsStorage__clientId'
+          value: identity.properties.clientId
+        }
+        {
+          name: 'AzureWebJobsStorage__blobServiceUri'
+          value: blobEndpoint
+        }
+        {
+          name: 'AzureWebJobsStorage__queueServiceUri'
+          value: queueEndpoint
+        }
+        {
+          name: 'AzureWebJobsStorage__tableServiceUri'
+          value: tableEndpoint
+        }
+        {
+          name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+          value: applicationInsights.properties.ConnectionString
+        }
+        {
+          name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+          value: 'ClientId=${identity.properties.clientId};Authorization=AAD'
+        }
+        {
+          // The app's default host name (no unique-hostname scope is set, so it is this).
+          name: 'NOTIFICATION_BASE_URL'
+          value: 'https://${appName}.azurewebsites.net'
+        }
+        {
+          name: 'SHAREPOINT_TENANT_URL'
+          value: sharePointTenantUrl
+        }
+        {
+          name: 'SHAREPOINT_AUTH'
+          value: 'managed_identity'
+        }
+        {
+          name: 'SHAREPOINT_CLIENT_ID'
+          value: identity.properties.clientId
+        }
+        {
+          name: 'RENEWAL_SCHEDULE'
+          value: renewalSchedule
+        }
+        {
+          name: 'RENEWAL_WINDOW_DAYS'
+          value: string(renewalWindowDays)
+        }
+      ]
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${blobEndpoint}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identity.id
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: pythonVersion
+      }
+    }
+  }
+}
+
+output name string = functionApp.name
+output url string = 'https://${functionApp.properties.defaultHostName}'
+output identityClientId string = identity.properties.clientId
+output identityPrincipalId string = identity.properties.principalId
+output storageAccountName string = storageAccountName
