@@ -1,0 +1,197 @@
+"""Benchmarks, run on demand with `make bench`: each row is measured side by side with its
+baseline in the same run (interleaved, so machine noise hits both), and reported as a ratio.
+
+    python -m bench [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from functions.core.models import CreateSubscriptionRequest
+from functions.core.services import Services
+from functions.core.settings import Settings
+from functions.core.sources.sharepoint import ListRef
+from functions.core.storage import NOTIFICATIONS_QUEUE
+from local.clients import EmulatorClient
+from local.stack import Stack
+
+SITE = "/sites/bench"
+
+
+@dataclass
+class Row:
+    name: str
+    baseline: str
+    samples: list[float]
+    baseline_samples: list[float]
+    unit: str = "ms"
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.samples) / statistics.median(self.baseline_samples)
+
+
+def p95(values: list[float]) -> float:
+    return sorted(values)[max(0, int(len(values) * 0.95) - 1)]
+
+
+def side_by_side(candidate: Callable[[], object], baseline: Callable[[], object], rounds: int) -> tuple[list[float], list[float]]:
+    """Alternate the two so that a noisy moment on the machine lands on both."""
+    candidate(), baseline()  # warm connections and caches
+    ours, theirs = [], []
+    for _ in range(rounds):
+        for action, sink in ((candidate, ours), (baseline, theirs)):
+            started = time.perf_counter()
+            action()
+            sink.append((time.perf_counter() - started) * 1000)
+    return ours, theirs
+
+
+def fresh_python(code: str) -> float:
+    """Wall time of a new interpreter running `code`, in ms."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return (time.perf_counter() - started) * 1000
+
+
+def peak_rss_mib(code: str) -> float:
+    """Peak resident memory of a new interpreter after `code` (VmHWM: ru_maxrss survives exec)."""
+    probe = code + (
+        "\nprint(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))"
+    )
+    output = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
+    return float(output.split()[-1]) / 1024
+
+
+def bench_intake(stack: Stack, services: Services, rounds: int) -> list[Row]:
+    emulator = EmulatorClient(stack.emulator_url)
+    list_id = emulator.create_list(SITE, f"bench-{uuid.uuid4().hex[:6]}")
+    record = services.subscriptions.create(CreateSubscriptionRequest(site_url=SITE, list_id=list_id))
+    client_state = next(s["clientState"] for s in emulator.subscriptions() if s["id"] == record.id)
+    entry = {
+        "subscriptionId": record.id, "clientState": client_state,
+        "expirationDateTime": "2026-04-30T17:27:00.0000000Z", "resource": list_id,
+        "tenantId": "00000000-0000-0000-0000-000000000000", "siteUrl": SITE,
+        "webId": "dbc5a806-e4d4-46e5-951c-6344d70b62fa",
+    }
+    one = json.dumps({"value": [entry]})
+    hundred = json.dumps({"value": [entry] * 100})
+    queue = services.storage.queue(NOTIFICATIONS_QUEUE)
+    url = f"{stack.functions_url}/api/notifications/sharepoint"
+    http = httpx.Client()
+
+    def bare_put() -> None:
+        queue.send_message(one)
+
+    def post(body: str) -> Callable[[], None]:
+        def send() -> None:
+            response = http.post(url, content=body, headers={"Content-Type": "application/json"})
+            assert response.status_code == 202, response.text
+        return send
+
+    def validation() -> None:
+        assert http.post(url, params={"validationtoken": "bench"}).status_code == 200
+
+    rows = []
+    for name, action in (
+        ("intake POST, 1 notification (HTTP)", post(one)),
+        ("intake POST, 100 notifications (HTTP)", post(hundred)),
+        ("validation echo (HTTP)", validation),
+    ):
+        ours, base = side_by_side(action, bare_put, rounds)
+        rows.append(Row(name, "bare queue put (SDK)", ours, base))
+    queue.clear_messages()
+    return rows
+
+
+def bench_worker(stack: Stack, services: Services, rounds: int) -> list[Row]:
+    """Worker time for a list with 100 new changes vs the raw I/O it cannot avoid
+    (GetChanges for those changes + one 100-entity table transaction)."""
+    emulator = EmulatorClient(stack.emulator_url)
+    source = services.subscriptions.source
+    ours, base = [], []
+    for _ in range(max(3, rounds // 10)):
+        list_id = emulator.create_list(SITE, f"work-{uuid.uuid4().hex[:6]}")
+        record = services.subscriptions.create(CreateSubscriptionRequest(site_url=SITE, list_id=list_id))
+        start_token = services.subscriptions.checkpoints.read(list_id).change_token
+        for n in range(100):
+            emulator.add_item(SITE, list_id, f"item {n}")
+        message = json.dumps({"receivedAt": "2026-01-01T00:00:00Z", "notifications": [
+            {"subscriptionId": record.id, "resource": list_id, "siteUrl": SITE}]})
+        table = services.storage.table("changes")
+
+        started = time.perf_counter()
+        [page] = list(source.fetch_changes(ListRef(record.site_url, record.list_id), start_token))
+        table.submit_transaction([
+            ("upsert", {"PartitionKey": f"raw-{list_id}", "RowKey": f"{i:05d}", "v": c.change_token.string_value})
+            for i, c in enumerate(page)
+        ])
+        base.append((time.perf_counter() - started) * 1000)
+
+        started = time.perf_counter()
+        report = services.worker.process_message(message)
+        ours.append((time.perf_counter() - started) * 1000)
+        assert report.changes_written == 100
+    return [Row("worker: 100 changes to the change log", "GetChanges + 1 batch write", ours, base)]
+
+
+def bench_cold_start(rounds: int) -> list[Row]:
+    runs = max(5, rounds // 20)
+    app = [fresh_python("import function_app") for _ in range(runs)]
+    bare = [fresh_python("import azure.functions") for _ in range(runs)]
+    eager_imports = "import function_app, azure.storage.queue, azure.data.tables, azure.identity, requests"
+    eager = [fresh_python(eager_imports) for _ in range(runs)]
+    rss_app = [peak_rss_mib("import function_app")]
+    rss_bare = [peak_rss_mib("import azure.functions")]
+    return [
+        Row("cold import of function_app", "import azure.functions", app, bare),
+        Row("same, if the SDKs were imported eagerly", "import azure.functions", eager, bare),
+        Row("peak RSS after importing function_app", "import azure.functions", rss_app, rss_bare, unit="MiB"),
+        Row("same, if the SDKs were imported eagerly", "import azure.functions",
+            [peak_rss_mib(eager_imports)], rss_bare, unit="MiB"),
+    ]
+
+
+def render(rows: list[Row]) -> str:
+    header = f"{'measurement':<42} {'median':>9} {'p95':>9}   {'baseline':<30} {'median':>9}  {'ratio':>6}"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        lines.append(
+            f"{row.name:<42} {statistics.median(row.samples):>7.2f}{row.unit:<2} {p95(row.samples):>7.2f}{row.unit:<2}"
+            f"   {row.baseline:<30} {statistics.median(row.baseline_samples):>7.2f}{row.unit:<2} {row.ratio:>6.2f}x"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=200)
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {args.rounds} rounds, interleaved with each baseline", flush=True)
+    with Stack(
+        delivery_interval=3600,
+        extra_settings={
+            "AzureWebJobs.process_notifications.Disabled": "true",
+            "AzureWebJobs.renew_subscriptions.Disabled": "true",
+        },
+    ) as stack:
+        services = Services.from_settings(Settings.from_environ(stack.app_settings()))
+        rows = bench_intake(stack, services, args.rounds)
+        rows += bench_worker(stack, services, args.rounds)
+    rows += bench_cold_start(args.rounds)
+    print(render(rows))
+
+
+if __name__ == "__main__":
+    main()
