@@ -48,11 +48,11 @@ class EmulatorClient:
         self._ok(self.sharepoint("DELETE", f"{site}/_api/web/lists('{list_id}')/items({item_id})"))
 
     def recycle_item(self, site: str, list_id: str, item_id: int) -> str:
-        response = self.sharepoint("POST", f"{site}/_api/web/lists('{list_id}')/items({item_id})/recycle")
+        response = self.sharepoint("POST", f"{site}/_api/web/lists('{list_id}')/items({item_id})/recycle()")
         return self._ok(response).json()["value"]
 
     def restore(self, site: str, recycle_id: str) -> None:
-        self._ok(self.sharepoint("POST", f"{site}/_api/web/RecycleBin('{recycle_id}')/restore"))
+        self._ok(self.sharepoint("POST", f"{site}/_api/web/RecycleBin('{recycle_id}')/restore()"))
 
     def deliver(self) -> dict[str, int]:
         return self._ok(self.http.post("/_emulator/deliver")).json()

@@ -227,12 +227,12 @@ routes = [
     Route(LIST + "/GetChanges", get_changes, methods=["POST"], name="get_changes"),
     Route(LIST + "/items", items, methods=["GET", "POST"], name="items"),
     Route(LIST + "/items({item_id:int})", item, methods=["GET", "PATCH", "POST", "DELETE"], name="item"),
-    Route(LIST + "/items({item_id:int})/recycle", recycle_item, methods=["POST"], name="recycle_item"),
+    Route(LIST + "/items({item_id:int})/recycle()", recycle_item, methods=["POST"], name="recycle_item"),
     Route(LIST + "/subscriptions", subscriptions, methods=["GET", "POST"], name="subscriptions"),
     Route(LIST + "/subscriptions('{subscription_id}')", subscription,
           methods=["GET", "PATCH", "DELETE"], name="subscription"),
     Route(LIST, get_list, methods=["GET"], name="get_list"),
-    Route(SITE + "/RecycleBin('{recycle_id}')/restore", restore_recycled, methods=["POST"],
+    Route(SITE + "/RecycleBin('{recycle_id}')/restore()", restore_recycled, methods=["POST"],
           name="restore_recycled"),
 ]
 

@@ -97,3 +97,10 @@ def test_storage_that_cannot_be_reached_is_reported_so_sharepoint_retries(stack,
             json.dumps({"value": [entry]}).encode(),
             subscriptions=services.subscription_lookup, queue=services.notification_queue,
         )
+
+
+def test_a_put_that_fails_halfway_takes_back_what_it_already_put(services, queue):
+    too_big_for_a_queue_message = "x" * (70 * 1024)
+    with pytest.raises(StorageUnavailable):
+        services.notification_queue.put_all(iter(["first message", too_big_for_a_queue_message]))
+    assert queue.take_all() == []
