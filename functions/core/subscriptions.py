@@ -74,31 +74,15 @@ class SubscriptionService:
             )
         # Read the token before subscribing, so no change made in between is missed.
         change_token = self.source.current_change_token(target)
-        client_state = new_client_state()
-        remote = self.source.create_subscription(
-            target, notification_url=self.notification_url, expiration=expiration,
-            client_state=client_state,
-        )
-        now = self.clock()
-        record = SubscriptionRecord(
-            id=remote.id,
-            site_url=target.site_url,
-            list_id=target.list_id,
-            resource=remote.resource,
-            notification_url=remote.notification_url,
-            expiration=remote.expiration_date_time,
-            client_state_hash=hash_client_state(client_state),
-            status=SubscriptionStatus.ACTIVE,
-            created=now,
-        )
+        record = self._subscribe(target, expiration, status=SubscriptionStatus.ACTIVE, created=self.clock())
         try:
             self.checkpoints.reset(target.list_id, change_token)
             self.store.save(record)
         except storage_errors() as error:
             log.error(
-                "storing new subscription %s failed, deleting it at SharePoint: %s", remote.id, error
+                "storing new subscription %s failed, deleting it at SharePoint: %s", record.id, error
             )
-            self.source.delete_subscription(target, remote.id)
+            self.source.delete_subscription(target, record.id)
             raise StorageUnavailable(str(error)) from error
         log.info("created subscription %s for list %s on %s", record.id, record.list_id, record.site_url)
         return record
@@ -142,7 +126,7 @@ class SubscriptionService:
     def _renew_record(self, record: SubscriptionRecord) -> SubscriptionRecord:
         target = ListRef(record.site_url, record.list_id)
         now = self.clock()
-        expiration = now + MAX_LIFETIME - EXPIRY_SAFETY_MARGIN
+        expiration = self._latest_expiration(now)
         try:
             self.source.renew_subscription(target, record.id, expiration)
         except SubscriptionGone:
@@ -162,29 +146,49 @@ class SubscriptionService:
             "subscription %s for list %s is gone at SharePoint; creating a new one",
             record.id, record.list_id,
         )
-        client_state = new_client_state()
         now = self.clock()
-        remote = self.source.create_subscription(
-            target, notification_url=self.notification_url,
-            expiration=now + MAX_LIFETIME - EXPIRY_SAFETY_MARGIN, client_state=client_state,
-        )
-        replacement = SubscriptionRecord(
-            id=remote.id,
-            site_url=record.site_url,
-            list_id=record.list_id,
-            resource=remote.resource,
-            notification_url=remote.notification_url,
-            expiration=remote.expiration_date_time,
-            client_state_hash=hash_client_state(client_state),
-            status=SubscriptionStatus.RECREATED,
-            created=record.created,
-            last_renewed=now,
-            previous_id=record.id,
+        replacement = self._subscribe(
+            target, self._latest_expiration(now), status=SubscriptionStatus.RECREATED,
+            created=record.created, last_renewed=now, previous_id=record.id,
         )
         self.store.save(replacement)
         self.store.delete(record.id)
         log.info("subscription %s replaces %s", replacement.id, record.id)
         return replacement
+
+    def _subscribe(
+        self,
+        target: ListRef,
+        expiration: datetime,
+        *,
+        status: SubscriptionStatus,
+        created: datetime,
+        last_renewed: datetime | None = None,
+        previous_id: str | None = None,
+    ) -> SubscriptionRecord:
+        """Subscribe at SharePoint with a fresh clientState; the record keeps only its hash."""
+        client_state = new_client_state()
+        remote = self.source.create_subscription(
+            target, notification_url=self.notification_url, expiration=expiration,
+            client_state=client_state,
+        )
+        return SubscriptionRecord(
+            id=remote.id,
+            site_url=target.site_url,
+            list_id=target.list_id,
+            resource=remote.resource,
+            notification_url=remote.notification_url,
+            expiration=remote.expiration_date_time,
+            client_state_hash=hash_client_state(client_state),
+            status=status,
+            created=created,
+            last_renewed=last_renewed,
+            previous_id=previous_id,
+        )
+
+    @staticmethod
+    def _latest_expiration(now: datetime) -> datetime:
+        return now + MAX_LIFETIME - EXPIRY_SAFETY_MARGIN
 
     def _absolute_site_url(self, site_url: str) -> str:
         if site_url.startswith("/"):
@@ -200,7 +204,7 @@ class SubscriptionService:
 
     def _checked_expiration(self, requested: datetime | None) -> datetime:
         now = self.clock()
-        latest = now + MAX_LIFETIME - EXPIRY_SAFETY_MARGIN
+        latest = self._latest_expiration(now)
         if requested is None:
             return latest
         if requested <= now:
