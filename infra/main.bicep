@@ -43,6 +43,7 @@ param renewalWindowDays int = 45
 @description('SharePoint Online tenant URL, e.g. https://contoso.sharepoint.com')
 param sharePointTenantUrl string
 
+@description('Tags for every resource.')
 param tags object = {
   application: 'm365-webhooks'
 }

@@ -103,7 +103,6 @@ class Stack:
     extra_settings: dict[str, str] = field(default_factory=dict)
     start_functions_host: bool = True
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="m365-stack-")))
-    in_memory_storage: bool = True
     services: list[Service] = field(default_factory=list)
 
     @property
@@ -167,13 +166,10 @@ class Stack:
             "--blobHost", "127.0.0.1", "--blobPort", str(self.ports.blob),
             "--queueHost", "127.0.0.1", "--queuePort", str(self.ports.queue),
             "--tableHost", "127.0.0.1", "--tablePort", str(self.ports.table),
+            # In memory, like the emulator: a restart never leaves subscriptions to lists that
+            # no longer exist.
+            "--inMemoryPersistence",
         ]
-        if self.in_memory_storage:
-            command.append("--inMemoryPersistence")
-        else:
-            data = self.log_dir / "azurite"
-            data.mkdir(exist_ok=True)
-            command += ["--location", str(data)]
         service = self._spawn("azurite", command)
         for port in (self.ports.blob, self.ports.queue, self.ports.table):
             wait_for_port(port, service.process)
@@ -222,7 +218,6 @@ def main() -> None:
         delivery_interval=float(os.environ.get("M365_EMULATOR_DELIVERY_INTERVAL", "5")),
         retry_interval=float(os.environ.get("M365_EMULATOR_RETRY_INTERVAL", "30")),
         log_dir=ROOT / ".run",
-        in_memory_storage=False,
     )
     stack.ports.functions = int(os.environ.get("FUNCTIONS_PORT", stack.ports.functions))
     stack.ports.emulator = int(os.environ.get("M365_EMULATOR_PORT", stack.ports.emulator))
@@ -237,12 +232,12 @@ def main() -> None:
 def describe(stack: Stack) -> str:
     return "\n".join([
         "Local stack is up (logs in %s):" % stack.log_dir,
-        f"  Functions host     {stack.functions_url}   (function key: {DEFAULT_FUNCTION_KEY}, "
+        f"  Functions host      {stack.functions_url}   (function key: {DEFAULT_FUNCTION_KEY}, "
         f"master key: {DEFAULT_MASTER_KEY})",
-        f"  Notification URL   {stack.functions_url}/api/notifications/sharepoint",
-        f"  Management API     {stack.functions_url}/api/subscriptions   (header x-functions-key)",
-        f"  SharePoint emulator {stack.emulator_url}   (control surface: /_emulator/)",
-        f"  Azurite            blob {stack.ports.blob}, queue {stack.ports.queue}, table {stack.ports.table}",
+        f"  Notification URL    {stack.functions_url}/api/notifications/sharepoint",
+        f"  Management API      {stack.functions_url}/api/subscriptions   (header x-functions-key)",
+        f"  SharePoint emulator {stack.emulator_url}  (control surface: /_emulator/)",
+        f"  Azurite             blob {stack.ports.blob}, queue {stack.ports.queue}, table {stack.ports.table}",
         "Ctrl-C stops everything.",
     ])
 

@@ -97,9 +97,9 @@ def receive_notifications(
         if entry is None:
             subscription_id = raw.get("subscriptionId") if isinstance(raw, dict) else None
             result.rejections.append((str(subscription_id or f"entry {position}"), reason))
+            # %r: the id comes from the internet and must not forge log lines.
             log.warning(
-                "rejected notification %d for subscription %s: %s",
-                position, subscription_id or "-", reason,
+                "rejected notification %d for subscription %r: %s", position, subscription_id, reason
             )
             continue
         accepted.append(entry)

@@ -178,18 +178,6 @@ class ChangeView(WireModel):
     time: str
 
 
-class ErrorBody(WireModel):
-    error: ErrorDetail
-
-
-class ErrorDetail(WireModel):
-    code: str
-    message: str
-
-
-ErrorBody.model_rebuild()
-
-
 def dump(model: BaseModel) -> dict[str, Any]:
     """A model as Microsoft-style JSON (aliases, no unset optionals left as noise)."""
     return model.model_dump(mode="json", by_alias=True, exclude_none=True)
