@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 MAX_VALIDATION_TOKEN_LENGTH = 1024
 MAX_BODY_BYTES = 1024 * 1024
-# A queue message is at most 64 KiB after base64 (4 bytes for every 3): 48 KiB of JSON.
-MAX_MESSAGE_JSON_BYTES = 64 * 1024 * 3 // 4
+# A queue message is at most 64 KiB after base64 (4 bytes for every 3); keep 1 KiB spare.
+MAX_MESSAGE_JSON_BYTES = (64 - 1) * 1024 * 3 // 4
 
 
 class InvalidValidationToken(ValueError):
@@ -148,14 +148,20 @@ def _check_entry(raw: object, subscriptions: SubscriptionLookup) -> tuple[Queued
 
 
 def _messages(entries: list[QueuedNotification], received_at: datetime) -> Iterator[str]:
-    """One message per request; split only where one would pass the queue's 64 KiB limit."""
+    """One message per request; split only where one would pass the queue's 64 KiB limit.
+
+    Each entry is measured once (a 1 MiB body can hold thousands), in UTF-8 bytes.
+    """
+    sizes = [len(e.model_dump_json(by_alias=True, exclude_none=True).encode("utf-8")) + 1 for e in entries]
+    envelope = len(_encode(entries[:1], received_at).encode("utf-8")) - sizes[0]
     batch: list[QueuedNotification] = []
-    for entry in entries:
-        candidate = batch + [entry]
-        if batch and len(_encode(candidate, received_at)) > MAX_MESSAGE_JSON_BYTES:
+    size = envelope
+    for entry, entry_size in zip(entries, sizes):
+        if batch and size + entry_size > MAX_MESSAGE_JSON_BYTES:
             yield _encode(batch, received_at)
-            candidate = [entry]
-        batch = candidate
+            batch, size = [], envelope
+        batch.append(entry)
+        size += entry_size
     yield _encode(batch, received_at)
 
 

@@ -140,7 +140,7 @@ def test_a_subscription_that_lapsed_at_sharepoint_is_recreated_by_the_renewal_ru
 
     report = services.subscriptions.renew_due(timedelta(days=45))
 
-    assert [old for old, _ in report.recreated] == [subscription.id]
+    assert subscription.id in [old for old, _ in report.recreated]
 
 
 def test_deleting_removes_the_subscription_here_and_at_sharepoint(services, emulator, subscription, new_list):

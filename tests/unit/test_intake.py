@@ -134,7 +134,8 @@ def test_storage_trouble_surfaces_as_storage_unavailable():
 
 
 def test_a_batch_too_large_for_one_queue_message_is_split_below_the_64_kib_limit():
-    entries = [{**DOC_ENTRY, "siteUrl": f"/sites/{'s' * 900}{i}"} for i in range(200)]
+    # Non-ASCII site names: the limit is in bytes, not characters.
+    entries = [{**DOC_ENTRY, "siteUrl": f"/sites/{'é' * 450}{i}"} for i in range(200)]
     result, queue = receive(body(*entries))
     assert result.accepted == 200
     assert result.messages == len(queue.messages) > 1
