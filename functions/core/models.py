@@ -41,13 +41,19 @@ class NotificationEnvelope(WireModel):
 
 
 class SharePointNotification(WireModel):
-    subscription_id: str = Field(alias="subscriptionId", min_length=1, max_length=128)
+    subscription_id: str = Field(alias="subscriptionId")
     client_state: str | None = Field(default=None, alias="clientState")
     expiration_date_time: UtcDatetime = Field(alias="expirationDateTime")
     resource: str = Field(min_length=1, max_length=256)
     tenant_id: str | None = Field(default=None, alias="tenantId")
     site_url: str = Field(alias="siteUrl", min_length=1, max_length=1024)
     web_id: str | None = Field(default=None, alias="webId")
+
+    @field_validator("subscription_id")
+    @classmethod
+    def _subscription_id_is_a_guid(cls, value: str) -> str:
+        """Subscription ids are GUIDs: anything else is refused before any storage lookup."""
+        return str(UUID(value))
 
 
 # --- intake -> worker: the queue message --------------------------------------------------------

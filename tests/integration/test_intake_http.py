@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import httpx
 import pytest
@@ -55,7 +56,7 @@ def test_a_good_notification_is_queued_once_and_answered_202(url, entry, queue):
 
 
 def test_a_wrong_client_state_or_unknown_subscription_is_still_202_but_never_queued(url, entry, queue):
-    payload = {"value": [{**entry, "clientState": "guessed"}, {**entry, "subscriptionId": "not-ours"}]}
+    payload = {"value": [{**entry, "clientState": "guessed"}, {**entry, "subscriptionId": str(uuid.uuid4())}]}
     response = httpx.post(url, json=payload)
     assert (response.status_code, response.json()) == (202, {"accepted": 0, "rejected": 2})
     assert queue.take_all() == []

@@ -11,7 +11,11 @@ from functions.core.models import SubscriptionStatus
 from functions.core.storage import StorageUnavailable, SubscriptionRecord, hash_client_state
 
 
-def record(subscription_id: str = "sub-1", client_state: str = "secret-state", list_id: str = "list-1") -> SubscriptionRecord:
+SUB_1 = "91779246-afe9-4525-b122-6c199ae89211"
+SUB_2 = "0b5ea4c5-3c3b-4a0e-9a57-6f0c3c7b1d2e"
+
+
+def record(subscription_id: str = SUB_1, client_state: str = "secret-state", list_id: str = "list-1") -> SubscriptionRecord:
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     return SubscriptionRecord(
         id=subscription_id, site_url="https://contoso.sharepoint.com/sites/x", list_id=list_id,

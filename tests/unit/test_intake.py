@@ -16,11 +16,13 @@ from functions.core.intake import (
 )
 from functions.core.models import NotificationMessage
 from functions.core.storage import StorageUnavailable
-from tests.unit.fakes import MessageList, RecordLookup, record
+from tests.unit.fakes import SUB_1, SUB_2, MessageList, RecordLookup, record
+
+STRANGER = "5f0d8a57-58b6-4d4c-a7c3-0c9a3d1e3e11"
 
 # Verbatim from the SharePoint webhooks overview, with our subscription id and state.
 DOC_ENTRY = {
-    "subscriptionId": "sub-1",
+    "subscriptionId": SUB_1,
     "clientState": "secret-state",
     "expirationDateTime": "2016-04-30T17:27:00.0000000Z",
     "resource": "b9f6f714-9df8-470b-b22e-653855e1c181",
@@ -62,7 +64,7 @@ def test_the_documented_notification_is_accepted_and_queued_as_one_message():
     result, queue = receive(body(DOC_ENTRY))
     assert (result.accepted, result.rejected, result.messages) == (1, 0, 1)
     message = NotificationMessage.model_validate_json(queue.messages[0])
-    assert message.notifications[0].subscription_id == "sub-1"
+    assert message.notifications[0].subscription_id == SUB_1
     assert message.notifications[0].resource == DOC_ENTRY["resource"]
 
 
@@ -75,7 +77,7 @@ def test_the_queue_message_never_carries_the_client_state():
 def test_a_wrong_client_state_is_rejected_and_nothing_is_queued():
     result, queue = receive(body({**DOC_ENTRY, "clientState": "guess"}))
     assert (result.accepted, result.rejected) == (0, 1)
-    assert result.rejections == [("sub-1", "clientState does not match")]
+    assert result.rejections == [(SUB_1, "clientState does not match")]
     assert queue.messages == []
 
 
@@ -87,29 +89,41 @@ def test_a_missing_or_null_client_state_is_parsed_but_does_not_match_a_secret(st
     else:
         entry["clientState"] = None
     result, _ = receive(body(entry))
-    assert result.rejections == [("sub-1", "clientState does not match")]
+    assert result.rejections == [(SUB_1, "clientState does not match")]
 
 
 def test_an_unknown_subscription_is_rejected():
-    result, queue = receive(body({**DOC_ENTRY, "subscriptionId": "someone-else"}))
-    assert result.rejections == [("someone-else", "unknown subscription")]
+    result, queue = receive(body({**DOC_ENTRY, "subscriptionId": STRANGER}))
+    assert result.rejections == [(STRANGER, "unknown subscription")]
     assert queue.messages == []
 
 
 def test_a_mixed_batch_queues_the_good_entries_and_counts_the_bad_ones():
-    lookup = RecordLookup(record("sub-1", "s1"), record("sub-2", "s2", list_id="list-2"))
+    lookup = RecordLookup(record(SUB_1, "s1"), record(SUB_2, "s2", list_id="list-2"))
     payload = body(
-        {**DOC_ENTRY, "subscriptionId": "sub-1", "clientState": "s1"},
-        {**DOC_ENTRY, "subscriptionId": "sub-2", "clientState": "wrong"},
-        {**DOC_ENTRY, "subscriptionId": "sub-2", "clientState": "s2"},
-        {"subscriptionId": "sub-1"},
+        {**DOC_ENTRY, "subscriptionId": SUB_1, "clientState": "s1"},
+        {**DOC_ENTRY, "subscriptionId": SUB_2, "clientState": "wrong"},
+        {**DOC_ENTRY, "subscriptionId": SUB_2, "clientState": "s2"},
+        {"subscriptionId": SUB_1},
         "not an object",
     )
     result, queue = receive(payload, lookup)
     assert (result.accepted, result.rejected, result.messages) == (2, 3, 1)
     queued = NotificationMessage.model_validate_json(queue.messages[0]).notifications
-    assert [n.subscription_id for n in queued] == ["sub-1", "sub-2"]
+    assert [n.subscription_id for n in queued] == [SUB_1, SUB_2]
     assert result.rejections[1][1].startswith("malformed entry")
+
+
+def test_a_subscription_id_that_is_not_a_guid_is_refused_without_a_lookup():
+    lookup = RecordLookup(record())
+    result, _ = receive(body({**DOC_ENTRY, "subscriptionId": "x" * 5000}), lookup)
+    assert result.rejections[0][1] == "malformed entry (subscriptionId)"
+    assert lookup.reads == 0
+
+
+def test_an_upper_case_subscription_id_finds_its_lower_case_record():
+    result, _ = receive(body({**DOC_ENTRY, "subscriptionId": SUB_1.upper()}))
+    assert result.accepted == 1
 
 
 def test_timestamps_with_seven_fractional_digits_are_read():
@@ -149,7 +163,7 @@ def test_a_batch_too_large_for_one_queue_message_is_split_below_the_64_kib_limit
 def test_the_lookup_cache_reads_a_known_subscription_once():
     store = RecordLookup(record())
     lookup = CachedSubscriptionLookup(store)
-    assert lookup.get("sub-1") is lookup.get("sub-1")
+    assert lookup.get(SUB_1) is lookup.get(SUB_1)
     assert store.reads == 1
 
 
