@@ -43,6 +43,9 @@ param renewalWindowDays int = 45
 @description('SharePoint Online tenant URL, e.g. https://contoso.sharepoint.com')
 param sharePointTenantUrl string
 
+@description('Public base URL SharePoint calls (custom domain or front door); empty means the app\'s own host name.')
+param notificationBaseUrl string = ''
+
 @description('Tags for every resource.')
 param tags object = {
   application: 'm365-webhooks'
@@ -100,6 +103,7 @@ module app 'modules/functionapp.bicep' = {
     deploymentContainerName: deploymentContainerName
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     sharePointTenantUrl: sharePointTenantUrl
+    notificationBaseUrl: notificationBaseUrl
     renewalSchedule: renewalSchedule
     renewalWindowDays: renewalWindowDays
     tags: tags
@@ -117,6 +121,6 @@ module roles 'modules/roles.bicep' = {
 
 output functionAppName string = app.outputs.name
 output functionAppUrl string = app.outputs.url
-output notificationUrl string = '${app.outputs.url}/api/notifications/sharepoint'
+output notificationUrl string = app.outputs.notificationUrl
 output identityClientId string = app.outputs.identityClientId
 output identityPrincipalId string = app.outputs.identityPrincipalId

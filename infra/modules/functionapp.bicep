@@ -15,9 +15,14 @@ param tableEndpoint string
 param deploymentContainerName string
 param applicationInsightsName string
 param sharePointTenantUrl string
+param notificationBaseUrl string
 param renewalSchedule string
 param renewalWindowDays int
 param tags object = {}
+
+// The app's default host name (no unique-hostname scope is set, so it is this), unless a custom
+// domain or a front door is named.
+var publicBaseUrl = empty(notificationBaseUrl) ? 'https://${appName}.azurewebsites.net' : notificationBaseUrl
 
 // Read here rather than passed as an output, so it never shows in deployment outputs.
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
@@ -101,9 +106,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           value: 'ClientId=${identity.properties.clientId};Authorization=AAD'
         }
         {
-          // The app's default host name (no unique-hostname scope is set, so it is this).
           name: 'NOTIFICATION_BASE_URL'
-          value: 'https://${appName}.azurewebsites.net'
+          value: publicBaseUrl
         }
         {
           name: 'SHAREPOINT_TENANT_URL'
@@ -152,6 +156,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
 
 output name string = functionApp.name
 output url string = 'https://${functionApp.properties.defaultHostName}'
+output notificationUrl string = '${publicBaseUrl}/api/notifications/sharepoint'
 output identityClientId string = identity.properties.clientId
 output identityPrincipalId string = identity.properties.principalId
 output storageAccountName string = storageAccountName
