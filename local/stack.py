@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from functions.core.storage import development_connection_string
+from local.functions_host.config import DEFAULT_FUNCTION_KEY, DEFAULT_MASTER_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE = ROOT / "node_modules" / ".bin" / "azurite"
-DEFAULT_FUNCTION_KEY = "local-function-key"
-DEFAULT_MASTER_KEY = "local-master-key"
 
 
 def free_port() -> int:

@@ -70,7 +70,7 @@ class Settings:
             sharepoint_client_id=environ.get(SHAREPOINT_CLIENT_ID) or None,
             sharepoint_tenant_id=environ.get(SHAREPOINT_TENANT_ID) or None,
             sharepoint_certificate_path=environ.get(SHAREPOINT_CERTIFICATE_PATH) or None,
-            renewal_schedule=environ.get(RENEWAL_SCHEDULE) or DEFAULT_RENEWAL_SCHEDULE,
+            renewal_schedule=_ncrontab(environ, RENEWAL_SCHEDULE, DEFAULT_RENEWAL_SCHEDULE),
             renewal_window_days=_positive_int(
                 environ, RENEWAL_WINDOW_DAYS, DEFAULT_RENEWAL_WINDOW_DAYS, maximum=179
             ),
@@ -118,6 +118,18 @@ def _absolute_url(environ: Mapping[str, str], name: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SettingsError(f"{name} must be an absolute http(s) URL; got {value!r}")
+    return value
+
+
+def _ncrontab(environ: Mapping[str, str], name: str, default: str) -> str:
+    """The timer binding reads it as `%RENEWAL_SCHEDULE%`; check its six fields here so a typo
+    is reported by name rather than as a timer that never fires."""
+    value = environ.get(name, "").strip() or default
+    if len(value.split()) != 6:
+        raise SettingsError(
+            f"{name} must be a six-field NCRONTAB expression "
+            f"'{{second}} {{minute}} {{hour}} {{day}} {{month}} {{day-of-week}}'; got {value!r}"
+        )
     return value
 
 

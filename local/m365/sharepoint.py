@@ -209,18 +209,6 @@ async def _validate_notification_url(request: Request, notification_url: str) ->
 
 SITE = "/sites/{site}/_api/web"
 LIST = SITE + "/{list:listpath}"
-OPERATIONS = {
-    # route name -> operation name used by counters and injected faults
-    "create_list": "CreateList",
-    "get_list": "GetList",
-    "items": "Items",
-    "item": "Item",
-    "recycle_item": "RecycleItem",
-    "restore_recycled": "Restore",
-    "get_changes": "GetChanges",
-    "subscriptions": "Subscriptions",
-    "subscription": "Subscription",
-}
 
 routes = [
     Route(SITE + "/lists", create_list, methods=["POST"], name="create_list"),

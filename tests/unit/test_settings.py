@@ -38,6 +38,7 @@ def test_identity_based_storage_is_read_from_the_double_underscore_settings():
         ({"SHAREPOINT_AUTH": "secret"}, "SHAREPOINT_AUTH"),
         ({"SHAREPOINT_AUTH": "certificate"}, "SHAREPOINT_CLIENT_ID"),
         ({"AzureWebJobsStorage": ""}, "AzureWebJobsStorage"),
+        ({"RENEWAL_SCHEDULE": "0 */6 * * *"}, "RENEWAL_SCHEDULE"),
     ],
 )
 def test_a_bad_setting_is_reported_by_name(change, named):
