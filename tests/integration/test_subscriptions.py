@@ -33,11 +33,16 @@ def test_a_new_subscription_gets_a_strong_client_state_that_only_its_hash_is_sto
     assert remote["notificationUrl"].endswith("/api/notifications/sharepoint")
 
 
-def test_the_first_checkpoint_is_the_lists_current_change_token(services, emulator, new_list):
-    emulator.add_item(SITE, new_list, "before the subscription")
+def test_a_new_subscription_reads_changes_from_now_not_the_lists_history(services, emulator, queue, new_list):
+    before = emulator.add_item(SITE, new_list, "before the subscription")
     record = services.subscriptions.create(CreateSubscriptionRequest(site_url=SITE, list_id=new_list))
-    token = services.subscriptions.checkpoints.read(new_list).change_token
-    assert token.split(";")[2] == new_list
+    after = emulator.add_item(SITE, new_list, "after the subscription")
+    emulator.deliver()
+    for body in queue.take_all():
+        services.worker.process_message(body)
+    page = list_changes(services.subscriptions, services.change_log, record.id)
+    assert [c.item_id for c in page.changes] == [after]
+    assert before not in [c.item_id for c in page.changes]
     assert record.status is SubscriptionStatus.ACTIVE
 
 
