@@ -3,13 +3,17 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
+COVERAGE_GATE := 90
 
-.PHONY: help setup run demo test test-fast bench clean
+.PHONY: help setup run demo lint format test test-fast bench clean
 
 help:
 	@echo "make run    - Azurite + SharePoint emulator + local Functions host, until Ctrl-C"
 	@echo "make demo   - the same stack, then a scripted tour of the whole SharePoint flow"
-	@echo "make test   - unit, integration (Azurite), end-to-end (local host + emulator), infra checks"
+	@echo "make lint   - ruff (lint and format check) and mypy (strict on functions/)"
+	@echo "make format - ruff format and the safe ruff fixes"
+	@echo "make test   - unit, integration (Azurite), end-to-end (local host + emulator), infra checks,"
+	@echo "              with coverage of functions/ gated at $(COVERAGE_GATE)%"
 	@echo "make bench  - benchmarks, printed as side-by-side ratios"
 
 setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
@@ -37,8 +41,21 @@ run: $(VENV)/.installed node_modules/.installed
 demo: $(VENV)/.installed node_modules/.installed
 	$(PY) -m local.demo
 
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# Coverage follows the local host and the emulator into their subprocesses (pyproject.toml).
 test: setup
-	$(PY) -m pytest
+	$(PY) -m coverage erase
+	$(PY) -m coverage run -m pytest
+	$(PY) -m coverage combine --quiet
+	$(PY) -m coverage report --include='functions/*,function_app.py' --fail-under=$(COVERAGE_GATE)
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
@@ -47,4 +64,4 @@ bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .run
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .run .coverage .coverage.*

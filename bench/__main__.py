@@ -46,10 +46,13 @@ def p95(values: list[float]) -> float:
     return sorted(values)[max(0, int(len(values) * 0.95) - 1)]
 
 
-def side_by_side(candidate: Callable[[], object], baseline: Callable[[], object], rounds: int) -> tuple[list[float], list[float]]:
+def side_by_side(
+    candidate: Callable[[], object], baseline: Callable[[], object], rounds: int
+) -> tuple[list[float], list[float]]:
     """Alternate the two so that a noisy moment on the machine lands on both."""
     candidate(), baseline()  # warm connections and caches
-    ours, theirs = [], []
+    ours: list[float] = []
+    theirs: list[float] = []
     for _ in range(rounds):
         for action, sink in ((candidate, ours), (baseline, theirs)):
             started = time.perf_counter()
@@ -67,9 +70,7 @@ def fresh_python(code: str) -> float:
 
 def peak_rss_mib(code: str) -> float:
     """Peak resident memory of a new interpreter after `code` (VmHWM: ru_maxrss survives exec)."""
-    probe = code + (
-        "\nprint(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))"
-    )
+    probe = code + ("\nprint(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))")
     output = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
     return float(output.split()[-1]) / 1024
 
@@ -80,9 +81,12 @@ def bench_intake(stack: Stack, services: Services, rounds: int) -> list[Row]:
     record = services.subscriptions.create(CreateSubscriptionRequest(site_url=SITE, list_id=list_id))
     client_state = next(s["clientState"] for s in emulator.subscriptions() if s["id"] == record.id)
     entry = {
-        "subscriptionId": record.id, "clientState": client_state,
-        "expirationDateTime": "2026-04-30T17:27:00.0000000Z", "resource": list_id,
-        "tenantId": "00000000-0000-0000-0000-000000000000", "siteUrl": SITE,
+        "subscriptionId": record.id,
+        "clientState": client_state,
+        "expirationDateTime": "2026-04-30T17:27:00.0000000Z",
+        "resource": list_id,
+        "tenantId": "00000000-0000-0000-0000-000000000000",
+        "siteUrl": SITE,
         "webId": "dbc5a806-e4d4-46e5-951c-6344d70b62fa",
     }
     one = json.dumps({"value": [entry]})
@@ -98,6 +102,7 @@ def bench_intake(stack: Stack, services: Services, rounds: int) -> list[Row]:
         def send() -> None:
             response = http.post(url, content=body, headers={"Content-Type": "application/json"})
             assert response.status_code == 202, response.text
+
         return send
 
     def validation() -> None:
@@ -124,19 +129,34 @@ def bench_worker(stack: Stack, services: Services, rounds: int) -> list[Row]:
     for _ in range(max(3, rounds // 10)):
         list_id = emulator.create_list(SITE, f"work-{uuid.uuid4().hex[:6]}")
         record = services.subscriptions.create(CreateSubscriptionRequest(site_url=SITE, list_id=list_id))
-        start_token = services.subscriptions.checkpoints.read(list_id).change_token
+        checkpoint = services.subscriptions.checkpoints.read(list_id)
+        assert checkpoint is not None
+        start_token = checkpoint.change_token
         for n in range(100):
             emulator.add_item(SITE, list_id, f"item {n}")
-        message = json.dumps({"receivedAt": "2026-01-01T00:00:00Z", "notifications": [
-            {"subscriptionId": record.id, "resource": list_id, "siteUrl": SITE}]})
+        message = json.dumps(
+            {
+                "receivedAt": "2026-01-01T00:00:00Z",
+                "notifications": [{"subscriptionId": record.id, "resource": list_id, "siteUrl": SITE}],
+            }
+        )
         table = services.storage.table("changes")
 
         started = time.perf_counter()
         [page] = list(source.fetch_changes(ListRef(record.site_url, record.list_id), start_token))
-        table.submit_transaction([
-            ("upsert", {"PartitionKey": f"raw-{list_id}", "RowKey": f"{i:05d}", "v": c.change_token.string_value})
-            for i, c in enumerate(page)
-        ])
+        table.submit_transaction(
+            [
+                (
+                    "upsert",
+                    {
+                        "PartitionKey": f"raw-{list_id}",
+                        "RowKey": f"{i:05d}",
+                        "v": c.change_token.string_value,
+                    },
+                )
+                for i, c in enumerate(page)
+            ]
+        )
         base.append((time.perf_counter() - started) * 1000)
 
         started = time.perf_counter()
@@ -158,8 +178,13 @@ def bench_cold_start(rounds: int) -> list[Row]:
         Row("cold import of function_app", "import azure.functions", app, bare),
         Row("same, if the SDKs were imported eagerly", "import azure.functions", eager, bare),
         Row("peak RSS after importing function_app", "import azure.functions", rss_app, rss_bare, unit="MiB"),
-        Row("same, if the SDKs were imported eagerly", "import azure.functions",
-            [peak_rss_mib(eager_imports)], rss_bare, unit="MiB"),
+        Row(
+            "same, if the SDKs were imported eagerly",
+            "import azure.functions",
+            [peak_rss_mib(eager_imports)],
+            rss_bare,
+            unit="MiB",
+        ),
     ]
 
 
@@ -168,8 +193,9 @@ def render(rows: list[Row]) -> str:
     lines = [header, "-" * len(header)]
     for row in rows:
         lines.append(
-            f"{row.name:<42} {statistics.median(row.samples):>7.2f}{row.unit:<2} {p95(row.samples):>7.2f}{row.unit:<2}"
-            f"   {row.baseline:<30} {statistics.median(row.baseline_samples):>7.2f}{row.unit:<2} {row.ratio:>6.2f}x"
+            f"{row.name:<42} {statistics.median(row.samples):>7.2f}{row.unit:<2} "
+            f"{p95(row.samples):>7.2f}{row.unit:<2}   {row.baseline:<30} "
+            f"{statistics.median(row.baseline_samples):>7.2f}{row.unit:<2} {row.ratio:>6.2f}x"
         )
     return "\n".join(lines)
 
@@ -178,7 +204,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
-    print(f"python {sys.version.split()[0]}, {args.rounds} rounds, interleaved with each baseline", flush=True)
+    print(
+        f"python {sys.version.split()[0]}, {args.rounds} rounds, interleaved with each baseline", flush=True
+    )
     with Stack(
         delivery_interval=3600,
         extra_settings={

@@ -1,59 +1,66 @@
-"""Management API (function key): subscriptions and the change log; and an anonymous health check."""
+"""Management API (function key): one function per operation, so that Application Insights counts
+requests and failures per operation; and an anonymous health check."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
-from pydantic import ValidationError
 
-from .core.models import CreateSubscriptionRequest, dump
-from .core.outbound import UpstreamError
-from .core.storage import StorageUnavailable
-from .core.subscriptions import InvalidSubscriptionRequest, SubscriptionConflict, SubscriptionNotFound
 from .responses import error_response, json_response
 
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from .core.outbound import UpstreamError
+    from .core.services import Services
+
 log = logging.getLogger(__name__)
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+# How long a client should wait before retrying after storage was unavailable.
+STORAGE_RETRY_AFTER_SECONDS = 30
+DEFAULT_CHANGES_PAGE = 100
+
+Operation = Callable[["Services", func.HttpRequest], func.HttpResponse]
 
 
-@bp.function_name("subscriptions_api")
-@bp.route(route="subscriptions", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
-def subscriptions_api(req: func.HttpRequest) -> func.HttpResponse:
-    if req.method == "POST":
-        return _respond(lambda services: _create(services, req))
-    return _respond(
-        lambda services: json_response(
-            {"value": [dump(r.to_view()) for r in services.subscriptions.list()]}
-        )
-    )
+@bp.function_name("create_subscription")
+@bp.route(route="subscriptions", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def create_subscription(req: func.HttpRequest) -> func.HttpResponse:
+    return _run(_create_subscription, req)
 
 
-@bp.function_name("subscription_item_api")
-@bp.route(route="subscriptions/{id}", methods=["GET", "DELETE"], auth_level=func.AuthLevel.FUNCTION)
-def subscription_item_api(req: func.HttpRequest) -> func.HttpResponse:
-    subscription_id = req.route_params["id"]
-    if req.method == "DELETE":
-        return _respond(lambda services: _delete(services, subscription_id))
-    return _respond(
-        lambda services: json_response(dump(services.subscriptions.get(subscription_id).to_view()))
-    )
+@bp.function_name("list_subscriptions")
+@bp.route(route="subscriptions", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def list_subscriptions(req: func.HttpRequest) -> func.HttpResponse:
+    return _run(_list_subscriptions, req)
 
 
-@bp.function_name("subscription_renew_api")
+@bp.function_name("get_subscription")
+@bp.route(route="subscriptions/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def get_subscription(req: func.HttpRequest) -> func.HttpResponse:
+    return _run(_get_subscription, req)
+
+
+@bp.function_name("delete_subscription")
+@bp.route(route="subscriptions/{id}", methods=["DELETE"], auth_level=func.AuthLevel.FUNCTION)
+def delete_subscription(req: func.HttpRequest) -> func.HttpResponse:
+    return _run(_delete_subscription, req)
+
+
+@bp.function_name("renew_subscription")
 @bp.route(route="subscriptions/{id}/renew", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
-def subscription_renew_api(req: func.HttpRequest) -> func.HttpResponse:
-    subscription_id = req.route_params["id"]
-    return _respond(
-        lambda services: json_response(dump(services.subscriptions.renew(subscription_id).to_view()))
-    )
+def renew_subscription(req: func.HttpRequest) -> func.HttpResponse:
+    return _run(_renew_subscription, req)
 
 
-@bp.function_name("changes_api")
+@bp.function_name("list_changes")
 @bp.route(route="changes", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
-def changes_api(req: func.HttpRequest) -> func.HttpResponse:
-    return _respond(lambda services: _changes(services, req))
+def list_changes(req: func.HttpRequest) -> func.HttpResponse:
+    return _run(_list_changes, req)
 
 
 @bp.function_name("health")
@@ -68,38 +75,62 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     return json_response({"status": "ok", "storage": "ok"})
 
 
-def _create(services, req: func.HttpRequest) -> func.HttpResponse:
-    try:
-        request = CreateSubscriptionRequest.model_validate_json(req.get_body() or b"")
-    except ValidationError as error:
-        return error_response(400, "BadRequest", _validation_summary(error))
+# --- the operations ------------------------------------------------------------------------------
+
+
+def _create_subscription(services: Services, req: func.HttpRequest) -> func.HttpResponse:
+    from .core.models import CreateSubscriptionRequest, dump
+
+    request = CreateSubscriptionRequest.model_validate_json(req.get_body() or b"")
     record = services.subscriptions.create(request)
     location = f"/api/subscriptions/{record.id}"
     return json_response(dump(record.to_view()), 201, headers={"Location": location})
 
 
-def _delete(services, subscription_id: str) -> func.HttpResponse:
-    services.subscriptions.delete(subscription_id)
+def _list_subscriptions(services: Services, req: func.HttpRequest) -> func.HttpResponse:
+    from .core.models import dump
+
+    return json_response({"value": [dump(record.to_view()) for record in services.subscriptions.list()]})
+
+
+def _get_subscription(services: Services, req: func.HttpRequest) -> func.HttpResponse:
+    from .core.models import dump
+
+    return json_response(dump(services.subscriptions.get(req.route_params["id"]).to_view()))
+
+
+def _delete_subscription(services: Services, req: func.HttpRequest) -> func.HttpResponse:
+    services.subscriptions.delete(req.route_params["id"])
     return func.HttpResponse(status_code=204)
 
 
-def _changes(services, req: func.HttpRequest) -> func.HttpResponse:
+def _renew_subscription(services: Services, req: func.HttpRequest) -> func.HttpResponse:
+    from .core.models import dump
+
+    return json_response(dump(services.subscriptions.renew(req.route_params["id"]).to_view()))
+
+
+def _list_changes(services: Services, req: func.HttpRequest) -> func.HttpResponse:
     from .core.changes import MAX_PAGE_SIZE, list_changes
+    from .core.models import dump
 
     subscription_id = req.params.get("subscriptionId")
     if not subscription_id:
         return error_response(400, "BadRequest", "the subscriptionId query parameter is required")
     try:
-        top = int(req.params.get("top", "100"))
+        top = int(req.params.get("top", str(DEFAULT_CHANGES_PAGE)))
     except ValueError:
         top = 0
     if not 1 <= top <= MAX_PAGE_SIZE:
         return error_response(400, "BadRequest", f"top must be a whole number from 1 to {MAX_PAGE_SIZE}")
-    after = req.params.get("after", "")
     page = list_changes(
-        services.subscriptions, services.change_log, subscription_id, after=after, top=top
+        services.subscriptions,
+        services.change_log,
+        subscription_id,
+        after=req.params.get("after", ""),
+        top=top,
     )
-    body: dict = {"value": [dump(change) for change in page.changes]}
+    body: dict[str, Any] = {"value": [dump(change) for change in page.changes]}
     if page.next_after:
         body["nextLink"] = _next_link(req.url, subscription_id, top, page.next_after)
     return json_response(body)
@@ -113,27 +144,50 @@ def _next_link(url: str, subscription_id: str, top: int, after: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
-def _respond(operation: Callable[..., func.HttpResponse]) -> func.HttpResponse:
-    """Run one management operation and turn each kind of failure into a clear JSON error."""
+# --- one table from failures to responses ----------------------------------------------------------
+
+
+def _run(operation: Operation, req: func.HttpRequest) -> func.HttpResponse:
     from .core.services import get_services
-    from .core.storage import storage_errors
 
     try:
-        return operation(get_services())
-    except SubscriptionNotFound as error:
-        return error_response(404, "NotFound", f"no subscription {error}")
-    except SubscriptionConflict as error:
-        return error_response(409, "Conflict", str(error))
-    except InvalidSubscriptionRequest as error:
+        return operation(get_services(), req)
+    except Exception as error:
+        return error_to_response(error, operation=operation.__name__.lstrip("_"))
+
+
+def error_to_response(error: Exception, *, operation: str) -> func.HttpResponse:
+    """Each kind of failure of a management operation, as the JSON error a caller can act on.
+
+    Anything not in the table is a bug: logged with its traceback and answered 500, never
+    disguised as a retryable outage.
+    """
+    from pydantic import ValidationError
+
+    from .core.outbound import UpstreamError
+    from .core.storage import StorageUnavailable
+    from .core.subscriptions import InvalidSubscriptionRequest, SubscriptionConflict, SubscriptionNotFound
+
+    if isinstance(error, ValidationError):
+        return error_response(400, "BadRequest", _validation_summary(error))
+    if isinstance(error, InvalidSubscriptionRequest):
         return error_response(400, "BadRequest", str(error))
-    except UpstreamError as error:
+    if isinstance(error, SubscriptionNotFound):
+        return error_response(404, "NotFound", f"no subscription {error}")
+    if isinstance(error, SubscriptionConflict):
+        return error_response(409, "Conflict", str(error))
+    if isinstance(error, UpstreamError):
         return _upstream_response(error)
-    except StorageUnavailable as error:
-        log.error("management API could not reach storage: %s", error)
-        return error_response(503, "StorageUnavailable", "storage is unavailable; retry later")
-    except storage_errors() as error:
-        log.error("management API storage call failed: %s", error)
-        return error_response(503, "StorageUnavailable", "storage is unavailable; retry later")
+    if isinstance(error, StorageUnavailable):
+        log.error("%s: storage is unavailable: %s", operation, error)
+        return error_response(
+            503,
+            "StorageUnavailable",
+            "storage is unavailable; retry later",
+            headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
+        )
+    log.exception("%s failed unexpectedly", operation)
+    return error_response(500, "InternalError", f"{operation} failed; the cause is in the function's log")
 
 
 def _upstream_response(error: UpstreamError) -> func.HttpResponse:
@@ -146,8 +200,12 @@ def _upstream_response(error: UpstreamError) -> func.HttpResponse:
         status = 502
     headers = {"Retry-After": str(int(error.retry_after))} if error.retry_after else None
     return error_response(
-        status, "UpstreamError", f"{error.service} {error.operation}: {error.upstream_message}",
-        headers=headers, upstreamStatus=error.status, upstreamCode=error.code,
+        status,
+        "UpstreamError",
+        f"{error.service} {error.operation}: {error.upstream_message}",
+        headers=headers,
+        upstreamStatus=error.status,
+        upstreamCode=error.code,
         requestId=error.request_id,
     )
 

@@ -7,7 +7,7 @@ import logging
 import azure.functions as func
 
 log = logging.getLogger(__name__)
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 
 @bp.function_name("renew_subscriptions")
@@ -21,7 +21,9 @@ def renew_subscriptions(timer: func.TimerRequest) -> None:
     report = services.subscriptions.renew_due(services.renewal_window)
     log.info(
         "renewal: %d renewed, %d recreated, %d failed",
-        len(report.renewed), len(report.recreated), len(report.failed),
+        len(report.renewed),
+        len(report.recreated),
+        len(report.failed),
     )
     if report.failed:
         # Timers are not retried; failing the run makes it visible in the host's metrics.

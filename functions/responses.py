@@ -15,7 +15,9 @@ JSON = "application/json"
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
     return func.HttpResponse(
-        json.dumps(body, separators=(",", ":")), status_code=status, mimetype=JSON,
+        json.dumps(body, separators=(",", ":")),
+        status_code=status,
+        mimetype=JSON,
         headers=headers,
     )
 

@@ -24,14 +24,18 @@ class EmulatorClient:
         return {"Authorization": f"Bearer {self._token}", "Accept": "application/json;odata=nometadata"}
 
     def sharepoint(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return self.http.request(method, path, headers={**self._auth(), **kwargs.pop("headers", {})}, **kwargs)
+        return self.http.request(
+            method, path, headers={**self._auth(), **kwargs.pop("headers", {})}, **kwargs
+        )
 
     def _ok(self, response: httpx.Response) -> httpx.Response:
         response.raise_for_status()
         return response
 
     def create_list(self, site: str, title: str) -> str:
-        response = self.sharepoint("POST", f"{site}/_api/web/lists", json={"Title": title, "BaseTemplate": 100})
+        response = self.sharepoint(
+            "POST", f"{site}/_api/web/lists", json={"Title": title, "BaseTemplate": 100}
+        )
         return self._ok(response).json()["Id"]
 
     def add_item(self, site: str, list_id: str, title: str) -> int:
@@ -39,10 +43,14 @@ class EmulatorClient:
         return self._ok(response).json()["Id"]
 
     def update_item(self, site: str, list_id: str, item_id: int, title: str) -> None:
-        self._ok(self.sharepoint(
-            "POST", f"{site}/_api/web/lists('{list_id}')/items({item_id})",
-            json={"Title": title}, headers={"X-HTTP-Method": "MERGE", "IF-MATCH": "*"},
-        ))
+        self._ok(
+            self.sharepoint(
+                "POST",
+                f"{site}/_api/web/lists('{list_id}')/items({item_id})",
+                json={"Title": title},
+                headers={"X-HTTP-Method": "MERGE", "IF-MATCH": "*"},
+            )
+        )
 
     def delete_item(self, site: str, list_id: str, item_id: int) -> None:
         self._ok(self.sharepoint("DELETE", f"{site}/_api/web/lists('{list_id}')/items({item_id})"))
@@ -63,7 +71,9 @@ class EmulatorClient:
     def calls(self, operation: str) -> int:
         return self.counters()["calls"].get(operation, 0)
 
-    def inject_fault(self, operation: str, status: int, *, retry_after: int | None = None, times: int = 1) -> None:
+    def inject_fault(
+        self, operation: str, status: int, *, retry_after: int | None = None, times: int = 1
+    ) -> None:
         body: dict[str, Any] = {"operation": operation, "status": status, "times": times}
         if retry_after is not None:
             body["retryAfter"] = retry_after
@@ -85,7 +95,9 @@ class EmulatorClient:
 class FunctionsClient:
     """The service's own HTTP surface, through the local host, with a function key."""
 
-    def __init__(self, base_url: str, *, key: str | None, master_key: str | None = None, timeout: float = 30.0):
+    def __init__(
+        self, base_url: str, *, key: str | None, master_key: str | None = None, timeout: float = 30.0
+    ):
         self.base_url = base_url
         self.master_key = master_key
         headers = {"x-functions-key": key} if key else {}
@@ -123,6 +135,7 @@ class FunctionsClient:
 
     def run_function(self, name: str, payload: str = "") -> httpx.Response:
         return self.http.post(
-            f"/admin/functions/{name}", json={"input": payload},
+            f"/admin/functions/{name}",
+            json={"input": payload},
             headers={"x-functions-key": self.master_key or ""},
         )

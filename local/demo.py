@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from local.clients import EmulatorClient, FunctionsClient
 from local.stack import DEFAULT_FUNCTION_KEY, DEFAULT_MASTER_KEY, ROOT, Ports, Stack, describe
@@ -31,7 +31,9 @@ class Step:
 class Tour:
     def __init__(self, stack: Stack) -> None:
         self.emulator = EmulatorClient(stack.emulator_url)
-        self.api = FunctionsClient(stack.functions_url, key=DEFAULT_FUNCTION_KEY, master_key=DEFAULT_MASTER_KEY)
+        self.api = FunctionsClient(
+            stack.functions_url, key=DEFAULT_FUNCTION_KEY, master_key=DEFAULT_MASTER_KEY
+        )
         self.steps: list[Step] = []
         self.list_id = ""
         self.item_id = 0
@@ -79,14 +81,15 @@ class Tour:
     def subscribe(self) -> str:
         validations = self.emulator.calls("ValidateNotificationUrl")
         # Expiring within the renewal window, so that the timer has something to renew.
-        soon = (datetime.now(timezone.utc) + timedelta(days=7)).isoformat()
+        soon = (datetime.now(UTC) + timedelta(days=7)).isoformat()
         response = self.api.create_subscription(SITE, self.list_id, expirationDateTime=soon)
         if response.status_code != 201:
             raise AssertionError(f"HTTP {response.status_code}: {response.text}")
         self.subscription = response.json()
         if self.emulator.calls("ValidateNotificationUrl") != validations + 1:
             raise AssertionError("SharePoint did not validate the notification URL")
-        return f"subscription {self.subscription['id']}, validated, expires {self.subscription['expirationDateTime']}"
+        subscription = self.subscription
+        return f"subscription {subscription['id']}, validated, expires {subscription['expirationDateTime']}"
 
     def change(self, kind: str) -> str:
         if kind == "add":
@@ -121,7 +124,9 @@ class Tour:
     def summary(self) -> str:
         width = max(len(s.title) for s in self.steps)
         lines = [f"{'step':<{width}}  result  seconds", f"{'-' * width}  ------  -------"]
-        lines += [f"{s.title:<{width}}  {'ok' if s.ok else 'FAILED':<6}  {s.seconds:7.2f}" for s in self.steps]
+        lines += [
+            f"{s.title:<{width}}  {'ok' if s.ok else 'FAILED':<6}  {s.seconds:7.2f}" for s in self.steps
+        ]
         return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ Tests and benchmarks use `Stack` with free ports, so two runs never collide.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -16,10 +17,12 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
-from functions.core.storage import development_connection_string
+from local.azurite import development_connection_string
 from local.functions_host.config import DEFAULT_FUNCTION_KEY, DEFAULT_MASTER_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,22 +35,51 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+class PortsBusy(RuntimeError):
+    """Another process (often an earlier `make run`) holds ports the stack needs."""
+
+
+_PR_SET_PDEATHSIG = 1
+# Loaded before any fork: the child only calls into it (no dlopen between fork and exec).
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """For Popen's preexec_fn: the child gets SIGTERM when the runner dies, even by SIGKILL."""
+
+    def arrange() -> None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent_pid:  # the runner died before prctl took effect
+            os._exit(1)
+
+    return arrange
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"process {process.args[0]} exited with {process.returncode}")
+            raise RuntimeError(f"process {process.args!r} exited with {process.returncode}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listened on port {port} within {timeout}s")
 
 
-def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"process {process.args} exited with {process.returncode}")
+            raise RuntimeError(f"process {process.args!r} exited with {process.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
@@ -90,6 +122,23 @@ class Ports:
     @classmethod
     def free(cls) -> Ports:
         return cls(free_port(), free_port(), free_port(), free_port(), free_port())
+
+    def named(self) -> dict[str, int]:
+        return {
+            "Azurite blob": self.blob,
+            "Azurite queue": self.queue,
+            "Azurite table": self.table,
+            "Microsoft 365 emulator": self.emulator,
+            "Functions host": self.functions,
+        }
+
+    def check_free(self) -> None:
+        busy = [f"{port} ({name})" for name, port in self.named().items() if not port_is_free(port)]
+        if busy:
+            raise PortsBusy(
+                "ports in use: " + ", ".join(busy) + ". Stop whatever holds them (an earlier `make run`?), "
+                "or choose others with FUNCTIONS_PORT and M365_EMULATOR_PORT."
+            )
 
 
 @dataclass
@@ -145,6 +194,8 @@ class Stack:
         self.stop()
 
     def start(self) -> None:
+        # Otherwise a process already listening would answer the readiness probes for ours.
+        self.ports.check_free()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.start_azurite()
         self.ensure_storage_resources()
@@ -161,10 +212,23 @@ class Stack:
         if not AZURITE.exists():
             raise FileNotFoundError(f"{AZURITE} is missing: run `npm ci` (make does it)")
         command = [
-            str(AZURITE), "--silent", "--skipApiVersionCheck", "--disableProductStyleUrl", "--disableTelemetry",
-            "--blobHost", "127.0.0.1", "--blobPort", str(self.ports.blob),
-            "--queueHost", "127.0.0.1", "--queuePort", str(self.ports.queue),
-            "--tableHost", "127.0.0.1", "--tablePort", str(self.ports.table),
+            str(AZURITE),
+            "--silent",
+            "--skipApiVersionCheck",
+            "--disableProductStyleUrl",
+            "--disableTelemetry",
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(self.ports.blob),
+            "--queueHost",
+            "127.0.0.1",
+            "--queuePort",
+            str(self.ports.queue),
+            "--tableHost",
+            "127.0.0.1",
+            "--tablePort",
+            str(self.ports.table),
             # In memory, like the emulator: a restart never leaves subscriptions to lists that
             # no longer exist.
             "--inMemoryPersistence",
@@ -182,11 +246,20 @@ class Stack:
         Storage(StorageSettings(connection_string=self.connection_string)).ensure_resources()
 
     def start_emulator(self) -> Service:
-        service = self._spawn("m365-emulator", [
-            sys.executable, "-m", "local.m365.server", "--port", str(self.ports.emulator),
-            "--delivery-interval", str(self.delivery_interval),
-            "--retry-interval", str(self.retry_interval),
-        ])
+        service = self._spawn(
+            "m365-emulator",
+            [
+                sys.executable,
+                "-m",
+                "local.m365.server",
+                "--port",
+                str(self.ports.emulator),
+                "--delivery-interval",
+                str(self.delivery_interval),
+                "--retry-interval",
+                str(self.retry_interval),
+            ],
+        )
         wait_for_http(f"{self.emulator_url}/_emulator/health", service.process)
         return service
 
@@ -202,8 +275,15 @@ class Stack:
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> Service:
         log_path = self.log_dir / f"{name}.log"
         process = subprocess.Popen(
-            command, cwd=ROOT, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})}, start_new_session=True,
+            command,
+            cwd=ROOT,
+            stdout=log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            # Own session: a Ctrl-C in the terminal reaches the runner only, which stops the
+            # children in order.
+            start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),
         )
         service = Service(name, process, log_path)
         self.services.append(service)
@@ -220,25 +300,39 @@ def main() -> None:
     )
     stack.ports.functions = int(os.environ.get("FUNCTIONS_PORT", stack.ports.functions))
     stack.ports.emulator = int(os.environ.get("M365_EMULATOR_PORT", stack.ports.emulator))
-    with stack:
-        print(describe(stack), flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            while all(s.process.poll() is None for s in stack.services):
-                time.sleep(0.5)
-        print("\nstopping...", flush=True)
+    # kill, process supervisors and IDEs send SIGTERM; a closed terminal sends SIGHUP: stop the
+    # children in order for those too, as for Ctrl-C.
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, _stop_requested)
+    try:
+        with stack:
+            print(describe(stack), flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                while all(s.process.poll() is None for s in stack.services):
+                    time.sleep(0.5)
+            print("\nstopping...", flush=True)
+    except PortsBusy as error:
+        sys.exit(f"make run: {error}")
+
+
+def _stop_requested(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def describe(stack: Stack) -> str:
-    return "\n".join([
-        "Local stack is up (logs in %s):" % stack.log_dir,
-        f"  Functions host      {stack.functions_url}   (function key: {DEFAULT_FUNCTION_KEY}, "
-        f"master key: {DEFAULT_MASTER_KEY})",
-        f"  Notification URL    {stack.functions_url}/api/notifications/sharepoint",
-        f"  Management API      {stack.functions_url}/api/subscriptions   (header x-functions-key)",
-        f"  SharePoint emulator {stack.emulator_url}  (control surface: /_emulator/)",
-        f"  Azurite             blob {stack.ports.blob}, queue {stack.ports.queue}, table {stack.ports.table}",
-        "Ctrl-C stops everything.",
-    ])
+    return "\n".join(
+        [
+            f"Local stack is up (logs in {stack.log_dir}):",
+            f"  Functions host      {stack.functions_url}   (function key: {DEFAULT_FUNCTION_KEY}, "
+            f"master key: {DEFAULT_MASTER_KEY})",
+            f"  Notification URL    {stack.functions_url}/api/notifications/sharepoint",
+            f"  Management API      {stack.functions_url}/api/subscriptions   (header x-functions-key)",
+            f"  SharePoint emulator {stack.emulator_url}  (control surface: /_emulator/)",
+            f"  Azurite             blob {stack.ports.blob}, queue {stack.ports.queue}, "
+            f"table {stack.ports.table}",
+            "Ctrl-C stops everything.",
+        ]
+    )
 
 
 if __name__ == "__main__":

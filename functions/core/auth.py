@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from .outbound import new_session, send
-from .settings import Settings
+from .settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
 
 # Refresh a little before expiry so a token never runs out mid-request.
 _EXPIRY_MARGIN_SECONDS = 300
@@ -28,7 +32,7 @@ class _CachedToken:
         self._token: str | None = None
         self._expires_on = 0.0
 
-    def get(self, fetch) -> str:
+    def get(self, fetch: Callable[[], tuple[str, float]]) -> str:
         with self._lock:
             if self._token is None or time.time() > self._expires_on - _EXPIRY_MARGIN_SECONDS:
                 self._token, self._expires_on = fetch()
@@ -41,7 +45,7 @@ class AzureIdentityTokenProvider:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._scope = f"{settings.sharepoint_tenant_url}/.default"
-        self._credential = None
+        self._credential: TokenCredential | None = None
         self._cache = _CachedToken()
 
     def get_token(self) -> str:
@@ -53,14 +57,14 @@ class AzureIdentityTokenProvider:
         token = self._credential.get_token(self._scope)
         return token.token, float(token.expires_on)
 
-    def _build_credential(self):
+    def _build_credential(self) -> TokenCredential:
         settings = self._settings
         if settings.sharepoint_auth == "certificate":
             from azure.identity import CertificateCredential
 
             return CertificateCredential(
-                tenant_id=settings.sharepoint_tenant_id,
-                client_id=settings.sharepoint_client_id,
+                tenant_id=_required(settings.sharepoint_tenant_id, "SHAREPOINT_TENANT_ID"),
+                client_id=_required(settings.sharepoint_client_id, "SHAREPOINT_CLIENT_ID"),
                 certificate_path=settings.sharepoint_certificate_path,
             )
         from azure.identity import ManagedIdentityCredential
@@ -81,7 +85,11 @@ class EmulatorTokenProvider:
 
     def _fetch(self) -> tuple[str, float]:
         response = send(
-            self._session, "POST", self._url, service="emulator", operation="token",
+            self._session,
+            "POST",
+            self._url,
+            service="emulator",
+            operation="token",
             json={"grant_type": "client_credentials", "scope": "emulator/.default"},
         )
         body = response.json()
@@ -92,3 +100,9 @@ def token_provider_for(settings: Settings) -> TokenProvider:
     if settings.sharepoint_auth == "emulator":
         return EmulatorTokenProvider(settings.sharepoint_tenant_url)
     return AzureIdentityTokenProvider(settings)
+
+
+def _required(value: str | None, name: str) -> str:
+    if not value:
+        raise SettingsError(f"{name} is required when SHAREPOINT_AUTH=certificate")
+    return value

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from .change_log import ChangeLog
 from .models import ChangeKind, ChangeView, format_utc
-from .storage import ChangeLog
 from .subscriptions import SubscriptionService
 
 DEFAULT_PAGE_SIZE = 100

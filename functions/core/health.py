@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from .storage import NOTIFICATIONS_QUEUE, Storage, storage_errors
+from .storage import NOTIFICATIONS_QUEUE, Storage
 
 
 def check_storage(storage: Storage) -> str | None:
     """None when the notifications queue answers, else a short reason (no secrets, no trace)."""
+    from azure.core.exceptions import AzureError
+
     try:
         storage.queue(NOTIFICATIONS_QUEUE).get_queue_properties()
-    except storage_errors() as error:
+    except AzureError as error:
         return type(error).__name__
     return None

@@ -12,13 +12,13 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 from pydantic import ValidationError
 
 from .models import NotificationEnvelope, NotificationMessage, QueuedNotification, SharePointNotification
-from .storage import StorageUnavailable, SubscriptionRecord, storage_errors
+from .subscriptions import SubscriptionRecord
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ def receive_notifications(
     *,
     subscriptions: SubscriptionLookup,
     queue: MessageSink,
+    traceparent: str | None = None,
     now: datetime | None = None,
 ) -> IntakeResult:
     """Check each entry's subscription and clientState, then enqueue the accepted ones.
@@ -98,16 +99,14 @@ def receive_notifications(
             subscription_id = raw.get("subscriptionId") if isinstance(raw, dict) else None
             result.rejections.append((str(subscription_id or f"entry {position}"), reason))
             # %r: the id comes from the internet and must not forge log lines.
-            log.warning(
-                "rejected notification %d for subscription %r: %s", position, subscription_id, reason
-            )
+            log.warning("rejected notification %d for subscription %r: %s", position, subscription_id, reason)
             continue
         accepted.append(entry)
     result.accepted = len(accepted)
     result.rejected = len(result.rejections)
     if accepted:
-        received_at = now or datetime.now(timezone.utc)
-        result.messages = queue.put_all(_messages(accepted, received_at))
+        received_at = now or datetime.now(UTC)
+        result.messages = queue.put_all(_messages(accepted, received_at, traceparent))
     return result
 
 
@@ -119,9 +118,7 @@ def _parse_envelope(body: bytes) -> NotificationEnvelope:
     try:
         return NotificationEnvelope.model_validate(document)
     except ValidationError:
-        raise BadNotificationRequest(
-            'body must be {"value": [...]} with at least one notification'
-        ) from None
+        raise BadNotificationRequest('body must be {"value": [...]} with at least one notification') from None
 
 
 def _check_entry(raw: object, subscriptions: SubscriptionLookup) -> tuple[QueuedNotification | None, str]:
@@ -147,26 +144,28 @@ def _check_entry(raw: object, subscriptions: SubscriptionLookup) -> tuple[Queued
     )
 
 
-def _messages(entries: list[QueuedNotification], received_at: datetime) -> Iterator[str]:
+def _messages(
+    entries: list[QueuedNotification], received_at: datetime, traceparent: str | None
+) -> Iterator[str]:
     """One message per request; split only where one would pass the queue's 64 KiB limit.
 
     Each entry is measured once (a 1 MiB body can hold thousands), in UTF-8 bytes.
     """
     sizes = [len(e.model_dump_json(by_alias=True, exclude_none=True).encode("utf-8")) + 1 for e in entries]
-    envelope = len(_encode(entries[:1], received_at).encode("utf-8")) - sizes[0]
+    envelope = len(_encode(entries[:1], received_at, traceparent).encode("utf-8")) - sizes[0]
     batch: list[QueuedNotification] = []
     size = envelope
-    for entry, entry_size in zip(entries, sizes):
+    for entry, entry_size in zip(entries, sizes, strict=False):
         if batch and size + entry_size > MAX_MESSAGE_JSON_BYTES:
-            yield _encode(batch, received_at)
+            yield _encode(batch, received_at, traceparent)
             batch, size = [], envelope
         batch.append(entry)
         size += entry_size
-    yield _encode(batch, received_at)
+    yield _encode(batch, received_at, traceparent)
 
 
-def _encode(entries: list[QueuedNotification], received_at: datetime) -> str:
-    message = NotificationMessage(received_at=received_at, notifications=entries)
+def _encode(entries: list[QueuedNotification], received_at: datetime, traceparent: str | None) -> str:
+    message = NotificationMessage(received_at=received_at, traceparent=traceparent, notifications=entries)
     return message.model_dump_json(by_alias=True, exclude_none=True)
 
 
@@ -189,10 +188,7 @@ class CachedSubscriptionLookup:
             cached = self._entries.get(subscription_id)
         if cached and now - cached[0] < self._ttl:
             return cached[1]
-        try:
-            record = self._store.get(subscription_id)
-        except storage_errors() as error:
-            raise StorageUnavailable(f"reading subscription {subscription_id}: {error}") from error
+        record = self._store.get(subscription_id)
         if record is not None:
             with self._lock:
                 self._entries[subscription_id] = (now, record)

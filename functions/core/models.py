@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -13,8 +13,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 def _as_utc(value: datetime) -> datetime:
     """SharePoint sends UTC with 'Z' (and 7 fractional digits); treat a naive time as UTC too."""
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
@@ -72,6 +72,9 @@ class QueuedNotification(WireModel):
 class NotificationMessage(WireModel):
     source: Literal["sharepoint"] = "sharepoint"
     received_at: UtcDatetime = Field(alias="receivedAt")
+    # The W3C trace context of the intake invocation that queued it, so that the worker's log
+    # lines for this message join the request in Application Insights.
+    traceparent: str | None = Field(default=None, max_length=55)
     notifications: list[QueuedNotification] = Field(min_length=1)
 
 
@@ -132,7 +135,7 @@ class CreateSubscriptionRequest(WireModel):
         return value
 
 
-class SubscriptionStatus(str, Enum):
+class SubscriptionStatus(StrEnum):
     ACTIVE = "active"
     RECREATED = "recreated"
 
@@ -151,7 +154,7 @@ class SubscriptionView(WireModel):
     previous_id: str | None = Field(default=None, alias="previousId")
 
 
-class ChangeKind(str, Enum):
+class ChangeKind(StrEnum):
     ADD = "add"
     UPDATE = "update"
     DELETE = "delete"

@@ -8,8 +8,8 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -103,7 +103,12 @@ def send(
             if last or not idempotent:
                 log.error(
                     "%s %s failed for subscription %s: %s (attempt %d of %d, giving up)",
-                    service, operation, subject, reason, attempt, policy.max_attempts,
+                    service,
+                    operation,
+                    subject,
+                    reason,
+                    attempt,
+                    policy.max_attempts,
                 )
                 raise UpstreamError(
                     service=service, operation=operation, status=None, message=reason
@@ -111,7 +116,13 @@ def send(
             delay = _backoff(policy, attempt)
             log.warning(
                 "%s %s failed for subscription %s: %s; retrying in %.1fs (attempt %d of %d)",
-                service, operation, subject, reason, delay, attempt, policy.max_attempts,
+                service,
+                operation,
+                subject,
+                reason,
+                delay,
+                attempt,
+                policy.max_attempts,
             )
             sleep(delay)
             continue
@@ -124,18 +135,29 @@ def send(
         )
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         delay = retry_after if retry_after is not None else _backoff(policy, attempt)
-        error = _upstream_error(response, service, operation, retry_after)
+        failure = _upstream_error(response, service, operation, retry_after)
         if not retryable or last or delay > policy.max_retry_after:
             log.error(
-                "%s %s failed for subscription %s: HTTP %d %s (request id %s, attempt %d of %d, "
-                "giving up)",
-                service, operation, subject, response.status_code, error.upstream_message,
-                error.request_id or "-", attempt, policy.max_attempts,
+                "%s %s failed for subscription %s: HTTP %d %s (request id %s, attempt %d of %d, giving up)",
+                service,
+                operation,
+                subject,
+                response.status_code,
+                failure.upstream_message,
+                failure.request_id or "-",
+                attempt,
+                policy.max_attempts,
             )
-            raise error
+            raise failure
         log.warning(
             "%s %s failed for subscription %s: HTTP %d; retrying in %.1fs (attempt %d of %d)",
-            service, operation, subject, response.status_code, delay, attempt, policy.max_attempts,
+            service,
+            operation,
+            subject,
+            response.status_code,
+            delay,
+            attempt,
+            policy.max_attempts,
         )
         sleep(delay)
     raise AssertionError("unreachable: the loop returns or raises")
@@ -153,12 +175,12 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, float((when - (now or datetime.now(UTC))).total_seconds()))
 
 
 def _backoff(policy: RetryPolicy, attempt: int) -> float:
-    return policy.base_delay * (2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+    return float(policy.base_delay * (2 ** (attempt - 1)) * (0.5 + random.random() / 2))
 
 
 def _upstream_error(

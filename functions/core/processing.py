@@ -14,10 +14,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .change_log import ChangeLog
 from .change_tokens import parse_change_token
+from .checkpoints import CheckpointStore, advance_checkpoint
 from .models import ChangeKind, NotificationMessage, SharePointChange
 from .sources.sharepoint import DEFAULT_PAGE_SIZE, ChangeTokenExpired, ListRef, SharePointSource
-from .storage import Checkpoint, CheckpointConflict, CheckpointStore, ChangeLog, SubscriptionRecord, SubscriptionStore
+from .subscriptions import SubscriptionRecord, SubscriptionStore
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ class ListSyncFailed(Exception):
 
 @dataclass
 class ProcessingReport:
+    traceparent: str | None = None
     lists_synced: int = 0
     changes_written: int = 0
     unknown_subscriptions: list[str] = field(default_factory=list)
@@ -47,7 +50,7 @@ class Worker:
 
     def process_message(self, body: str) -> ProcessingReport:
         message = parse_message(body)
-        report = ProcessingReport()
+        report = ProcessingReport(traceparent=message.traceparent)
         by_list: dict[str, SubscriptionRecord] = {}
         for subscription_id in dict.fromkeys(n.subscription_id for n in message.notifications):
             record = self.subscriptions.get(subscription_id)
@@ -65,7 +68,9 @@ class Worker:
             except Exception as error:  # one list failing must not stop the others
                 log.error(
                     "reading changes failed for subscription %s (list %s): %s",
-                    record.id, record.list_id, error,
+                    record.id,
+                    record.list_id,
+                    error,
                 )
                 failures.append((record.id, error))
         if failures:
@@ -94,14 +99,14 @@ class Worker:
                 if not ours:
                     log.info(
                         "checkpoint of list %s was moved ahead by another worker; stopping here "
-                        "(subscription %s)", record.list_id, record.id,
+                        "(subscription %s)",
+                        record.list_id,
+                        record.id,
                     )
                     break
         except ChangeTokenExpired as error:
             self._restart_from_now(record, target, f"SharePoint refused the change token: {error}")
-        log.info(
-            "read %d changes for subscription %s (list %s)", written, record.id, record.list_id
-        )
+        log.info("read %d changes for subscription %s (list %s)", written, record.id, record.list_id)
         return written
 
     def _restart_from_now(self, record: SubscriptionRecord, target: ListRef, why: str) -> None:
@@ -109,7 +114,9 @@ class Worker:
         self.checkpoints.reset(record.list_id, token)
         log.error(
             "%s; changes of list %s before now cannot be read and are skipped (subscription %s)",
-            why, record.list_id, record.id,
+            why,
+            record.list_id,
+            record.id,
         )
 
 
@@ -118,27 +125,6 @@ def parse_message(body: str) -> NotificationMessage:
         return NotificationMessage.model_validate_json(body)
     except ValidationError as error:
         raise InvalidMessage(f"not a notification message: {error.error_count()} problem(s)") from None
-
-
-def advance_checkpoint(
-    checkpoints: CheckpointStore, checkpoint: Checkpoint, change_token: str
-) -> tuple[Checkpoint, bool]:
-    """Move the checkpoint to `change_token`, never backwards.
-
-    Returns the checkpoint as stored now, and whether it is ours (False when another worker had
-    already moved it at least as far).
-    """
-    target = parse_change_token(change_token)
-    while True:
-        if parse_change_token(checkpoint.change_token) >= target:
-            return checkpoint, False
-        try:
-            return checkpoints.advance(checkpoint, change_token), True
-        except CheckpointConflict:
-            current = checkpoints.read(checkpoint.list_id)
-            if current is None:
-                raise
-            checkpoint = current
 
 
 def change_entity(record: SubscriptionRecord, change: SharePointChange) -> dict[str, Any]:

@@ -7,12 +7,15 @@ from datetime import timedelta
 from functools import lru_cache
 
 from .auth import token_provider_for
+from .change_log import ChangeLog
+from .checkpoints import CheckpointStore
 from .intake import CachedSubscriptionLookup
+from .notification_queue import NotificationQueue
 from .processing import Worker
 from .settings import Settings, get_settings
 from .sources.sharepoint import SharePointSource
-from .storage import ChangeLog, CheckpointStore, NotificationQueue, Storage, SubscriptionStore
-from .subscriptions import SubscriptionService
+from .storage import Storage
+from .subscriptions import SubscriptionService, SubscriptionStore
 
 
 @dataclass(frozen=True)

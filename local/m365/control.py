@@ -18,9 +18,7 @@ def _tenant(request: Request) -> SharePointTenant:
 async def issue_token(request: Request) -> Response:
     """Stands in for Entra ID's client-credentials grant."""
     token = _tenant(request).issue_token(time.time())
-    return JSONResponse(
-        {"token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECONDS, "access_token": token}
-    )
+    return JSONResponse({"token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECONDS, "access_token": token})
 
 
 async def faults(request: Request) -> Response:
@@ -75,11 +73,13 @@ async def subscriptions(request: Request) -> Response:
 
 async def counters(request: Request) -> Response:
     tenant = _tenant(request)
-    return JSONResponse({
-        "calls": dict(tenant.calls),
-        "delivery": dict(tenant.delivery),
-        "pendingNotifications": len(tenant.pending),
-    })
+    return JSONResponse(
+        {
+            "calls": dict(tenant.calls),
+            "delivery": dict(tenant.delivery),
+            "pendingNotifications": len(tenant.pending),
+        }
+    )
 
 
 async def deliver(request: Request) -> Response:

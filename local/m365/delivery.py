@@ -66,16 +66,21 @@ class Deliverer:
     async def _post(self, url: str, entries: list[PendingNotification]) -> bool:
         value = []
         for pending in entries:
-            site, _, subscription = self.tenant.find_subscription(pending.subscription_id)
-            value.append({
-                "subscriptionId": subscription.id,
-                "clientState": subscription.client_state,
-                "expirationDateTime": notification_time(subscription.expiration),
-                "resource": subscription.list_id,
-                "tenantId": self.tenant.tenant_id,
-                "siteUrl": site.path,
-                "webId": site.web_id,
-            })
+            found = self.tenant.find_subscription(pending.subscription_id)
+            if found is None:  # deleted since the change: SharePoint sends nothing for it
+                continue
+            site, _, subscription = found
+            value.append(
+                {
+                    "subscriptionId": subscription.id,
+                    "clientState": subscription.client_state,
+                    "expirationDateTime": notification_time(subscription.expiration),
+                    "resource": subscription.list_id,
+                    "tenantId": self.tenant.tenant_id,
+                    "siteUrl": site.path,
+                    "webId": site.web_id,
+                }
+            )
         self.tenant.delivery["requests"] += 1
         try:
             answer = await self.http.post(url, json={"value": value}, timeout=DELIVERY_TIMEOUT_SECONDS)

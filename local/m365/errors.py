@@ -27,14 +27,17 @@ class SharePointError(Exception):
 
 def list_not_found() -> SharePointError:
     return SharePointError(
-        404, LIST_NOT_FOUND,
+        404,
+        LIST_NOT_FOUND,
         "List does not exist.\n\nThe page you selected contains a list that does not exist. "
         "It may have been deleted by another user.",
     )
 
 
 def item_not_found() -> SharePointError:
-    return SharePointError(404, ITEM_NOT_FOUND, "Item does not exist. It may have been deleted by another user.")
+    return SharePointError(
+        404, ITEM_NOT_FOUND, "Item does not exist. It may have been deleted by another user."
+    )
 
 
 def subscription_not_found(subscription_id: str) -> SharePointError:

@@ -1,6 +1,6 @@
 """The Microsoft 365 emulator's HTTP server: SharePoint REST plus the `/_emulator/` control surface.
 
-    python -m local.m365.server --port 7072 --delivery-interval 60 --retry-interval 300
+python -m local.m365.server --port 7072 --delivery-interval 60 --retry-interval 300
 """
 
 from __future__ import annotations
@@ -58,15 +58,23 @@ def _sharepoint_endpoint(name: str, endpoint: Endpoint) -> Endpoint:
             return JSONResponse(
                 {"error_description": "Invalid JWT token. The token is missing or has expired."},
                 status_code=401,
-                headers={"WWW-Authenticate": 'Bearer realm="emulator", client_id="00000003-0000-0ff1-ce00-000000000000"',
-                         "request-id": request_id},
+                headers={
+                    "WWW-Authenticate": (
+                        'Bearer realm="emulator", client_id="00000003-0000-0ff1-ce00-000000000000"'
+                    ),
+                    "request-id": request_id,
+                },
             )
         fault = tenant.take_fault(operation)
         if fault is not None:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             return errors.error_response(
-                SharePointError(fault.status, errors.THROTTLED,
-                                "The request has been throttled (injected by the emulator).", headers),
+                SharePointError(
+                    fault.status,
+                    errors.THROTTLED,
+                    "The request has been throttled (injected by the emulator).",
+                    headers,
+                ),
                 request_id,
             )
         try:
@@ -99,8 +107,12 @@ def create_app(*, delivery_interval: float = 60.0, retry_interval: float = 300.0
                     await task
 
     routes = [
-        Route(route.path, _sharepoint_endpoint(route.name, route.endpoint), methods=route.methods,
-              name=route.name)
+        Route(
+            route.path,
+            _sharepoint_endpoint(route.name, route.endpoint),
+            methods=route.methods,
+            name=route.name,
+        )
         for route in sharepoint.routes
     ]
     app = Starlette(routes=[*control.routes, *routes], lifespan=lifespan)
@@ -114,12 +126,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Microsoft 365 (SharePoint Online) emulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("M365_EMULATOR_PORT", "7072")))
-    parser.add_argument("--delivery-interval", type=float,
-                        default=float(os.environ.get("M365_EMULATOR_DELIVERY_INTERVAL", "60")),
-                        help="seconds between notification delivery rounds (SharePoint: about 60)")
-    parser.add_argument("--retry-interval", type=float,
-                        default=float(os.environ.get("M365_EMULATOR_RETRY_INTERVAL", "300")),
-                        help="seconds before a failed delivery is tried again (SharePoint: 300)")
+    parser.add_argument(
+        "--delivery-interval",
+        type=float,
+        default=float(os.environ.get("M365_EMULATOR_DELIVERY_INTERVAL", "60")),
+        help="seconds between notification delivery rounds (SharePoint: about 60)",
+    )
+    parser.add_argument(
+        "--retry-interval",
+        type=float,
+        default=float(os.environ.get("M365_EMULATOR_RETRY_INTERVAL", "300")),
+        help="seconds before a failed delivery is tried again (SharePoint: 300)",
+    )
     args = parser.parse_args()
     app = create_app(delivery_interval=args.delivery_interval, retry_interval=args.retry_interval)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

@@ -52,8 +52,10 @@ def _resolve_list(request: Request) -> SpList:
     match = re.fullmatch(r"lists\((?:guid)?'([^']+)'\)", ref)
     if match:
         return _tenant(request).find_list(_site_path(request), list_id=match.group(1))
-    title = re.fullmatch(r"lists/getbytitle\('([^']+)'\)", ref).group(1)
-    return _tenant(request).find_list(_site_path(request), title=title)
+    by_title = re.fullmatch(r"lists/getbytitle\('([^']+)'\)", ref)
+    if by_title is None:
+        raise errors.list_not_found()
+    return _tenant(request).find_list(_site_path(request), title=by_title.group(1))
 
 
 def _ok(body: Any, status: int = 200) -> JSONResponse:
@@ -67,7 +69,9 @@ async def _json_body(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except json.JSONDecodeError:
-        raise SharePointError(400, errors.ARGUMENT, "Invalid JSON. A token was not recognized in the JSON content.") from None
+        raise SharePointError(
+            400, errors.ARGUMENT, "Invalid JSON. A token was not recognized in the JSON content."
+        ) from None
     if not isinstance(body, dict):
         raise SharePointError(400, errors.ARGUMENT, "The request body must be a JSON object.")
     return body
@@ -87,7 +91,9 @@ def _select(body: dict[str, Any], request: Request) -> dict[str, Any]:
 async def create_list(request: Request) -> Response:
     body = await _json_body(request)
     tenant = _tenant(request)
-    sp_list = tenant.create_list(_site_path(request), body.get("Title", ""), int(body.get("BaseTemplate", 100)))
+    sp_list = tenant.create_list(
+        _site_path(request), body.get("Title", ""), int(body.get("BaseTemplate", 100))
+    )
     return _ok(tenant.list_json(tenant.site(_site_path(request)), sp_list), 201)
 
 
@@ -127,7 +133,9 @@ async def item(request: Request) -> Response:
 
 async def recycle_item(request: Request) -> Response:
     tenant = _tenant(request)
-    recycle_id = tenant.recycle_item(_site_path(request), _resolve_list(request), int(request.path_params["item_id"]))
+    recycle_id = tenant.recycle_item(
+        _site_path(request), _resolve_list(request), int(request.path_params["item_id"])
+    )
     return _ok({"value": recycle_id})
 
 
@@ -144,21 +152,23 @@ async def get_changes(request: Request) -> Response:
     site = tenant.site(_site_path(request))
     query = (await _json_body(request)).get("query") or {}
     changes = tenant.get_changes(_resolve_list(request), query)
-    return _ok({
-        "value": [
-            {
-                "ChangeToken": {"StringValue": change.token},
-                "ChangeType": change.change_type,
-                "SiteId": site.id,
-                "Time": change.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "ItemId": change.item_id,
-                "ListId": change.list_id,
-                "WebId": site.web_id,
-                "UniqueId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{change.list_id}/{change.item_id}")),
-            }
-            for change in changes
-        ]
-    })
+    return _ok(
+        {
+            "value": [
+                {
+                    "ChangeToken": {"StringValue": change.token},
+                    "ChangeType": change.change_type,
+                    "SiteId": site.id,
+                    "Time": change.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "ItemId": change.item_id,
+                    "ListId": change.list_id,
+                    "WebId": site.web_id,
+                    "UniqueId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{change.list_id}/{change.item_id}")),
+                }
+                for change in changes
+            ]
+        }
+    )
 
 
 # --- subscriptions -----------------------------------------------------------------------------
@@ -198,7 +208,9 @@ async def _validate_notification_url(request: Request, notification_url: str) ->
     request.app.state.tenant.calls["ValidateNotificationUrl"] += 1
     try:
         answer = await client.post(
-            notification_url, params={"validationtoken": token}, content=b"",
+            notification_url,
+            params={"validationtoken": token},
+            content=b"",
             timeout=VALIDATION_TIMEOUT_SECONDS,
         )
     except httpx.HTTPError:
@@ -217,11 +229,19 @@ routes = [
     Route(LIST + "/items({item_id:int})", item, methods=["GET", "PATCH", "POST", "DELETE"], name="item"),
     Route(LIST + "/items({item_id:int})/recycle()", recycle_item, methods=["POST"], name="recycle_item"),
     Route(LIST + "/subscriptions", subscriptions, methods=["GET", "POST"], name="subscriptions"),
-    Route(LIST + "/subscriptions('{subscription_id}')", subscription,
-          methods=["GET", "PATCH", "DELETE"], name="subscription"),
+    Route(
+        LIST + "/subscriptions('{subscription_id}')",
+        subscription,
+        methods=["GET", "PATCH", "DELETE"],
+        name="subscription",
+    ),
     Route(LIST, get_list, methods=["GET"], name="get_list"),
-    Route(SITE + "/RecycleBin('{recycle_id}')/restore()", restore_recycled, methods=["POST"],
-          name="restore_recycled"),
+    Route(
+        SITE + "/RecycleBin('{recycle_id}')/restore()",
+        restore_recycled,
+        methods=["POST"],
+        name="restore_recycled",
+    ),
 ]
 
 

@@ -10,7 +10,7 @@ import secrets
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import errors
@@ -20,7 +20,7 @@ MAX_SUBSCRIPTION_LIFETIME = timedelta(days=180)
 CHANGE_LOG_RETENTION = timedelta(days=60)
 DEFAULT_FETCH_LIMIT = 1000
 TOKEN_LIFETIME_SECONDS = 3599
-_DOTNET_EPOCH = datetime(1, 1, 1, tzinfo=timezone.utc)
+_DOTNET_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 
 CHANGE_ADD, CHANGE_UPDATE, CHANGE_DELETE, CHANGE_RESTORE = 1, 2, 3, 7
 
@@ -32,12 +32,12 @@ def ticks(moment: datetime) -> int:
 
 
 def sharepoint_time(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def notification_time(moment: datetime) -> str:
     """Notifications carry seven fractional digits: `2016-04-30T17:27:00.0000000Z`."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
 class Clock:
@@ -47,7 +47,7 @@ class Clock:
         self.offset = timedelta()
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc) + self.offset
+        return datetime.now(UTC) + self.offset
 
     def advance(self, seconds: float) -> None:
         self.offset += timedelta(seconds=seconds)
@@ -174,12 +174,14 @@ class SharePointTenant:
             raise SharePointError(400, errors.ARGUMENT, "The list title must not be empty.")
         if any(lst.title.lower() == title.lower() for lst in site.lists.values()):
             raise SharePointError(
-                409, errors.DUPLICATE_LIST,
+                409,
+                errors.DUPLICATE_LIST,
                 "A list, survey, discussion board, or document library with the specified title "
                 "already exists in this Web site.  Please choose another title.",
             )
-        new_list = SpList(id=str(uuid.uuid4()), title=title, base_template=base_template,
-                          created=self.clock.now())
+        new_list = SpList(
+            id=str(uuid.uuid4()), title=title, base_template=base_template, created=self.clock.now()
+        )
         site.lists[new_list.id] = new_list
         return new_list
 
@@ -188,7 +190,14 @@ class SharePointTenant:
         if list_id is not None:
             found = site.lists.get(list_id.lower().strip("{}"))
         else:
-            found = next((l for l in site.lists.values() if l.title.lower() == (title or "").lower()), None)
+            found = next(
+                (
+                    candidate
+                    for candidate in site.lists.values()
+                    if candidate.title.lower() == (title or "").lower()
+                ),
+                None,
+            )
         if found is None:
             raise errors.list_not_found()
         return found
@@ -251,9 +260,7 @@ class SharePointTenant:
 
     def _record_change(self, site_path: str, sp_list: SpList, change_type: int, item_id: int) -> None:
         self.change_number += 1
-        sp_list.changes.append(
-            Change(self.change_number, self.clock.now(), change_type, item_id, sp_list.id)
-        )
+        sp_list.changes.append(Change(self.change_number, self.clock.now(), change_type, item_id, sp_list.id))
         self.expire_subscriptions(sp_list)
         for subscription in sp_list.subscriptions.values():
             self.pending.append(PendingNotification(subscription.id, site_path, sp_list.id, due=0.0))
@@ -264,10 +271,14 @@ class SharePointTenant:
         if not query.get("Item"):
             return []
         wanted = {
-            code for flag, code in (
-                ("Add", CHANGE_ADD), ("Update", CHANGE_UPDATE),
-                ("DeleteObject", CHANGE_DELETE), ("Restore", CHANGE_RESTORE),
-            ) if query.get(flag)
+            code
+            for flag, code in (
+                ("Add", CHANGE_ADD),
+                ("Update", CHANGE_UPDATE),
+                ("DeleteObject", CHANGE_DELETE),
+                ("Restore", CHANGE_RESTORE),
+            )
+            if query.get(flag)
         }
         limit = int(query.get("FetchLimit") or query.get("RowLimit") or DEFAULT_FETCH_LIMIT)
         start = (query.get("ChangeTokenStart") or {}).get("StringValue")
@@ -278,7 +289,8 @@ class SharePointTenant:
     def _change_number_after(self, sp_list: SpList, token: str) -> int:
         parts = token.split(";")
         invalid = SharePointError(
-            400, errors.INVALID_CHANGE_TOKEN,
+            400,
+            errors.INVALID_CHANGE_TOKEN,
             "The change token is not valid. It may have expired or been used with another list.",
         )
         if len(parts) != 5 or parts[2].lower() != sp_list.id:
@@ -305,7 +317,8 @@ class SharePointTenant:
             )
         if expiration > now + MAX_SUBSCRIPTION_LIFETIME:
             raise SharePointError(
-                400, errors.ARGUMENT_OUT_OF_RANGE,
+                400,
+                errors.ARGUMENT_OUT_OF_RANGE,
                 "The expirationDateTime must not be more than 180 days from now.",
             )
         client_state = body.get("clientState")
@@ -334,7 +347,8 @@ class SharePointTenant:
             now = self.clock.now()
             if not now < expiration <= now + MAX_SUBSCRIPTION_LIFETIME:
                 raise SharePointError(
-                    400, errors.ARGUMENT_OUT_OF_RANGE,
+                    400,
+                    errors.ARGUMENT_OUT_OF_RANGE,
                     "The expirationDateTime must be in the future and not more than 180 days from now.",
                 )
             subscription.expiration = expiration
@@ -389,9 +403,9 @@ def _parse_time(value: Any) -> datetime:
         # .NET writes up to seven fractional digits; Python reads six.
         head, _, rest = text.partition(".")
         digits = "".join(c for c in rest if c.isdigit())
-        text = f"{head}.{digits[:6]}{rest[len(digits):]}"
+        text = f"{head}.{digits[:6]}{rest[len(digits) :]}"
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise SharePointError(400, errors.ARGUMENT, f"'{value}' is not a valid date and time.") from None
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed

@@ -58,23 +58,35 @@ def target(request, emulator_url) -> Target:
         list_id = client.create_list(SITE, f"contract-{uuid.uuid4().hex[:8]}")
         token = client.http.post("/_emulator/token").json()["access_token"]
         source = SharePointSource(StaticToken(token))
-        return Target(source, ListRef(f"{emulator_url}{SITE}", list_id),
-                      lambda title: client.add_item(SITE, list_id, title))
-    site, list_id, token = (os.environ.get(name) for name in (
-        "M365_LIVE_SITE_URL", "M365_LIVE_LIST_ID", "M365_LIVE_ACCESS_TOKEN"))
-    if not (site and list_id and token):
-        pytest.skip("no live tenant configured (M365_LIVE_SITE_URL, M365_LIVE_LIST_ID, M365_LIVE_ACCESS_TOKEN)")
+        return Target(
+            source,
+            ListRef(f"{emulator_url}{SITE}", list_id),
+            lambda title: client.add_item(SITE, list_id, title),
+        )
+    site, live_list_id, live_token = (
+        os.environ.get(name) for name in ("M365_LIVE_SITE_URL", "M365_LIVE_LIST_ID", "M365_LIVE_ACCESS_TOKEN")
+    )
+    if not (site and live_list_id and live_token):
+        pytest.skip(
+            "no live tenant configured (M365_LIVE_SITE_URL, M365_LIVE_LIST_ID, M365_LIVE_ACCESS_TOKEN)"
+        )
     session = new_session()
 
     def add_live_item(title: str) -> int:
         response = session.post(
-            f"{site}/_api/web/lists('{list_id}')/items", json={"Title": title}, timeout=30,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json;odata=nometadata"},
+            f"{site}/_api/web/lists('{live_list_id}')/items",
+            json={"Title": title},
+            timeout=30,
+            headers={"Authorization": f"Bearer {live_token}", "Accept": "application/json;odata=nometadata"},
         )
         response.raise_for_status()
         return response.json()["Id"]
 
-    return Target(SharePointSource(StaticToken(token)), ListRef(site.rstrip("/"), list_id.lower()), add_live_item)
+    return Target(
+        SharePointSource(StaticToken(live_token)),
+        ListRef(site.rstrip("/"), live_list_id.lower()),
+        add_live_item,
+    )
 
 
 def test_the_current_change_token_is_a_list_scoped_token(target):

@@ -92,13 +92,22 @@ def test_notifications_get_503_when_storage_is_down(stack):
     broken.log_dir.mkdir(exist_ok=True)
     try:
         broken.start_host()
-        entry = {"subscriptionId": str(uuid.uuid4()), "clientState": "c", "expirationDateTime": "2026-04-30T17:27:00.0000000Z",
-                 "resource": "r", "siteUrl": SITE}
-        response = httpx.post(f"{broken.functions_url}/api/notifications/sharepoint", json={"value": [entry]}, timeout=30)
+        entry = {
+            "subscriptionId": str(uuid.uuid4()),
+            "clientState": "c",
+            "expirationDateTime": "2026-04-30T17:27:00.0000000Z",
+            "resource": "r",
+            "siteUrl": SITE,
+        }
+        response = httpx.post(
+            f"{broken.functions_url}/api/notifications/sharepoint", json={"value": [entry]}, timeout=30
+        )
         assert response.status_code == 503
         assert response.headers["retry-after"]
         assert httpx.get(f"{broken.functions_url}/api/health", timeout=30).status_code == 503
-        validation = httpx.post(f"{broken.functions_url}/api/notifications/sharepoint", params={"validationtoken": "ok"})
+        validation = httpx.post(
+            f"{broken.functions_url}/api/notifications/sharepoint", params={"validationtoken": "ok"}
+        )
         assert (validation.status_code, validation.text) == (200, "ok")
     finally:
         broken.stop()

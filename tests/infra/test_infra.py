@@ -30,7 +30,9 @@ def bicep() -> dict:
         pytest.fail(".venv-checkov is missing: run `make setup`")
     result = subprocess.run(
         [str(CHECKOV_PYTHON), str(ROOT / "tests" / "infra" / "bicep_to_json.py"), str(INFRA)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, f"a .bicep file did not parse with pycep-parser:\n{result.stderr}"
     return json.loads(result.stdout)
@@ -56,16 +58,31 @@ class RecordingEnviron(dict):
 
 def test_every_bicep_file_parses_with_pycep(bicep):
     assert set(bicep) == {
-        "main.bicep", "modules/functionapp.bicep", "modules/monitoring.bicep",
-        "modules/roles.bicep", "modules/storage.bicep",
+        "main.bicep",
+        "modules/functionapp.bicep",
+        "modules/monitoring.bicep",
+        "modules/roles.bicep",
+        "modules/storage.bicep",
     }
 
 
 def test_checkov_finds_no_failed_check_and_every_skip_says_why():
     result = subprocess.run(
-        [str(CHECKOV), "-d", str(INFRA), "--framework", "bicep", "--quiet", "--compact",
-         "--skip-download", "-o", "json"],
-        capture_output=True, text=True, check=False,
+        [
+            str(CHECKOV),
+            "-d",
+            str(INFRA),
+            "--framework",
+            "bicep",
+            "--quiet",
+            "--compact",
+            "--skip-download",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     report = json.loads(result.stdout)
     summary = report["summary"]
@@ -76,13 +93,20 @@ def test_checkov_finds_no_failed_check_and_every_skip_says_why():
     for path in INFRA.rglob("*.bicep"):
         for line in path.read_text().splitlines():
             if "checkov:skip=" in line:
-                assert re.search(r"checkov:skip=CKV2?_\w+:\s*\S.{10,}", line), f"a skip without a reason: {line}"
+                assert re.search(r"checkov:skip=CKV2?_\w+:\s*\S.{10,}", line), (
+                    f"a skip without a reason: {line}"
+                )
 
 
 def test_the_bicep_sets_every_setting_the_code_reads(app_settings):
-    environ = RecordingEnviron({name: "https://x.example" for name in app_settings})
-    environ.update({"SHAREPOINT_AUTH": "managed_identity", "RENEWAL_WINDOW_DAYS": "45",
-                    "RENEWAL_SCHEDULE": "0 0 */6 * * *"})
+    environ = RecordingEnviron(dict.fromkeys(app_settings, "https://x.example"))
+    environ.update(
+        {
+            "SHAREPOINT_AUTH": "managed_identity",
+            "RENEWAL_WINDOW_DAYS": "45",
+            "RENEWAL_SCHEDULE": "0 0 */6 * * *",
+        }
+    )
     Settings.from_environ(environ)
     expected = environ.asked - CERTIFICATE_ONLY - {settings_module.STORAGE_CONNECTION}
     assert expected - set(app_settings) == set()
@@ -125,7 +149,10 @@ def test_the_function_app_is_flex_consumption_python_https_only(bicep):
     assert site["identity"]["type"] == "UserAssigned"
     properties = site["properties"]
     assert properties["httpsOnly"] is True
-    assert (properties["siteConfig"]["ftpsState"], properties["siteConfig"]["minTlsVersion"]) == ("Disabled", "1.2")
+    assert (properties["siteConfig"]["ftpsState"], properties["siteConfig"]["minTlsVersion"]) == (
+        "Disabled",
+        "1.2",
+    )
     assert properties["siteConfig"]["http20Enabled"] is True
     assert properties["functionAppConfig"]["runtime"]["name"] == "python"
 
@@ -139,7 +166,9 @@ def test_the_role_assignments_cover_what_the_code_does_and_nothing_more(bicep):
         "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",  # Storage Table Data Contributor: subscriptions etc.
         "3913510d-42f4-4e42-8a64-420c390055eb",  # Monitoring Metrics Publisher: App Insights (AAD)
     }
-    assignments = [r for r in roles["resources"].values() if r["type"] == "Microsoft.Authorization/roleAssignments"]
+    assignments = [
+        r for r in roles["resources"].values() if r["type"] == "Microsoft.Authorization/roleAssignments"
+    ]
     assert len(assignments) == 4
     for assignment in assignments:
         name = json.dumps(assignment["config"]["name"])
@@ -150,16 +179,25 @@ def test_outputs_carry_no_secret(bicep):
     for path, parsed in bicep.items():
         for name, output in parsed.get("outputs", {}).items():
             text = json.dumps(output).lower()
-            assert not any(word in text for word in ("key", "secret", "password", "connectionstring")), (path, name)
+            assert not any(word in text for word in ("key", "secret", "password", "connectionstring")), (
+                path,
+                name,
+            )
 
 
 def test_the_deploy_package_holds_exactly_the_deployable_files(tmp_path):
     output = tmp_path / "app.zip"
-    result = subprocess.run(["bash", str(INFRA / "deploy.sh"), "package", str(output)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["bash", str(INFRA / "deploy.sh"), "package", str(output)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     names = set(zipfile.ZipFile(output).namelist())
-    tracked = subprocess.run(["git", "ls-files", "functions"], cwd=ROOT, capture_output=True, text=True, check=True)
+    tracked = subprocess.run(
+        ["git", "ls-files", "functions"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     expected = {"requirements.txt", "function_app.py", "host.json"} | {
         name for name in tracked.stdout.split() if name.endswith(".py")
     }

@@ -12,7 +12,7 @@ from functions.core.processing import ListSyncFailed, Worker
 from tests.integration.conftest import SITE
 
 
-def logged(services, subscription) -> list[tuple[str, int]]:
+def logged(services, subscription) -> list[tuple[str, int | None]]:
     page = list_changes(services.subscriptions, services.change_log, subscription.id, top=1000)
     return [(c.change_type.value, c.item_id) for c in page.changes]
 
@@ -36,19 +36,36 @@ def test_item_changes_reach_the_change_log_in_order(services, emulator, queue, s
 
     assert deliver_and_process(emulator, queue, services) == 1
     assert logged(services, subscription) == [
-        ("add", a), ("add", b), ("update", a), ("delete", b), ("add", c), ("delete", c), ("restore", c),
+        ("add", a),
+        ("add", b),
+        ("update", a),
+        ("delete", b),
+        ("add", c),
+        ("delete", c),
+        ("restore", c),
     ]
 
 
-def test_the_same_notification_delivered_twice_writes_nothing_twice(services, emulator, queue, subscription, new_list, stack):
+def test_the_same_notification_delivered_twice_writes_nothing_twice(
+    services, emulator, queue, subscription, new_list, stack
+):
     emulator.add_item(SITE, new_list, "a")
     emulator.add_item(SITE, new_list, "b")
-    notification = {"value": [{
-        "subscriptionId": subscription.id,
-        "clientState": next(s["clientState"] for s in emulator.subscriptions() if s["id"] == subscription.id),
-        "expirationDateTime": "2027-01-01T00:00:00.0000000Z",
-        "resource": new_list, "tenantId": "t", "siteUrl": SITE, "webId": "w",
-    }]}
+    notification = {
+        "value": [
+            {
+                "subscriptionId": subscription.id,
+                "clientState": next(
+                    s["clientState"] for s in emulator.subscriptions() if s["id"] == subscription.id
+                ),
+                "expirationDateTime": "2027-01-01T00:00:00.0000000Z",
+                "resource": new_list,
+                "tenantId": "t",
+                "siteUrl": SITE,
+                "webId": "w",
+            }
+        ]
+    }
     for _ in range(2):
         response = httpx.post(f"{stack.functions_url}/api/notifications/sharepoint", json=notification)
         assert response.status_code == 202
@@ -59,7 +76,9 @@ def test_the_same_notification_delivered_twice_writes_nothing_twice(services, em
     assert logged(services, subscription) == [("add", 1), ("add", 2)]
 
 
-def test_a_replay_after_a_crash_before_the_checkpoint_moved_writes_no_duplicates(services, emulator, queue, subscription, new_list):
+def test_a_replay_after_a_crash_before_the_checkpoint_moved_writes_no_duplicates(
+    services, emulator, queue, subscription, new_list
+):
     before = services.subscriptions.checkpoints.read(new_list).change_token
     emulator.add_item(SITE, new_list, "a")
     emulator.deliver()
@@ -75,8 +94,11 @@ def test_changes_are_read_page_by_page_until_a_short_page(services, emulator, qu
     for n in range(5):
         emulator.add_item(SITE, new_list, f"item {n}")
     paged = Worker(
-        services.subscriptions.store, services.subscriptions.checkpoints, services.change_log,
-        services.subscriptions.source, page_size=2,
+        services.subscriptions.store,
+        services.subscriptions.checkpoints,
+        services.change_log,
+        services.subscriptions.source,
+        page_size=2,
     )
     calls_before = emulator.calls("GetChanges")
     emulator.deliver()
@@ -87,7 +109,9 @@ def test_changes_are_read_page_by_page_until_a_short_page(services, emulator, qu
     assert [item for _, item in logged(services, subscription)] == [1, 2, 3, 4, 5]
 
 
-def test_a_throttled_get_changes_is_retried_after_retry_after(services, emulator, queue, subscription, new_list):
+def test_a_throttled_get_changes_is_retried_after_retry_after(
+    services, emulator, queue, subscription, new_list
+):
     emulator.add_item(SITE, new_list, "a")
     emulator.inject_fault("GetChanges", 429, retry_after=1, times=1)
     calls_before = emulator.calls("GetChanges")
@@ -96,7 +120,9 @@ def test_a_throttled_get_changes_is_retried_after_retry_after(services, emulator
     assert logged(services, subscription) == [("add", 1)]
 
 
-def test_a_failure_leaves_the_checkpoint_where_it_was_and_the_retry_catches_up(services, emulator, queue, subscription, new_list):
+def test_a_failure_leaves_the_checkpoint_where_it_was_and_the_retry_catches_up(
+    services, emulator, queue, subscription, new_list
+):
     checkpoint = services.subscriptions.checkpoints.read(new_list).change_token
     emulator.add_item(SITE, new_list, "a")
     emulator.inject_fault("GetChanges", 503, retry_after=120, times=1)
@@ -111,7 +137,9 @@ def test_a_failure_leaves_the_checkpoint_where_it_was_and_the_retry_catches_up(s
     assert logged(services, subscription) == [("add", 1)]
 
 
-def test_two_workers_racing_on_one_list_write_each_change_once(services, emulator, queue, subscription, new_list):
+def test_two_workers_racing_on_one_list_write_each_change_once(
+    services, emulator, queue, subscription, new_list
+):
     for n in range(30):
         emulator.add_item(SITE, new_list, f"item {n}")
     emulator.deliver()
@@ -131,7 +159,9 @@ def test_two_workers_racing_on_one_list_write_each_change_once(services, emulato
         thread.join()
     assert errors == []
     assert [item for _, item in logged(services, subscription)] == list(range(1, 31))
-    assert services.subscriptions.checkpoints.read(new_list).change_token == last_logged_token(services, subscription)
+    assert services.subscriptions.checkpoints.read(new_list).change_token == last_logged_token(
+        services, subscription
+    )
 
 
 def last_logged_token(services, subscription) -> str:

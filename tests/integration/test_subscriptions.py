@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from functions.core.changes import list_changes
 from functions.core.models import CreateSubscriptionRequest, SubscriptionStatus
 from functions.core.outbound import UpstreamError
-from functions.core.storage import hash_client_state
 from functions.core.subscriptions import (
-    MAX_LIFETIME,
     InvalidSubscriptionRequest,
     SubscriptionConflict,
     SubscriptionService,
+    hash_client_state,
 )
+from functions.core.subscriptions.service import MAX_LIFETIME
 from tests.integration.conftest import SITE
 
 
@@ -24,7 +24,9 @@ def at_sharepoint(emulator, subscription_id):
     return next((s for s in emulator.subscriptions() if s["id"] == subscription_id), None)
 
 
-def test_a_new_subscription_gets_a_strong_client_state_that_only_its_hash_is_stored_for(services, emulator, subscription):
+def test_a_new_subscription_gets_a_strong_client_state_that_only_its_hash_is_stored_for(
+    services, emulator, subscription
+):
     remote = at_sharepoint(emulator, subscription.id)
     assert len(remote["clientState"]) >= 43  # 32 random bytes, URL-safe base64
     assert subscription.client_state_hash == hash_client_state(remote["clientState"])
@@ -59,8 +61,10 @@ def test_a_list_that_does_not_exist_is_sharepoints_404(services):
 
 def test_sharepoint_refuses_a_notification_url_that_does_not_echo_the_token(services, new_list):
     unreachable = SubscriptionService(
-        store=services.subscriptions.store, checkpoints=services.subscriptions.checkpoints,
-        source=services.subscriptions.source, tenant_url=services.subscriptions.tenant_url,
+        store=services.subscriptions.store,
+        checkpoints=services.subscriptions.checkpoints,
+        source=services.subscriptions.source,
+        tenant_url=services.subscriptions.tenant_url,
         notification_url="http://127.0.0.1:9/api/notifications/sharepoint",
     )
     with pytest.raises(UpstreamError) as caught:
@@ -77,8 +81,8 @@ def test_sharepoint_refuses_a_notification_url_that_does_not_echo_the_token(serv
     [
         {"siteUrl": "https://fabrikam.sharepoint.com/sites/x"},
         {"siteUrl": "/sites/x?evil=1"},
-        {"expirationDateTime": datetime.now(timezone.utc) - timedelta(days=1)},
-        {"expirationDateTime": datetime.now(timezone.utc) + MAX_LIFETIME + timedelta(days=1)},
+        {"expirationDateTime": datetime.now(UTC) - timedelta(days=1)},
+        {"expirationDateTime": datetime.now(UTC) + MAX_LIFETIME + timedelta(days=1)},
     ],
 )
 def test_requests_sharepoint_would_refuse_are_refused_first(services, new_list, request_body):
@@ -93,7 +97,7 @@ def test_requests_sharepoint_would_refuse_are_refused_first(services, new_list, 
 
 def test_renewal_touches_only_the_subscriptions_that_are_due(services, emulator, emulator_list_factory):
     due_list, later_list = emulator_list_factory(), emulator_list_factory()
-    soon = datetime.now(timezone.utc) + timedelta(days=10)
+    soon = datetime.now(UTC) + timedelta(days=10)
     due = services.subscriptions.create(
         CreateSubscriptionRequest(site_url=SITE, list_id=due_list, expiration_date_time=soon)
     )
@@ -105,13 +109,15 @@ def test_renewal_touches_only_the_subscriptions_that_are_due(services, emulator,
     assert due.id in report.renewed
     assert later.id not in report.renewed
     renewed_at_sharepoint = at_sharepoint(emulator, due.id)["expirationDateTime"]
-    assert renewed_at_sharepoint > (datetime.now(timezone.utc) + timedelta(days=179)).strftime("%Y-%m-%dT%H")
+    assert renewed_at_sharepoint > (datetime.now(UTC) + timedelta(days=179)).strftime("%Y-%m-%dT%H")
     assert emulator.calls("UpdateSubscription") - patches_before == len(report.renewed)
     assert services.subscriptions.get(due.id).last_renewed is not None
     assert services.subscriptions.get(later.id).last_renewed is None
 
 
-def test_a_subscription_sharepoint_forgot_is_recreated_and_no_change_is_missed(services, emulator, queue, subscription, new_list):
+def test_a_subscription_sharepoint_forgot_is_recreated_and_no_change_is_missed(
+    services, emulator, queue, subscription, new_list
+):
     emulator.add_item(SITE, new_list, "while subscribed")
     emulator.deliver()
     for body in queue.take_all():
@@ -134,14 +140,18 @@ def test_a_subscription_sharepoint_forgot_is_recreated_and_no_change_is_missed(s
     assert [c.item_id for c in page.changes] == [1, 2, 3]
 
 
-def test_a_subscription_that_lapsed_at_sharepoint_is_recreated_by_the_renewal_run(services, emulator, subscription):
+def test_a_subscription_that_lapsed_at_sharepoint_is_recreated_by_the_renewal_run(
+    services, emulator, subscription
+):
     emulator.advance_clock(181 * 86400)
     try:
         assert at_sharepoint(emulator, subscription.id) is None
     finally:
         emulator.advance_clock(-181 * 86400)
     store = services.subscriptions.store
-    store.save(store.get(subscription.id).renewed(datetime.now(timezone.utc) + timedelta(days=1), subscription.created))
+    store.save(
+        store.get(subscription.id).renewed(datetime.now(UTC) + timedelta(days=1), subscription.created)
+    )
 
     report = services.subscriptions.renew_due(timedelta(days=45))
 

@@ -5,23 +5,30 @@ Integration and end-to-end tests use real Azurite and the emulator instead.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from functions.core.models import SubscriptionStatus
-from functions.core.storage import StorageUnavailable, SubscriptionRecord, hash_client_state
-
+from functions.core.storage import StorageUnavailable
+from functions.core.subscriptions import SubscriptionRecord, hash_client_state
 
 SUB_1 = "91779246-afe9-4525-b122-6c199ae89211"
 SUB_2 = "0b5ea4c5-3c3b-4a0e-9a57-6f0c3c7b1d2e"
 
 
-def record(subscription_id: str = SUB_1, client_state: str = "secret-state", list_id: str = "list-1") -> SubscriptionRecord:
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+def record(
+    subscription_id: str = SUB_1, client_state: str = "secret-state", list_id: str = "list-1"
+) -> SubscriptionRecord:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     return SubscriptionRecord(
-        id=subscription_id, site_url="https://contoso.sharepoint.com/sites/x", list_id=list_id,
-        resource=list_id, notification_url="https://app/api/notifications/sharepoint",
-        expiration=now, client_state_hash=hash_client_state(client_state),
-        status=SubscriptionStatus.ACTIVE, created=now,
+        id=subscription_id,
+        site_url="https://contoso.sharepoint.com/sites/x",
+        list_id=list_id,
+        resource=list_id,
+        notification_url="https://app/api/notifications/sharepoint",
+        expiration=now,
+        client_state_hash=hash_client_state(client_state),
+        status=SubscriptionStatus.ACTIVE,
+        created=now,
     )
 
 

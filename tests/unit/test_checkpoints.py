@@ -1,5 +1,4 @@
-from functions.core.processing import advance_checkpoint
-from functions.core.storage import Checkpoint, CheckpointConflict
+from functions.core.checkpoints import Checkpoint, CheckpointConflict, advance_checkpoint
 
 LIST = "list-1"
 
@@ -14,7 +13,7 @@ class RacingCheckpoints:
     def __init__(self, stored: int, moved_to: int | None = None) -> None:
         self.stored = Checkpoint(LIST, token(stored), "etag-1")
         self.moved_to = moved_to
-        self.writes = []
+        self.writes: list[str] = []
 
     def read(self, list_id):
         return self.stored

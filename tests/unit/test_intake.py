@@ -54,7 +54,9 @@ def test_validation_token_is_echoed_unchanged_when_it_is_plain_text():
     assert checked_validation_token(token) == token
 
 
-@pytest.mark.parametrize("token", ["", "x" * 1025, "abc\r\nSet-Cookie: a=b", "tab\there", "nul\x00", "del\x7f"])
+@pytest.mark.parametrize(
+    "token", ["", "x" * 1025, "abc\r\nSet-Cookie: a=b", "tab\there", "nul\x00", "del\x7f"]
+)
 def test_hostile_validation_tokens_are_refused(token):
     with pytest.raises(InvalidValidationToken):
         checked_validation_token(token)
@@ -83,7 +85,7 @@ def test_a_wrong_client_state_is_rejected_and_nothing_is_queued():
 
 @pytest.mark.parametrize("state", [None, "absent"])
 def test_a_missing_or_null_client_state_is_parsed_but_does_not_match_a_secret(state):
-    entry = dict(DOC_ENTRY)
+    entry: dict[str, str | None] = dict(DOC_ENTRY)
     if state == "absent":
         del entry["clientState"]
     else:
@@ -131,7 +133,9 @@ def test_timestamps_with_seven_fractional_digits_are_read():
     assert result.accepted == 1
 
 
-@pytest.mark.parametrize("payload", [b"{not json", b"\xff\xfe", b"[]", b'{"value": []}', b'{"value": {}}', b'"text"', b""])
+@pytest.mark.parametrize(
+    "payload", [b"{not json", b"\xff\xfe", b"[]", b'{"value": []}', b'{"value": {}}', b'"text"', b""]
+)
 def test_malformed_json_or_a_wrong_shape_is_a_bad_request(payload):
     with pytest.raises(BadNotificationRequest):
         receive(payload)

@@ -1,15 +1,23 @@
 """The local host's reading of route templates, host.json and settings."""
 
-from local.functions_host.config import QueueOptions, apply_host_overrides, resolve_setting_expression, timespan_seconds
+from local.functions_host.config import (
+    QueueOptions,
+    apply_host_overrides,
+    resolve_setting_expression,
+    timespan_seconds,
+)
 from local.functions_host.http import compile_route
 
 
 def test_route_templates_bind_parameters():
     match = compile_route("subscriptions/{id}/renew").fullmatch("subscriptions/abc/renew")
+    assert match is not None
     assert match.groupdict() == {"id": "abc"}
     assert compile_route("subscriptions/{id}").fullmatch("subscriptions/abc/renew") is None
     assert compile_route("items/{n:int}").fullmatch("items/x") is None
-    assert compile_route("files/{*rest}").fullmatch("files/a/b/c").group("rest") == "a/b/c"
+    rest = compile_route("files/{*rest}").fullmatch("files/a/b/c")
+    assert rest is not None
+    assert rest.group("rest") == "a/b/c"
 
 
 def test_timespans_read_like_dotnet():
@@ -19,7 +27,9 @@ def test_timespans_read_like_dotnet():
 
 
 def test_queue_options_take_host_json_values_and_the_hosts_defaults():
-    options = QueueOptions.from_host_json({"extensions": {"queues": {"batchSize": 4, "visibilityTimeout": "00:00:05"}}})
+    options = QueueOptions.from_host_json(
+        {"extensions": {"queues": {"batchSize": 4, "visibilityTimeout": "00:00:05"}}}
+    )
     assert (options.batch_size, options.new_batch_threshold, options.visibility_timeout) == (4, 2, 5)
     assert (options.max_dequeue_count, options.max_polling_interval) == (5, 60)
 
@@ -31,4 +41,6 @@ def test_app_settings_override_host_json_like_azure():
 
 
 def test_binding_expressions_are_resolved_from_settings():
-    assert resolve_setting_expression("%RENEWAL_SCHEDULE%", {"RENEWAL_SCHEDULE": "0 * * * * *"}) == "0 * * * * *"
+    assert (
+        resolve_setting_expression("%RENEWAL_SCHEDULE%", {"RENEWAL_SCHEDULE": "0 * * * * *"}) == "0 * * * * *"
+    )

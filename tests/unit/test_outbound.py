@@ -1,5 +1,5 @@
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -31,15 +31,21 @@ class ScriptedSession:
 
 def call(session, *, idempotent=True, sleeps=None):
     return send(
-        session, "POST", "https://contoso.sharepoint.com/x", service="sharepoint", operation="get changes",
-        subscription_id="sub-9", idempotent=idempotent, policy=FAST,
+        session,
+        "POST",
+        "https://contoso.sharepoint.com/x",
+        service="sharepoint",
+        operation="get changes",
+        subscription_id="sub-9",
+        idempotent=idempotent,
+        policy=FAST,
         sleep=(sleeps.append if sleeps is not None else lambda _: None),
     )
 
 
 def test_a_429_is_retried_after_the_seconds_retry_after_names():
     session = ScriptedSession((429, {"Retry-After": "7"}, ""), (200, {}, "{}"))
-    sleeps = []
+    sleeps: list[float] = []
     assert call(session, sleeps=sleeps).status_code == 200
     assert sleeps == [7.0]
 
@@ -67,7 +73,7 @@ def test_retries_are_bounded_and_the_last_error_is_raised():
 
 def test_a_retry_after_longer_than_the_policy_allows_is_handed_back_not_slept():
     session = ScriptedSession((429, {"Retry-After": "120"}, ""))
-    sleeps = []
+    sleeps: list[float] = []
     with pytest.raises(UpstreamError) as caught:
         call(session, sleeps=sleeps)
     assert caught.value.retry_after == 120.0
@@ -102,7 +108,7 @@ def test_graph_errors_are_read_too():
 
 
 def test_retry_after_may_be_an_http_date():
-    now = datetime(2026, 11, 27, 12, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
     assert parse_retry_after("Fri, 27 Nov 2026 12:00:30 GMT", now=now) == 30.0
     assert parse_retry_after("Fri, 27 Nov 2026 11:00:00 GMT", now=now) == 0.0
     assert parse_retry_after("soon") is None

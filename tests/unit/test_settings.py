@@ -14,16 +14,20 @@ def test_defaults_apply_where_settings_are_silent():
     assert settings.renewal_window_days == 45
     assert settings.renewal_schedule == "0 0 */6 * * *"
     assert settings.sharepoint_auth == "managed_identity"
-    assert settings.sharepoint_notification_url == "https://app.azurewebsites.net/api/notifications/sharepoint"
+    assert (
+        settings.sharepoint_notification_url == "https://app.azurewebsites.net/api/notifications/sharepoint"
+    )
 
 
 def test_identity_based_storage_is_read_from_the_double_underscore_settings():
     environ = {k: v for k, v in BASE.items() if k != "AzureWebJobsStorage"}
-    environ.update({
-        "AzureWebJobsStorage__queueServiceUri": "https://st.queue.core.windows.net",
-        "AzureWebJobsStorage__tableServiceUri": "https://st.table.core.windows.net",
-        "AzureWebJobsStorage__clientId": "cid",
-    })
+    environ.update(
+        {
+            "AzureWebJobsStorage__queueServiceUri": "https://st.queue.core.windows.net",
+            "AzureWebJobsStorage__tableServiceUri": "https://st.table.core.windows.net",
+            "AzureWebJobsStorage__clientId": "cid",
+        }
+    )
     storage = Settings.from_environ(environ).storage
     assert (storage.connection_string, storage.managed_identity_client_id) == (None, "cid")
 

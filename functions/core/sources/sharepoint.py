@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..auth import TokenProvider
 from ..models import (
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 SERVICE = "sharepoint"
 # SPInvalidChangeTokenException: the token is older than the change log (about 60 days) or
 # belongs to another list.
-INVALID_CHANGE_TOKEN_CODE = "-2130575172"
+INVALID_CHANGE_TOKEN_CODE = "-2130575172"  # noqa: S105 (an error code, not a secret)
 DEFAULT_PAGE_SIZE = 1000
 _JSON = "application/json;odata=nometadata"
 
@@ -74,22 +75,26 @@ class SharePointSource:
         )
         # Not idempotent: a blind retry after a lost response could create a second subscription.
         response = self._send(
-            "POST", f"{target.api_url}/subscriptions", "create subscription",
-            json=body.model_dump(by_alias=True), idempotent=False,
+            "POST",
+            f"{target.api_url}/subscriptions",
+            "create subscription",
+            json=body.model_dump(by_alias=True),
+            idempotent=False,
         )
         return SharePointSubscription.model_validate(response.json())
 
     def renew_subscription(self, target: ListRef, subscription_id: str, expiration: datetime) -> None:
         self._send_to_subscription(
-            "PATCH", target, subscription_id, "renew subscription",
+            "PATCH",
+            target,
+            subscription_id,
+            "renew subscription",
             json={"expirationDateTime": format_utc(expiration)},
         )
 
     def delete_subscription(self, target: ListRef, subscription_id: str) -> None:
-        try:
+        with contextlib.suppress(SubscriptionGone):
             self._send_to_subscription("DELETE", target, subscription_id, "delete subscription")
-        except SubscriptionGone:
-            pass
 
     def current_change_token(self, target: ListRef) -> str:
         response = self._send(
@@ -109,13 +114,21 @@ class SharePointSource:
         token = since_token
         while True:
             query = {
-                "Item": True, "Add": True, "Update": True, "DeleteObject": True, "Restore": True,
-                "ChangeTokenStart": {"StringValue": token}, "FetchLimit": page_size,
+                "Item": True,
+                "Add": True,
+                "Update": True,
+                "DeleteObject": True,
+                "Restore": True,
+                "ChangeTokenStart": {"StringValue": token},
+                "FetchLimit": page_size,
             }
             try:
                 response = self._send(
-                    "POST", f"{target.site_url}/_api/web/lists(guid'{target.list_id}')/GetChanges",
-                    "get changes", json={"query": query}, subscription_id=subscription_id,
+                    "POST",
+                    f"{target.site_url}/_api/web/lists(guid'{target.list_id}')/GetChanges",
+                    "get changes",
+                    json={"query": query},
+                    subscription_id=subscription_id,
                 )
             except UpstreamError as error:
                 if error.code and error.code.startswith(INVALID_CHANGE_TOKEN_CODE):
@@ -129,7 +142,7 @@ class SharePointSource:
                 return
 
     def _send_to_subscription(
-        self, method: str, target: ListRef, subscription_id: str, operation: str, json=None
+        self, method: str, target: ListRef, subscription_id: str, operation: str, json: Any = None
     ) -> None:
         url = f"{target.api_url}/subscriptions('{subscription_id}')"
         try:
@@ -145,7 +158,7 @@ class SharePointSource:
         url: str,
         operation: str,
         *,
-        json=None,
+        json: Any = None,
         subscription_id: str | None = None,
         idempotent: bool = True,
     ) -> requests.Response:
@@ -153,7 +166,14 @@ class SharePointSource:
         if json is not None:
             headers["Content-Type"] = _JSON
         return send(
-            self._session, method, url, service=SERVICE, operation=operation,
-            subscription_id=subscription_id, json=json, headers=headers,
-            idempotent=idempotent, policy=self._policy,
+            self._session,
+            method,
+            url,
+            service=SERVICE,
+            operation=operation,
+            subscription_id=subscription_id,
+            json=json,
+            headers=headers,
+            idempotent=idempotent,
+            policy=self._policy,
         )

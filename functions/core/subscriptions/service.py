@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from .models import CreateSubscriptionRequest, SubscriptionStatus
-from .sources.sharepoint import ListRef, SharePointSource, SubscriptionGone
-from .storage import (
-    CheckpointStore,
-    StorageUnavailable,
-    SubscriptionRecord,
-    SubscriptionStore,
-    hash_client_state,
-    storage_errors,
-)
+from ..checkpoints import CheckpointStore
+from ..models import CreateSubscriptionRequest, SubscriptionStatus
+from ..sources.sharepoint import ListRef, SharePointSource, SubscriptionGone
+from .record import SubscriptionRecord, hash_client_state, new_client_state
+from .store import SubscriptionStore
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +33,8 @@ class InvalidSubscriptionRequest(ValueError):
     pass
 
 
-def new_client_state() -> str:
-    """43 URL-safe characters carrying 32 random bytes."""
-    return secrets.token_urlsafe(32)
-
-
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -69,21 +58,18 @@ class SubscriptionService:
         expiration = self._checked_expiration(request.expiration_date_time)
         existing = self.store.find_by_list(target.list_id)
         if existing:
-            raise SubscriptionConflict(
-                f"list {target.list_id} already has subscription {existing[0].id}"
-            )
+            raise SubscriptionConflict(f"list {target.list_id} already has subscription {existing[0].id}")
         # Read the token before subscribing, so no change made in between is missed.
         change_token = self.source.current_change_token(target)
         record = self._subscribe(target, expiration, status=SubscriptionStatus.ACTIVE, created=self.clock())
         try:
             self.checkpoints.reset(target.list_id, change_token)
             self.store.save(record)
-        except storage_errors() as error:
-            log.error(
-                "storing new subscription %s failed, deleting it at SharePoint: %s", record.id, error
-            )
+        except Exception as error:
+            # Without a record, nothing would ever renew or delete it: take it back at SharePoint.
+            log.error("storing new subscription %s failed, deleting it at SharePoint: %s", record.id, error)
             self.source.delete_subscription(target, record.id)
-            raise StorageUnavailable(str(error)) from error
+            raise
         log.info("created subscription %s for list %s on %s", record.id, record.list_id, record.site_url)
         return record
 
@@ -144,12 +130,17 @@ class SubscriptionService:
         """
         log.warning(
             "subscription %s for list %s is gone at SharePoint; creating a new one",
-            record.id, record.list_id,
+            record.id,
+            record.list_id,
         )
         now = self.clock()
         replacement = self._subscribe(
-            target, self._latest_expiration(now), status=SubscriptionStatus.RECREATED,
-            created=record.created, last_renewed=now, previous_id=record.id,
+            target,
+            self._latest_expiration(now),
+            status=SubscriptionStatus.RECREATED,
+            created=record.created,
+            last_renewed=now,
+            previous_id=record.id,
         )
         self.store.save(replacement)
         self.store.delete(record.id)
@@ -169,7 +160,9 @@ class SubscriptionService:
         """Subscribe at SharePoint with a fresh clientState; the record keeps only its hash."""
         client_state = new_client_state()
         remote = self.source.create_subscription(
-            target, notification_url=self.notification_url, expiration=expiration,
+            target,
+            notification_url=self.notification_url,
+            expiration=expiration,
             client_state=client_state,
         )
         return SubscriptionRecord(

@@ -1,0 +1,58 @@
+"""The `changes` table: every change read, one partition per list, RowKey sorted like the token.
+
+Writes are upserts in entity-group transactions, so replaying a page writes no duplicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .storage import CHANGES_TABLE, Storage, outages_reported
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
+
+# Entity-group transactions take at most 100 operations, all in one partition.
+MAX_TRANSACTION_SIZE = 100
+
+
+class ChangeLog:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    @property
+    def _table(self) -> TableClient:
+        return self._storage.table(CHANGES_TABLE)
+
+    def append(self, list_id: str, entities: Sequence[dict[str, Any]]) -> None:
+        from azure.data.tables import TransactionOperation, UpdateMode
+
+        for start in range(0, len(entities), MAX_TRANSACTION_SIZE):
+            chunk = entities[start : start + MAX_TRANSACTION_SIZE]
+            with outages_reported(f"writing {len(chunk)} change(s) of list {list_id}"):
+                self._table.submit_transaction(
+                    [
+                        (
+                            TransactionOperation.UPSERT,
+                            {**entity, "PartitionKey": list_id},
+                            {"mode": UpdateMode.REPLACE},
+                        )
+                        for entity in chunk
+                    ]
+                )
+
+    def page(self, list_id: str, *, after: str, top: int) -> tuple[list[dict[str, Any]], bool]:
+        """Up to `top` changes after RowKey `after`, and whether more follow."""
+        rows: list[dict[str, Any]] = []
+        with outages_reported(f"reading changes of list {list_id}"):
+            entities = self._table.query_entities(
+                "PartitionKey eq @pk and RowKey gt @after",
+                parameters={"pk": list_id, "after": after},
+                results_per_page=top + 1,
+            )
+            for entity in entities:
+                rows.append(entity)
+                if len(rows) > top:
+                    break
+        return rows[:top], len(rows) > top

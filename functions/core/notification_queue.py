@@ -1,0 +1,37 @@
+"""The `notifications` queue, written by the intakes and read by the worker."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from .storage import NOTIFICATIONS_QUEUE, Storage, StorageUnavailable, is_outage
+
+log = logging.getLogger(__name__)
+
+
+class NotificationQueue:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    def put_all(self, messages: Iterable[str]) -> int:
+        """Put every message or none: if one put fails, the ones already put are deleted."""
+        queue = self._storage.queue(NOTIFICATIONS_QUEUE)
+        sent = []
+        try:
+            for message in messages:
+                sent.append(queue.send_message(message))
+        except Exception as error:
+            for receipt in sent:
+                try:
+                    queue.delete_message(receipt)
+                except Exception as cleanup_error:
+                    log.error(
+                        "could not take back queue message %s after a failed put: %s",
+                        receipt.id,
+                        type(cleanup_error).__name__,
+                    )
+            if is_outage(error):
+                raise StorageUnavailable(f"putting {len(sent) + 1} queue message(s): {error}") from error
+            raise
+        return len(sent)
