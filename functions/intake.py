@@ -18,14 +18,12 @@ from .core.storage import StorageUnavailable
 from .responses import error_response, json_response
 
 log = logging.getLogger(__name__)
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 
 @bp.function_name("sharepoint_notifications")
-@bp.route(
-    route="notifications/sharepoint", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS
-)
-def sharepoint_notifications(req: func.HttpRequest) -> func.HttpResponse:
+@bp.route(route="notifications/sharepoint", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def sharepoint_notifications(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     token = find_validation_token(req.params)
     if token is not None:
         return _validation_echo(token)
@@ -40,6 +38,7 @@ def sharepoint_notifications(req: func.HttpRequest) -> func.HttpResponse:
             req.get_body(),
             subscriptions=services.subscription_lookup,
             queue=services.notification_queue,
+            traceparent=context.trace_context.trace_parent or None,
         )
     except PayloadTooLarge as error:
         return error_response(413, "PayloadTooLarge", str(error))
@@ -48,12 +47,16 @@ def sharepoint_notifications(req: func.HttpRequest) -> func.HttpResponse:
     except StorageUnavailable as error:
         log.error("notification intake could not reach storage: %s", error)
         return error_response(
-            503, "StorageUnavailable", "storage is unavailable; retry later",
+            503,
+            "StorageUnavailable",
+            "storage is unavailable; retry later",
             headers={"Retry-After": "30"},
         )
     log.info(
         "notifications: %d accepted, %d rejected, %d queue message(s)",
-        result.accepted, result.rejected, result.messages,
+        result.accepted,
+        result.rejected,
+        result.messages,
     )
     return json_response({"accepted": result.accepted, "rejected": result.rejected}, 202)
 
@@ -65,6 +68,9 @@ def _validation_echo(token: str) -> func.HttpResponse:
     except InvalidValidationToken as error:
         return error_response(400, "InvalidValidationToken", str(error))
     return func.HttpResponse(
-        body, status_code=200, mimetype="text/plain", charset="utf-8",
+        body,
+        status_code=200,
+        mimetype="text/plain",
+        charset="utf-8",
         headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"},
     )

@@ -67,8 +67,13 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("azure", "urllib3", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    uvicorn.run(build_app(args.app_dir.resolve()), host=args.host, port=args.port,
-                log_level="warning", timeout_graceful_shutdown=10)
+    uvicorn.run(
+        build_app(args.app_dir.resolve()),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
 
 
 if __name__ == "__main__":

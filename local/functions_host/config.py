@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ DEFAULT_FUNCTION_KEY = "local-function-key"
 DEFAULT_MASTER_KEY = "local-master-key"
 
 
-def load_local_settings(app_dir: Path, environ: dict[str, str] | None = None) -> dict[str, str]:
+def load_local_settings(
+    app_dir: Path, environ: MutableMapping[str, str] | None = None
+) -> MutableMapping[str, str]:
     """`local.settings.json` Values become environment variables, unless the environment already
     sets them (as Core Tools does)."""
     environ = os.environ if environ is None else environ
@@ -27,7 +30,7 @@ def load_local_settings(app_dir: Path, environ: dict[str, str] | None = None) ->
     return environ
 
 
-def resolve_setting_expression(value: str, environ: dict[str, str]) -> str:
+def resolve_setting_expression(value: str, environ: Mapping[str, str]) -> str:
     """`%NAME%` in a binding is read from the app settings, like the real host does."""
 
     def lookup(match: re.Match[str]) -> str:
@@ -49,13 +52,13 @@ def timespan_seconds(value: str) -> float:
     return days * 86400 + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
-def apply_host_overrides(host: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+def apply_host_overrides(host: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
     """App settings named `AzureFunctionsJobHost__path__to__key` override host.json values."""
     prefix = "AzureFunctionsJobHost__"
     for name, value in environ.items():
         if not name.startswith(prefix):
             continue
-        *parents, leaf = name[len(prefix):].split("__")
+        *parents, leaf = name[len(prefix) :].split("__")
         node = host
         for key in parents:
             node = node.setdefault(key, {})
@@ -81,9 +84,11 @@ class QueueOptions:
             batch_size=batch_size,
             new_batch_threshold=int(queues.get("newBatchThreshold", batch_size // 2)),
             max_polling_interval=timespan_seconds(queues["maxPollingInterval"])
-            if "maxPollingInterval" in queues else cls.max_polling_interval,
+            if "maxPollingInterval" in queues
+            else cls.max_polling_interval,
             visibility_timeout=timespan_seconds(queues["visibilityTimeout"])
-            if "visibilityTimeout" in queues else cls.visibility_timeout,
+            if "visibilityTimeout" in queues
+            else cls.visibility_timeout,
             max_dequeue_count=int(queues.get("maxDequeueCount", cls.max_dequeue_count)),
         )
 
@@ -95,6 +100,7 @@ class FunctionSpec:
     name: str
     trigger: dict[str, Any]
     callable: Any
+    directory: Path
 
     @property
     def trigger_type(self) -> str:
@@ -109,7 +115,7 @@ class HostConfig:
     queue_options: QueueOptions
     function_key: str
     master_key: str
-    environ: dict[str, str] = field(repr=False)
+    environ: Mapping[str, str] = field(repr=False)
 
     def is_disabled(self, name: str) -> bool:
         """`AzureWebJobs.<name>.Disabled` = true turns a function off, as in Azure."""
@@ -127,7 +133,9 @@ def load_host_config(app_dir: Path, module: str = "function_app") -> HostConfig:
     for function in app.get_functions():
         bindings = json.loads(function.get_function_json())["bindings"]
         trigger = next(b for b in bindings if b["type"].endswith("Trigger"))
-        functions.append(FunctionSpec(function.get_function_name(), trigger, function.get_user_function()))
+        functions.append(
+            FunctionSpec(function.get_function_name(), trigger, function.get_user_function(), app_dir)
+        )
     return HostConfig(
         app_dir=app_dir,
         functions=functions,

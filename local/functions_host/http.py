@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .config import FunctionSpec, HostConfig
-from .invocation import invoke
+from .invocation import continue_trace, invoke
 
 log = logging.getLogger("Host.Http")
 
@@ -51,12 +51,14 @@ def http_routes(config: HostConfig) -> list[HttpRoute]:
         if function.trigger_type != "httpTrigger" or config.is_disabled(function.name):
             continue
         trigger = function.trigger
-        routes.append(HttpRoute(
-            function=function,
-            pattern=compile_route(trigger.get("route") or function.name),
-            methods=frozenset(m.upper() for m in trigger.get("methods") or ["GET", "POST"]),
-            auth_level=str(trigger.get("authLevel", "FUNCTION")).lower(),
-        ))
+        routes.append(
+            HttpRoute(
+                function=function,
+                pattern=compile_route(trigger.get("route") or function.name),
+                methods=frozenset(m.upper() for m in trigger.get("methods") or ["GET", "POST"]),
+                auth_level=str(trigger.get("authLevel", "FUNCTION")).lower(),
+            )
+        )
     # Literal segments win over parameters, as in ASP.NET routing.
     routes.sort(key=lambda r: r.pattern.pattern.count("(?P<"))
     return routes
@@ -102,7 +104,7 @@ def create_http_app(config: HostConfig, run_non_http: Callable[[str, str], bool]
         path = request.url.path
         if not path.startswith(prefix):
             return Response(status_code=404)
-        relative = path[len(prefix):]
+        relative = path[len(prefix) :]
         for route in routes:
             match = route.pattern.fullmatch(relative)
             if match is None or request.method not in route.methods:
@@ -112,7 +114,11 @@ def create_http_app(config: HostConfig, run_non_http: Callable[[str, str], bool]
             params = {k: v for k, v in match.groupdict().items() if v is not None}
             functions_request = _to_functions_request(request, await request.body(), params)
             try:
-                response = await run_in_threadpool(invoke, route.function, functions_request)
+                # Like the host, continue the caller's W3C trace when the request carries one.
+                trace = continue_trace(
+                    request.headers.get("traceparent"), request.headers.get("tracestate", "")
+                )
+                response = await run_in_threadpool(invoke, route.function, functions_request, trace=trace)
             except Exception:
                 return Response(status_code=500)
             return _to_starlette_response(response)
@@ -140,7 +146,9 @@ def create_http_app(config: HostConfig, run_non_http: Callable[[str, str], bool]
         routes=[
             Route("/admin/functions/{name}", admin_invoke, methods=["POST"]),
             Route("/admin/host/status", host_status, methods=["GET"]),
-            Route("/{path:path}", dispatch, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
+            Route(
+                "/{path:path}", dispatch, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+            ),
         ],
         lifespan=lifespan,
     )

@@ -3,14 +3,18 @@ poison queues, six-field NCRONTAB schedules, `runOnStartup`, `past_due`)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import threading
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from azure.functions.queue import QueueMessage
-from azure.functions.timer import TimerRequest
+from azure.functions import meta
+from azure.functions.queue import QueueMessageInConverter
+from azure.functions.timer import TimerRequestConverter
 
 from .config import FunctionSpec, HostConfig, resolve_setting_expression
 from .invocation import invoke
@@ -42,23 +46,27 @@ class QueueListener:
         connection = config.environ.get(setting)
         if not connection:
             raise KeyError(f"queue trigger {function.name}: app setting {setting} is not set")
-        policies = {
-            "message_encode_policy": BinaryBase64EncodePolicy(),
-            "message_decode_policy": BinaryBase64DecodePolicy(),
-            "retry_policy": LinearRetry(backoff=1, random_jitter_range=0.5, retry_total=2),
-        }
-        self.queue = QueueClient.from_connection_string(connection, queue_name, **policies)
-        self.poison = QueueClient.from_connection_string(connection, f"{queue_name}-poison", **policies)
+
+        def client(name: str) -> QueueClient:
+            return QueueClient.from_connection_string(
+                connection,
+                name,
+                message_encode_policy=BinaryBase64EncodePolicy(),
+                message_decode_policy=BinaryBase64DecodePolicy(),
+                retry_policy=LinearRetry(backoff=1, random_jitter_range=1, retry_total=2),
+            )
+
+        self.queue = client(queue_name)
+        self.poison = client(f"{queue_name}-poison")
         self.executor = ThreadPoolExecutor(self.options.batch_size, thread_name_prefix=function.name)
 
     def run(self) -> None:
         from azure.core.exceptions import AzureError
 
         for client in (self.queue, self.poison):
-            try:
+            # It exists already, or storage is down: polling below reports that.
+            with contextlib.suppress(AzureError):
                 client.create_queue()
-            except AzureError:
-                pass  # exists already, or storage is down: polling below reports it
         in_flight: set[Future] = set()
         delay = MIN_POLLING_INTERVAL
         while not self.stop.is_set():
@@ -67,11 +75,13 @@ class QueueListener:
                 wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
                 continue
             try:
-                messages = list(self.queue.receive_messages(
-                    max_messages=self.options.batch_size,
-                    messages_per_page=min(32, self.options.batch_size),
-                    visibility_timeout=PROCESSING_LEASE_SECONDS,
-                ))
+                messages = list(
+                    self.queue.receive_messages(
+                        max_messages=self.options.batch_size,
+                        messages_per_page=min(32, self.options.batch_size),
+                        visibility_timeout=PROCESSING_LEASE_SECONDS,
+                    )
+                )
             except AzureError as error:
                 log.warning("polling queue %s failed: %s", self.queue.queue_name, type(error).__name__)
                 messages = []
@@ -87,14 +97,14 @@ class QueueListener:
         if message.dequeue_count > self.options.max_dequeue_count:
             self._move_to_poison(message)
             return
-        argument = QueueMessage(
+        argument = queue_trigger_argument(
+            message.content,
             id=message.id,
-            body=message.content,
             dequeue_count=message.dequeue_count,
             pop_receipt=message.pop_receipt,
-            insertion_time=message.inserted_on,
-            expiration_time=message.expires_on,
-            time_next_visible=message.next_visible_on,
+            inserted_on=message.inserted_on,
+            expires_on=message.expires_on,
+            next_visible_on=message.next_visible_on,
         )
         try:
             invoke(self.function, argument)
@@ -109,7 +119,9 @@ class QueueListener:
     def _move_to_poison(self, message) -> None:
         log.warning(
             "Message %s has reached MaxDequeueCount of %d. Moving message to queue '%s'.",
-            message.id, self.options.max_dequeue_count, self.poison.queue_name,
+            message.id,
+            self.options.max_dequeue_count,
+            self.poison.queue_name,
         )
         self.poison.send_message(message.content)
         self.queue.delete_message(message)
@@ -130,38 +142,70 @@ class TimerSchedule:
         return croniter(self.expression, moment, second_at_beginning=True).get_next(datetime)
 
     def run(self) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         due = self.next_after(now)
         if self.function.trigger.get("runOnStartup"):
             self.fire(past_due=False, next_due=due)
-        while not self.stop.wait(max(0.0, (due - datetime.now(timezone.utc)).total_seconds())):
-            now = datetime.now(timezone.utc)
+        while not self.stop.wait(max(0.0, (due - datetime.now(UTC)).total_seconds())):
+            now = datetime.now(UTC)
             following = self.next_after(now)
             self.fire(past_due=now - due > PAST_DUE_TOLERANCE, next_due=following)
             due = following
 
     def fire(self, *, past_due: bool, next_due: datetime) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         status = {
             "Last": (self.last or now).isoformat(),
             "Next": next_due.isoformat(),
             "LastUpdated": now.isoformat(),
         }
         self.last = now
-        try:
-            invoke(self.function, TimerRequest(past_due=past_due, schedule_status=status,
-                                               schedule={"AdjustForDST": True}))
-        except Exception:
-            pass  # logged by invoke; timers are not retried
+        # Logged by invoke; timers are not retried.
+        with contextlib.suppress(Exception):
+            invoke(self.function, timer_trigger_argument(past_due=past_due, schedule_status=status))
+
+
+def queue_trigger_argument(
+    content: bytes,
+    *,
+    id: str,
+    dequeue_count: int,
+    pop_receipt: str | None = None,
+    inserted_on: datetime | None = None,
+    expires_on: datetime | None = None,
+    next_visible_on: datetime | None = None,
+) -> Any:
+    """The `func.QueueMessage` the Python worker builds: the host's data and trigger metadata,
+    decoded by the converter that `azure.functions` registers for `queueTrigger`."""
+    metadata = {"Id": meta.Datum(id, "string"), "DequeueCount": meta.Datum(str(dequeue_count), "json")}
+    for name, value in (
+        ("PopReceipt", pop_receipt),
+        ("InsertionTime", inserted_on),
+        ("ExpirationTime", expires_on),
+        ("NextVisibleTime", next_visible_on),
+    ):
+        if value is not None:
+            text = value.isoformat() if isinstance(value, datetime) else value
+            metadata[name] = meta.Datum(text, "string")
+    return QueueMessageInConverter.decode(meta.Datum(content, "bytes"), trigger_metadata=metadata)
+
+
+def timer_trigger_argument(*, past_due: bool, schedule_status: dict[str, str] | None = None) -> Any:
+    """The `func.TimerRequest` the Python worker builds from the host's JSON payload."""
+    payload = {
+        "Schedule": {"AdjustForDST": True},
+        "ScheduleStatus": schedule_status or {},
+        "IsPastDue": past_due,
+    }
+    return TimerRequestConverter.decode(meta.Datum(json.dumps(payload), "json"), trigger_metadata={})
 
 
 def run_by_admin(function: FunctionSpec, payload: str) -> None:
     """What `POST /admin/functions/{name}` runs: the trigger argument built from `input`."""
     if function.trigger_type == "queueTrigger":
-        argument: object = QueueMessage(id=str(uuid.uuid4()), body=payload.encode(), dequeue_count=1)
+        argument = queue_trigger_argument(payload.encode(), id=str(uuid.uuid4()), dequeue_count=1)
     else:
-        argument = TimerRequest(past_due=False)
-    try:
+        argument = timer_trigger_argument(past_due=False)
+    # Logged by invoke.
+    with contextlib.suppress(Exception):
         invoke(function, argument)
-    except Exception:
-        pass  # logged by invoke
