@@ -17,7 +17,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -111,6 +111,16 @@ class Service:
         return ""
 
 
+# Environment variables that move `make run`'s ports, and the Ports field each one sets.
+PORT_SETTINGS = {
+    "AZURITE_BLOB_PORT": "blob",
+    "AZURITE_QUEUE_PORT": "queue",
+    "AZURITE_TABLE_PORT": "table",
+    "M365_EMULATOR_PORT": "emulator",
+    "FUNCTIONS_PORT": "functions",
+}
+
+
 @dataclass
 class Ports:
     blob: int = 10000
@@ -122,6 +132,17 @@ class Ports:
     @classmethod
     def free(cls) -> Ports:
         return cls(free_port(), free_port(), free_port(), free_port(), free_port())
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Ports:
+        """The well-known ports, each of which an environment variable can move."""
+        defaults = cls()
+        return cls(
+            **{
+                field: int(environ.get(name, getattr(defaults, field)))
+                for name, field in PORT_SETTINGS.items()
+            }
+        )
 
     def named(self) -> dict[str, int]:
         return {
@@ -137,7 +158,7 @@ class Ports:
         if busy:
             raise PortsBusy(
                 "ports in use: " + ", ".join(busy) + ". Stop whatever holds them (an earlier `make run`?), "
-                "or choose others with FUNCTIONS_PORT and M365_EMULATOR_PORT."
+                "or choose others with " + ", ".join(PORT_SETTINGS) + "."
             )
 
 
@@ -293,13 +314,11 @@ class Stack:
 def main() -> None:
     """`make run`: the stack on its default ports until Ctrl-C."""
     stack = Stack(
-        ports=Ports(),
+        ports=Ports.from_environ(os.environ),
         delivery_interval=float(os.environ.get("M365_EMULATOR_DELIVERY_INTERVAL", "5")),
         retry_interval=float(os.environ.get("M365_EMULATOR_RETRY_INTERVAL", "30")),
         log_dir=ROOT / ".run",
     )
-    stack.ports.functions = int(os.environ.get("FUNCTIONS_PORT", stack.ports.functions))
-    stack.ports.emulator = int(os.environ.get("M365_EMULATOR_PORT", stack.ports.emulator))
     # kill, process supervisors and IDEs send SIGTERM; a closed terminal sends SIGHUP: stop the
     # children in order for those too, as for Ctrl-C.
     for stop_signal in (signal.SIGTERM, signal.SIGHUP):

@@ -50,7 +50,7 @@ def is_outage(error: BaseException) -> bool:
         return True
     if isinstance(error, HttpResponseError):
         status = error.status_code
-        return status is None or status == 429 or status >= 500
+        return status is not None and (status == 429 or status >= 500)
     return False
 
 

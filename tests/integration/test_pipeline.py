@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
+import uuid
 
+import azure.functions as func
 import httpx
 import pytest
 
@@ -176,3 +180,19 @@ def test_notifications_for_an_unknown_subscription_are_skipped_by_the_worker(ser
     )
     report = services.worker.process_message(body)
     assert report.unknown_subscriptions == ["gone"]
+
+
+def test_a_storage_4xx_on_a_management_call_is_a_500_with_its_cause_logged(services, monkeypatch, caplog):
+    """A table that does not exist (a deployment bug) is not an outage: no 503, no Retry-After."""
+    from functions import api
+    from functions.core import services as services_module
+
+    missing = services.storage.table(f"missing{uuid.uuid4().hex[:8]}")
+    monkeypatch.setattr(services.storage, "table", lambda name: missing)
+    monkeypatch.setattr(services_module, "get_services", lambda: services)
+    request = func.HttpRequest("GET", "http://localhost/api/subscriptions", body=b"")
+    with caplog.at_level(logging.ERROR, logger="functions.api"):
+        response = api.list_subscriptions(request)
+    assert response.status_code == 500
+    assert json.loads(response.get_body())["error"]["code"] == "InternalError"
+    assert "TableNotFound" in caplog.text

@@ -6,10 +6,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 
 from functions.core.changes import list_changes
 from functions.core.models import CreateSubscriptionRequest, SubscriptionStatus
 from functions.core.outbound import UpstreamError
+from functions.core.storage import StorageUnavailable
 from functions.core.subscriptions import (
     InvalidSubscriptionRequest,
     SubscriptionConflict,
@@ -168,3 +170,22 @@ def test_deleting_removes_the_subscription_here_and_at_sharepoint(services, emul
 @pytest.fixture
 def emulator_list_factory(emulator):
     return lambda: emulator.create_list(SITE, f"list-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [StorageUnavailable("table service timed out"), HttpResponseError("refused")],
+    ids=["outage", "bug"],
+)
+def test_a_subscription_that_cannot_be_stored_is_taken_back_at_sharepoint(
+    services, emulator, new_list, monkeypatch, failure
+):
+    def failing_save(record):
+        raise failure
+
+    monkeypatch.setattr(services.subscriptions.store, "save", failing_save)
+    with pytest.raises(type(failure)):
+        services.subscriptions.create(CreateSubscriptionRequest(site_url=SITE, list_id=new_list))
+    # Nothing here could renew or delete it, so nothing may be left at SharePoint either.
+    assert emulator.calls("DeleteSubscription") >= 1
+    assert [s for s in emulator.subscriptions() if new_list in s["resource"]] == []
