@@ -33,12 +33,13 @@ def sharepoint_notifications(req: func.HttpRequest, context: func.Context) -> fu
     from .core.services import get_services
 
     services = get_services()
+    traceparent = context.trace_context.trace_parent or None
     try:
         result = receive_notifications(
             req.get_body(),
             subscriptions=services.subscription_lookup,
             queue=services.notification_queue,
-            traceparent=context.trace_context.trace_parent or None,
+            traceparent=traceparent,
         )
     except PayloadTooLarge as error:
         return error_response(413, "PayloadTooLarge", str(error))
@@ -53,10 +54,11 @@ def sharepoint_notifications(req: func.HttpRequest, context: func.Context) -> fu
             headers={"Retry-After": "30"},
         )
     log.info(
-        "notifications: %d accepted, %d rejected, %d queue message(s)",
+        "sharepoint_notifications: %d accepted, %d rejected, %d queue message(s) (traceparent %s)",
         result.accepted,
         result.rejected,
         result.messages,
+        traceparent or "-",
     )
     return json_response({"accepted": result.accepted, "rejected": result.rejected}, 202)
 

@@ -85,7 +85,7 @@ def test_changes_api_validates_its_query(api):
     assert api.http.get("/api/changes", params={"subscriptionId": "nope"}).status_code == 404
 
 
-def test_notifications_get_503_when_storage_is_down(stack):
+def test_notifications_and_the_management_api_get_503_when_storage_is_down(stack):
     dead = free_port()
     ports = Ports(blob=dead, queue=dead, table=dead, emulator=stack.ports.emulator, functions=free_port())
     broken = Stack(ports=ports, log_dir=stack.log_dir / "broken")
@@ -105,6 +105,14 @@ def test_notifications_get_503_when_storage_is_down(stack):
         assert response.status_code == 503
         assert response.headers["retry-after"]
         assert httpx.get(f"{broken.functions_url}/api/health", timeout=30).status_code == 503
+        management = httpx.get(
+            f"{broken.functions_url}/api/subscriptions",
+            headers={"x-functions-key": DEFAULT_FUNCTION_KEY},
+            timeout=30,
+        )
+        assert management.status_code == 503
+        assert management.headers["retry-after"] == "30"
+        assert management.json()["error"]["code"] == "StorageUnavailable"
         validation = httpx.post(
             f"{broken.functions_url}/api/notifications/sharepoint", params={"validationtoken": "ok"}
         )
