@@ -14,7 +14,7 @@ T = TypeVar("T")
 
 
 def wait_until(
-    probe: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"
+    probe: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"
 ) -> T:
     """Poll `probe` until it returns something truthy; fail with `what` after `timeout` seconds.
 

@@ -81,7 +81,9 @@ def test_a_certificate_credential_is_built_from_the_tenant_client_and_certificat
 
 
 def test_a_token_is_reused_until_it_nears_expiry_and_the_credential_is_built_once(credentials):
-    provider = token_provider_for(Settings.from_environ({**BASE, "SHAREPOINT_AUTH": "managed_identity"}))
+    provider = AzureIdentityTokenProvider(
+        Settings.from_environ({**BASE, "SHAREPOINT_AUTH": "managed_identity"})
+    )
     assert [provider.get_token() for _ in range(3)] == ["token-1"] * 3
     credentials[0].lifetime = 60  # the next token expires inside the refresh margin
     provider._cache._expires_on = 0  # force a refresh now
