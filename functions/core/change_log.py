@@ -6,24 +6,16 @@ Writes are upserts in entity-group transactions, so replaying a page writes no d
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .storage import CHANGES_TABLE, Storage, outages_reported
-
-if TYPE_CHECKING:
-    from azure.data.tables import TableClient
+from .storage import CHANGES_TABLE, TableRepository, outages_reported
 
 # Entity-group transactions take at most 100 operations, all in one partition.
 MAX_TRANSACTION_SIZE = 100
 
 
-class ChangeLog:
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
-
-    @property
-    def _table(self) -> TableClient:
-        return self._storage.table(CHANGES_TABLE)
+class ChangeLog(TableRepository):
+    table_name = CHANGES_TABLE
 
     def append(self, list_id: str, entities: Sequence[dict[str, Any]]) -> None:
         from azure.data.tables import TransactionOperation, UpdateMode

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from .change_tokens import parse_change_token
-from .storage import CHECKPOINTS_TABLE, SHAREPOINT_PARTITION, Storage, outages_reported
-
-if TYPE_CHECKING:
-    from azure.data.tables import TableClient
+from .storage import CHECKPOINTS_TABLE, SHAREPOINT_PARTITION, TableRepository, outages_reported
 
 
 @dataclass(frozen=True)
@@ -23,13 +20,8 @@ class CheckpointConflict(Exception):
     """Someone else moved the checkpoint since we read it (ETag mismatch)."""
 
 
-class CheckpointStore:
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
-
-    @property
-    def _table(self) -> TableClient:
-        return self._storage.table(CHECKPOINTS_TABLE)
+class CheckpointStore(TableRepository):
+    table_name = CHECKPOINTS_TABLE
 
     def read(self, list_id: str) -> Checkpoint | None:
         from azure.core.exceptions import ResourceNotFoundError

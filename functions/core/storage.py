@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from .settings import StorageSettings
 
@@ -166,6 +166,19 @@ class Storage:
 
             self._credential = ManagedIdentityCredential(client_id=self._settings.managed_identity_client_id)
         return self._credential
+
+
+class TableRepository:
+    """Base of the one-class-per-table repositories: its table, from the shared clients."""
+
+    table_name: ClassVar[str]
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    @property
+    def _table(self) -> TableClient:
+        return self._storage.table(self.table_name)
 
 
 def _required(value: str | None, name: str) -> str:

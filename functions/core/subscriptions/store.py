@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..models import SubscriptionStatus
-from ..storage import SHAREPOINT_PARTITION, SUBSCRIPTIONS_TABLE, Storage, is_valid_key, outages_reported
+from ..storage import (
+    SHAREPOINT_PARTITION,
+    SUBSCRIPTIONS_TABLE,
+    TableRepository,
+    is_valid_key,
+    outages_reported,
+)
 from .record import SubscriptionRecord
 
-if TYPE_CHECKING:
-    from azure.data.tables import TableClient
 
-
-class SubscriptionStore:
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
-
-    @property
-    def _table(self) -> TableClient:
-        return self._storage.table(SUBSCRIPTIONS_TABLE)
+class SubscriptionStore(TableRepository):
+    table_name = SUBSCRIPTIONS_TABLE
 
     def get(self, subscription_id: str) -> SubscriptionRecord | None:
         from azure.core.exceptions import ResourceNotFoundError
