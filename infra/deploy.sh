@@ -1,20 +1,40 @@
 #!/usr/bin/env bash
-# Provision and deploy with the az CLI only.
+# Provision and deploy with the az CLI (and its Bicep) only.
 #
 #   infra/deploy.sh <resource-group> <location> [--parameters FILE] [--what-if]
-#   infra/deploy.sh package <output.zip>      # build the app package only (what gets deployed)
+#   infra/deploy.sh smoke <resource-group>      check that a deployed app answers (after any deploy)
+#   infra/deploy.sh package <output.zip>        build the app package only (what gets deployed)
 #
-# Deploys infra/main.bicep, packages requirements.txt, function_app.py, host.json and functions/
-# (nothing from local/, tests/ or bench/), deploys the package with a remote build, and prints the
-# notification URL and how to read the function key.
+# Checks the login and Bicep first; deploys infra/subscription.bicep (the resource group, then
+# infra/main.bicep inside it), so --what-if previews a fresh subscription and creates nothing.
+# Then packages requirements.txt, function_app.py, host.json and functions/, deploys the package
+# (retrying while new role assignments propagate), and ends with the smoke check.
+#
+# Tunables (seconds): PACKAGE_DEPLOY_TIMEOUT=600 PACKAGE_RETRY_DELAY=15 SMOKE_TIMEOUT=300
+# SMOKE_INTERVAL=10.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DEPLOYMENT_NAME="m365-webhooks"
+PACKAGE_DEPLOY_TIMEOUT="${PACKAGE_DEPLOY_TIMEOUT:-600}"
+PACKAGE_RETRY_DELAY="${PACKAGE_RETRY_DELAY:-15}"
+SMOKE_TIMEOUT="${SMOKE_TIMEOUT:-300}"
+SMOKE_INTERVAL="${SMOKE_INTERVAL:-10}"
 
 usage() {
-  sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  # The comment block at the top of this file, without the shebang or any code.
+  awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "${BASH_SOURCE[0]}" >&2
   exit 2
+}
+
+fail() {
+  echo "deploy.sh: $*" >&2
+  exit 1
+}
+
+# Subscription-scope deployments share one namespace per subscription: one name per group.
+deployment_name() {
+  local name="m365-webhooks-$1"
+  echo "${name:0:64}"
 }
 
 # The app package: exactly the files the Functions host needs; Azure installs requirements.txt.
@@ -39,47 +59,114 @@ PY
   )
 }
 
+require_az() {
+  command -v az >/dev/null || fail "the az CLI is required: https://aka.ms/azcli"
+  # First call to Azure: everything else needs a login, so say so before anything else happens.
+  az account show --output none 2>/dev/null \
+    || fail "not logged in to Azure: run 'az login' (and 'az account set --subscription <id>' to choose one)"
+}
+
+require_bicep() {
+  # az downloads Bicep on first use, which fails where that download cannot be made.
+  local version
+  if ! version="$(az bicep version --only-show-errors 2>&1)" || [[ "$version" != *"Bicep CLI version"* ]]; then
+    fail "the Bicep CLI is missing: run 'az bicep install' (or 'az bicep upgrade'), then try again"
+  fi
+}
+
 output_of() {
-  az deployment group show --resource-group "$1" --name "$DEPLOYMENT_NAME" \
+  az deployment sub show --name "$(deployment_name "$1")" \
     --query "properties.outputs.$2.value" --output tsv
+}
+
+# Flex Consumption writes the package with the app's managed identity; right after the role
+# assignments are created, storage can still refuse it (403) for a few minutes.
+deploy_package() {
+  local group="$1" app="$2" zip="$3"
+  local deadline=$((SECONDS + PACKAGE_DEPLOY_TIMEOUT)) delay="$PACKAGE_RETRY_DELAY" errors
+  errors="$(mktemp)"
+  while true; do
+    echo "deploying the app package to $app (remote build)"
+    if az functionapp deployment source config-zip --resource-group "$group" --name "$app" \
+      --src "$zip" --build-remote true --output none 2>"$errors"; then
+      return 0
+    fi
+    if ! grep -qiE '403|forbidden|AuthorizationFailure|AuthorizationPermissionMismatch' "$errors"; then
+      cat "$errors" >&2
+      fail "the package deploy failed (not a permission error, so not retried)"
+    fi
+    if ((SECONDS + ${delay%.*} >= deadline)); then
+      cat "$errors" >&2
+      fail "the package deploy was still refused (403) after ${PACKAGE_DEPLOY_TIMEOUT}s: check the roles in infra/modules/roles.bicep"
+    fi
+    echo "the package upload was refused (403): the identity's new storage roles can take minutes to" \
+      "propagate; retrying in ${delay}s" >&2
+    sleep "$delay"
+    delay=$(awk -v d="$delay" 'BEGIN { d *= 2; print (d > 60 ? 60 : d) }')
+  done
+}
+
+# The app answers its health check, and the notification URL echoes a validation token exactly as
+# SharePoint and Graph require: 200, text/plain, the token itself.
+smoke_check() {
+  local base="$1" notification_url="$2"
+  local deadline=$((SECONDS + SMOKE_TIMEOUT)) status="none"
+  echo "smoke check: waiting for $base/api/health to answer 200 (up to ${SMOKE_TIMEOUT}s)"
+  while true; do
+    status="$(curl --silent --output /dev/null --write-out '%{http_code}' --max-time 10 "$base/api/health" || true)"
+    [[ "$status" == "200" ]] && break
+    if ((SECONDS >= deadline)); then
+      echo "smoke check FAILED: $base/api/health never answered 200 (last answer: ${status:-none})" >&2
+      return 1
+    fi
+    sleep "$SMOKE_INTERVAL"
+  done
+  echo "  health: 200"
+
+  local token="smoke-$RANDOM$RANDOM" headers body content_type
+  headers="$(mktemp)"
+  body="$(curl --silent --max-time 10 --request POST --dump-header "$headers" \
+    --write-out '\n%{http_code}' "$notification_url?validationtoken=$token" || true)"
+  status="${body##*$'\n'}"
+  body="${body%$'\n'*}"
+  content_type="$(grep -i '^content-type:' "$headers" | tr -d '\r' | cut -d' ' -f2- || true)"
+  if [[ "$status" != "200" || "$content_type" != text/plain* || "$body" != "$token" ]]; then
+    echo "smoke check FAILED: the validation echo answered $status, '$content_type', '$body'" \
+      "(expected 200, text/plain, '$token')" >&2
+    return 1
+  fi
+  echo "  validation echo: 200, $content_type, token echoed"
+  echo "smoke check passed"
 }
 
 deploy() {
   local group="$1" location="$2" parameters="$3" what_if="$4"
-  command -v az >/dev/null || { echo "the az CLI is required: https://aka.ms/azcli" >&2; exit 1; }
-
-  if [[ "$(az group exists --name "$group")" != "true" ]]; then
-    if [[ "$what_if" == "yes" ]]; then
-      echo "resource group $group does not exist yet: what-if needs it; create it first" >&2
-      exit 1
-    fi
-    echo "creating resource group $group in $location"
-    az group create --name "$group" --location "$location" --output none
-  fi
+  require_az
+  require_bicep
+  local name
+  name="$(deployment_name "$group")"
+  local template=(--name "$name" --location "$location"
+    --template-file "$ROOT/infra/subscription.bicep" --parameters "@$parameters"
+    --parameters resourceGroupName="$group" location="$location")
 
   if [[ "$what_if" == "yes" ]]; then
-    az deployment group what-if --resource-group "$group" --name "$DEPLOYMENT_NAME" \
-      --template-file "$ROOT/infra/main.bicep" --parameters "@$parameters" \
-      --parameters location="$location"
+    echo "previewing the deployment of $group in $location (nothing is created)"
+    az deployment sub what-if "${template[@]}"
     return
   fi
 
-  echo "deploying infra/main.bicep to $group"
-  az deployment group create --resource-group "$group" --name "$DEPLOYMENT_NAME" \
-    --template-file "$ROOT/infra/main.bicep" --parameters "@$parameters" \
-    --parameters location="$location" --output none
+  echo "deploying infra/subscription.bicep: resource group $group in $location, then infra/main.bicep"
+  az deployment sub create "${template[@]}" --output none
 
-  local app principal notification_url
+  local app url principal notification_url zip
   app="$(output_of "$group" functionAppName)"
+  url="$(output_of "$group" functionAppUrl)"
   principal="$(output_of "$group" identityPrincipalId)"
   notification_url="$(output_of "$group" notificationUrl)"
-
-  local zip
   zip="$(mktemp -d)/app.zip"
   package "$zip"
-  echo "deploying the app package to $app (remote build)"
-  az functionapp deployment source config-zip --resource-group "$group" --name "$app" \
-    --src "$zip" --build-remote true --output none
+  deploy_package "$group" "$app" "$zip"
+  smoke_check "$url" "$notification_url"
 
   cat <<EOF
 
@@ -88,23 +175,38 @@ Deployed.
   Notification URL:  $notification_url
   Identity:          principal id $principal (grant it Sites.Selected + site Manage: see README)
   Function key:      az functionapp keys list -g $group -n $app --query functionKeys.default -o tsv
+  Smoke check again: infra/deploy.sh smoke $group
 EOF
+}
+
+smoke() {
+  local group="$1"
+  require_az
+  smoke_check "$(output_of "$group" functionAppUrl)" "$(output_of "$group" notificationUrl)"
 }
 
 main() {
   [[ $# -ge 1 ]] || usage
-  if [[ "$1" == "package" ]]; then
-    [[ $# -eq 2 ]] || usage
-    package "$2"
-    return
-  fi
+  case "$1" in
+    package)
+      [[ $# -eq 2 ]] || usage
+      package "$2"
+      return
+      ;;
+    smoke)
+      [[ $# -eq 2 ]] || usage
+      smoke "$2"
+      return
+      ;;
+    -h | --help) usage ;;
+  esac
   [[ $# -ge 2 ]] || usage
   local group="$1" location="$2" parameters="$ROOT/infra/main.parameters.json" what_if="no"
   shift 2
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --what-if) what_if="yes"; shift ;;
-      --parameters) parameters="$2"; shift 2 ;;
+      --parameters) [[ $# -ge 2 ]] || usage; parameters="$2"; shift 2 ;;
       *) usage ;;
     esac
   done

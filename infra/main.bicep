@@ -1,5 +1,5 @@
 // Microsoft 365 webhooks on Azure Functions: everything the app needs in one resource group.
-//   az deployment group create -g <rg> -f infra/main.bicep -p infra/main.parameters.json
+// infra/deploy.sh deploys it through infra/subscription.bicep, which creates the group first.
 
 targetScope = 'resourceGroup'
 
@@ -31,6 +31,17 @@ param maximumInstanceCount int = 40
   4096
 ])
 param instanceMemoryMB int = 2048
+
+@description('Storage redundancy. LRS is offered in every Flex Consumption region; choose ZRS (or GZRS) where the region offers it and the app must ride out a zone outage, GRS/GZRS where a regional outage must not lose queued notifications.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param storageSku string = 'Standard_LRS'
 
 @description('Six-field NCRONTAB schedule of the renewal timer.')
 param renewalSchedule string = '0 0 */6 * * *'
@@ -69,6 +80,7 @@ module storage 'modules/storage.bicep' = {
   params: {
     name: take(toLower('st${namePrefix}${suffix}'), 24)
     location: location
+    sku: storageSku
     deploymentContainerName: deploymentContainerName
     queueNames: queueNames
     tableNames: tableNames

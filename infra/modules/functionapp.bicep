@@ -55,6 +55,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_17: SharePoint presents no client certificate; requests are checked by clientState
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales out on demand; always-ready instances are a cost choice
   // checkov:skip=CKV_AZURE_213: App Service health check is not available on Flex Consumption; /api/health serves probes
+  // checkov:skip=CKV_AZURE_78: Flex Consumption serves no FTP and does not take siteConfig.ftpsState (ARM error 51021 in some regions); packages go through the identity-only blob container
   name: appName
   location: location
   tags: tags
@@ -73,7 +74,6 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       // Every setting the code reads (functions/core/settings.py), set in one place.
       appSettings: [

@@ -7,6 +7,9 @@ param name string
 @description('Azure region.')
 param location string
 
+@description('Redundancy (SKU name); main.bicep explains the choice.')
+param sku string
+
 @description('Container that holds the deployment package.')
 param deploymentContainerName string
 
@@ -21,12 +24,13 @@ param tags object = {}
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_35: the app runs without VNet integration; access is Entra ID only (no shared keys)
   // checkov:skip=CKV_AZURE_59: the app runs without VNet integration; access is Entra ID only (no shared keys)
+  // checkov:skip=CKV_AZURE_206: redundancy is the storageSku parameter; its default (LRS) deploys in every Flex Consumption region, and the README says when to choose ZRS or GZRS
   name: name
   location: location
   tags: tags
   kind: 'StorageV2'
   sku: {
-    name: 'Standard_GZRS'
+    name: sku
   }
   properties: {
     accessTier: 'Hot'

@@ -63,6 +63,7 @@ def test_every_bicep_file_parses_with_pycep(bicep):
         "modules/monitoring.bicep",
         "modules/roles.bicep",
         "modules/storage.bicep",
+        "subscription.bicep",
     }
 
 
@@ -149,10 +150,7 @@ def test_the_function_app_is_flex_consumption_python_https_only(bicep):
     assert site["identity"]["type"] == "UserAssigned"
     properties = site["properties"]
     assert properties["httpsOnly"] is True
-    assert (properties["siteConfig"]["ftpsState"], properties["siteConfig"]["minTlsVersion"]) == (
-        "Disabled",
-        "1.2",
-    )
+    assert properties["siteConfig"]["minTlsVersion"] == "1.2"
     assert properties["siteConfig"]["http20Enabled"] is True
     assert properties["functionAppConfig"]["runtime"]["name"] == "python"
 
@@ -206,7 +204,63 @@ def test_the_deploy_package_holds_exactly_the_deployable_files(tmp_path):
     assert not any("__pycache__" in n or n.endswith("local.settings.json") for n in names)
 
 
-def test_the_parameters_file_names_only_parameters_main_declares(bicep):
-    declared = set(bicep["main.bicep"]["parameters"])
+def test_the_parameters_file_names_only_parameters_both_templates_declare(bicep):
     given = set(json.loads((INFRA / "main.parameters.json").read_text())["parameters"])
-    assert given <= declared
+    assert given <= set(bicep["main.bicep"]["parameters"])
+    assert given <= set(bicep["subscription.bicep"]["parameters"])
+
+
+def test_the_subscription_template_passes_every_parameter_of_main_through_with_the_same_rules(bicep):
+    main = bicep["main.bicep"]["parameters"]
+    outer = bicep["subscription.bicep"]["parameters"]
+    passed = bicep["subscription.bicep"]["modules"]["app"]["config"]["params"]
+    assert set(passed) == set(main)
+    assert all(passed[name] == name for name in passed)
+    for name, parameter in main.items():
+        if name == "location":  # main's default is its group's location; the outer one is required
+            continue
+        assert outer[name]["type"] == parameter["type"], name
+        assert outer[name].get("default") == parameter.get("default"), name
+        rules = [d for d in parameter["decorators"] if d["type"] != "description"]
+        assert [d for d in outer[name]["decorators"] if d["type"] != "description"] == rules, name
+
+
+# What Flex Consumption does not take (learn.microsoft.com, "Flex Consumption plan deprecations"):
+# some regions reject the deployment outright (ftpsState: ARM error 51021).
+FLEX_UNSUPPORTED_SITE_CONFIG = {
+    "ftpsState",
+    "alwaysOn",
+    "linuxFxVersion",
+    "use32BitWorkerProcess",
+    "netFrameworkVersion",
+    "functionAppScaleLimit",
+    "minimumElasticInstanceCount",
+    "preWarmedInstanceCount",
+}
+FLEX_UNSUPPORTED_APP_SETTINGS = {
+    "FUNCTIONS_EXTENSION_VERSION",
+    "FUNCTIONS_WORKER_RUNTIME",
+    "FUNCTIONS_WORKER_RUNTIME_VERSION",
+    "WEBSITE_RUN_FROM_PACKAGE",
+    "WEBSITE_CONTENTSHARE",
+    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+    "WEBSITE_CONTENTOVERVNET",
+    "WEBSITE_NODE_DEFAULT_VERSION",
+    "SCM_DO_BUILD_DURING_DEPLOYMENT",
+    "ENABLE_ORYX_BUILD",
+    "WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT",
+    "WEBSITE_VNET_ROUTE_ALL",
+}
+
+
+def test_the_flex_app_sets_only_properties_flex_consumption_takes(bicep, app_settings):
+    site = bicep["modules/functionapp.bicep"]["resources"]["functionApp"]["config"]["properties"]
+    assert not FLEX_UNSUPPORTED_SITE_CONFIG & set(site["siteConfig"])
+    assert not FLEX_UNSUPPORTED_APP_SETTINGS & set(app_settings)
+    assert set(site["functionAppConfig"]) == {"deployment", "scaleAndConcurrency", "runtime"}
+
+
+def test_storage_redundancy_is_a_parameter_whose_default_every_flex_region_offers(bicep):
+    assert bicep["main.bicep"]["parameters"]["storageSku"]["default"] == "Standard_LRS"
+    storage = bicep["modules/storage.bicep"]["resources"]["storage"]["config"]
+    assert storage["sku"]["name"] == "sku"  # the parameter, not a fixed SKU

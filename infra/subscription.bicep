@@ -1,0 +1,91 @@
+// The whole deployment at subscription scope: the resource group, then main.bicep inside it.
+// One template for both `az deployment sub what-if` (which works before the group exists, and
+// creates nothing) and `az deployment sub create`. infra/deploy.sh uses it; the parameters are
+// main.bicep's, passed through unchanged.
+
+targetScope = 'subscription'
+
+@description('Resource group to create (or update) and deploy into.')
+@minLength(1)
+@maxLength(90)
+param resourceGroupName string
+
+@description('Azure region of the group and every resource; must offer Flex Consumption.')
+param location string
+
+@minLength(3)
+@maxLength(12)
+param namePrefix string = 'm365hooks'
+
+@allowed([
+  '3.10'
+  '3.11'
+  '3.12'
+])
+param pythonVersion string = '3.11'
+
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param storageSku string = 'Standard_LRS'
+
+param renewalSchedule string = '0 0 */6 * * *'
+
+@minValue(1)
+@maxValue(179)
+param renewalWindowDays int = 45
+
+param sharePointTenantUrl string
+
+param notificationBaseUrl string = ''
+
+param tags object = {
+  application: 'm365-webhooks'
+}
+
+resource group 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: resourceGroupName
+  location: location
+  tags: tags
+}
+
+module app 'main.bicep' = {
+  name: 'm365-webhooks'
+  scope: group
+  params: {
+    namePrefix: namePrefix
+    location: location
+    pythonVersion: pythonVersion
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    storageSku: storageSku
+    renewalSchedule: renewalSchedule
+    renewalWindowDays: renewalWindowDays
+    sharePointTenantUrl: sharePointTenantUrl
+    notificationBaseUrl: notificationBaseUrl
+    tags: tags
+  }
+}
+
+output resourceGroupName string = group.name
+output functionAppName string = app.outputs.functionAppName
+output functionAppUrl string = app.outputs.functionAppUrl
+output notificationUrl string = app.outputs.notificationUrl
+output identityClientId string = app.outputs.identityClientId
+output identityPrincipalId string = app.outputs.identityPrincipalId
