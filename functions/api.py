@@ -63,6 +63,18 @@ def list_changes(req: func.HttpRequest) -> func.HttpResponse:
     return _run(_list_changes, req)
 
 
+@bp.function_name("list_poison")
+@bp.route(route="poison", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def list_poison(req: func.HttpRequest) -> func.HttpResponse:
+    return _run(_list_poison, req)
+
+
+@bp.function_name("replay_poison")
+@bp.route(route="poison/replay", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def replay_poison(req: func.HttpRequest) -> func.HttpResponse:
+    return _run(_replay_poison, req)
+
+
 @bp.function_name("health")
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
@@ -134,6 +146,43 @@ def _list_changes(services: Services, req: func.HttpRequest) -> func.HttpRespons
     if page.next_after:
         body["nextLink"] = _next_link(req.url, subscription_id, top, page.next_after)
     return json_response(body)
+
+
+def _list_poison(services: Services, req: func.HttpRequest) -> func.HttpResponse:
+    from datetime import UTC, datetime
+
+    from .core.models import format_utc
+
+    listing = services.poison.list()
+    now = datetime.now(UTC)
+    value = []
+    for message in listing.messages:
+        entry: dict[str, Any] = {
+            "queueMessageId": message.queue_message_id,
+            "messageId": message.message_id,
+            "subscriptions": message.subscriptions,
+            "receivedAt": format_utc(message.received_at) if message.received_at else None,
+            "ageSeconds": int((now - message.received_at).total_seconds()) if message.received_at else None,
+            "poisonedAt": format_utc(message.poisoned_at) if message.poisoned_at else None,
+        }
+        if message.failure:
+            entry |= {
+                "attempts": message.failure.attempts,
+                "firstFailure": {
+                    "reason": message.failure.first_reason,
+                    "at": format_utc(message.failure.first_failed_at),
+                },
+                "lastFailure": {
+                    "reason": message.failure.last_reason,
+                    "at": format_utc(message.failure.last_failed_at),
+                },
+            }
+        value.append({k: v for k, v in entry.items() if v is not None})
+    return json_response({"value": value, "approximateCount": listing.approximate_count})
+
+
+def _replay_poison(services: Services, req: func.HttpRequest) -> func.HttpResponse:
+    return json_response({"replayed": services.poison.replay()})
 
 
 def _next_link(url: str, subscription_id: str, top: int, after: str) -> str:

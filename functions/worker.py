@@ -21,13 +21,19 @@ def process_notifications(message: func.QueueMessage, context: func.Context) -> 
     report = get_services().worker.process_message(message.get_body().decode("utf-8"))
     # One line per run, naming the intake request's trace: the README's KQL joins on it.
     log.info(
-        "process_notifications: message %s (dequeue count %s, invocation %s, notification "
-        "traceparent %s): %d list(s) synced, %d change(s) written, %d unknown subscription(s)",
+        "process_notifications: message %s (id %s, dequeue count %s, invocation %s, notification "
+        "traceparent %s): %d list(s) synced, %d change(s) written, %d resync(s), "
+        "%d unknown subscription(s), %d deferred for %ds%s",
         message.id,
+        report.message_id or "-",
         message.dequeue_count,
         context.invocation_id,
         report.traceparent or "-",
         report.lists_synced,
         report.changes_written,
+        report.resyncs,
         len(report.unknown_subscriptions),
+        len(report.deferred),
+        report.deferred_seconds,
+        f"; poisoned: {report.poisoned_because}" if report.poisoned_because else "",
     )

@@ -51,6 +51,14 @@ param renewalSchedule string = '0 0 */6 * * *'
 @maxValue(179)
 param renewalWindowDays int = 45
 
+@description('Six-field NCRONTAB schedule of the change sweep, which reads every list not synced for sweepMaxAgeHours.')
+param sweepSchedule string = '0 0 * * * *'
+
+@description('Hours after which a list is read again without a notification (0: every run). Keeps every change token far from SharePoint\'s 60-day edge.')
+@minValue(0)
+@maxValue(720)
+param sweepMaxAgeHours int = 24
+
 @description('SharePoint Online tenant URL, e.g. https://contoso.sharepoint.com')
 param sharePointTenantUrl string
 
@@ -73,6 +81,7 @@ var tableNames = [
   'subscriptions'
   'checkpoints'
   'changes'
+  'failures'
 ]
 
 module storage 'modules/storage.bicep' = {
@@ -118,6 +127,8 @@ module app 'modules/functionapp.bicep' = {
     notificationBaseUrl: notificationBaseUrl
     renewalSchedule: renewalSchedule
     renewalWindowDays: renewalWindowDays
+    sweepSchedule: sweepSchedule
+    sweepMaxAgeHours: sweepMaxAgeHours
     tags: tags
   }
 }

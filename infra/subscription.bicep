@@ -51,6 +51,12 @@ param renewalSchedule string = '0 0 */6 * * *'
 @maxValue(179)
 param renewalWindowDays int = 45
 
+param sweepSchedule string = '0 0 * * * *'
+
+@minValue(0)
+@maxValue(720)
+param sweepMaxAgeHours int = 24
+
 param sharePointTenantUrl string
 
 param notificationBaseUrl string = ''
@@ -77,6 +83,8 @@ module app 'main.bicep' = {
     storageSku: storageSku
     renewalSchedule: renewalSchedule
     renewalWindowDays: renewalWindowDays
+    sweepSchedule: sweepSchedule
+    sweepMaxAgeHours: sweepMaxAgeHours
     sharePointTenantUrl: sharePointTenantUrl
     notificationBaseUrl: notificationBaseUrl
     tags: tags

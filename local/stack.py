@@ -198,6 +198,8 @@ class Stack:
             "SHAREPOINT_AUTH": "emulator",
             "RENEWAL_SCHEDULE": "0 0 */6 * * *",
             "RENEWAL_WINDOW_DAYS": "45",
+            "SWEEP_SCHEDULE": "0 0 * * * *",
+            "SWEEP_MAX_AGE_HOURS": "24",
             "FUNCTIONS_KEY": DEFAULT_FUNCTION_KEY,
             "FUNCTIONS_MASTER_KEY": DEFAULT_MASTER_KEY,
             **self.extra_settings,

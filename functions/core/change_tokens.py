@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+_DOTNET_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 
 
 class InvalidChangeToken(ValueError):
@@ -14,6 +17,11 @@ class ChangeToken:
     change_number: int
     ticks: int
     value: str = field(compare=False)
+
+    @property
+    def time(self) -> datetime:
+        """When SharePoint issued the token (its ticks are 100 ns since 0001-01-01 UTC)."""
+        return _DOTNET_EPOCH + timedelta(microseconds=self.ticks // 10)
 
     @property
     def row_key(self) -> str:

@@ -1,8 +1,13 @@
-"""The `checkpoints` table: the last change token read per list, guarded by its ETag."""
+"""The `checkpoints` table: per list, the last change token read and when a sync last completed.
+
+One entity per list, guarded by its ETag. It also names the list's site and subscription, so the
+change sweep can visit every list due for a sync with one query and no other read.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from .change_tokens import parse_change_token
@@ -12,7 +17,10 @@ from .storage import CHECKPOINTS_TABLE, SHAREPOINT_PARTITION, TableRepository, o
 @dataclass(frozen=True)
 class Checkpoint:
     list_id: str
+    site_url: str
+    subscription_id: str
     change_token: str
+    last_synced: datetime
     etag: str
 
 
@@ -31,62 +39,108 @@ class CheckpointStore(TableRepository):
                 entity = self._table.get_entity(SHAREPOINT_PARTITION, list_id)
             except ResourceNotFoundError:
                 return None
-        return Checkpoint(list_id, entity["changeToken"], str(entity.metadata["etag"]))
+        return _from_entity(entity)
 
-    def reset(self, list_id: str, change_token: str) -> None:
-        """Set unconditionally: only when a subscription starts, or the token expired."""
+    def start(
+        self, list_id: str, *, site_url: str, subscription_id: str, change_token: str, at: datetime
+    ) -> None:
+        """Set unconditionally: when a subscription starts, or a resync starts the list over."""
         from azure.data.tables import UpdateMode
 
+        entity = _entity(list_id, site_url, subscription_id, change_token, at)
         with outages_reported(f"setting the checkpoint of list {list_id}"):
-            self._table.upsert_entity(_entity(list_id, change_token), mode=UpdateMode.REPLACE)
+            self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
 
-    def advance(self, checkpoint: Checkpoint, change_token: str) -> Checkpoint:
-        """Replace only if nobody moved it since `checkpoint` was read; raises CheckpointConflict."""
+    def replace(self, checkpoint: Checkpoint, change_token: str, at: datetime) -> Checkpoint:
+        """Write only if nobody moved it since `checkpoint` was read; raises CheckpointConflict."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError
         from azure.data.tables import UpdateMode
 
+        entity = _entity(
+            checkpoint.list_id, checkpoint.site_url, checkpoint.subscription_id, change_token, at
+        )
         with outages_reported(f"advancing the checkpoint of list {checkpoint.list_id}"):
             try:
                 metadata = self._table.update_entity(
-                    _entity(checkpoint.list_id, change_token),
+                    entity,
                     mode=UpdateMode.REPLACE,
                     etag=checkpoint.etag,
                     match_condition=MatchConditions.IfNotModified,
                 )
             except ResourceModifiedError as error:
                 raise CheckpointConflict(checkpoint.list_id) from error
-        return Checkpoint(checkpoint.list_id, change_token, str(metadata["etag"]))
+        return _from_entity(entity, etag=str(metadata["etag"]))
+
+    def follow_subscription(self, list_id: str, subscription_id: str) -> None:
+        """A recreated subscription takes over the list's checkpoint where it stands."""
+        from azure.data.tables import UpdateMode
+
+        with outages_reported(f"pointing the checkpoint of list {list_id} at {subscription_id}"):
+            self._table.update_entity(
+                {"PartitionKey": SHAREPOINT_PARTITION, "RowKey": list_id, "subscriptionId": subscription_id},
+                mode=UpdateMode.MERGE,
+            )
+
+    def not_synced_since(self, moment: datetime) -> list[Checkpoint]:
+        """The lists whose last completed sync is older than `moment` (filtered in the service)."""
+        with outages_reported("reading checkpoints due for a sync"):
+            entities = self._table.query_entities(
+                "PartitionKey eq @pk and lastSyncedAt lt @moment",
+                parameters={"pk": SHAREPOINT_PARTITION, "moment": moment},
+            )
+            return [_from_entity(entity) for entity in entities]
 
     def delete(self, list_id: str) -> None:
         with outages_reported(f"deleting the checkpoint of list {list_id}"):
             self._table.delete_entity(SHAREPOINT_PARTITION, list_id)
 
 
-def _entity(list_id: str, change_token: str) -> dict[str, Any]:
-    return {"PartitionKey": SHAREPOINT_PARTITION, "RowKey": list_id, "changeToken": change_token}
+def _entity(
+    list_id: str, site_url: str, subscription_id: str, change_token: str, at: datetime
+) -> dict[str, Any]:
+    return {
+        "PartitionKey": SHAREPOINT_PARTITION,
+        "RowKey": list_id,
+        "siteUrl": site_url,
+        "subscriptionId": subscription_id,
+        "changeToken": change_token,
+        "lastSyncedAt": at,
+    }
+
+
+def _from_entity(entity: Any, etag: str | None = None) -> Checkpoint:
+    return Checkpoint(
+        list_id=entity["RowKey"],
+        site_url=entity["siteUrl"],
+        subscription_id=entity["subscriptionId"],
+        change_token=entity["changeToken"],
+        last_synced=entity["lastSyncedAt"],
+        etag=etag or str(entity.metadata["etag"]),
+    )
 
 
 class CheckpointReaderWriter(Protocol):
     def read(self, list_id: str) -> Checkpoint | None: ...
 
-    def advance(self, checkpoint: Checkpoint, change_token: str) -> Checkpoint: ...
+    def replace(self, checkpoint: Checkpoint, change_token: str, at: datetime) -> Checkpoint: ...
 
 
-def advance_checkpoint(
-    checkpoints: CheckpointReaderWriter, checkpoint: Checkpoint, change_token: str
+def commit_sync(
+    checkpoints: CheckpointReaderWriter, checkpoint: Checkpoint, change_token: str, at: datetime
 ) -> tuple[Checkpoint, bool]:
-    """Move the checkpoint to `change_token`, never backwards.
+    """Record that the list has been read up to `change_token` at `at`; the token never moves
+    backwards.
 
-    Returns the checkpoint as stored now, and whether it is ours (False when another worker had
-    already moved it at least as far).
+    Returns the checkpoint as stored now, and whether this call moved its token (False when
+    another worker had already moved it at least as far).
     """
     target = parse_change_token(change_token)
     while True:
-        if parse_change_token(checkpoint.change_token) >= target:
-            return checkpoint, False
+        moved = target > parse_change_token(checkpoint.change_token)
         try:
-            return checkpoints.advance(checkpoint, change_token), True
+            token = change_token if moved else checkpoint.change_token
+            return checkpoints.replace(checkpoint, token, max(at, checkpoint.last_synced)), moved
         except CheckpointConflict:
             current = checkpoints.read(checkpoint.list_id)
             if current is None:

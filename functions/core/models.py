@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -70,6 +70,9 @@ class QueuedNotification(WireModel):
 
 
 class NotificationMessage(WireModel):
+    # Ours, not the queue's: it stays the same when the worker puts the message back for later,
+    # and names the message in the failure log and the poison API.
+    id: str = Field(default_factory=lambda: uuid4().hex, min_length=1, max_length=64)
     source: Literal["sharepoint"] = "sharepoint"
     received_at: UtcDatetime = Field(alias="receivedAt")
     # The W3C trace context of the intake invocation that queued it, so that the worker's log
@@ -107,10 +110,28 @@ class SharePointChange(WireModel):
     site_id: str | None = Field(default=None, alias="SiteId")
     web_id: str | None = Field(default=None, alias="WebId")
     time: UtcDatetime = Field(alias="Time")
+    # Newer tenants; for files in document libraries.
+    unique_id: str | None = Field(default=None, alias="UniqueId")
+    server_relative_url: str | None = Field(default=None, alias="ServerRelativeUrl")
 
 
 class SharePointChangePage(WireModel):
     value: list[SharePointChange]
+
+
+class SharePointListItem(WireModel):
+    """An item as `GET items?$select=Id,Modified,GUID,FileLeafRef,FileRef` returns it."""
+
+    id: int = Field(alias="Id")
+    modified: UtcDatetime = Field(alias="Modified")
+    unique_id: str | None = Field(default=None, alias="GUID")
+    file_name: str | None = Field(default=None, alias="FileLeafRef")
+    server_relative_url: str | None = Field(default=None, alias="FileRef")
+
+
+class SharePointItemPage(WireModel):
+    value: list[SharePointListItem]
+    next_link: str | None = Field(default=None, alias="odata.nextLink")
 
 
 class CurrentChangeToken(WireModel):
@@ -155,15 +176,22 @@ class SubscriptionView(WireModel):
 
 
 class ChangeKind(StrEnum):
+    """One vocabulary for every source; the source's own value is kept beside it."""
+
     ADD = "add"
     UPDATE = "update"
     DELETE = "delete"
     RESTORE = "restore"
+    RENAME = "rename"
+    MOVE = "move"
     OTHER = "other"
+    # Not a change: a marker that the changes in a window could not be read and were rebuilt.
+    RESYNC = "resync"
 
     @classmethod
     def from_sharepoint(cls, change_type: int) -> ChangeKind:
-        """SharePoint's SPChangeType: 1 Add, 2 Update, 3 DeleteObject, 7 Restore; the rest is other."""
+        """SP.ChangeType: 1 Add, 2 Update, 3 DeleteObject, 4 Rename, 5 MoveAway, 6 MoveInto,
+        7 Restore, 15 SystemUpdate (an update that makes no new version); the rest is other."""
         return _SHAREPOINT_CHANGE_KINDS.get(change_type, cls.OTHER)
 
 
@@ -171,7 +199,11 @@ _SHAREPOINT_CHANGE_KINDS = {
     1: ChangeKind.ADD,
     2: ChangeKind.UPDATE,
     3: ChangeKind.DELETE,
+    4: ChangeKind.RENAME,
+    5: ChangeKind.MOVE,
+    6: ChangeKind.MOVE,
     7: ChangeKind.RESTORE,
+    15: ChangeKind.UPDATE,
 }
 
 
@@ -181,10 +213,19 @@ class ChangeView(WireModel):
     source: Literal["sharepoint"] = "sharepoint"
     site_url: str = Field(alias="siteUrl")
     list_id: str = Field(alias="listId")
-    item_id: int | None = Field(alias="itemId")
+    item_id: int | None = Field(default=None, alias="itemId")
     change_type: ChangeKind = Field(alias="changeType")
-    change_token: str = Field(alias="changeToken")
+    source_change_type: int | None = Field(default=None, alias="sourceChangeType")
+    change_token: str | None = Field(default=None, alias="changeToken")
     time: str
+    unique_id: str | None = Field(default=None, alias="uniqueId")
+    file_name: str | None = Field(default=None, alias="fileName")
+    server_relative_url: str | None = Field(default=None, alias="serverRelativeUrl")
+    # Set on a resync entry and on the item rows it rebuilt.
+    resync: bool | None = None
+    resync_from: str | None = Field(default=None, alias="resyncFrom")
+    resync_to: str | None = Field(default=None, alias="resyncTo")
+    reason: str | None = None
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

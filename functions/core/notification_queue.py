@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from .storage import NOTIFICATIONS_QUEUE, Storage, StorageUnavailable, is_outage
+from .storage import NOTIFICATIONS_QUEUE, Storage, StorageUnavailable, is_outage, outages_reported
 
 log = logging.getLogger(__name__)
+
+MAX_VISIBILITY_DELAY_SECONDS = 7 * 24 * 3600
 
 
 class NotificationQueue:
@@ -35,3 +37,9 @@ class NotificationQueue:
                 raise StorageUnavailable(f"putting {len(sent) + 1} queue message(s): {error}") from error
             raise
         return len(sent)
+
+    def put_later(self, message: str, delay_seconds: int) -> None:
+        """Put a message that stays invisible for `delay_seconds` (the queue allows up to 7 days)."""
+        delay = max(0, min(delay_seconds, MAX_VISIBILITY_DELAY_SECONDS))
+        with outages_reported(f"putting a message back for {delay}s"):
+            self._storage.queue(NOTIFICATIONS_QUEUE).send_message(message, visibility_timeout=delay)

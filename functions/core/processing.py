@@ -1,31 +1,52 @@
-"""The worker: from a queue message to rows in the change log, one list at a time.
+"""The worker: from a queue message (or the sweep) to rows in the change log, one list at a time.
 
-For each list named by the message: read the changes since the stored checkpoint, write them to
-the change log (idempotent by change token), then move the checkpoint forward under its ETag.
-A failure leaves the checkpoint where it was, so the retried message reads the same changes again
-and the upserts write nothing twice.
+For each list: read the changes since the stored checkpoint, write them to the change log
+(idempotent by change token), then move the checkpoint forward under its ETag. A failure leaves
+the checkpoint where it was, so the retried message reads the same changes again and the upserts
+write nothing twice. What SharePoint can no longer give (a token older than its change log) is
+rebuilt by a resync and marked as such, never skipped.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
 from .change_log import ChangeLog
 from .change_tokens import parse_change_token
-from .checkpoints import CheckpointStore, advance_checkpoint
-from .models import ChangeKind, NotificationMessage, SharePointChange
-from .sources.sharepoint import DEFAULT_PAGE_SIZE, ChangeTokenExpired, ListRef, SharePointSource
-from .subscriptions import SubscriptionRecord, SubscriptionStore
+from .changes import ListScope, change_row, resync_entry, resynced_item_row
+from .checkpoints import Checkpoint, CheckpointStore, commit_sync
+from .failures import FailureLog
+from .models import NotificationMessage
+from .notification_queue import NotificationQueue
+from .outbound import DEFAULT_POLICY, THROTTLED_STATUSES, UpstreamError
+from .poison import PoisonQueue
+from .sources.sharepoint import (
+    DEFAULT_PAGE_SIZE,
+    ChangeTokenExpired,
+    ChangeTokenRejected,
+    ListRef,
+    SharePointSource,
+)
+from .subscriptions import SubscriptionStore
 
 log = logging.getLogger(__name__)
 
+# A checkpoint whose token is older than this is refreshed to the list's current token when a
+# sync finds nothing newer, so no quiet list drifts towards SharePoint's 60-day change log edge.
+TOKEN_REFRESH_AGE = timedelta(days=1)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
 
 class InvalidMessage(ValueError):
-    """The queue message is not ours: it fails every time and ends in the poison queue."""
+    """The queue message is not ours: no retry can mend it."""
 
 
 class ListSyncFailed(Exception):
@@ -34,10 +55,22 @@ class ListSyncFailed(Exception):
 
 @dataclass
 class ProcessingReport:
+    message_id: str | None = None
     traceparent: str | None = None
     lists_synced: int = 0
     changes_written: int = 0
+    resyncs: int = 0
     unknown_subscriptions: list[str] = field(default_factory=list)
+    # Subscriptions put back on the queue until SharePoint's Retry-After has passed.
+    deferred: list[str] = field(default_factory=list)
+    deferred_seconds: int = 0
+    poisoned_because: str | None = None
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    written: int
+    resynced: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,77 +79,176 @@ class Worker:
     checkpoints: CheckpointStore
     change_log: ChangeLog
     source: SharePointSource
+    queue: NotificationQueue
+    poison: PoisonQueue
+    failures: FailureLog
     page_size: int = DEFAULT_PAGE_SIZE
+    # Retry-After up to this is slept through inside the call; beyond it the message is put back.
+    max_inline_wait: float = DEFAULT_POLICY.max_retry_after
+    clock: Callable[[], datetime] = utc_now
 
     def process_message(self, body: str) -> ProcessingReport:
-        message = parse_message(body)
-        report = ProcessingReport(traceparent=message.traceparent)
-        by_list: dict[str, SubscriptionRecord] = {}
+        try:
+            message = parse_message(body)
+        except InvalidMessage as error:
+            # Retrying cannot help: poison it now, with the reason, instead of five times later.
+            self.poison.put(body)
+            log.error("poisoned a queue message that is not a notification message: %s", error)
+            return ProcessingReport(poisoned_because=str(error))
+        report = ProcessingReport(message_id=message.id, traceparent=message.traceparent)
+        try:
+            self._process(message, report)
+        except ChangeTokenRejected as error:
+            reason = f"SharePoint refused the stored change token as not this list's: {error}"
+            self.failures.record(message.id, reason, self.clock())
+            self.poison.put(body)
+            log.error("poisoned message %s: %s", message.id, reason)
+            report.poisoned_because = reason
+        except Exception as error:
+            self.failures.record(message.id, f"{type(error).__name__}: {error}", self.clock())
+            raise
+        return report
+
+    def _process(self, message: NotificationMessage, report: ProcessingReport) -> None:
+        targets: dict[str, tuple[ListRef, str]] = {}
         for subscription_id in dict.fromkeys(n.subscription_id for n in message.notifications):
             record = self.subscriptions.get(subscription_id)
             if record is None:
                 log.warning("skipping notification for unknown subscription %s", subscription_id)
                 report.unknown_subscriptions.append(subscription_id)
                 continue
-            by_list.setdefault(record.list_id, record)
+            targets.setdefault(record.list_id, (ListRef(record.site_url, record.list_id), record.id))
 
-        failures = []
-        for record in by_list.values():
+        failures: list[tuple[str, Exception]] = []
+        throttled: dict[str, float] = {}
+        for target, subscription_id in targets.values():
             try:
-                report.changes_written += self.sync_list(record)
-                report.lists_synced += 1
+                result = self.sync_list(target, subscription_id)
+            except ChangeTokenRejected:
+                raise
+            except UpstreamError as error:
+                if error.status in THROTTLED_STATUSES and (error.retry_after or 0) > self.max_inline_wait:
+                    throttled[subscription_id] = error.retry_after or 0
+                    continue
+                failures.append((subscription_id, error))
+                continue
             except Exception as error:  # one list failing must not stop the others
                 log.error(
                     "reading changes failed for subscription %s (list %s): %s",
-                    record.id,
-                    record.list_id,
+                    subscription_id,
+                    target.list_id,
                     error,
                 )
-                failures.append((record.id, error))
+                failures.append((subscription_id, error))
+                continue
+            report.changes_written += result.written
+            report.lists_synced += 1
+            report.resyncs += int(result.resynced)
         if failures:
             raise ListSyncFailed(
                 "; ".join(f"subscription {sid}: {error}" for sid, error in failures)
             ) from failures[0][1]
-        return report
+        if throttled:
+            self._defer(message, throttled, report)
 
-    def sync_list(self, record: SubscriptionRecord) -> int:
-        """Read and store every change since the checkpoint; returns how many were written."""
-        target = ListRef(record.site_url, record.list_id)
-        checkpoint = self.checkpoints.read(record.list_id)
+    def _defer(
+        self, message: NotificationMessage, throttled: dict[str, float], report: ProcessingReport
+    ) -> None:
+        """SharePoint asked us to wait longer than an invocation should: put the message back,
+        invisible until then, rather than burn dequeues (and end in poison) by retrying early."""
+        delay = int(max(throttled.values())) + 1
+        remaining = [n for n in message.notifications if n.subscription_id in throttled]
+        later = message.model_copy(update={"notifications": remaining})
+        self.queue.put_later(later.model_dump_json(by_alias=True, exclude_none=True), delay)
+        report.deferred = list(throttled)
+        report.deferred_seconds = delay
+        log.warning(
+            "SharePoint throttled subscription(s) %s with Retry-After up to %ds: message %s put back "
+            "to be read after that",
+            ", ".join(throttled),
+            delay,
+            message.id,
+        )
+
+    def sync_list(self, target: ListRef, subscription_id: str, *, refresh_token: bool = False) -> SyncResult:
+        """Read and store every change since the checkpoint.
+
+        With `refresh_token` (the sweep), or when the checkpoint's token is getting old, the list's
+        current token is read first, so a sync that finds nothing still moves the checkpoint to
+        now: every change up to that token was in the reply.
+        """
+        checkpoint = self.checkpoints.read(target.list_id)
         if checkpoint is None:
-            self._restart_from_now(record, target, "no checkpoint was stored for this list")
-            return 0
+            self._start_from_now(target, subscription_id)
+            log.error(
+                "no checkpoint was stored for list %s; reading from now on (subscription %s)",
+                target.list_id,
+                subscription_id,
+            )
+            return SyncResult(written=0)
+        started = self.clock()
+        token_age = started - parse_change_token(checkpoint.change_token).time
+        current = (
+            self.source.current_change_token(target)
+            if refresh_token or token_age > TOKEN_REFRESH_AGE
+            else None
+        )
+        scope = ListScope(target.site_url, target.list_id, subscription_id)
         written = 0
         try:
             for page in self.source.fetch_changes(
-                target, checkpoint.change_token, subscription_id=record.id, page_size=self.page_size
+                target, checkpoint.change_token, subscription_id=subscription_id, page_size=self.page_size
             ):
-                self.change_log.append(record.list_id, [change_entity(record, c) for c in page])
+                self.change_log.append(target.list_id, [change_row(scope, change) for change in page])
                 written += len(page)
-                checkpoint, ours = advance_checkpoint(
-                    self.checkpoints, checkpoint, page[-1].change_token.string_value
+                checkpoint, ours = commit_sync(
+                    self.checkpoints, checkpoint, page[-1].change_token.string_value, self.clock()
                 )
                 if not ours:
                     log.info(
                         "checkpoint of list %s was moved ahead by another worker; stopping here "
                         "(subscription %s)",
-                        record.list_id,
-                        record.id,
+                        target.list_id,
+                        subscription_id,
                     )
-                    break
+                    return SyncResult(written)
         except ChangeTokenExpired as error:
-            self._restart_from_now(record, target, f"SharePoint refused the change token: {error}")
-        log.info("read %d changes for subscription %s (list %s)", written, record.id, record.list_id)
-        return written
+            self._resync(target, scope, checkpoint, f"SharePoint refused the change token: {error}")
+            return SyncResult(written, resynced=True)
+        commit_sync(self.checkpoints, checkpoint, current or checkpoint.change_token, started)
+        log.info("read %d changes for subscription %s (list %s)", written, subscription_id, target.list_id)
+        return SyncResult(written)
 
-    def _restart_from_now(self, record: SubscriptionRecord, target: ListRef, why: str) -> None:
-        token = self.source.current_change_token(target)
-        self.checkpoints.reset(record.list_id, token)
+    def _resync(self, target: ListRef, scope: ListScope, checkpoint: Checkpoint, why: str) -> None:
+        """The changes since the checkpoint are gone from SharePoint's change log: log a resync
+        entry, then every item modified since the checkpoint's time, and start over from now.
+
+        The current token is read first, so nothing made while the items are read is missed
+        (such an item may be logged twice: once here, once as the change it is)."""
+        restart = parse_change_token(self.source.current_change_token(target))
+        since = parse_change_token(checkpoint.change_token).time
+        rows = [resync_entry(scope, restart, since, why)]
+        for page in self.source.items_modified_since(target, since, subscription_id=scope.subscription_id):
+            rows.extend(resynced_item_row(scope, restart, item) for item in page)
+        self.change_log.append(target.list_id, rows)
+        commit_sync(self.checkpoints, checkpoint, restart.value, self.clock())
         log.error(
-            "%s; changes of list %s before now cannot be read and are skipped (subscription %s)",
+            "%s; resynced list %s from %s: %d item(s) modified since were logged as updates; deletions "
+            "in that window cannot be read back (subscription %s)",
             why,
-            record.list_id,
-            record.id,
+            target.list_id,
+            since.isoformat(),
+            len(rows) - 1,
+            scope.subscription_id,
+        )
+
+    def _start_from_now(self, target: ListRef, subscription_id: str) -> None:
+        self.checkpoints.start(
+            target.list_id,
+            site_url=target.site_url,
+            subscription_id=subscription_id,
+            change_token=self.source.current_change_token(target),
+            at=self.clock(),
         )
 
 
@@ -125,20 +257,3 @@ def parse_message(body: str) -> NotificationMessage:
         return NotificationMessage.model_validate_json(body)
     except ValidationError as error:
         raise InvalidMessage(f"not a notification message: {error.error_count()} problem(s)") from None
-
-
-def change_entity(record: SubscriptionRecord, change: SharePointChange) -> dict[str, Any]:
-    token = parse_change_token(change.change_token.string_value)
-    entity: dict[str, Any] = {
-        "RowKey": token.row_key,
-        "subscriptionId": record.id,
-        "siteUrl": record.site_url,
-        "listId": record.list_id,
-        "changeType": ChangeKind.from_sharepoint(change.change_type).value,
-        "sharePointChangeType": change.change_type,
-        "changeToken": token.value,
-        "time": change.time,
-    }
-    if change.item_id is not None:
-        entity["itemId"] = change.item_id
-    return entity

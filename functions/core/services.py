@@ -9,13 +9,16 @@ from functools import lru_cache
 from .auth import token_provider_for
 from .change_log import ChangeLog
 from .checkpoints import CheckpointStore
+from .failures import FailureLog
 from .intake import CachedSubscriptionLookup
 from .notification_queue import NotificationQueue
+from .poison import PoisonQueue
 from .processing import Worker
 from .settings import Settings, get_settings
 from .sources.sharepoint import SharePointSource
 from .storage import Storage
 from .subscriptions import SubscriptionService, SubscriptionStore
+from .sweep import ChangeSweep
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class Services:
     change_log: ChangeLog
     subscriptions: SubscriptionService
     worker: Worker
+    sweep: ChangeSweep
+    poison: PoisonQueue
 
     @property
     def renewal_window(self) -> timedelta:
@@ -38,12 +43,23 @@ class Services:
         store = SubscriptionStore(storage)
         checkpoints = CheckpointStore(storage)
         change_log = ChangeLog(storage)
+        queue = NotificationQueue(storage)
+        poison = PoisonQueue(storage, FailureLog(storage))
         source = SharePointSource(token_provider_for(settings))
+        worker = Worker(
+            subscriptions=store,
+            checkpoints=checkpoints,
+            change_log=change_log,
+            source=source,
+            queue=queue,
+            poison=poison,
+            failures=FailureLog(storage),
+        )
         return cls(
             settings=settings,
             storage=storage,
             subscription_lookup=CachedSubscriptionLookup(store),
-            notification_queue=NotificationQueue(storage),
+            notification_queue=queue,
             change_log=change_log,
             subscriptions=SubscriptionService(
                 store=store,
@@ -52,7 +68,9 @@ class Services:
                 tenant_url=settings.sharepoint_tenant_url,
                 notification_url=settings.sharepoint_notification_url,
             ),
-            worker=Worker(store, checkpoints, change_log, source),
+            worker=worker,
+            sweep=ChangeSweep(checkpoints, worker, timedelta(hours=settings.sweep_max_age_hours)),
+            poison=poison,
         )
 
 

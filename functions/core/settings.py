@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 DEFAULT_RENEWAL_SCHEDULE = "0 0 */6 * * *"
 DEFAULT_RENEWAL_WINDOW_DAYS = 45
+DEFAULT_SWEEP_SCHEDULE = "0 0 * * * *"
+DEFAULT_SWEEP_MAX_AGE_HOURS = 24
 SHAREPOINT_AUTH_MODES = ("managed_identity", "certificate", "emulator")
 
 # Names of the settings, so that tests and infra checks can refer to them.
@@ -23,6 +25,8 @@ SHAREPOINT_TENANT_ID = "SHAREPOINT_TENANT_ID"
 SHAREPOINT_CERTIFICATE_PATH = "SHAREPOINT_CERTIFICATE_PATH"
 RENEWAL_SCHEDULE = "RENEWAL_SCHEDULE"
 RENEWAL_WINDOW_DAYS = "RENEWAL_WINDOW_DAYS"
+SWEEP_SCHEDULE = "SWEEP_SCHEDULE"
+SWEEP_MAX_AGE_HOURS = "SWEEP_MAX_AGE_HOURS"
 
 
 class SettingsError(ValueError):
@@ -50,6 +54,8 @@ class Settings:
     sharepoint_certificate_path: str | None
     renewal_schedule: str
     renewal_window_days: int
+    sweep_schedule: str
+    sweep_max_age_hours: int
 
     @property
     def sharepoint_notification_url(self) -> str:
@@ -71,8 +77,13 @@ class Settings:
             sharepoint_tenant_id=environ.get(SHAREPOINT_TENANT_ID) or None,
             sharepoint_certificate_path=environ.get(SHAREPOINT_CERTIFICATE_PATH) or None,
             renewal_schedule=_ncrontab(environ, RENEWAL_SCHEDULE, DEFAULT_RENEWAL_SCHEDULE),
-            renewal_window_days=_positive_int(
-                environ, RENEWAL_WINDOW_DAYS, DEFAULT_RENEWAL_WINDOW_DAYS, maximum=179
+            renewal_window_days=_whole_number(
+                environ, RENEWAL_WINDOW_DAYS, DEFAULT_RENEWAL_WINDOW_DAYS, minimum=1, maximum=179
+            ),
+            sweep_schedule=_ncrontab(environ, SWEEP_SCHEDULE, DEFAULT_SWEEP_SCHEDULE),
+            # 0: every list on every run. At most 30 days, well inside SharePoint's 60-day log.
+            sweep_max_age_hours=_whole_number(
+                environ, SWEEP_MAX_AGE_HOURS, DEFAULT_SWEEP_MAX_AGE_HOURS, minimum=0, maximum=720
             ),
         )
         if auth == "certificate":
@@ -122,8 +133,8 @@ def _absolute_url(environ: Mapping[str, str], name: str) -> str:
 
 
 def _ncrontab(environ: Mapping[str, str], name: str, default: str) -> str:
-    """The timer binding reads it as `%RENEWAL_SCHEDULE%`; check its six fields here so a typo
-    is reported by name rather than as a timer that never fires."""
+    """Timer bindings read it as `%NAME%`; check its six fields here so a typo is reported by
+    name rather than as a timer that never fires."""
     value = environ.get(name, "").strip() or default
     if len(value.split()) != 6:
         raise SettingsError(
@@ -133,7 +144,7 @@ def _ncrontab(environ: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
-def _positive_int(environ: Mapping[str, str], name: str, default: int, *, maximum: int) -> int:
+def _whole_number(environ: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int) -> int:
     raw = environ.get(name, "").strip()
     if not raw:
         return default
@@ -141,6 +152,6 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int, *, maximu
         value = int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a whole number; got {raw!r}") from None
-    if not 1 <= value <= maximum:
-        raise SettingsError(f"{name} must be between 1 and {maximum}; got {value}")
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name} must be between {minimum} and {maximum}; got {value}")
     return value

@@ -18,6 +18,8 @@ param sharePointTenantUrl string
 param notificationBaseUrl string
 param renewalSchedule string
 param renewalWindowDays int
+param sweepSchedule string
+param sweepMaxAgeHours int
 param tags object = {}
 
 // The app's default host name (no unique-hostname scope is set, so it is this), unless a custom
@@ -128,6 +130,14 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'RENEWAL_WINDOW_DAYS'
           value: string(renewalWindowDays)
+        }
+        {
+          name: 'SWEEP_SCHEDULE'
+          value: sweepSchedule
+        }
+        {
+          name: 'SWEEP_MAX_AGE_HOURS'
+          value: string(sweepMaxAgeHours)
         }
       ]
     }

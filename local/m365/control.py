@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .state import TOKEN_LIFETIME_SECONDS, Fault, SharePointTenant
+from .state import DEFAULT_APP_ID, TOKEN_LIFETIME_SECONDS, Fault, SharePointTenant
 
 
 def _tenant(request: Request) -> SharePointTenant:
@@ -16,8 +17,10 @@ def _tenant(request: Request) -> SharePointTenant:
 
 
 async def issue_token(request: Request) -> Response:
-    """Stands in for Entra ID's client-credentials grant."""
-    token = _tenant(request).issue_token(time.time())
+    """Stands in for Entra ID's client-credentials grant; `{"client_id": ...}` names the app
+    (subscriptions belong to the app that created them)."""
+    body = await _optional_json(request)
+    token = _tenant(request).issue_token(time.time(), str(body.get("client_id") or DEFAULT_APP_ID))
     return JSONResponse({"token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECONDS, "access_token": token})
 
 
@@ -87,6 +90,30 @@ async def deliver(request: Request) -> Response:
     return JSONResponse(await request.app.state.deliverer.deliver_due(force=True))
 
 
+async def reset(request: Request) -> Response:
+    """Forget all state (sites, lists, changes, subscriptions, faults, counters, quirks)."""
+    _tenant(request).reset()
+    return Response(status_code=204)
+
+
+async def quirks(request: Request) -> Response:
+    """POST {"acceptExpiredChangeTokens": true}: behave like SharePoint Online's known bug."""
+    tenant = _tenant(request)
+    if request.method == "POST":
+        body = await _optional_json(request)
+        if "acceptExpiredChangeTokens" in body:
+            tenant.quirks.accept_expired_change_tokens = bool(body["acceptExpiredChangeTokens"])
+    return JSONResponse({"acceptExpiredChangeTokens": tenant.quirks.accept_expired_change_tokens})
+
+
+async def _optional_json(request: Request) -> dict:
+    raw = await request.body()
+    if not raw:
+        return {}
+    body = json.loads(raw)
+    return body if isinstance(body, dict) else {}
+
+
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -100,4 +127,6 @@ routes = [
     Route("/_emulator/counters", counters, methods=["GET"]),
     Route("/_emulator/deliver", deliver, methods=["POST"]),
     Route("/_emulator/health", health, methods=["GET"]),
+    Route("/_emulator/reset", reset, methods=["POST"]),
+    Route("/_emulator/quirks", quirks, methods=["GET", "POST"]),
 ]

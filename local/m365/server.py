@@ -43,6 +43,15 @@ _OPERATIONS = {
     ("subscription", "GET"): "GetSubscription",
     ("subscription", "PATCH"): "UpdateSubscription",
     ("subscription", "DELETE"): "DeleteSubscription",
+    ("get_lists", "GET"): "GetLists",
+    ("add_file", "POST"): "AddFile",
+    ("file", "GET"): "GetFile",
+    ("file", "POST"): "DeleteFile",
+    ("file", "DELETE"): "DeleteFile",
+    ("file_item", "GET"): "GetFileItem",
+    ("file_item", "POST"): "UpdateFileItem",
+    ("file_item", "PATCH"): "UpdateFileItem",
+    ("file_action", "POST"): "FileAction",
 }
 
 
@@ -54,7 +63,8 @@ def _sharepoint_endpoint(name: str, endpoint: Endpoint) -> Endpoint:
         request_id = str(uuid.uuid4())
         operation = _OPERATIONS.get((name, request.method), name)
         tenant.calls[operation] += 1
-        if not sharepoint.authorized(request):
+        app_id = sharepoint.authorized_app(request)
+        if app_id is None:
             return JSONResponse(
                 {"error_description": "Invalid JWT token. The token is missing or has expired."},
                 status_code=401,
@@ -76,11 +86,13 @@ def _sharepoint_endpoint(name: str, endpoint: Endpoint) -> Endpoint:
                     headers,
                 ),
                 request_id,
+                verbose=sharepoint.wants_verbose(request),
             )
+        request.state.app_id = app_id
         try:
             response = await endpoint(request)
         except SharePointError as error:
-            return errors.error_response(error, request_id)
+            return errors.error_response(error, request_id, verbose=sharepoint.wants_verbose(request))
         response.headers["request-id"] = request_id
         response.headers["SPRequestGuid"] = request_id
         return response

@@ -1,7 +1,10 @@
 """SharePoint REST routes: parse the request, call the tenant model, shape the answer.
 
-Lists are addressed as `lists('{id}')`, `lists(guid'{id}')` or `lists/getbytitle('{title}')`
-below `/sites/{site}/_api/web/`.
+Sites live at the tenant root `/`, under `/sites/{name}` and `/teams/{name}`, with subsites below
+them. Lists are addressed as `lists('{id}')`, `lists(guid'{id}')` or `lists/getbytitle('{title}')`,
+files as `GetFileByServerRelativeUrl('{url}')`, folders as `GetFolderByServerRelativeUrl('{url}')`.
+Answers are `odata=nometadata` JSON, or wrapped in `{"d": ...}` when the caller asks for
+`odata=verbose`, as SharePoint does.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -20,14 +24,15 @@ from starlette.routing import Route
 
 from . import errors
 from .errors import SharePointError
-from .state import SharePointTenant, SpList
+from .state import Change, SharePointTenant, SpList
 
 VALIDATION_TIMEOUT_SECONDS = 5.0
 _NOMETADATA = "application/json;odata=nometadata;streaming=true;charset=utf-8"
+_VERBOSE = "application/json;odata=verbose;charset=utf-8"
 
 
-class ListPathConvertor(Convertor):
-    regex = r"lists\((?:guid)?'[^'/]+'\)|lists/getbytitle\('[^'/]+'\)"
+class _Pattern(Convertor):
+    regex = ""
 
     def convert(self, value: str) -> str:
         return value
@@ -36,7 +41,37 @@ class ListPathConvertor(Convertor):
         return value
 
 
+class ListPathConvertor(_Pattern):
+    regex = r"lists\((?:guid)?'[^'/]+'\)|lists/getbytitle\('[^'/]+'\)"
+
+
+class SitePathConvertor(_Pattern):
+    """`sites/x` or `teams/x`, and any subsites below (never into `_api`)."""
+
+    regex = r"(?:sites|teams)/[^/]+(?:/(?!_api(?:/|$))[^/]+)*"
+
+
+class QuotedUrlConvertor(_Pattern):
+    """The argument of GetFileByServerRelativeUrl('...') and friends: a path in quotes."""
+
+    regex = r"'[^']*'"
+
+
+class MethodCallConvertor(_Pattern):
+    """`CheckIn(comment='',checkintype=1)`, `moveto(newurl='/sites/x/Docs/a.docx',flags=1)`."""
+
+    regex = r"[A-Za-z]+\([^)]*\)"
+
+
+class ArgumentsConvertor(_Pattern):
+    regex = r"[^)]*"
+
+
 register_url_convertor("listpath", ListPathConvertor())
+register_url_convertor("methodcall", MethodCallConvertor())
+register_url_convertor("arguments", ArgumentsConvertor())
+register_url_convertor("sitepath", SitePathConvertor())
+register_url_convertor("quotedurl", QuotedUrlConvertor())
 
 
 def _tenant(request: Request) -> SharePointTenant:
@@ -44,7 +79,17 @@ def _tenant(request: Request) -> SharePointTenant:
 
 
 def _site_path(request: Request) -> str:
-    return f"/sites/{request.path_params['site']}"
+    site = request.path_params.get("site")
+    return f"/{site}" if site else "/"
+
+
+def _app_id(request: Request) -> str:
+    return request.state.app_id
+
+
+def _quoted(request: Request, name: str) -> str:
+    """The path parameters arrive percent-decoded already; drop the quotes."""
+    return request.path_params[name][1:-1]
 
 
 def _resolve_list(request: Request) -> SpList:
@@ -58,8 +103,16 @@ def _resolve_list(request: Request) -> SpList:
     return _tenant(request).find_list(_site_path(request), title=by_title.group(1))
 
 
-def _ok(body: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(body, status_code=status, media_type=_NOMETADATA)
+def wants_verbose(request: Request) -> bool:
+    return "odata=verbose" in request.headers.get("Accept", "").lower()
+
+
+def _ok(request: Request, body: Any, status: int = 200) -> JSONResponse:
+    if not wants_verbose(request):
+        return JSONResponse(body, status_code=status, media_type=_NOMETADATA)
+    if isinstance(body, dict) and isinstance(body.get("value"), list):
+        body = {"results": body["value"]}
+    return JSONResponse({"d": body}, status_code=status, media_type=_VERBOSE)
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -68,7 +121,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         raise SharePointError(
             400, errors.ARGUMENT, "Invalid JSON. A token was not recognized in the JSON content."
         ) from None
@@ -85,6 +138,10 @@ def _select(body: dict[str, Any], request: Request) -> dict[str, Any]:
     return {name: body[name] for name in wanted if name in body}
 
 
+def _method(request: Request) -> str:
+    return request.headers.get("X-HTTP-Method", request.method).upper()
+
+
 # --- lists -------------------------------------------------------------------------------------
 
 
@@ -94,13 +151,19 @@ async def create_list(request: Request) -> Response:
     sp_list = tenant.create_list(
         _site_path(request), body.get("Title", ""), int(body.get("BaseTemplate", 100))
     )
-    return _ok(tenant.list_json(tenant.site(_site_path(request)), sp_list), 201)
+    return _ok(request, tenant.list_json(tenant.site(_site_path(request)), sp_list), 201)
+
+
+async def get_lists(request: Request) -> Response:
+    tenant = _tenant(request)
+    site = tenant.site(_site_path(request))
+    return _ok(request, {"value": [tenant.list_json(site, sp_list) for sp_list in site.lists.values()]})
 
 
 async def get_list(request: Request) -> Response:
     tenant = _tenant(request)
     sp_list = _resolve_list(request)
-    return _ok(_select(tenant.list_json(tenant.site(_site_path(request)), sp_list), request))
+    return _ok(request, _select(tenant.list_json(tenant.site(_site_path(request)), sp_list), request))
 
 
 # --- items -------------------------------------------------------------------------------------
@@ -110,18 +173,56 @@ async def items(request: Request) -> Response:
     tenant = _tenant(request)
     sp_list = _resolve_list(request)
     if request.method == "GET":
-        return _ok({"value": [item.to_json() for item in sp_list.items.values()]})
+        return _ok(request, _item_page(request, sp_list))
     item = tenant.add_item(_site_path(request), sp_list, await _json_body(request))
-    return _ok(item.to_json(), 201)
+    return _ok(request, item.to_json(), 201)
+
+
+_MODIFIED_FILTER = re.compile(r"^Modified\s+(ge|gt)\s+datetime'([^']+)'$", re.IGNORECASE)
+_SKIPTOKEN = re.compile(r"^Paged=TRUE&p_ID=(\d+)$")
+
+
+def _item_page(request: Request, sp_list: SpList) -> dict[str, Any]:
+    """`GET items` with the OData a resync needs: `$filter=Modified ge datetime'…'`, `$top`,
+    `$orderby=ID` and `__next` paging with `$skiptoken=Paged=TRUE&p_ID=…`."""
+    from .state import _parse_time
+
+    found = sorted(sp_list.items.values(), key=lambda i: i.id)
+    query = request.query_params
+    if "$filter" in query:
+        match = _MODIFIED_FILTER.match(query["$filter"].strip())
+        if match is None:
+            raise SharePointError(400, errors.INVALID_CLIENT_QUERY, "The expression is not valid.")
+        since = _parse_time(match.group(2))
+        found = [
+            i
+            for i in found
+            if (i.modified >= since if match.group(1).lower() == "ge" else i.modified > since)
+        ]
+    if "$skiptoken" in query:
+        skip = _SKIPTOKEN.match(query["$skiptoken"])
+        if skip is None:
+            raise SharePointError(400, errors.ARGUMENT, "The skiptoken is not valid.")
+        found = [i for i in found if i.id > int(skip.group(1))]
+    top = int(query.get("$top", "100"))
+    if not 0 < top <= 5000:
+        raise errors.argument_out_of_range("$top")
+    page: dict[str, Any] = {"value": [item.to_json() for item in found[:top]]}
+    if len(found) > top:
+        next_query = {k: v for k, v in query.items() if k != "$skiptoken"} | {
+            "$skiptoken": f"Paged=TRUE&p_ID={found[top - 1].id}"
+        }
+        page["odata.nextLink"] = str(request.url.replace_query_params(**next_query))
+    return page
 
 
 async def item(request: Request) -> Response:
     tenant = _tenant(request)
     sp_list = _resolve_list(request)
     item_id = int(request.path_params["item_id"])
-    method = request.headers.get("X-HTTP-Method", request.method).upper()
+    method = _method(request)
     if method == "GET":
-        return _ok(tenant.get_item(sp_list, item_id).to_json())
+        return _ok(request, tenant.get_item(sp_list, item_id).to_json())
     if method in ("PATCH", "MERGE"):
         tenant.update_item(_site_path(request), sp_list, item_id, await _json_body(request))
         return Response(status_code=204)
@@ -136,11 +237,85 @@ async def recycle_item(request: Request) -> Response:
     recycle_id = tenant.recycle_item(
         _site_path(request), _resolve_list(request), int(request.path_params["item_id"])
     )
-    return _ok({"value": recycle_id})
+    return _ok(request, {"value": recycle_id})
 
 
 async def restore_recycled(request: Request) -> Response:
     _tenant(request).restore(request.path_params["recycle_id"])
+    return Response(status_code=200)
+
+
+# --- files in document libraries ---------------------------------------------------------------
+
+_ADD_ARGUMENTS = re.compile(r"^url='([^']+)'(?:,overwrite=(true|false))?$", re.IGNORECASE)
+_MOVE_ARGUMENTS = re.compile(r"^newurl='([^']+)'(?:,flags=(\d+))?$", re.IGNORECASE)
+
+
+async def add_file(request: Request) -> Response:
+    """`GetFolderByServerRelativeUrl('{folder}')/Files/add(url='{name}',overwrite=true)`."""
+    match = _ADD_ARGUMENTS.match(request.path_params["arguments"])
+    if match is None:
+        raise SharePointError(400, errors.ARGUMENT, "The parameters of Files/add are not valid.")
+    item = _tenant(request).add_file(
+        _site_path(request),
+        _quoted(request, "folder"),
+        match.group(1),
+        await request.body(),
+        overwrite=(match.group(2) or "false").lower() == "true",
+    )
+    return _ok(request, item.file_json())
+
+
+async def file(request: Request) -> Response:
+    tenant = _tenant(request)
+    url = _quoted(request, "url")
+    method = _method(request)
+    sp_list, found = tenant.find_file(_site_path(request), url)
+    if method == "GET":
+        return _ok(request, found.file_json())
+    if method == "DELETE":
+        tenant.delete_item(_site_path(request), sp_list, found.id)
+        return Response(status_code=200)
+    raise SharePointError(405, errors.INVALID_OPERATION, f"The HTTP method '{method}' cannot be used here.")
+
+
+async def file_item(request: Request) -> Response:
+    """`GetFileByServerRelativeUrl('{url}')/ListItemAllFields`: the file's list item (rename by
+    updating `FileLeafRef`)."""
+    tenant = _tenant(request)
+    sp_list, found = tenant.find_file(_site_path(request), _quoted(request, "url"))
+    method = _method(request)
+    if method == "GET":
+        return _ok(request, found.to_json())
+    if method in ("PATCH", "MERGE"):
+        tenant.update_item(_site_path(request), sp_list, found.id, await _json_body(request))
+        return Response(status_code=204)
+    raise SharePointError(405, errors.INVALID_OPERATION, f"The HTTP method '{method}' cannot be used here.")
+
+
+async def file_action(request: Request) -> Response:
+    """CheckOut(), CheckIn(comment='…',checkintype=N), moveto(newurl='…',flags=N), recycle()."""
+    tenant = _tenant(request)
+    site_path = _site_path(request)
+    url = _quoted(request, "url")
+    action = request.path_params["action"]
+    name, _, arguments = action.partition("(")
+    arguments = arguments.removesuffix(")")
+    match name.lower():
+        case "checkout":
+            tenant.check_out(site_path, url, _app_id(request))
+        case "checkin":
+            tenant.check_in(site_path, url)
+        case "moveto":
+            move = _MOVE_ARGUMENTS.match(arguments)
+            if move is None:
+                raise SharePointError(400, errors.ARGUMENT, "The parameters of moveto are not valid.")
+            tenant.move_file(site_path, url, move.group(1), overwrite=int(move.group(2) or 0) & 1 == 1)
+        case "recycle":
+            sp_list, found = tenant.find_file(site_path, url)
+            return _ok(request, {"value": tenant.recycle_item(site_path, sp_list, found.id)})
+        case _:
+            raise SharePointError(400, errors.INVALID_OPERATION, f"Unknown method '{name}'.")
     return Response(status_code=200)
 
 
@@ -151,24 +326,26 @@ async def get_changes(request: Request) -> Response:
     tenant = _tenant(request)
     site = tenant.site(_site_path(request))
     query = (await _json_body(request)).get("query") or {}
+    if not isinstance(query, dict):
+        raise SharePointError(400, errors.ARGUMENT, "The query must be an SP.ChangeQuery object.")
     changes = tenant.get_changes(_resolve_list(request), query)
-    return _ok(
-        {
-            "value": [
-                {
-                    "ChangeToken": {"StringValue": change.token},
-                    "ChangeType": change.change_type,
-                    "SiteId": site.id,
-                    "Time": change.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "ItemId": change.item_id,
-                    "ListId": change.list_id,
-                    "WebId": site.web_id,
-                    "UniqueId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{change.list_id}/{change.item_id}")),
-                }
-                for change in changes
-            ]
-        }
-    )
+    return _ok(request, {"value": [_change_json(change, site.id, site.web_id) for change in changes]})
+
+
+def _change_json(change: Change, site_id: str, web_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "ChangeToken": {"StringValue": change.token},
+        "ChangeType": change.change_type,
+        "SiteId": site_id,
+        "Time": change.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "ItemId": change.item_id,
+        "ListId": change.list_id,
+        "WebId": web_id,
+        "UniqueId": change.unique_id,
+    }
+    if change.server_relative_url is not None:
+        body["ServerRelativeUrl"] = change.server_relative_url
+    return body
 
 
 # --- subscriptions -----------------------------------------------------------------------------
@@ -179,13 +356,14 @@ async def subscriptions(request: Request) -> Response:
     sp_list = _resolve_list(request)
     if request.method == "GET":
         tenant.expire_subscriptions(sp_list)
-        return _ok({"value": [s.to_json() for s in sp_list.subscriptions.values()]})
+        own = [s for s in sp_list.subscriptions.values() if s.app_id == _app_id(request)]
+        return _ok(request, {"value": [s.to_json() for s in own]})
     notification_url, expiration, client_state = tenant.check_subscription_request(await _json_body(request))
     await _validate_notification_url(request, notification_url)
-    subscription = tenant.add_subscription(sp_list, notification_url, expiration, client_state)
-    body = subscription.to_json()
-    del body["clientState"]  # the create answer does not echo it; GET does
-    return _ok(body, 201)
+    subscription = tenant.add_subscription(
+        sp_list, notification_url, expiration, client_state, _app_id(request)
+    )
+    return _ok(request, subscription.to_json(), 201)
 
 
 async def subscription(request: Request) -> Response:
@@ -193,11 +371,11 @@ async def subscription(request: Request) -> Response:
     sp_list = _resolve_list(request)
     subscription_id = request.path_params["subscription_id"]
     if request.method == "GET":
-        return _ok(tenant.get_subscription(sp_list, subscription_id).to_json())
+        return _ok(request, tenant.get_subscription(sp_list, subscription_id, _app_id(request)).to_json())
     if request.method == "PATCH":
-        tenant.renew_subscription(sp_list, subscription_id, await _json_body(request))
+        tenant.renew_subscription(sp_list, subscription_id, await _json_body(request), _app_id(request))
         return Response(status_code=204)
-    tenant.delete_subscription(sp_list, subscription_id)
+    tenant.delete_subscription(sp_list, subscription_id, _app_id(request))
     return Response(status_code=204)
 
 
@@ -219,33 +397,58 @@ async def _validate_notification_url(request: Request, notification_url: str) ->
         raise errors.validation_failed(notification_url)
 
 
-SITE = "/sites/{site}/_api/web"
-LIST = SITE + "/{list:listpath}"
+Endpoint = Callable[[Request], Awaitable[Response]]
 
-routes = [
-    Route(SITE + "/lists", create_list, methods=["POST"], name="create_list"),
-    Route(LIST + "/GetChanges", get_changes, methods=["POST"], name="get_changes"),
-    Route(LIST + "/items", items, methods=["GET", "POST"], name="items"),
-    Route(LIST + "/items({item_id:int})", item, methods=["GET", "PATCH", "POST", "DELETE"], name="item"),
-    Route(LIST + "/items({item_id:int})/recycle()", recycle_item, methods=["POST"], name="recycle_item"),
-    Route(LIST + "/subscriptions", subscriptions, methods=["GET", "POST"], name="subscriptions"),
-    Route(
-        LIST + "/subscriptions('{subscription_id}')",
+# (path below `{site}/_api/web`, endpoint, methods, operation name)
+_WEB_ROUTES: list[tuple[str, Endpoint, list[str], str]] = [
+    ("/lists", create_list, ["POST"], "create_list"),
+    ("/lists", get_lists, ["GET"], "get_lists"),
+    ("/{list:listpath}/GetChanges", get_changes, ["POST"], "get_changes"),
+    ("/{list:listpath}/items", items, ["GET", "POST"], "items"),
+    ("/{list:listpath}/items({item_id:int})", item, ["GET", "PATCH", "POST", "DELETE"], "item"),
+    ("/{list:listpath}/items({item_id:int})/recycle()", recycle_item, ["POST"], "recycle_item"),
+    ("/{list:listpath}/subscriptions", subscriptions, ["GET", "POST"], "subscriptions"),
+    (
+        "/{list:listpath}/subscriptions('{subscription_id}')",
         subscription,
-        methods=["GET", "PATCH", "DELETE"],
-        name="subscription",
+        ["GET", "PATCH", "DELETE"],
+        "subscription",
     ),
-    Route(LIST, get_list, methods=["GET"], name="get_list"),
-    Route(
-        SITE + "/RecycleBin('{recycle_id}')/restore()",
-        restore_recycled,
-        methods=["POST"],
-        name="restore_recycled",
+    ("/{list:listpath}", get_list, ["GET"], "get_list"),
+    ("/RecycleBin('{recycle_id}')/restore()", restore_recycled, ["POST"], "restore_recycled"),
+    (
+        "/GetFolderByServerRelativeUrl({folder:quotedurl})/Files/add({arguments:arguments})",
+        add_file,
+        ["POST"],
+        "add_file",
+    ),
+    ("/GetFileByServerRelativeUrl({url:quotedurl})", file, ["GET", "POST", "DELETE"], "file"),
+    (
+        "/GetFileByServerRelativeUrl({url:quotedurl})/ListItemAllFields",
+        file_item,
+        ["GET", "POST", "PATCH"],
+        "file_item",
+    ),
+    (
+        "/GetFileByServerRelativeUrl({url:quotedurl})/{action:methodcall}",
+        file_action,
+        ["POST"],
+        "file_action",
     ),
 ]
 
+# Every route once for the root site and once for sites and subsites below it.
+routes = [
+    Route(f"{prefix}/_api/web{path}", endpoint, methods=methods, name=name)
+    for prefix in ("", "/{site:sitepath}")
+    for path, endpoint, methods, name in _WEB_ROUTES
+]
 
-def authorized(request: Request) -> bool:
+
+def authorized_app(request: Request) -> str | None:
+    """The app the request's bearer token was issued to, or None."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    return scheme.lower() == "bearer" and _tenant(request).token_is_valid(token.strip(), time.time())
+    if scheme.lower() != "bearer":
+        return None
+    return _tenant(request).app_of(token.strip(), time.time())

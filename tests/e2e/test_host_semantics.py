@@ -7,11 +7,8 @@ import uuid
 import httpx
 import pytest
 
-from functions.core.settings import StorageSettings
-from functions.core.storage import NOTIFICATIONS_POISON_QUEUE, Storage
 from local.stack import DEFAULT_FUNCTION_KEY, DEFAULT_MASTER_KEY, Ports, Stack, free_port
 from tests.e2e.conftest import SITE
-from tests.helpers import wait_until
 
 
 @pytest.mark.parametrize(
@@ -44,21 +41,6 @@ def test_the_admin_api_takes_only_the_master_key(stack):
 
 def test_unknown_routes_are_404(stack):
     assert httpx.get(f"{stack.functions_url}/api/nothing-here").status_code == 404
-
-
-def test_a_message_that_always_fails_ends_in_the_poison_queue(stack):
-    storage = Storage(StorageSettings(connection_string=stack.connection_string))
-    marker = f"not a notification message {uuid.uuid4()}"
-    storage.queue("notifications").send_message(marker)
-
-    def in_poison():
-        poison = storage.queue(NOTIFICATIONS_POISON_QUEUE)
-        return any(m.content == marker for m in poison.peek_messages(max_messages=32))
-
-    wait_until(in_poison, timeout=60, what="the message in notifications-poison")
-    host_log = next(s for s in stack.services if s.name == "functions-host").log_tail(400)
-    assert host_log.count("Executed 'Functions.process_notifications' (Failed") >= 5
-    assert "has reached MaxDequeueCount of 5" in host_log
 
 
 def test_management_api_errors_are_clear_json(api, emulator, new_list):

@@ -15,7 +15,8 @@ TRACEPARENT = r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}"
 
 def worker_line(traceparent: str) -> re.Pattern[str]:
     return re.compile(
-        r"process_notifications: message \S+ \(dequeue count \d+, invocation (?P<invocation>[0-9a-f-]{36}), "
+        r"process_notifications: message \S+ \(id \S+, dequeue count \d+, "
+        r"invocation (?P<invocation>[0-9a-f-]{36}), "
         rf"notification traceparent {traceparent}\): (?P<lists>\d+) list\(s\) synced, "
         r"(?P<written>\d+) change"
     )

@@ -106,6 +106,8 @@ def test_the_bicep_sets_every_setting_the_code_reads(app_settings):
             "SHAREPOINT_AUTH": "managed_identity",
             "RENEWAL_WINDOW_DAYS": "45",
             "RENEWAL_SCHEDULE": "0 0 */6 * * *",
+            "SWEEP_SCHEDULE": "0 0 * * * *",
+            "SWEEP_MAX_AGE_HOURS": "24",
         }
     )
     Settings.from_environ(environ)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from functions.core.changes import list_changes
-from functions.core.processing import ListSyncFailed, Worker
+from functions.core.processing import ListSyncFailed
 from tests.integration.conftest import SITE
 
 
@@ -83,12 +84,18 @@ def test_the_same_notification_delivered_twice_writes_nothing_twice(
 def test_a_replay_after_a_crash_before_the_checkpoint_moved_writes_no_duplicates(
     services, emulator, queue, subscription, new_list
 ):
-    before = services.subscriptions.checkpoints.read(new_list).change_token
+    before = services.subscriptions.checkpoints.read(new_list)
     emulator.add_item(SITE, new_list, "a")
     emulator.deliver()
     [body] = queue.take_all()
     services.worker.process_message(body)
-    services.subscriptions.checkpoints.reset(new_list, before)  # as if we died before advancing
+    services.subscriptions.checkpoints.start(  # as if we died before advancing
+        new_list,
+        site_url=before.site_url,
+        subscription_id=before.subscription_id,
+        change_token=before.change_token,
+        at=before.last_synced,
+    )
 
     services.worker.process_message(body)
     assert logged(services, subscription) == [("add", 1)]
@@ -97,13 +104,7 @@ def test_a_replay_after_a_crash_before_the_checkpoint_moved_writes_no_duplicates
 def test_changes_are_read_page_by_page_until_a_short_page(services, emulator, queue, subscription, new_list):
     for n in range(5):
         emulator.add_item(SITE, new_list, f"item {n}")
-    paged = Worker(
-        services.subscriptions.store,
-        services.subscriptions.checkpoints,
-        services.change_log,
-        services.subscriptions.source,
-        page_size=2,
-    )
+    paged = dataclasses.replace(services.worker, page_size=2)
     calls_before = emulator.calls("GetChanges")
     emulator.deliver()
     [body] = queue.take_all()
@@ -129,7 +130,7 @@ def test_a_failure_leaves_the_checkpoint_where_it_was_and_the_retry_catches_up(
 ):
     checkpoint = services.subscriptions.checkpoints.read(new_list).change_token
     emulator.add_item(SITE, new_list, "a")
-    emulator.inject_fault("GetChanges", 503, retry_after=120, times=1)
+    emulator.inject_fault("GetChanges", 400, times=1)
     emulator.deliver()
     [body] = queue.take_all()
     with pytest.raises(ListSyncFailed):
@@ -139,6 +140,22 @@ def test_a_failure_leaves_the_checkpoint_where_it_was_and_the_retry_catches_up(
 
     services.worker.process_message(body)  # the host's retry of the same message
     assert logged(services, subscription) == [("add", 1)]
+
+
+def test_a_long_retry_after_puts_the_message_back_for_later_instead_of_failing_it(
+    services, emulator, queue, subscription, new_list
+):
+    checkpoint = services.subscriptions.checkpoints.read(new_list).change_token
+    emulator.add_item(SITE, new_list, "a")
+    emulator.inject_fault("GetChanges", 503, retry_after=45, times=1)
+    emulator.deliver()
+    [body] = queue.take_all()
+    report = services.worker.process_message(body)  # no exception: no dequeue is burnt
+    assert (report.deferred, report.deferred_seconds) == ([subscription.id], 46)
+    assert services.subscriptions.checkpoints.read(new_list).change_token == checkpoint
+    # Put back, and invisible until SharePoint's Retry-After has passed.
+    assert queue.take_all() == []
+    assert queue.queue.get_queue_properties().approximate_message_count == 1
 
 
 def test_two_workers_racing_on_one_list_write_each_change_once(
@@ -168,7 +185,7 @@ def test_two_workers_racing_on_one_list_write_each_change_once(
     )
 
 
-def last_logged_token(services, subscription) -> str:
+def last_logged_token(services, subscription) -> str | None:
     page = list_changes(services.subscriptions, services.change_log, subscription.id, top=1000)
     return page.changes[-1].change_token
 

@@ -13,6 +13,8 @@ from ..models import (
     CurrentChangeToken,
     SharePointChange,
     SharePointChangePage,
+    SharePointItemPage,
+    SharePointListItem,
     SharePointSubscription,
     SharePointSubscriptionRequest,
     format_utc,
@@ -23,10 +25,26 @@ if TYPE_CHECKING:
     import requests
 
 SERVICE = "sharepoint"
-# SPInvalidChangeTokenException: the token is older than the change log (about 60 days) or
-# belongs to another list.
-INVALID_CHANGE_TOKEN_CODE = "-2130575172"  # noqa: S105 (an error code, not a secret)
+# SPInvalidChangeTokenException codes (not secrets): the token is older than the change log
+# (about 60 days), or belongs to another list. A malformed token is a FormatException.
+TOO_OLD_TOKEN_CODE = "-2130575172"  # noqa: S105
+OTHER_OBJECTS_TOKEN_CODE = "-2130575173"  # noqa: S105
+FORMAT_ERROR = "System.FormatException"
 DEFAULT_PAGE_SIZE = 1000
+MAX_PAGE_SIZE = 2000  # ChangeQuery.FetchLimit's maximum
+ITEM_PAGE_SIZE = 1000
+# Every change type Microsoft's reference sample (ChangeManager.cs) asks for: a query that leaves
+# one out silently drops the changes behind those notifications.
+CHANGE_QUERY_FLAGS = {
+    "Item": True,
+    "Add": True,
+    "Update": True,
+    "DeleteObject": True,
+    "Restore": True,
+    "Rename": True,
+    "Move": True,
+    "SystemUpdate": True,
+}
 _JSON = "application/json;odata=nometadata"
 
 
@@ -35,7 +53,11 @@ class SubscriptionGone(Exception):
 
 
 class ChangeTokenExpired(Exception):
-    """SharePoint refused the stored change token; changes before now can no longer be read."""
+    """The stored token is older than the list's change log: the changes since cannot be read."""
+
+
+class ChangeTokenRejected(Exception):
+    """SharePoint says the stored token is not this list's, or not a token: a bug, not weather."""
 
 
 @dataclass(frozen=True)
@@ -111,14 +133,12 @@ class SharePointSource:
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> Iterator[list[SharePointChange]]:
         """Pages of item changes after `since_token`, oldest first, until a page comes back short."""
+        if not 0 < page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"FetchLimit must be 1 to {MAX_PAGE_SIZE}; got {page_size}")
         token = since_token
         while True:
             query = {
-                "Item": True,
-                "Add": True,
-                "Update": True,
-                "DeleteObject": True,
-                "Restore": True,
+                **CHANGE_QUERY_FLAGS,
                 "ChangeTokenStart": {"StringValue": token},
                 "FetchLimit": page_size,
             }
@@ -131,8 +151,11 @@ class SharePointSource:
                     subscription_id=subscription_id,
                 )
             except UpstreamError as error:
-                if error.code and error.code.startswith(INVALID_CHANGE_TOKEN_CODE):
+                code = error.code or ""
+                if code.startswith(TOO_OLD_TOKEN_CODE):
                     raise ChangeTokenExpired(error.upstream_message) from error
+                if code.startswith(OTHER_OBJECTS_TOKEN_CODE) or FORMAT_ERROR in code:
+                    raise ChangeTokenRejected(f"{code}: {error.upstream_message}") from error
                 raise
             page = SharePointChangePage.model_validate(response.json()).value
             if page:
@@ -140,6 +163,22 @@ class SharePointSource:
                 token = page[-1].change_token.string_value
             if len(page) < page_size:
                 return
+
+    def items_modified_since(
+        self, target: ListRef, since: datetime, *, subscription_id: str | None = None
+    ) -> Iterator[list[SharePointListItem]]:
+        """Pages of the items modified at or after `since` (what a resync can still read)."""
+        fields = "Id,Modified,GUID,FileLeafRef,FileRef"
+        url: str | None = (
+            f"{target.api_url}/items?$select={fields}&$orderby=ID&$top={ITEM_PAGE_SIZE}"
+            f"&$filter=Modified ge datetime'{since.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
+        )
+        while url:
+            response = self._send("GET", url, "read items modified since", subscription_id=subscription_id)
+            page = SharePointItemPage.model_validate(response.json())
+            if page.value:
+                yield page.value
+            url = page.next_link
 
     def _send_to_subscription(
         self, method: str, target: ListRef, subscription_id: str, operation: str, json: Any = None

@@ -12,7 +12,7 @@ from ..checkpoints import CheckpointStore
 from ..models import CreateSubscriptionRequest, SubscriptionStatus
 from ..sources.sharepoint import ListRef, SharePointSource, SubscriptionGone
 from .record import SubscriptionRecord, hash_client_state, new_client_state
-from .store import SubscriptionStore
+from .store import ListClaimed, SubscriptionStore
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,9 @@ class SubscriptionNotFound(LookupError):
 
 
 class SubscriptionConflict(Exception):
-    pass
+    def __init__(self, message: str, *, existing_id: str | None = None) -> None:
+        super().__init__(message)
+        self.existing_id = existing_id
 
 
 class InvalidSubscriptionRequest(ValueError):
@@ -56,21 +58,38 @@ class SubscriptionService:
     def create(self, request: CreateSubscriptionRequest) -> SubscriptionRecord:
         target = ListRef(self._absolute_site_url(request.site_url), str(request.list_id).lower())
         expiration = self._checked_expiration(request.expiration_date_time)
-        existing = self.store.find_by_list(target.list_id)
-        if existing:
-            raise SubscriptionConflict(f"list {target.list_id} already has subscription {existing[0].id}")
+        # Claim the list first: of any number of concurrent creates, exactly one gets past here.
+        try:
+            self.store.claim_list(target.list_id, self.clock())
+        except ListClaimed as claimed:
+            raise SubscriptionConflict(str(claimed), existing_id=claimed.subscription_id) from None
+        try:
+            record = self._create_claimed(target, expiration)
+        except Exception:
+            self.store.release_claim(target.list_id)
+            raise
+        log.info("created subscription %s for list %s on %s", record.id, record.list_id, record.site_url)
+        return record
+
+    def _create_claimed(self, target: ListRef, expiration: datetime) -> SubscriptionRecord:
         # Read the token before subscribing, so no change made in between is missed.
         change_token = self.source.current_change_token(target)
         record = self._subscribe(target, expiration, status=SubscriptionStatus.ACTIVE, created=self.clock())
         try:
-            self.checkpoints.reset(target.list_id, change_token)
+            self.checkpoints.start(
+                target.list_id,
+                site_url=target.site_url,
+                subscription_id=record.id,
+                change_token=change_token,
+                at=self.clock(),
+            )
             self.store.save(record)
+            self.store.bind_claim(target.list_id, record.id)
         except Exception as error:
             # Without a record, nothing would ever renew or delete it: take it back at SharePoint.
             log.error("storing new subscription %s failed, deleting it at SharePoint: %s", record.id, error)
             self.source.delete_subscription(target, record.id)
             raise
-        log.info("created subscription %s for list %s on %s", record.id, record.list_id, record.site_url)
         return record
 
     def get(self, subscription_id: str) -> SubscriptionRecord:
@@ -86,8 +105,8 @@ class SubscriptionService:
         record = self.get(subscription_id)
         self.source.delete_subscription(ListRef(record.site_url, record.list_id), record.id)
         self.store.delete(record.id)
-        if not self.store.find_by_list(record.list_id):
-            self.checkpoints.delete(record.list_id)
+        self.checkpoints.delete(record.list_id)
+        self.store.release_claim(record.list_id)
         log.info("deleted subscription %s for list %s", record.id, record.list_id)
 
     def renew(self, subscription_id: str) -> SubscriptionRecord:
@@ -143,6 +162,8 @@ class SubscriptionService:
             previous_id=record.id,
         )
         self.store.save(replacement)
+        self.store.bind_claim(record.list_id, replacement.id)
+        self.checkpoints.follow_subscription(record.list_id, replacement.id)
         self.store.delete(record.id)
         log.info("subscription %s replaces %s", replacement.id, record.id)
         return replacement

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..models import SubscriptionStatus
@@ -15,9 +15,64 @@ from ..storage import (
 )
 from .record import SubscriptionRecord
 
+# Claims live beside the subscriptions, one entity per list: inserting one is what makes
+# "one subscription per list" atomic across instances.
+CLAIMS_PARTITION = "list"
+# A claim that never got its subscription (the creating instance died) may be taken over after this.
+STALE_CLAIM_AFTER = timedelta(minutes=5)
+
+
+class ListClaimed(Exception):
+    """Another subscription holds the list (or is being created for it)."""
+
+    def __init__(self, list_id: str, subscription_id: str | None) -> None:
+        self.list_id = list_id
+        self.subscription_id = subscription_id
+        holder = f"subscription {subscription_id}" if subscription_id else "a subscription being created"
+        super().__init__(f"list {list_id} already has {holder}")
+
 
 class SubscriptionStore(TableRepository):
     table_name = SUBSCRIPTIONS_TABLE
+
+    def claim_list(self, list_id: str, at: datetime) -> None:
+        """Insert the list's claim; raises ListClaimed if it exists, unless it is a stale one."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.data.tables import UpdateMode
+
+        claim = {"PartitionKey": CLAIMS_PARTITION, "RowKey": list_id, "claimedAt": at}
+        with outages_reported(f"claiming list {list_id}"):
+            try:
+                self._table.create_entity(claim)
+                return
+            except ResourceExistsError:
+                existing = self._table.get_entity(CLAIMS_PARTITION, list_id)
+            holder = existing.get("subscriptionId")
+            if holder or existing["claimedAt"] > at - STALE_CLAIM_AFTER:
+                raise ListClaimed(list_id, holder)
+            try:
+                self._table.update_entity(
+                    claim,
+                    mode=UpdateMode.REPLACE,
+                    etag=existing.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except ResourceModifiedError:
+                raise ListClaimed(list_id, None) from None
+
+    def bind_claim(self, list_id: str, subscription_id: str) -> None:
+        from azure.data.tables import UpdateMode
+
+        with outages_reported(f"recording subscription {subscription_id} on the claim of list {list_id}"):
+            self._table.update_entity(
+                {"PartitionKey": CLAIMS_PARTITION, "RowKey": list_id, "subscriptionId": subscription_id},
+                mode=UpdateMode.MERGE,
+            )
+
+    def release_claim(self, list_id: str) -> None:
+        with outages_reported(f"releasing the claim of list {list_id}"):
+            self._table.delete_entity(CLAIMS_PARTITION, list_id)
 
     def get(self, subscription_id: str) -> SubscriptionRecord | None:
         from azure.core.exceptions import ResourceNotFoundError
@@ -50,13 +105,6 @@ class SubscriptionStore(TableRepository):
             "reading subscriptions due for renewal",
             "PartitionKey eq @pk and expirationDateTime le @due",
             {"due": moment},
-        )
-
-    def find_by_list(self, list_id: str) -> list[SubscriptionRecord]:
-        return self._query(
-            f"reading subscriptions of list {list_id}",
-            "PartitionKey eq @pk and listId eq @list",
-            {"list": list_id},
         )
 
     def _query(self, operation: str, query: str, parameters: dict[str, Any]) -> list[SubscriptionRecord]:
