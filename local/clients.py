@@ -38,6 +38,41 @@ class EmulatorClient:
         )
         return self._ok(response).json()["Id"]
 
+    def create_library(self, site: str, title: str) -> tuple[str, str]:
+        """A document library: its id and its root folder's server-relative URL."""
+        response = self.sharepoint(
+            "POST", f"{site}/_api/web/lists", json={"Title": title, "BaseTemplate": 101}
+        )
+        body = self._ok(response).json()
+        return body["Id"], body["RootFolder"]["ServerRelativeUrl"]
+
+    def upload(self, site: str, folder: str, name: str, content: bytes = b"hello") -> dict[str, Any]:
+        response = self.sharepoint(
+            "POST",
+            f"{site}/_api/web/GetFolderByServerRelativeUrl('{folder}')/Files/add(url='{name}',overwrite=true)",
+            content=content,
+        )
+        return self._ok(response).json()
+
+    def file_call(self, site: str, path: str, call: str) -> httpx.Response:
+        """CheckOut(), CheckIn(comment='',checkintype=1), moveto(newurl='…',flags=1), recycle()."""
+        return self._ok(
+            self.sharepoint("POST", f"{site}/_api/web/GetFileByServerRelativeUrl('{path}')/{call}")
+        )
+
+    def rename_file(self, site: str, path: str, new_name: str) -> None:
+        self._ok(
+            self.sharepoint(
+                "POST",
+                f"{site}/_api/web/GetFileByServerRelativeUrl('{path}')/ListItemAllFields",
+                json={"FileLeafRef": new_name},
+                headers={"X-HTTP-Method": "MERGE", "IF-MATCH": "*"},
+            )
+        )
+
+    def delete_file(self, site: str, path: str) -> None:
+        self._ok(self.sharepoint("DELETE", f"{site}/_api/web/GetFileByServerRelativeUrl('{path}')"))
+
     def add_item(self, site: str, list_id: str, title: str) -> int:
         response = self.sharepoint("POST", f"{site}/_api/web/lists('{list_id}')/items", json={"Title": title})
         return self._ok(response).json()["Id"]
@@ -84,6 +119,12 @@ class EmulatorClient:
 
     def advance_clock(self, seconds: float) -> None:
         self._ok(self.http.post("/_emulator/clock", json={"advanceSeconds": seconds}))
+
+    def set_clock_offset(self, seconds: float) -> None:
+        self._ok(self.http.post("/_emulator/clock", json={"offsetSeconds": seconds}))
+
+    def accept_expired_change_tokens(self, accept: bool) -> None:
+        self._ok(self.http.post("/_emulator/quirks", json={"acceptExpiredChangeTokens": accept}))
 
     def drop_subscription(self, subscription_id: str) -> None:
         self._ok(self.http.delete(f"/_emulator/subscriptions/{subscription_id}"))

@@ -136,7 +136,19 @@ def send(
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         delay = retry_after if retry_after is not None else _backoff(policy, attempt)
         failure = _upstream_error(response, service, operation, retry_after)
-        if not retryable or last or delay > policy.max_retry_after:
+        if retryable and not last and delay > policy.max_retry_after:
+            log.warning(
+                "%s %s throttled for subscription %s: HTTP %d with Retry-After %.0fs, longer than "
+                "this call waits; handing the work back (request id %s)",
+                service,
+                operation,
+                subject,
+                response.status_code,
+                delay,
+                failure.request_id or "-",
+            )
+            raise failure
+        if not retryable or last:
             log.error(
                 "%s %s failed for subscription %s: HTTP %d %s (request id %s, attempt %d of %d, giving up)",
                 service,

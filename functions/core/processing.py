@@ -156,7 +156,8 @@ class Worker:
     ) -> None:
         """SharePoint asked us to wait longer than an invocation should: put the message back,
         invisible until then, rather than burn dequeues (and end in poison) by retrying early."""
-        delay = int(max(throttled.values())) + 1
+        retry_after = int(max(throttled.values()))
+        delay = retry_after + 1
         remaining = [n for n in message.notifications if n.subscription_id in throttled]
         later = message.model_copy(update={"notifications": remaining})
         self.queue.put_later(later.model_dump_json(by_alias=True, exclude_none=True), delay)
@@ -166,7 +167,7 @@ class Worker:
             "SharePoint throttled subscription(s) %s with Retry-After up to %ds: message %s put back "
             "to be read after that",
             ", ".join(throttled),
-            delay,
+            retry_after,
             message.id,
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -42,11 +43,17 @@ async def faults(request: Request) -> Response:
 
 
 async def clock(request: Request) -> Response:
-    """POST {"advanceSeconds": N} moves the emulator's clock forward; GET reads it."""
+    """POST {"advanceSeconds": N} moves the emulator's clock forward; {"offsetSeconds": N} sets
+    its offset from real time (0 puts it back); GET reads it."""
     tenant = _tenant(request)
     if request.method == "POST":
-        tenant.clock.advance(float((await request.json()).get("advanceSeconds", 0)))
-    return JSONResponse({"now": tenant.clock.now().isoformat()})
+        body = await _optional_json(request)
+        if "offsetSeconds" in body:
+            tenant.clock.offset = timedelta(seconds=float(body["offsetSeconds"]))
+        tenant.clock.advance(float(body.get("advanceSeconds", 0)))
+    return JSONResponse(
+        {"now": tenant.clock.now().isoformat(), "offsetSeconds": tenant.clock.offset.total_seconds()}
+    )
 
 
 async def drop_subscription(request: Request) -> Response:

@@ -22,6 +22,9 @@ def stack():
             # host.json overrides, as app settings do in Azure: fast retries for the poison test
             "AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "00:00:00",
             "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:00.500",
+            # Every list is due whenever a test runs the sweep (our clock does not move; the
+            # emulator's does).
+            "SWEEP_MAX_AGE_HOURS": "0",
         },
     ) as running:
         yield running
@@ -45,3 +48,11 @@ def api(stack):
 @pytest.fixture
 def new_list(emulator) -> str:
     return emulator.create_list(SITE, f"list-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def sharepoint_clock(emulator):
+    """The emulator's clock, put back to real time after the test (the stack is shared)."""
+    yield emulator
+    emulator.set_clock_offset(0)
+    emulator.accept_expired_change_tokens(False)
