@@ -4,6 +4,7 @@ requests and failures per operation; and an anonymous health check."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -81,7 +82,7 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     from .core.health import check_storage
     from .core.services import get_services
 
-    problem = check_storage(get_services().storage)
+    problem = check_storage(get_services().intake_storage)
     if problem:
         return json_response({"status": "unhealthy", "storage": problem}, 503)
     return json_response({"status": "ok", "storage": "ok"})
@@ -129,10 +130,9 @@ def _list_changes(services: Services, req: func.HttpRequest) -> func.HttpRespons
     subscription_id = req.params.get("subscriptionId")
     if not subscription_id:
         return error_response(400, "BadRequest", "the subscriptionId query parameter is required")
-    try:
-        top = int(req.params.get("top", str(DEFAULT_CHANGES_PAGE)))
-    except ValueError:
-        top = 0
+    # Digits only: int() would also take " 5", "+7", "1_000" and Arabic-Indic digits.
+    raw_top = req.params.get("top", str(DEFAULT_CHANGES_PAGE))
+    top = int(raw_top) if re.fullmatch(r"[0-9]{1,4}", raw_top) else 0
     if not 1 <= top <= MAX_PAGE_SIZE:
         return error_response(400, "BadRequest", f"top must be a whole number from 1 to {MAX_PAGE_SIZE}")
     page = list_changes(

@@ -53,13 +53,8 @@ def sharepoint_notifications(req: func.HttpRequest, context: func.Context) -> fu
             "storage is unavailable; retry later",
             headers={"Retry-After": "30"},
         )
-    log.info(
-        "sharepoint_notifications: %d accepted, %d rejected, %d queue message(s) (traceparent %s)",
-        result.accepted,
-        result.rejected,
-        result.messages,
-        traceparent or "-",
-    )
+    # One line per request, however many entries it holds (traceparent: the README's KQL).
+    log.info("sharepoint_notifications: %s (traceparent %s)", result.summary(), traceparent or "-")
     return json_response({"accepted": result.accepted, "rejected": result.rejected}, 202)
 
 

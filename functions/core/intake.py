@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -18,6 +18,7 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from .models import NotificationEnvelope, NotificationMessage, QueuedNotification, SharePointNotification
+from .storage import StorageUnavailable
 from .subscriptions import SubscriptionRecord
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,13 @@ MAX_VALIDATION_TOKEN_LENGTH = 1024
 MAX_BODY_BYTES = 1024 * 1024
 # A queue message is at most 64 KiB after base64 (4 bytes for every 3); keep 1 KiB spare.
 MAX_MESSAGE_JSON_BYTES = (64 - 1) * 1024 * 3 // 4
+# Storage reads one request may cause for ids not in the cache. A notification from SharePoint
+# names a few subscriptions, nearly always cached; a request naming more unknown ones is not
+# SharePoint's.
+MAX_LOOKUPS_PER_REQUEST = 16
+INTAKE_STORAGE_BUDGET_SECONDS = 2.0
+MAX_REMEMBERED_MISSES = 10_000
+MAX_SAMPLE_IDS = 3
 
 
 class InvalidValidationToken(ValueError):
@@ -72,40 +80,85 @@ class IntakeResult:
     accepted: int = 0
     rejected: int = 0
     messages: int = 0
+    storage_reads: int = 0
     rejections: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for the whole request: counts by reason and a few sample ids (repr: they come
+        from the internet and must not forge log lines)."""
+        by_reason: dict[str, list[str]] = {}
+        for subscription_id, reason in self.rejections:
+            by_reason.setdefault(reason, []).append(subscription_id)
+        rejected = "; ".join(
+            f"{len(ids)} {reason} (e.g. {', '.join(repr(i[:64]) for i in ids[:MAX_SAMPLE_IDS])})"
+            for reason, ids in by_reason.items()
+        )
+        return (
+            f"{self.accepted} accepted, {self.rejected} rejected{': ' + rejected if rejected else ''}; "
+            f"{self.storage_reads} subscription read(s), {self.messages} queue message(s)"
+        )
+
+
+class Deadline:
+    """The intake's storage budget: SharePoint waits 5 s for an answer, so storage gets about 2."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._ends = clock() + seconds
+        self.seconds = seconds
+
+    def check(self, what: str) -> None:
+        if self._clock() > self._ends:
+            raise StorageUnavailable(f"{what}: the intake's storage budget of {self.seconds:.0f}s is spent")
 
 
 def receive_notifications(
     body: bytes,
     *,
-    subscriptions: SubscriptionLookup,
+    subscriptions: CachedSubscriptionLookup,
     queue: MessageSink,
     traceparent: str | None = None,
     now: datetime | None = None,
+    deadline: Deadline | None = None,
 ) -> IntakeResult:
     """Check each entry's subscription and clientState, then enqueue the accepted ones.
 
     A bad entry never fails the request (SharePoint would retry all of it and put the endpoint
-    on probation); storage trouble does (StorageUnavailable, so SharePoint retries later).
+    on probation); storage trouble does (StorageUnavailable, so SharePoint retries later). The
+    cost does not grow with how many unknown or repeated ids a request holds: ids are looked up
+    once each, misses are remembered briefly, and at most MAX_LOOKUPS_PER_REQUEST uncached ids
+    are read from storage; entries beyond that are rejected unread.
     """
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"body is {len(body)} bytes; at most {MAX_BODY_BYTES} are accepted")
+    deadline = deadline or Deadline(INTAKE_STORAGE_BUDGET_SECONDS)
     envelope = _parse_envelope(body)
     result = IntakeResult()
-    accepted: list[QueuedNotification] = []
+    parsed: list[tuple[int, SharePointNotification | None, str]] = []
     for position, raw in enumerate(envelope.value):
-        entry, reason = _check_entry(raw, subscriptions)
+        notification, reason = _parse_entry(raw)
+        parsed.append((position, notification, reason))
+    wanted = [n.subscription_id for _, n, _ in parsed if n is not None]
+    lookup = subscriptions.lookup(wanted, max_reads=MAX_LOOKUPS_PER_REQUEST, deadline=deadline)
+    result.storage_reads = lookup.reads
+    received_at = now or datetime.now(UTC)
+    envelope_size = _envelope_size(received_at, traceparent)
+    accepted: list[QueuedNotification] = []
+    for position, notification, reason in parsed:
+        entry = None
+        if notification is not None:
+            entry, reason = _check_entry(notification, lookup, envelope_size)
         if entry is None:
-            subscription_id = raw.get("subscriptionId") if isinstance(raw, dict) else None
-            result.rejections.append((str(subscription_id or f"entry {position}"), reason))
-            # %r: the id comes from the internet and must not forge log lines.
-            log.warning("rejected notification %d for subscription %r: %s", position, subscription_id, reason)
+            subscription_id = (
+                notification.subscription_id if notification else _raw_id(envelope.value[position])
+            )
+            result.rejections.append((subscription_id or f"entry {position}", reason))
             continue
         accepted.append(entry)
     result.accepted = len(accepted)
     result.rejected = len(result.rejections)
     if accepted:
-        received_at = now or datetime.now(UTC)
+        deadline.check("putting the notifications on the queue")
         result.messages = queue.put_all(_messages(accepted, received_at, traceparent))
     return result
 
@@ -113,35 +166,64 @@ def receive_notifications(
 def _parse_envelope(body: bytes) -> NotificationEnvelope:
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BadNotificationRequest(f"body is not JSON: {error}") from None
+    except (ValueError, RecursionError) as error:
+        # ValueError covers bad UTF-8, bad JSON and integers past Python's 4,300-digit limit;
+        # RecursionError, thousands of nested brackets.
+        raise BadNotificationRequest(
+            f"body is not JSON this service accepts: {type(error).__name__}"
+        ) from None
     try:
         return NotificationEnvelope.model_validate(document)
     except ValidationError:
         raise BadNotificationRequest('body must be {"value": [...]} with at least one notification') from None
 
 
-def _check_entry(raw: object, subscriptions: SubscriptionLookup) -> tuple[QueuedNotification | None, str]:
+def _parse_entry(raw: object) -> tuple[SharePointNotification | None, str]:
     try:
-        notification = SharePointNotification.model_validate(raw)
+        return SharePointNotification.model_validate(raw), ""
     except ValidationError as error:
         fields = sorted({".".join(str(p) for p in e["loc"]) or "entry" for e in error.errors()})
         return None, f"malformed entry ({', '.join(fields)})"
-    record = subscriptions.get(notification.subscription_id)
+
+
+def _raw_id(raw: object) -> str | None:
+    value = raw.get("subscriptionId") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) and _is_text(value) else None
+
+
+def _check_entry(
+    notification: SharePointNotification, lookup: LookupResult, envelope_size: int
+) -> tuple[QueuedNotification | None, str]:
+    if notification.subscription_id in lookup.not_read:
+        return None, "not looked up (too many unknown subscriptions in one request)"
+    record = lookup.found.get(notification.subscription_id)
     if record is None:
         return None, "unknown subscription"
     if not record.client_state_matches(notification.client_state):
         return None, "clientState does not match"
-    return (
-        QueuedNotification(
-            subscription_id=notification.subscription_id,
-            resource=notification.resource,
-            site_url=notification.site_url,
-            tenant_id=notification.tenant_id,
-            web_id=notification.web_id,
-        ),
-        "",
+    entry = QueuedNotification(
+        subscription_id=notification.subscription_id,
+        resource=notification.resource,
+        site_url=notification.site_url,
+        tenant_id=notification.tenant_id,
+        web_id=notification.web_id,
     )
+    if envelope_size + _size(entry) > MAX_MESSAGE_JSON_BYTES:
+        return None, "too large for a queue message"
+    return entry, ""
+
+
+def _size(entry: QueuedNotification) -> int:
+    return len(entry.model_dump_json(by_alias=True, exclude_none=True).encode("utf-8")) + 1
+
+
+def _envelope_size(received_at: datetime, traceparent: str | None) -> int:
+    probe = NotificationMessage(
+        received_at=received_at,
+        traceparent=traceparent,
+        notifications=[QueuedNotification(subscription_id="", resource="", site_url="")],
+    )
+    return len(probe.model_dump_json(by_alias=True, exclude_none=True).encode("utf-8"))
 
 
 def _messages(
@@ -151,11 +233,11 @@ def _messages(
 
     Each entry is measured once (a 1 MiB body can hold thousands), in UTF-8 bytes.
     """
-    sizes = [len(e.model_dump_json(by_alias=True, exclude_none=True).encode("utf-8")) + 1 for e in entries]
-    envelope = len(_encode(entries[:1], received_at, traceparent).encode("utf-8")) - sizes[0]
+    envelope = _envelope_size(received_at, traceparent)
     batch: list[QueuedNotification] = []
     size = envelope
-    for entry, entry_size in zip(entries, sizes, strict=False):
+    for entry in entries:
+        entry_size = _size(entry)
         if batch and size + entry_size > MAX_MESSAGE_JSON_BYTES:
             yield _encode(batch, received_at, traceparent)
             batch, size = [], envelope
@@ -169,27 +251,75 @@ def _encode(entries: list[QueuedNotification], received_at: datetime, traceparen
     return message.model_dump_json(by_alias=True, exclude_none=True)
 
 
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate such as "\ud800"
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    found: dict[str, SubscriptionRecord]
+    not_read: set[str]
+    reads: int
+
+
 class CachedSubscriptionLookup:
-    """Subscription records by id, remembered for a few minutes per instance.
+    """Subscription records by id, remembered per instance: hits for a few minutes, misses for
+    seconds (long enough to make a flood of made-up ids cheap, short enough that a subscription
+    created a moment ago on another instance is found on its first real notification)."""
 
-    Only hits are cached: a subscription created a moment ago on another instance must not be
-    turned away (a rejected notification is not retried by SharePoint).
-    """
-
-    def __init__(self, store: SubscriptionLookup, *, ttl_seconds: float = 300.0) -> None:
+    def __init__(
+        self, store: SubscriptionLookup, *, ttl_seconds: float = 300.0, miss_ttl_seconds: float = 30.0
+    ) -> None:
         self._store = store
         self._ttl = ttl_seconds
+        self._miss_ttl = miss_ttl_seconds
         self._lock = threading.Lock()
-        self._entries: dict[str, tuple[float, SubscriptionRecord]] = {}
+        self._hits: dict[str, tuple[float, SubscriptionRecord]] = {}
+        self._misses: dict[str, float] = {}
 
     def get(self, subscription_id: str) -> SubscriptionRecord | None:
+        return self.lookup([subscription_id], max_reads=1).found.get(subscription_id)
+
+    def lookup(self, ids: Iterable[str], *, max_reads: int, deadline: Deadline | None = None) -> LookupResult:
+        """Each distinct id once: from the cache, else from storage while `max_reads` lasts."""
+        found: dict[str, SubscriptionRecord] = {}
+        not_read: set[str] = set()
+        reads = 0
         now = time.monotonic()
-        with self._lock:
-            cached = self._entries.get(subscription_id)
-        if cached and now - cached[0] < self._ttl:
-            return cached[1]
-        record = self._store.get(subscription_id)
-        if record is not None:
+        for subscription_id in dict.fromkeys(ids):
             with self._lock:
-                self._entries[subscription_id] = (now, record)
-        return record
+                hit = self._hits.get(subscription_id)
+                missed_at = self._misses.get(subscription_id)
+            if hit and now - hit[0] < self._ttl:
+                found[subscription_id] = hit[1]
+                continue
+            if missed_at is not None and now - missed_at < self._miss_ttl:
+                continue
+            if reads >= max_reads:
+                not_read.add(subscription_id)
+                continue
+            if deadline is not None:
+                deadline.check(f"reading subscription {subscription_id}")
+            record = self._store.get(subscription_id)
+            reads += 1
+            with self._lock:
+                if record is None:
+                    self._misses[subscription_id] = now
+                    self._forget_old_misses(now)
+                else:
+                    self._hits[subscription_id] = (now, record)
+                    self._misses.pop(subscription_id, None)
+            if record is not None:
+                found[subscription_id] = record
+        return LookupResult(found, not_read, reads)
+
+    def _forget_old_misses(self, now: float) -> None:
+        if len(self._misses) > MAX_REMEMBERED_MISSES:
+            self._misses = {k: t for k, t in self._misses.items() if now - t < self._miss_ttl}
+            if len(self._misses) > MAX_REMEMBERED_MISSES:  # a flood: keep the newest half
+                newest = sorted(self._misses.items(), key=lambda kv: kv[1])[MAX_REMEMBERED_MISSES // 2 :]
+                self._misses = dict(newest)

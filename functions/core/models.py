@@ -42,12 +42,24 @@ class NotificationEnvelope(WireModel):
 
 class SharePointNotification(WireModel):
     subscription_id: str = Field(alias="subscriptionId")
-    client_state: str | None = Field(default=None, alias="clientState")
+    client_state: str | None = Field(default=None, alias="clientState", max_length=255)
     expiration_date_time: UtcDatetime = Field(alias="expirationDateTime")
     resource: str = Field(min_length=1, max_length=256)
-    tenant_id: str | None = Field(default=None, alias="tenantId")
+    tenant_id: str | None = Field(default=None, alias="tenantId", max_length=64)
     site_url: str = Field(alias="siteUrl", min_length=1, max_length=1024)
-    web_id: str | None = Field(default=None, alias="webId")
+    web_id: str | None = Field(default=None, alias="webId", max_length=64)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text_is_valid_unicode(cls, value: object) -> object:
+        """JSON can carry a lone surrogate (a \\ud800 escape), which no UTF-8 encoder takes:
+        refuse it here, not as a crash when the value is hashed or queued."""
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("not valid Unicode text") from None
+        return value
 
     @field_validator("subscription_id")
     @classmethod

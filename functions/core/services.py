@@ -16,7 +16,7 @@ from .poison import PoisonQueue
 from .processing import Worker
 from .settings import Settings, get_settings
 from .sources.sharepoint import SharePointSource
-from .storage import Storage
+from .storage import FAST_TIMEOUTS, Storage
 from .subscriptions import SubscriptionService, SubscriptionStore
 from .sweep import ChangeSweep
 
@@ -25,6 +25,8 @@ from .sweep import ChangeSweep
 class Services:
     settings: Settings
     storage: Storage
+    # The intake's own clients: short timeouts, no SDK retries (its answer is due within seconds).
+    intake_storage: Storage
     subscription_lookup: CachedSubscriptionLookup
     notification_queue: NotificationQueue
     change_log: ChangeLog
@@ -40,6 +42,7 @@ class Services:
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
         storage = Storage(settings.storage)
+        intake_storage = Storage(settings.storage, FAST_TIMEOUTS)
         store = SubscriptionStore(storage)
         checkpoints = CheckpointStore(storage)
         change_log = ChangeLog(storage)
@@ -58,8 +61,9 @@ class Services:
         return cls(
             settings=settings,
             storage=storage,
-            subscription_lookup=CachedSubscriptionLookup(store),
-            notification_queue=queue,
+            intake_storage=intake_storage,
+            subscription_lookup=CachedSubscriptionLookup(SubscriptionStore(intake_storage)),
+            notification_queue=NotificationQueue(intake_storage),
             change_log=change_log,
             subscriptions=SubscriptionService(
                 store=store,

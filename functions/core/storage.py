@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from .settings import StorageSettings
@@ -29,10 +30,22 @@ QUEUES = (NOTIFICATIONS_QUEUE, NOTIFICATIONS_POISON_QUEUE)
 TABLES = (SUBSCRIPTIONS_TABLE, CHECKPOINTS_TABLE, CHANGES_TABLE, FAILURES_TABLE)
 
 SHAREPOINT_PARTITION = "sharepoint"
-# The SDKs' own retries are kept short: the intake must answer SharePoint within seconds.
-CONNECTION_TIMEOUT_SECONDS = 3
-READ_TIMEOUT_SECONDS = 10
-RETRY_TOTAL = 2
+
+
+@dataclass(frozen=True)
+class StorageTimeouts:
+    """Per-call limits for the storage SDKs (their defaults back off for tens of seconds)."""
+
+    connection: float = 3
+    read: float = 10
+    retries: int = 2
+
+
+# For the worker, the timers and the management API.
+DEFAULT_TIMEOUTS = StorageTimeouts()
+# For the notification intake and the health probe: no SDK retries (SharePoint retries the whole
+# request), so a hung storage account costs about a second a call within the intake's budget.
+FAST_TIMEOUTS = StorageTimeouts(connection=1, read=1, retries=0)
 
 
 class StorageUnavailable(Exception):
@@ -71,8 +84,9 @@ def outages_reported(operation: str) -> Iterator[None]:
 class Storage:
     """Lazily built, thread-safe clients for the account named by the settings."""
 
-    def __init__(self, settings: StorageSettings) -> None:
+    def __init__(self, settings: StorageSettings, timeouts: StorageTimeouts = DEFAULT_TIMEOUTS) -> None:
         self._settings = settings
+        self._timeouts = timeouts
         self._lock = threading.Lock()
         self._tables: dict[str, TableClient] = {}
         self._queues: dict[str, QueueClient] = {}
@@ -109,18 +123,18 @@ class Storage:
             return TableClient.from_connection_string(
                 settings.connection_string,
                 table_name=name,
-                connection_timeout=CONNECTION_TIMEOUT_SECONDS,
-                read_timeout=READ_TIMEOUT_SECONDS,
-                retry_total=RETRY_TOTAL,
+                connection_timeout=self._timeouts.connection,
+                read_timeout=self._timeouts.read,
+                retry_total=self._timeouts.retries,
                 retry_backoff_factor=0.2,
             )
         return TableClient(
             endpoint=_required(settings.table_service_uri, "tableServiceUri"),
             table_name=name,
             credential=self._identity(),
-            connection_timeout=CONNECTION_TIMEOUT_SECONDS,
-            read_timeout=READ_TIMEOUT_SECONDS,
-            retry_total=RETRY_TOTAL,
+            connection_timeout=self._timeouts.connection,
+            read_timeout=self._timeouts.read,
+            retry_total=self._timeouts.retries,
             retry_backoff_factor=0.2,
         )
 
@@ -137,7 +151,7 @@ class Storage:
         retry = LinearRetry(
             backoff=0.5,  # type: ignore[arg-type]
             random_jitter_range=0.2,  # type: ignore[arg-type]
-            retry_total=RETRY_TOTAL,
+            retry_total=self._timeouts.retries,
         )
         settings = self._settings
         if settings.connection_string:
@@ -147,8 +161,8 @@ class Storage:
                 message_encode_policy=TextBase64EncodePolicy(),
                 message_decode_policy=TextBase64DecodePolicy(),
                 retry_policy=retry,
-                connection_timeout=CONNECTION_TIMEOUT_SECONDS,
-                read_timeout=READ_TIMEOUT_SECONDS,
+                connection_timeout=self._timeouts.connection,
+                read_timeout=self._timeouts.read,
             )
         return QueueClient(
             account_url=_required(settings.queue_service_uri, "queueServiceUri"),
@@ -157,8 +171,8 @@ class Storage:
             message_encode_policy=TextBase64EncodePolicy(),
             message_decode_policy=TextBase64DecodePolicy(),
             retry_policy=retry,
-            connection_timeout=CONNECTION_TIMEOUT_SECONDS,
-            read_timeout=READ_TIMEOUT_SECONDS,
+            connection_timeout=self._timeouts.connection,
+            read_timeout=self._timeouts.read,
         )
 
     def _identity(self) -> ManagedIdentityCredential:

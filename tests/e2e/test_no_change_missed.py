@@ -6,6 +6,7 @@ import json
 import uuid
 
 import httpx
+from azure.data.tables import UpdateMode
 
 from functions.core.settings import StorageSettings
 from functions.core.storage import CHECKPOINTS_TABLE, SHAREPOINT_PARTITION, Storage
@@ -142,7 +143,7 @@ def test_a_token_of_another_list_is_poisoned_at_once_with_the_reason(api, emulat
     table = Storage(StorageSettings(connection_string=stack.connection_string)).table(CHECKPOINTS_TABLE)
     table.update_entity(
         {"PartitionKey": SHAREPOINT_PARTITION, "RowKey": new_list, "changeToken": other_token["StringValue"]},
-        mode="merge",
+        mode=UpdateMode.MERGE,
     )
     emulator.add_item(SITE, new_list, "after the corruption")
 

@@ -1,13 +1,17 @@
 import base64
 import json
+import uuid
 
 import pytest
 
+from functions.core import intake
 from functions.core.intake import (
     MAX_BODY_BYTES,
+    MAX_LOOKUPS_PER_REQUEST,
     MAX_MESSAGE_JSON_BYTES,
     BadNotificationRequest,
     CachedSubscriptionLookup,
+    Deadline,
     InvalidValidationToken,
     PayloadTooLarge,
     checked_validation_token,
@@ -37,7 +41,7 @@ def body(*entries) -> bytes:
 
 
 def receive(payload: bytes, lookup=None, queue=None):
-    lookup = lookup or RecordLookup(record())
+    lookup = CachedSubscriptionLookup(lookup or RecordLookup(record()))
     queue = queue if queue is not None else MessageList()
     return receive_notifications(payload, subscriptions=lookup, queue=queue), queue
 
@@ -171,9 +175,88 @@ def test_the_lookup_cache_reads_a_known_subscription_once():
     assert store.reads == 1
 
 
-def test_the_lookup_cache_does_not_remember_a_miss():
+def test_the_lookup_cache_remembers_a_miss_only_briefly():
     store = RecordLookup()
-    lookup = CachedSubscriptionLookup(store)
-    assert lookup.get("new") is None
+    remembering = CachedSubscriptionLookup(store)
+    assert remembering.get("new") is None
+    assert remembering.get("new") is None
+    assert store.reads == 1
+    forgetting = CachedSubscriptionLookup(store, miss_ttl_seconds=0)
+    assert forgetting.get("new") is None
     store.records["new"] = record("new")
-    assert lookup.get("new") is not None
+    assert forgetting.get("new") is not None
+
+
+NESTED = b"[" * 5000 + b"]" * 5000
+HUGE_INTEGER = b'{"value": [' + b"1" * 4301 + b"]}"
+
+
+@pytest.mark.parametrize(
+    "payload", [NESTED, HUGE_INTEGER, b'{"value": [' + NESTED + b"]}"], ids=["nested", "int", "deep"]
+)
+def test_hostile_json_is_a_bad_request_not_a_crash(payload):
+    with pytest.raises(BadNotificationRequest):
+        receive(payload)
+
+
+@pytest.mark.parametrize("field", ["clientState", "tenantId", "siteUrl", "resource", "webId"])
+def test_a_lone_surrogate_in_any_field_rejects_that_entry_and_queues_nothing(field):
+    payload = json.dumps({"value": [{**DOC_ENTRY, field: "a" + chr(0xD800) + "b"}]}).encode()
+    assert b"\\ud800" in payload  # JSON's escape, which json.loads turns into a lone surrogate
+    result, queue = receive(payload)
+    assert (result.accepted, result.rejected) == (0, 1)
+    assert result.rejections[0][1] == f"malformed entry ({field})"
+    assert queue.messages == []
+
+
+def test_repeated_and_unknown_ids_cost_a_bounded_number_of_reads():
+    store = RecordLookup(record())
+    unknown = [str(uuid.UUID(int=n)) for n in range(1, 2001)]
+    entries = [DOC_ENTRY] * 500 + [{**DOC_ENTRY, "subscriptionId": sid} for sid in unknown]
+    result, queue = receive(body(*entries), store)
+    assert store.reads == MAX_LOOKUPS_PER_REQUEST
+    assert result.storage_reads == MAX_LOOKUPS_PER_REQUEST
+    assert (result.accepted, result.rejected) == (500, 2000)
+    reasons = {reason for _, reason in result.rejections}
+    assert reasons == {
+        "unknown subscription",
+        "not looked up (too many unknown subscriptions in one request)",
+    }
+    assert len(queue.messages) >= 1
+    summary = result.summary()
+    assert summary.startswith("500 accepted, 2000 rejected: ")
+    assert summary.count("e.g.") == 2  # one sample list per reason, not a line per entry
+
+
+def test_the_known_subscription_is_read_first_even_behind_many_unknown_ones():
+    # The budget is spent in order; a repeated known id is read once and then cached.
+    store = RecordLookup(record())
+    lookup = CachedSubscriptionLookup(store)
+    lookup.get(SUB_1)
+    unknown = [{**DOC_ENTRY, "subscriptionId": str(uuid.UUID(int=n))} for n in range(1, 100)]
+    result, _ = receive_with(lookup, body(*unknown, DOC_ENTRY))
+    assert result.accepted == 1
+
+
+def test_an_entry_too_large_for_a_queue_message_is_rejected_and_the_rest_queued(monkeypatch):
+    # Entries are bounded field by field, so only a smaller limit shows the rule at work.
+    monkeypatch.setattr(intake, "MAX_MESSAGE_JSON_BYTES", 600)
+    oversized = {**DOC_ENTRY, "siteUrl": "/sites/" + "é" * 300}  # 600 bytes in UTF-8
+    result, queue = receive(body(oversized, DOC_ENTRY))
+    assert (result.accepted, result.rejected) == (1, 1)
+    assert result.rejections[0][1] == "too large for a queue message"
+    assert all(len(m.encode()) <= 600 for m in queue.messages)
+
+
+def test_the_storage_budget_turns_a_slow_store_into_storage_unavailable():
+    ticks = iter(range(100))
+    deadline = Deadline(2.0, clock=lambda: float(next(ticks)))  # every check is a second later
+    lookup = CachedSubscriptionLookup(RecordLookup(record()))
+    entries = [{**DOC_ENTRY, "subscriptionId": str(uuid.UUID(int=n))} for n in range(1, 10)]
+    with pytest.raises(StorageUnavailable, match="storage budget"):
+        receive_notifications(body(*entries), subscriptions=lookup, queue=MessageList(), deadline=deadline)
+
+
+def receive_with(lookup, payload: bytes):
+    queue = MessageList()
+    return receive_notifications(payload, subscriptions=lookup, queue=queue), queue

@@ -212,7 +212,14 @@ class SubscriptionService:
             if urlsplit(absolute).netloc.lower() != urlsplit(self.tenant_url).netloc.lower():
                 raise InvalidSubscriptionRequest(f"siteUrl must be a site of {self.tenant_url}")
         parts = urlsplit(absolute)
-        if parts.query or parts.fragment or any(c in parts.path for c in "'\"\\ "):
+        segments = parts.path.split("/")
+        if (
+            parts.query
+            or parts.fragment
+            or any(c in parts.path for c in "'\"\\ %")
+            or any(segment in (".", "..") for segment in segments)
+            or "" in segments[1:-1]
+        ):
             raise InvalidSubscriptionRequest("siteUrl must be a plain site path like /sites/x")
         return absolute.rstrip("/")
 
