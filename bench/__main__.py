@@ -166,6 +166,57 @@ def bench_worker(stack: Stack, services: Services, rounds: int) -> list[Row]:
     return [Row("worker: 100 changes to the change log", "GetChanges + 1 batch write", ours, base)]
 
 
+def unknown_ids_body() -> bytes:
+    """About 1 MiB of well-formed notifications, each for a made-up subscription (fresh ids, so
+    no cache helps)."""
+    template = {
+        "clientState": "x",
+        "expirationDateTime": "2026-04-30T17:27:00.0000000Z",
+        "resource": "b9f6f714-9df8-470b-b22e-653855e1c181",
+        "tenantId": "00000000-0000-0000-0000-000000000000",
+        "siteUrl": SITE,
+        "webId": "dbc5a806-e4d4-46e5-951c-6344d70b62fa",
+    }
+    one = len(json.dumps({**template, "subscriptionId": str(uuid.uuid4())})) + 2
+    count = (1024 * 1024 - 20) // one
+    return json.dumps(
+        {"value": [{**template, "subscriptionId": str(uuid.uuid4())} for _ in range(count)]}
+    ).encode()
+
+
+def bench_hostile_intake(stack: Stack, rounds: int) -> list[Row]:
+    """A 1 MiB POST of unknown subscription ids (SharePoint gives up after 5 s) against the same
+    size of body that is refused at parsing: what the lookups cost on top of reading the body."""
+    url = f"{stack.functions_url}/api/notifications/sharepoint"
+    runs = max(5, rounds // 20)
+    bodies = [unknown_ids_body() for _ in range(runs + 1)]
+    size, entries = len(bodies[0]), len(json.loads(bodies[0])["value"])
+    garbage = b"{" + b" " * (size - 1)
+    with httpx.Client(timeout=30) as client:
+        reads_before = stack.log_dir.joinpath("functions-host.log").read_text().count(" rejected: ")
+
+        def flood() -> None:
+            response = client.post(url, content=bodies.pop(), headers={"Content-Type": "application/json"})
+            assert response.status_code == 202, response.text
+
+        def refused() -> None:
+            assert client.post(url, content=garbage).status_code == 400
+
+        ours, base = side_by_side(flood, refused, runs)
+    lines = stack.log_dir.joinpath("functions-host.log").read_text().splitlines()
+    reads = [
+        int(line.split(" subscription read(s)")[0].rsplit(" ", 1)[-1])
+        for line in lines
+        if " rejected: " in line and "subscription read(s)" in line
+    ][reads_before:]
+    print(
+        f"hostile intake: {entries} unknown ids in {size / 1024:.0f} KiB per POST; "
+        f"storage reads per POST: max {max(reads)}",
+        flush=True,
+    )
+    return [Row("intake POST, 1 MiB of unknown ids", "1 MiB refused at parsing (400)", ours, base)]
+
+
 def bench_cold_start(rounds: int) -> list[Row]:
     runs = max(5, rounds // 20)
     app = [fresh_python("import function_app") for _ in range(runs)]
@@ -217,6 +268,7 @@ def main() -> None:
         services = Services.from_settings(Settings.from_environ(stack.app_settings()))
         rows = bench_intake(stack, services, args.rounds)
         rows += bench_worker(stack, services, args.rounds)
+        rows += bench_hostile_intake(stack, args.rounds)
     rows += bench_cold_start(args.rounds)
     print(render(rows))
 

@@ -4,6 +4,7 @@ against a real tenant when one is configured (as moto does for AWS):
     M365_LIVE_SITE_URL=https://contoso.sharepoint.com/sites/x   a site the token may write to
     M365_LIVE_LIST_ID=<guid>                                     a scratch list on that site
     M365_LIVE_ACCESS_TOKEN=<bearer token for https://contoso.sharepoint.com/.default>
+    M365_LIVE_NOTIFICATION_URL=https://...   optional: a public URL that echoes validation tokens
 
 Without them the `live` cases are skipped; the emulator cases run in `make test`.
 """
@@ -11,17 +12,32 @@ Without them the `live` cases are skipped; the emulator cases run in `make test`
 from __future__ import annotations
 
 import os
+import threading
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 
 from functions.core.change_tokens import parse_change_token
 from functions.core.outbound import UpstreamError, new_session
-from functions.core.sources.sharepoint import ListRef, SharePointSource
+from functions.core.sources.sharepoint import (
+    CHANGE_QUERY_FLAGS,
+    ChangeTokenExpired,
+    ChangeTokenRejected,
+    ListRef,
+    SharePointSource,
+)
 from local.clients import EmulatorClient
 from local.stack import Ports, Stack, free_port
 
 SITE = "/sites/contract"
+NOMETADATA = "application/json;odata=nometadata"
+_DOTNET_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 
 
 class StaticToken:
@@ -33,12 +49,55 @@ class StaticToken:
 
 
 class Target:
-    """A list to test on, and a way to add an item to it, for either backend."""
+    """A list to test on, for either backend: the source, raw REST calls with the same token, a
+    way to add an item, and a notification URL that answers SharePoint's validation (if any)."""
 
-    def __init__(self, source: SharePointSource, ref: ListRef, add_item) -> None:
-        self.source = source
+    def __init__(
+        self,
+        ref: ListRef,
+        token: str,
+        add_item: Callable[[str], int],
+        notification_url: str | None,
+    ) -> None:
         self.ref = ref
+        self.source = SharePointSource(StaticToken(token))
         self.add_item = add_item
+        self.notification_url = notification_url
+        self._session = new_session()
+        self._token = token
+
+    def call(self, method: str, path: str, json: Any = None, accept: str = NOMETADATA) -> requests.Response:
+        """`path` below the list's `_api/web/lists('{id}')` URL, or absolute under the site."""
+        url = path if path.startswith("http") else f"{self.ref.api_url}{path}"
+        return self._session.request(
+            method,
+            url,
+            json=json,
+            timeout=30,
+            headers={"Authorization": f"Bearer {self._token}", "Accept": accept},
+        )
+
+
+@pytest.fixture(scope="module")
+def echo_url():
+    """A notification URL that echoes SharePoint's validation token, as the service does."""
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            token = parse_qs(urlsplit(self.path).query).get("validationtoken", [""])[0]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(token.encode())
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/api/notifications/sharepoint"
+    server.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +111,16 @@ def emulator_url():
 
 
 @pytest.fixture(params=["emulator", "live"])
-def target(request, emulator_url) -> Target:
+def target(request, emulator_url, echo_url) -> Target:
     if request.param == "emulator":
         client = EmulatorClient(emulator_url)
         list_id = client.create_list(SITE, f"contract-{uuid.uuid4().hex[:8]}")
         token = client.http.post("/_emulator/token").json()["access_token"]
-        source = SharePointSource(StaticToken(token))
         return Target(
-            source,
             ListRef(f"{emulator_url}{SITE}", list_id),
+            token,
             lambda title: client.add_item(SITE, list_id, title),
+            echo_url,
         )
     site, live_list_id, live_token = (
         os.environ.get(name) for name in ("M365_LIVE_SITE_URL", "M365_LIVE_LIST_ID", "M365_LIVE_ACCESS_TOKEN")
@@ -70,23 +129,13 @@ def target(request, emulator_url) -> Target:
         pytest.skip(
             "no live tenant configured (M365_LIVE_SITE_URL, M365_LIVE_LIST_ID, M365_LIVE_ACCESS_TOKEN)"
         )
-    session = new_session()
-
-    def add_live_item(title: str) -> int:
-        response = session.post(
-            f"{site}/_api/web/lists('{live_list_id}')/items",
-            json={"Title": title},
-            timeout=30,
-            headers={"Authorization": f"Bearer {live_token}", "Accept": "application/json;odata=nometadata"},
-        )
-        response.raise_for_status()
-        return response.json()["Id"]
-
-    return Target(
-        SharePointSource(StaticToken(live_token)),
+    live = Target(
         ListRef(site.rstrip("/"), live_list_id.lower()),
-        add_live_item,
+        live_token,
+        lambda title: live.call("POST", "/items", json={"Title": title}).json()["Id"],
+        os.environ.get("M365_LIVE_NOTIFICATION_URL"),
     )
+    return live
 
 
 def test_the_current_change_token_is_a_list_scoped_token(target):
@@ -120,3 +169,118 @@ def test_an_unknown_list_is_a_404_in_sharepoints_error_shape(target):
         target.source.current_change_token(missing)
     assert caught.value.status == 404
     assert caught.value.code and caught.value.upstream_message
+
+
+# --- GetChanges: what SharePoint refuses -------------------------------------------------------
+
+
+def get_changes(target: Target, **query: Any) -> requests.Response:
+    return target.call("POST", "/GetChanges", json={"query": query})
+
+
+def error_code(response: requests.Response) -> str:
+    return str(response.json()["odata.error"]["code"])
+
+
+def test_change_query_has_no_row_limit(target):
+    response = get_changes(target, Item=True, Add=True, RowLimit=10)
+    assert response.status_code == 400
+    assert "RowLimit" in response.json()["odata.error"]["message"]["value"]
+
+
+def test_fetch_limit_is_at_most_2000(target):
+    assert get_changes(target, Item=True, Add=True, FetchLimit=2000).status_code == 200
+    assert get_changes(target, Item=True, Add=True, FetchLimit=2001).status_code == 400
+
+
+def test_every_change_type_flag_the_service_sends_is_a_change_query_property(target):
+    since = target.source.current_change_token(target.ref)
+    response = get_changes(target, **CHANGE_QUERY_FLAGS, ChangeTokenStart={"StringValue": since})
+    assert response.status_code == 200, response.text
+
+
+def test_a_token_of_another_list_is_refused_as_such(target):
+    parts = target.source.current_change_token(target.ref).split(";")
+    parts[2] = str(uuid.uuid4())
+    with pytest.raises(ChangeTokenRejected, match="-2130575173"):
+        list(target.source.fetch_changes(target.ref, ";".join(parts)))
+
+
+def test_a_malformed_token_is_refused_as_a_format_error(target):
+    with pytest.raises(ChangeTokenRejected, match="FormatException"):
+        list(target.source.fetch_changes(target.ref, "1;3;not-a-token"))
+
+
+def test_a_token_older_than_the_change_log_is_refused_or_read_from_the_logs_start(target):
+    """SharePoint refuses it with -2130575172; Online has also been seen to accept it (sp-dev-docs
+    issue 10389). The service must handle both: the emulator's default is the documented one."""
+    parts = target.source.current_change_token(target.ref).split(";")
+    sixty_one_days_ago = datetime.now(UTC) - timedelta(days=61)
+    parts[3] = str(int((sixty_one_days_ago - _DOTNET_EPOCH).total_seconds()) * 10_000_000)
+    try:
+        list(target.source.fetch_changes(target.ref, ";".join(parts)))
+    except ChangeTokenExpired:
+        return
+    assert target.ref.site_url.startswith("https://"), "the emulator must refuse it unless told otherwise"
+
+
+def test_odata_verbose_wraps_the_answer_in_d(target):
+    response = target.call("GET", "?$select=Title", accept="application/json;odata=verbose")
+    assert response.status_code == 200
+    assert "Title" in response.json()["d"]
+
+
+# --- subscriptions ----------------------------------------------------------------------------
+
+
+def needs_notification_url(target: Target) -> str:
+    if not target.notification_url:
+        pytest.skip("set M365_LIVE_NOTIFICATION_URL to a public URL that echoes validation tokens")
+    return target.notification_url
+
+
+def test_a_subscription_is_validated_created_renewed_and_deleted(target):
+    notification_url = needs_notification_url(target)
+    expiry = (datetime.now(UTC) + timedelta(days=90)).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
+    created = target.call(
+        "POST",
+        "/subscriptions",
+        json={
+            "resource": target.ref.api_url,
+            "notificationUrl": notification_url,
+            "expirationDateTime": expiry,
+            "clientState": "contract-state",
+        },
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["clientState"] == "contract-state"
+    subscription = f"/subscriptions('{body['id']}')"
+    try:
+        renew = (datetime.now(UTC) + timedelta(days=179)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert target.call("PATCH", subscription, json={"expirationDateTime": renew}).status_code == 204
+        too_far = (datetime.now(UTC) + timedelta(days=180, hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert target.call("PATCH", subscription, json={"expirationDateTime": too_far}).status_code == 400
+    finally:
+        assert target.call("DELETE", subscription).status_code == 204
+    assert target.call("GET", subscription).status_code == 404
+
+
+def test_patch_and_delete_of_an_unknown_subscription_are_404(target):
+    unknown = f"/subscriptions('{uuid.uuid4()}')"
+    renew = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert target.call("PATCH", unknown, json={"expirationDateTime": renew}).status_code == 404
+    assert target.call("DELETE", unknown).status_code == 404
+
+
+def test_a_subscription_without_an_expiry_lasts_180_days(target):
+    notification_url = needs_notification_url(target)
+    created = target.call(
+        "POST", "/subscriptions", json={"resource": target.ref.api_url, "notificationUrl": notification_url}
+    )
+    assert created.status_code == 201, created.text
+    try:
+        expires = datetime.fromisoformat(created.json()["expirationDateTime"].replace("Z", "+00:00"))
+        assert timedelta(days=179) < expires - datetime.now(UTC) <= timedelta(days=180)
+    finally:
+        target.call("DELETE", f"/subscriptions('{created.json()['id']}')")

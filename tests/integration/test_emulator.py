@@ -1,0 +1,72 @@
+"""The emulator's own rules where SharePoint's matter to the service: sites, ownership, reset."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from local.clients import EmulatorClient
+
+
+def token_for(emulator: EmulatorClient, client_id: str) -> str:
+    return emulator.http.post("/_emulator/token", json={"client_id": client_id}).json()["access_token"]
+
+
+def as_app(emulator: EmulatorClient, token: str, method: str, path: str, **kwargs) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json;odata=nometadata"}
+    return emulator.http.request(method, path, headers=headers, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "site", ["", "/sites/alpha", "/teams/beta", "/sites/alpha/sub", "/teams/beta/sub/deeper"]
+)
+def test_sites_live_at_the_root_under_sites_and_teams_and_below(emulator, site):
+    list_id = emulator.create_list(site or "", f"list-{uuid.uuid4().hex[:6]}")
+    item = emulator.add_item(site or "", list_id, "here")
+    response = emulator.sharepoint("GET", f"{site}/_api/web/lists('{list_id}')/items({item})")
+    assert response.status_code == 200
+    assert response.json()["Title"] == "here"
+
+
+def test_a_list_of_one_site_is_not_found_on_another(emulator):
+    list_id = emulator.create_list("/sites/one", f"list-{uuid.uuid4().hex[:6]}")
+    assert emulator.sharepoint("GET", f"/teams/one/_api/web/lists('{list_id}')").status_code == 404
+
+
+def test_only_the_app_that_created_a_subscription_may_read_renew_or_delete_it(
+    emulator, subscription, new_list
+):
+    other = token_for(emulator, "another-app")
+    path = f"/sites/integration/_api/web/lists('{new_list}')/subscriptions('{subscription.id}')"
+    assert as_app(emulator, other, "GET", path).status_code == 403
+    assert (
+        as_app(
+            emulator, other, "PATCH", path, json={"expirationDateTime": "2030-01-01T00:00:00Z"}
+        ).status_code
+        == 403
+    )
+    assert as_app(emulator, other, "DELETE", path).status_code == 403
+    listing = as_app(emulator, other, "GET", f"/sites/integration/_api/web/lists('{new_list}')/subscriptions")
+    assert listing.json()["value"] == []
+    assert emulator.sharepoint("GET", path).status_code == 200  # its own app still may
+
+
+def test_documents_cannot_be_added_to_a_library_as_plain_items(emulator):
+    library, _ = emulator.create_library("/sites/integration", f"Docs{uuid.uuid4().hex[:6]}")
+    response = emulator.sharepoint(
+        "POST", f"/sites/integration/_api/web/lists('{library}')/items", json={"Title": "x"}
+    )
+    assert response.status_code == 400
+    assert "SPFileCollection.Add" in response.json()["odata.error"]["message"]["value"]
+
+
+def test_reset_forgets_every_site_list_and_counter(stack):
+    # A separate emulator instance would be cleaner, but reset is what tests use between runs.
+    emulator = EmulatorClient(stack.emulator_url)
+    list_id = emulator.create_list("/sites/reset", "to be forgotten")
+    assert emulator.http.post("/_emulator/reset").status_code == 204
+    assert emulator.sharepoint("GET", f"/sites/reset/_api/web/lists('{list_id}')").status_code == 404
+    assert emulator.counters()["calls"] == {"GetList": 1}
+    emulator.close()
