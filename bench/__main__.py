@@ -23,7 +23,7 @@ from functions.core.services import Services
 from functions.core.settings import Settings
 from functions.core.sources.sharepoint import ListRef
 from functions.core.storage import NOTIFICATIONS_QUEUE
-from local.clients import EmulatorClient
+from local.clients import EmulatorClient, notification_entry
 from local.stack import Stack
 
 SITE = "/sites/bench"
@@ -169,18 +169,10 @@ def bench_worker(stack: Stack, services: Services, rounds: int) -> list[Row]:
 def unknown_ids_body() -> bytes:
     """About 1 MiB of well-formed notifications, each for a made-up subscription (fresh ids, so
     no cache helps)."""
-    template = {
-        "clientState": "x",
-        "expirationDateTime": "2026-04-30T17:27:00.0000000Z",
-        "resource": "b9f6f714-9df8-470b-b22e-653855e1c181",
-        "tenantId": "00000000-0000-0000-0000-000000000000",
-        "siteUrl": SITE,
-        "webId": "dbc5a806-e4d4-46e5-951c-6344d70b62fa",
-    }
-    one = len(json.dumps({**template, "subscriptionId": str(uuid.uuid4())})) + 2
+    one = len(json.dumps(notification_entry(str(uuid.uuid4()), site_url=SITE))) + 2
     count = (1024 * 1024 - 20) // one
     return json.dumps(
-        {"value": [{**template, "subscriptionId": str(uuid.uuid4())} for _ in range(count)]}
+        {"value": [notification_entry(str(uuid.uuid4()), site_url=SITE) for _ in range(count)]}
     ).encode()
 
 

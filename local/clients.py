@@ -7,6 +7,20 @@ from typing import Any
 import httpx
 
 
+def notification_entry(subscription_id: str, *, site_url: str, **fields: str) -> dict[str, str]:
+    """One entry of a SharePoint webhook POST, shaped like the overview doc's example."""
+    return {
+        "subscriptionId": subscription_id,
+        "clientState": "x",
+        "expirationDateTime": "2026-04-30T17:27:00.0000000Z",
+        "resource": "b9f6f714-9df8-470b-b22e-653855e1c181",
+        "tenantId": "00000000-0000-0000-0000-000000000000",
+        "siteUrl": site_url,
+        "webId": "dbc5a806-e4d4-46e5-951c-6344d70b62fa",
+        **fields,
+    }
+
+
 class EmulatorClient:
     """Acts as a SharePoint user (lists, items) and as a test harness (`/_emulator/`)."""
 

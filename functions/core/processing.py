@@ -216,7 +216,10 @@ class Worker:
         except ChangeTokenExpired as error:
             self._resync(target, scope, checkpoint, f"SharePoint refused the change token: {error}")
             return SyncResult(written, resynced=True)
-        commit_sync(self.checkpoints, checkpoint, current or checkpoint.change_token, started)
+        if written == 0 or current is not None:
+            # Nothing was committed page by page, or the token read first is further on: record
+            # the sync (and move the token) now. Otherwise the last page's commit recorded it.
+            commit_sync(self.checkpoints, checkpoint, current or checkpoint.change_token, started)
         log.info("read %d changes for subscription %s (list %s)", written, subscription_id, target.list_id)
         return SyncResult(written)
 

@@ -12,6 +12,7 @@ import uuid
 import httpx
 import pytest
 
+from local.clients import notification_entry
 from local.stack import Ports, Stack, free_port
 from tests.e2e.conftest import SITE
 
@@ -19,16 +20,7 @@ SHAREPOINT_TIMEOUT = 5.0  # SharePoint gives up on a notification URL after this
 
 
 def entry(subscription_id: str, **fields: str) -> dict[str, str]:
-    return {
-        "subscriptionId": subscription_id,
-        "clientState": "x",
-        "expirationDateTime": "2026-04-30T17:27:00.0000000Z",
-        "resource": "b9f6f714-9df8-470b-b22e-653855e1c181",
-        "tenantId": "00000000-0000-0000-0000-000000000000",
-        "siteUrl": SITE,
-        "webId": "dbc5a806-e4d4-46e5-951c-6344d70b62fa",
-        **fields,
-    }
+    return notification_entry(subscription_id, site_url=SITE, **fields)
 
 
 def post(stack, content: bytes) -> httpx.Response:
