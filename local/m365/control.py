@@ -121,6 +121,49 @@ async def _optional_json(request: Request) -> dict:
     return body if isinstance(body, dict) else {}
 
 
+async def graph_lifecycle(request: Request) -> Response:
+    """POST {"subscriptionId", "lifecycleEvent"}: Graph sends that lifecycle notification now
+    (to the subscription's lifecycleNotificationUrl) and applies it."""
+    from .graph import graph_error_response, lifecycle
+    from .graph_state import GraphError
+
+    tenant = _tenant(request)
+    body = await _optional_json(request)
+    found = tenant.graph.subscriptions.get(str(body.get("subscriptionId")))
+    if found is None:
+        return JSONResponse({"error": "no such Graph subscription"}, 404)
+    try:
+        entry = lifecycle(tenant.graph, found, str(body.get("lifecycleEvent")))
+    except GraphError as error:
+        return graph_error_response(error, "emulator")
+    if not found.lifecycle_url:
+        return JSONResponse({"sent": False, "reason": "no lifecycleNotificationUrl"}, 200)
+    delivered = await request.app.state.graph_deliverer.post(found.lifecycle_url, [entry])
+    return JSONResponse({"sent": True, "delivered": delivered})
+
+
+async def graph_expire_delta_tokens(request: Request) -> Response:
+    """Every delta and skip link issued so far answers 410 Gone from now on."""
+    _tenant(request).graph.delta_generation += 1
+    return Response(status_code=204)
+
+
+async def graph_subscriptions(request: Request) -> Response:
+    """Every Graph subscription, clientState included, for tests to inspect."""
+    return JSONResponse(
+        {
+            "value": [
+                s.to_json() | {"needsReauthorization": s.needs_reauthorization}
+                for s in _tenant(request).graph.subscriptions.values()
+            ]
+        }
+    )
+
+
+async def graph_deliver(request: Request) -> Response:
+    return JSONResponse(await request.app.state.graph_deliverer.deliver_due(force=True))
+
+
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -135,5 +178,9 @@ routes = [
     Route("/_emulator/deliver", deliver, methods=["POST"]),
     Route("/_emulator/health", health, methods=["GET"]),
     Route("/_emulator/reset", reset, methods=["POST"]),
+    Route("/_emulator/graph/lifecycle", graph_lifecycle, methods=["POST"]),
+    Route("/_emulator/graph/expire-delta-tokens", graph_expire_delta_tokens, methods=["POST"]),
+    Route("/_emulator/graph/subscriptions", graph_subscriptions, methods=["GET"]),
+    Route("/_emulator/graph/deliver", graph_deliver, methods=["POST"]),
     Route("/_emulator/quirks", quirks, methods=["GET", "POST"]),
 ]

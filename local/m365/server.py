@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import control, errors, sharepoint
+from . import control, errors, graph, sharepoint
 from .delivery import Deliverer
 from .errors import SharePointError
 from .state import SharePointTenant
@@ -100,7 +100,12 @@ def _sharepoint_endpoint(name: str, endpoint: Endpoint) -> Endpoint:
     return handle
 
 
-def create_app(*, delivery_interval: float = 60.0, retry_interval: float = 300.0) -> Starlette:
+def create_app(
+    *,
+    delivery_interval: float = 60.0,
+    retry_interval: float = 300.0,
+    graph_policy: graph.DeliveryPolicy | None = None,
+) -> Starlette:
     tenant = SharePointTenant()
 
     @contextlib.asynccontextmanager
@@ -110,13 +115,20 @@ def create_app(*, delivery_interval: float = 60.0, retry_interval: float = 300.0
             app.state.deliverer = Deliverer(
                 tenant, http, interval=delivery_interval, retry_interval=retry_interval
             )
-            task = asyncio.create_task(app.state.deliverer.run())
+            app.state.graph_deliverer = graph.GraphDeliverer(
+                tenant, http, graph_policy or graph.DeliveryPolicy(interval=delivery_interval)
+            )
+            tasks = [
+                asyncio.create_task(app.state.deliverer.run()),
+                asyncio.create_task(app.state.graph_deliverer.run()),
+            ]
             try:
                 yield
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                for task in tasks:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     routes = [
         Route(
@@ -127,7 +139,7 @@ def create_app(*, delivery_interval: float = 60.0, retry_interval: float = 300.0
         )
         for route in sharepoint.routes
     ]
-    app = Starlette(routes=[*control.routes, *routes], lifespan=lifespan)
+    app = Starlette(routes=[*control.routes, *graph.graph_routes, *routes], lifespan=lifespan)
     app.state.tenant = tenant
     return app
 
@@ -150,8 +162,25 @@ def main() -> None:
         default=float(os.environ.get("M365_EMULATOR_RETRY_INTERVAL", "300")),
         help="seconds before a failed delivery is tried again (SharePoint: 300)",
     )
+    parser.add_argument(
+        "--graph-retry-base",
+        type=float,
+        default=float(os.environ.get("M365_EMULATOR_GRAPH_RETRY_BASE", "60")),
+        help="seconds before Graph's first retry of a failed delivery; doubles after each",
+    )
+    parser.add_argument(
+        "--graph-slow-seconds",
+        type=float,
+        default=float(os.environ.get("M365_EMULATOR_GRAPH_SLOW_SECONDS", "10")),
+        help="an answer slower than this counts towards Graph's slow/drop thresholds",
+    )
     args = parser.parse_args()
-    app = create_app(delivery_interval=args.delivery_interval, retry_interval=args.retry_interval)
+    policy = graph.DeliveryPolicy(
+        interval=args.delivery_interval, retry_base=args.graph_retry_base, timeout=args.graph_slow_seconds
+    )
+    app = create_app(
+        delivery_interval=args.delivery_interval, retry_interval=args.retry_interval, graph_policy=policy
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import errors
 from .errors import SharePointError
+from .graph_state import GraphTenant
 
 MAX_SUBSCRIPTION_LIFETIME = timedelta(days=180)
 CHANGE_LOG_RETENTION = timedelta(days=60)
@@ -244,6 +245,7 @@ class SharePointTenant:
     def __init__(self, tenant_id: str | None = None) -> None:
         self.tenant_id = tenant_id or str(uuid.uuid4())
         self.tokens: dict[str, tuple[float, str]] = {}
+        self.graph = GraphTenant(self.tenant_id)
         self.reset()
 
     def reset(self) -> None:
@@ -257,6 +259,7 @@ class SharePointTenant:
         self.delivery: Counter[str] = Counter()
         self.faults: list[Fault] = []
         self.pending: list[PendingNotification] = []
+        self.graph.reset()
 
     # --- sites and lists ---------------------------------------------------------------------
 
