@@ -124,7 +124,7 @@ def bench_worker(stack: Stack, services: Services, rounds: int) -> list[Row]:
     """Worker time for a list with 100 new changes vs the raw I/O it cannot avoid
     (GetChanges for those changes + one 100-entity table transaction)."""
     emulator = EmulatorClient(stack.emulator_url)
-    source = services.subscriptions.source
+    source = services.worker.source
     ours, base = [], []
     for _ in range(max(3, rounds // 10)):
         list_id = emulator.create_list(SITE, f"work-{uuid.uuid4().hex[:6]}")

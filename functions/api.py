@@ -92,12 +92,27 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _create_subscription(services: Services, req: func.HttpRequest) -> func.HttpResponse:
-    from .core.models import CreateSubscriptionRequest, dump
+    from .core.models import CreateGraphSubscriptionRequest, CreateSubscriptionRequest, dump
 
-    request = CreateSubscriptionRequest.model_validate_json(req.get_body() or b"")
+    body = req.get_body() or b""
+    request: CreateSubscriptionRequest | CreateGraphSubscriptionRequest
+    if _names_source(body, "graph"):
+        request = CreateGraphSubscriptionRequest.model_validate_json(body)
+    else:
+        request = CreateSubscriptionRequest.model_validate_json(body)
     record = services.subscriptions.create(request)
     location = f"/api/subscriptions/{record.id}"
     return json_response(dump(record.to_view()), 201, headers={"Location": location})
+
+
+def _names_source(body: bytes, source: str) -> bool:
+    import json
+
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return False  # the model's own parse reports it
+    return isinstance(document, dict) and document.get("source") == source
 
 
 def _list_subscriptions(services: Services, req: func.HttpRequest) -> func.HttpResponse:

@@ -1,4 +1,5 @@
-"""`sharepoint_notifications`: the URL SharePoint calls, for validation and for notifications."""
+"""The URLs Microsoft 365 calls, for validation and for notifications:
+`sharepoint_notifications`, `graph_notifications` and `graph_lifecycle`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import logging
 import azure.functions as func
 
 from .core.intake import (
+    GRAPH_CHANGE,
+    GRAPH_LIFECYCLE,
+    SHAREPOINT_CHANGE,
     BadNotificationRequest,
+    EntryKind,
     InvalidValidationToken,
     PayloadTooLarge,
     checked_validation_token,
@@ -24,6 +29,23 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 @bp.function_name("sharepoint_notifications")
 @bp.route(route="notifications/sharepoint", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def sharepoint_notifications(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return _intake(req, context, SHAREPOINT_CHANGE, "sharepoint_notifications")
+
+
+@bp.function_name("graph_notifications")
+@bp.route(route="notifications/graph", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def graph_notifications(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return _intake(req, context, GRAPH_CHANGE, "graph_notifications")
+
+
+@bp.function_name("graph_lifecycle")
+@bp.route(route="notifications/graph/lifecycle", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def graph_lifecycle(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return _intake(req, context, GRAPH_LIFECYCLE, "graph_lifecycle")
+
+
+def _intake(req: func.HttpRequest, context: func.Context, kind: EntryKind, name: str) -> func.HttpResponse:
+    # The host has URL-decoded the query string: Graph's token (spaces, colons) arrives decoded.
     token = find_validation_token(req.params)
     if token is not None:
         return _validation_echo(token)
@@ -34,19 +56,21 @@ def sharepoint_notifications(req: func.HttpRequest, context: func.Context) -> fu
 
     services = get_services()
     traceparent = context.trace_context.trace_parent or None
+    lookup = services.subscription_lookup if kind is SHAREPOINT_CHANGE else services.graph_subscription_lookup
     try:
         result = receive_notifications(
             req.get_body(),
-            subscriptions=services.subscription_lookup,
+            subscriptions=lookup,
             queue=services.notification_queue,
             traceparent=traceparent,
+            kind=kind,
         )
     except PayloadTooLarge as error:
         return error_response(413, "PayloadTooLarge", str(error))
     except BadNotificationRequest as error:
         return error_response(400, "BadRequest", str(error))
     except StorageUnavailable as error:
-        log.error("notification intake could not reach storage: %s", error)
+        log.error("%s could not reach storage: %s", name, error)
         return error_response(
             503,
             "StorageUnavailable",
@@ -54,7 +78,7 @@ def sharepoint_notifications(req: func.HttpRequest, context: func.Context) -> fu
             headers={"Retry-After": "30"},
         )
     # One line per request, however many entries it holds (traceparent: the README's KQL).
-    log.info("sharepoint_notifications: %s (traceparent %s)", result.summary(), traceparent or "-")
+    log.info("%s: %s (traceparent %s)", name, result.summary(), traceparent or "-")
     return json_response({"accepted": result.accepted, "rejected": result.rejected}, 202)
 
 

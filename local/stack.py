@@ -195,6 +195,7 @@ class Stack:
             "AzureWebJobsStorage": self.connection_string,
             "NOTIFICATION_BASE_URL": self.functions_url,
             "SHAREPOINT_TENANT_URL": self.emulator_url,
+            "GRAPH_BASE_URL": self.emulator_url,
             "SHAREPOINT_AUTH": "emulator",
             "RENEWAL_SCHEDULE": "0 0 */6 * * *",
             "RENEWAL_WINDOW_DAYS": "45",

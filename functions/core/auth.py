@@ -40,11 +40,12 @@ class _CachedToken:
 
 
 class AzureIdentityTokenProvider:
-    """Managed identity or certificate credential from azure-identity, scoped to the tenant."""
+    """Managed identity or certificate credential from azure-identity, for one resource's
+    `.default` scope (the SharePoint tenant, or Microsoft Graph)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, resource: str) -> None:
         self._settings = settings
-        self._scope = f"{settings.sharepoint_tenant_url}/.default"
+        self._scope = f"{resource}/.default"
         self._credential: TokenCredential | None = None
         self._cache = _CachedToken()
 
@@ -96,10 +97,11 @@ class EmulatorTokenProvider:
         return body["access_token"], time.time() + float(body["expires_in"])
 
 
-def token_provider_for(settings: Settings) -> TokenProvider:
+def token_provider_for(settings: Settings, resource: str | None = None) -> TokenProvider:
+    """Tokens for `resource` (default: the SharePoint tenant; Graph: settings.graph_base_url)."""
     if settings.sharepoint_auth == "emulator":
         return EmulatorTokenProvider(settings.sharepoint_tenant_url)
-    return AzureIdentityTokenProvider(settings)
+    return AzureIdentityTokenProvider(settings, resource or settings.sharepoint_tenant_url)
 
 
 def _required(value: str | None, name: str) -> str:

@@ -10,7 +10,7 @@ it restarts from and before every change after it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .change_log import ChangeLog
@@ -18,9 +18,15 @@ from .change_tokens import ChangeToken, parse_change_token
 from .models import ChangeKind, ChangeView, SharePointChange, SharePointListItem, format_utc
 from .subscriptions import SubscriptionService
 
+_DOTNET_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 
+GRAPH_RESYNC_NOTE = (
+    "Graph could no longer read changes from the stored delta link (410); every item it returned "
+    "when the round started over is logged as an 'update' marked resync, and deletions in the "
+    "window cannot be read back"
+)
 RESYNC_NOTE = (
     "the changes in this window could not be read (the change token was older than the list's "
     "change log); items modified in it are logged as 'update' changes marked resync, and "
@@ -30,18 +36,23 @@ RESYNC_NOTE = (
 
 @dataclass(frozen=True)
 class ListScope:
-    """Who a row belongs to: the list, its site and the subscription that read it."""
+    """Who a row belongs to: the list and its site (SharePoint) or the resource (Graph), and the
+    subscription that read it."""
 
-    site_url: str
-    list_id: str
+    site_url: str | None
+    list_id: str | None
     subscription_id: str
+    source: str = "sharepoint"
+    resource: str | None = None
 
     def row(self, row_key: str, **fields: Any) -> dict[str, Any]:
         row = {
             "RowKey": row_key,
             "subscriptionId": self.subscription_id,
+            "source": self.source,
             "siteUrl": self.site_url,
             "listId": self.list_id,
+            "resource": self.resource,
             **fields,
         }
         return {name: value for name, value in row.items() if value is not None}
@@ -88,6 +99,69 @@ def resynced_item_row(scope: ListScope, restart: ChangeToken, item: SharePointLi
     )
 
 
+def graph_change_row(scope: ListScope, item: dict[str, Any], read_at: datetime) -> dict[str, Any]:
+    """A drive item, message or event from a delta page. RowKeys sort by the item's last change
+    and repeat for a repeated state, so Graph's replays write nothing new."""
+    item_id = str(item.get("id", ""))
+    removed = "@removed" in item or "deleted" in item
+    modified = None if removed else _graph_time(item.get("lastModifiedDateTime"))
+    if removed:
+        kind, source_kind = ChangeKind.DELETE, "deleted"
+    elif modified is not None and modified == _graph_time(item.get("createdDateTime")):
+        kind, source_kind = ChangeKind.ADD, "created"
+    else:
+        kind, source_kind = ChangeKind.UPDATE, "updated"
+    when = modified or read_at
+    return scope.row(
+        f"{ticks(when):020d}-{'d' if removed else 'u'}-{item_id}",
+        changeType=kind.value,
+        sourceChangeType=source_kind,
+        time=when,
+        itemId=item_id,
+        fileName=item.get("name") if "file" in item or "folder" in item else None,
+        subject=item.get("subject"),
+    )
+
+
+def graph_resync_rows(
+    scope: ListScope, items: list[dict[str, Any]], read_at: datetime, since: datetime, reason: str
+) -> list[dict[str, Any]]:
+    """After a 410: the entry saying so, then every item the new round returned as an update."""
+    mark = f"{ticks(read_at):020d}"
+    entry = scope.row(
+        f"{mark}-0resync",
+        changeType=ChangeKind.RESYNC.value,
+        time=read_at,
+        resync=True,
+        resyncFrom=format_utc(since),
+        resyncTo=format_utc(read_at),
+        reason=f"{reason}; {GRAPH_RESYNC_NOTE}",
+    )
+    rows = [entry]
+    for item in items:
+        if "@removed" in item or "deleted" in item:
+            continue
+        row = graph_change_row(scope, item, read_at)
+        rows.append(
+            {**row, "RowKey": f"{mark}-1item-{item.get('id', '')}", "changeType": "update", "resync": True}
+        )
+    return rows
+
+
+def ticks(moment: datetime) -> int:
+    """.NET ticks (100 ns since 0001-01-01): a Graph row's key sorts by the time of its change."""
+    return int((moment - _DOTNET_EPOCH).total_seconds() * 10_000_000)
+
+
+def _graph_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def _file_name(server_relative_url: str | None) -> str | None:
     return server_relative_url.rsplit("/", 1)[-1] if server_relative_url else None
 
@@ -111,7 +185,7 @@ def list_changes(
     The log is kept per list, so a subscription that was recreated keeps its history.
     """
     record = subscriptions.get(subscription_id)
-    rows, more = change_log.page(record.list_id, after=after, top=top)
+    rows, more = change_log.page(record.scope, after=after, top=top)
     changes = [
         ChangeView.model_validate({**row, "id": row["RowKey"], "time": _time(row["time"])}) for row in rows
     ]

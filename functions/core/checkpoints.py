@@ -16,12 +16,17 @@ from .storage import CHECKPOINTS_TABLE, SHAREPOINT_PARTITION, TableRepository, o
 
 @dataclass(frozen=True)
 class Checkpoint:
+    """Where a resource's change feed was last read: a SharePoint change token, or a Graph
+    delta link. `list_id` is the subscription record's scope; `site_url` the SharePoint site, or
+    the Graph resource."""
+
     list_id: str
     site_url: str
     subscription_id: str
     change_token: str
     last_synced: datetime
     etag: str
+    source: str = SHAREPOINT_PARTITION
 
 
 class CheckpointConflict(Exception):
@@ -31,23 +36,30 @@ class CheckpointConflict(Exception):
 class CheckpointStore(TableRepository):
     table_name = CHECKPOINTS_TABLE
 
-    def read(self, list_id: str) -> Checkpoint | None:
+    def read(self, list_id: str, source: str = SHAREPOINT_PARTITION) -> Checkpoint | None:
         from azure.core.exceptions import ResourceNotFoundError
 
-        with outages_reported(f"reading the checkpoint of list {list_id}"):
+        with outages_reported(f"reading the checkpoint of {list_id}"):
             try:
-                entity = self._table.get_entity(SHAREPOINT_PARTITION, list_id)
+                entity = self._table.get_entity(source, list_id)
             except ResourceNotFoundError:
                 return None
         return _from_entity(entity)
 
     def start(
-        self, list_id: str, *, site_url: str, subscription_id: str, change_token: str, at: datetime
+        self,
+        list_id: str,
+        *,
+        site_url: str,
+        subscription_id: str,
+        change_token: str,
+        at: datetime,
+        source: str = SHAREPOINT_PARTITION,
     ) -> None:
         """Set unconditionally: when a subscription starts, or a resync starts the list over."""
         from azure.data.tables import UpdateMode
 
-        entity = _entity(list_id, site_url, subscription_id, change_token, at)
+        entity = _entity(source, list_id, site_url, subscription_id, change_token, at)
         with outages_reported(f"setting the checkpoint of list {list_id}"):
             self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
 
@@ -58,7 +70,12 @@ class CheckpointStore(TableRepository):
         from azure.data.tables import UpdateMode
 
         entity = _entity(
-            checkpoint.list_id, checkpoint.site_url, checkpoint.subscription_id, change_token, at
+            checkpoint.source,
+            checkpoint.list_id,
+            checkpoint.site_url,
+            checkpoint.subscription_id,
+            change_token,
+            at,
         )
         with outages_reported(f"advancing the checkpoint of list {checkpoint.list_id}"):
             try:
@@ -72,35 +89,35 @@ class CheckpointStore(TableRepository):
                 raise CheckpointConflict(checkpoint.list_id) from error
         return _from_entity(entity, etag=str(metadata["etag"]))
 
-    def follow_subscription(self, list_id: str, subscription_id: str) -> None:
-        """A recreated subscription takes over the list's checkpoint where it stands."""
+    def follow_subscription(
+        self, list_id: str, subscription_id: str, source: str = SHAREPOINT_PARTITION
+    ) -> None:
+        """A recreated subscription takes over the checkpoint where it stands."""
         from azure.data.tables import UpdateMode
 
-        with outages_reported(f"pointing the checkpoint of list {list_id} at {subscription_id}"):
+        with outages_reported(f"pointing the checkpoint of {list_id} at {subscription_id}"):
             self._table.update_entity(
-                {"PartitionKey": SHAREPOINT_PARTITION, "RowKey": list_id, "subscriptionId": subscription_id},
+                {"PartitionKey": source, "RowKey": list_id, "subscriptionId": subscription_id},
                 mode=UpdateMode.MERGE,
             )
 
     def not_synced_since(self, moment: datetime) -> list[Checkpoint]:
-        """The lists whose last completed sync is older than `moment` (filtered in the service)."""
+        """Every source's resources whose last completed sync is older than `moment` (filtered in
+        the table service; one partition per source)."""
         with outages_reported("reading checkpoints due for a sync"):
-            entities = self._table.query_entities(
-                "PartitionKey eq @pk and lastSyncedAt lt @moment",
-                parameters={"pk": SHAREPOINT_PARTITION, "moment": moment},
-            )
+            entities = self._table.query_entities("lastSyncedAt lt @moment", parameters={"moment": moment})
             return [_from_entity(entity) for entity in entities]
 
-    def delete(self, list_id: str) -> None:
-        with outages_reported(f"deleting the checkpoint of list {list_id}"):
-            self._table.delete_entity(SHAREPOINT_PARTITION, list_id)
+    def delete(self, list_id: str, source: str = SHAREPOINT_PARTITION) -> None:
+        with outages_reported(f"deleting the checkpoint of {list_id}"):
+            self._table.delete_entity(source, list_id)
 
 
 def _entity(
-    list_id: str, site_url: str, subscription_id: str, change_token: str, at: datetime
+    source: str, list_id: str, site_url: str, subscription_id: str, change_token: str, at: datetime
 ) -> dict[str, Any]:
     return {
-        "PartitionKey": SHAREPOINT_PARTITION,
+        "PartitionKey": source,
         "RowKey": list_id,
         "siteUrl": site_url,
         "subscriptionId": subscription_id,
@@ -117,6 +134,7 @@ def _from_entity(entity: Any, etag: str | None = None) -> Checkpoint:
         change_token=entity["changeToken"],
         last_synced=entity["lastSyncedAt"],
         etag=etag or str(entity.metadata["etag"]),
+        source=entity["PartitionKey"],
     )
 
 

@@ -13,11 +13,17 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from pydantic import ValidationError
 
-from .models import NotificationEnvelope, NotificationMessage, QueuedNotification, SharePointNotification
+from .models import (
+    GraphNotification,
+    NotificationEnvelope,
+    NotificationMessage,
+    QueuedNotification,
+    SharePointNotification,
+)
 from .storage import StorageUnavailable
 from .subscriptions import SubscriptionRecord
 
@@ -36,6 +42,24 @@ MAX_REMEMBERED_MISSES = 10_000
 MAX_SAMPLE_IDS = 3
 
 
+Source = Literal["sharepoint", "graph"]
+Notification = SharePointNotification | GraphNotification
+
+
+@dataclass(frozen=True)
+class EntryKind:
+    """What one intake accepts: whose entries, of which shape, and whether lifecycle events."""
+
+    source: Source
+    model: type[SharePointNotification] | type[GraphNotification]
+    lifecycle: bool = False
+
+
+SHAREPOINT_CHANGE = EntryKind("sharepoint", SharePointNotification)
+GRAPH_CHANGE = EntryKind("graph", GraphNotification)
+GRAPH_LIFECYCLE = EntryKind("graph", GraphNotification, lifecycle=True)
+
+
 class InvalidValidationToken(ValueError):
     pass
 
@@ -49,7 +73,7 @@ class PayloadTooLarge(ValueError):
 
 
 class SubscriptionLookup(Protocol):
-    def get(self, subscription_id: str) -> SubscriptionRecord | None: ...
+    def get(self, subscription_id: str, source: str | None = None) -> SubscriptionRecord | None: ...
 
 
 class MessageSink(Protocol):
@@ -120,6 +144,7 @@ def receive_notifications(
     traceparent: str | None = None,
     now: datetime | None = None,
     deadline: Deadline | None = None,
+    kind: EntryKind = SHAREPOINT_CHANGE,
 ) -> IntakeResult:
     """Check each entry's subscription and clientState, then enqueue the accepted ones.
 
@@ -134,15 +159,15 @@ def receive_notifications(
     deadline = deadline or Deadline(INTAKE_STORAGE_BUDGET_SECONDS)
     envelope = _parse_envelope(body)
     result = IntakeResult()
-    parsed: list[tuple[int, SharePointNotification | None, str]] = []
+    parsed: list[tuple[int, Notification | None, str]] = []
     for position, raw in enumerate(envelope.value):
-        notification, reason = _parse_entry(raw)
+        notification, reason = _parse_entry(raw, kind)
         parsed.append((position, notification, reason))
     wanted = [n.subscription_id for _, n, _ in parsed if n is not None]
     lookup = subscriptions.lookup(wanted, max_reads=MAX_LOOKUPS_PER_REQUEST, deadline=deadline)
     result.storage_reads = lookup.reads
     received_at = now or datetime.now(UTC)
-    envelope_size = _envelope_size(received_at, traceparent)
+    envelope_size = _envelope_size(received_at, traceparent, kind.source)
     accepted: list[QueuedNotification] = []
     for position, notification, reason in parsed:
         entry = None
@@ -159,7 +184,7 @@ def receive_notifications(
     result.rejected = len(result.rejections)
     if accepted:
         deadline.check("putting the notifications on the queue")
-        result.messages = queue.put_all(_messages(accepted, received_at, traceparent))
+        result.messages = queue.put_all(_messages(accepted, received_at, traceparent, kind.source))
     return result
 
 
@@ -178,12 +203,21 @@ def _parse_envelope(body: bytes) -> NotificationEnvelope:
         raise BadNotificationRequest('body must be {"value": [...]} with at least one notification') from None
 
 
-def _parse_entry(raw: object) -> tuple[SharePointNotification | None, str]:
+def _parse_entry(raw: object, kind: EntryKind) -> tuple[Notification | None, str]:
     try:
-        return SharePointNotification.model_validate(raw), ""
+        notification = kind.model.model_validate(raw)
     except ValidationError as error:
         fields = sorted({".".join(str(p) for p in e["loc"]) or "entry" for e in error.errors()})
         return None, f"malformed entry ({', '.join(fields)})"
+    if isinstance(notification, GraphNotification):
+        # A change notification names its change; a lifecycle notification its event; not both.
+        expected, other = (
+            ("lifecycleEvent", "changeType") if kind.lifecycle else ("changeType", "lifecycleEvent")
+        )
+        values = notification.model_dump(by_alias=True)
+        if values[expected] is None or values[other] is not None:
+            return None, f"malformed entry ({expected})"
+    return notification, ""
 
 
 def _raw_id(raw: object) -> str | None:
@@ -192,7 +226,7 @@ def _raw_id(raw: object) -> str | None:
 
 
 def _check_entry(
-    notification: SharePointNotification, lookup: LookupResult, envelope_size: int
+    notification: Notification, lookup: LookupResult, envelope_size: int
 ) -> tuple[QueuedNotification | None, str]:
     if notification.subscription_id in lookup.not_read:
         return None, "not looked up (too many unknown subscriptions in one request)"
@@ -201,13 +235,22 @@ def _check_entry(
         return None, "unknown subscription"
     if not record.client_state_matches(notification.client_state):
         return None, "clientState does not match"
-    entry = QueuedNotification(
-        subscription_id=notification.subscription_id,
-        resource=notification.resource,
-        site_url=notification.site_url,
-        tenant_id=notification.tenant_id,
-        web_id=notification.web_id,
-    )
+    if isinstance(notification, GraphNotification):
+        entry = QueuedNotification(
+            subscription_id=notification.subscription_id,
+            resource=notification.resource,
+            tenant_id=notification.tenant_id,
+            change_type=notification.change_type,
+            lifecycle_event=notification.lifecycle_event,
+        )
+    else:
+        entry = QueuedNotification(
+            subscription_id=notification.subscription_id,
+            resource=notification.resource,
+            site_url=notification.site_url,
+            tenant_id=notification.tenant_id,
+            web_id=notification.web_id,
+        )
     if envelope_size + _size(entry) > MAX_MESSAGE_JSON_BYTES:
         return None, "too large for a queue message"
     return entry, ""
@@ -217,8 +260,9 @@ def _size(entry: QueuedNotification) -> int:
     return len(entry.model_dump_json(by_alias=True, exclude_none=True).encode("utf-8")) + 1
 
 
-def _envelope_size(received_at: datetime, traceparent: str | None) -> int:
+def _envelope_size(received_at: datetime, traceparent: str | None, source: Source) -> int:
     probe = NotificationMessage(
+        source=source,
         received_at=received_at,
         traceparent=traceparent,
         notifications=[QueuedNotification(subscription_id="", resource="", site_url="")],
@@ -227,27 +271,31 @@ def _envelope_size(received_at: datetime, traceparent: str | None) -> int:
 
 
 def _messages(
-    entries: list[QueuedNotification], received_at: datetime, traceparent: str | None
+    entries: list[QueuedNotification], received_at: datetime, traceparent: str | None, source: Source
 ) -> Iterator[str]:
     """One message per request; split only where one would pass the queue's 64 KiB limit.
 
     Each entry is measured once (a 1 MiB body can hold thousands), in UTF-8 bytes.
     """
-    envelope = _envelope_size(received_at, traceparent)
+    envelope = _envelope_size(received_at, traceparent, source)
     batch: list[QueuedNotification] = []
     size = envelope
     for entry in entries:
         entry_size = _size(entry)
         if batch and size + entry_size > MAX_MESSAGE_JSON_BYTES:
-            yield _encode(batch, received_at, traceparent)
+            yield _encode(batch, received_at, traceparent, source)
             batch, size = [], envelope
         batch.append(entry)
         size += entry_size
-    yield _encode(batch, received_at, traceparent)
+    yield _encode(batch, received_at, traceparent, source)
 
 
-def _encode(entries: list[QueuedNotification], received_at: datetime, traceparent: str | None) -> str:
-    message = NotificationMessage(received_at=received_at, traceparent=traceparent, notifications=entries)
+def _encode(
+    entries: list[QueuedNotification], received_at: datetime, traceparent: str | None, source: Source
+) -> str:
+    message = NotificationMessage(
+        source=source, received_at=received_at, traceparent=traceparent, notifications=entries
+    )
     return message.model_dump_json(by_alias=True, exclude_none=True)
 
 
@@ -272,9 +320,15 @@ class CachedSubscriptionLookup:
     created a moment ago on another instance is found on its first real notification)."""
 
     def __init__(
-        self, store: SubscriptionLookup, *, ttl_seconds: float = 300.0, miss_ttl_seconds: float = 30.0
+        self,
+        store: SubscriptionLookup,
+        *,
+        source: str | None = None,
+        ttl_seconds: float = 300.0,
+        miss_ttl_seconds: float = 30.0,
     ) -> None:
         self._store = store
+        self._source = source
         self._ttl = ttl_seconds
         self._miss_ttl = miss_ttl_seconds
         self._lock = threading.Lock()
@@ -304,7 +358,7 @@ class CachedSubscriptionLookup:
                 continue
             if deadline is not None:
                 deadline.check(f"reading subscription {subscription_id}")
-            record = self._store.get(subscription_id)
+            record = self._store.get(subscription_id, self._source)
             reads += 1
             with self._lock:
                 if record is None:

@@ -40,6 +40,11 @@ class NotificationEnvelope(WireModel):
     value: list[Any] = Field(min_length=1)
 
 
+def _guid(value: str) -> str:
+    """Subscription ids are GUIDs: anything else is refused before any storage lookup."""
+    return str(UUID(value))
+
+
 class SharePointNotification(WireModel):
     subscription_id: str = Field(alias="subscriptionId")
     client_state: str | None = Field(default=None, alias="clientState", max_length=255)
@@ -49,23 +54,25 @@ class SharePointNotification(WireModel):
     site_url: str = Field(alias="siteUrl", min_length=1, max_length=1024)
     web_id: str | None = Field(default=None, alias="webId", max_length=64)
 
-    @field_validator("*", mode="after")
-    @classmethod
-    def _text_is_valid_unicode(cls, value: object) -> object:
-        """JSON can carry a lone surrogate (a \\ud800 escape), which no UTF-8 encoder takes:
-        refuse it here, not as a crash when the value is hashed or queued."""
-        if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError("not valid Unicode text") from None
-        return value
+    _id = field_validator("subscription_id")(_guid)
 
-    @field_validator("subscription_id")
-    @classmethod
-    def _subscription_id_is_a_guid(cls, value: str) -> str:
-        """Subscription ids are GUIDs: anything else is refused before any storage lookup."""
-        return str(UUID(value))
+
+class GraphNotification(WireModel):
+    """One entry of a Graph change or lifecycle notification (`value[]`)."""
+
+    subscription_id: str = Field(alias="subscriptionId")
+    client_state: str | None = Field(default=None, alias="clientState", max_length=128)
+    change_type: Literal["created", "updated", "deleted"] | None = Field(default=None, alias="changeType")
+    lifecycle_event: Literal["reauthorizationRequired", "subscriptionRemoved", "missed"] | None = Field(
+        default=None, alias="lifecycleEvent"
+    )
+    resource: str | None = Field(default=None, max_length=1024)
+    tenant_id: str | None = Field(default=None, alias="tenantId", max_length=64)
+    subscription_expiration_date_time: UtcDatetime | None = Field(
+        default=None, alias="subscriptionExpirationDateTime"
+    )
+
+    _id = field_validator("subscription_id")(_guid)
 
 
 # --- intake -> worker: the queue message --------------------------------------------------------
@@ -75,17 +82,19 @@ class QueuedNotification(WireModel):
     """What the worker needs from one accepted notification; never the clientState."""
 
     subscription_id: str = Field(alias="subscriptionId")
-    resource: str
-    site_url: str = Field(alias="siteUrl")
+    resource: str | None = None
+    site_url: str | None = Field(default=None, alias="siteUrl")
     tenant_id: str | None = Field(default=None, alias="tenantId")
     web_id: str | None = Field(default=None, alias="webId")
+    change_type: str | None = Field(default=None, alias="changeType")
+    lifecycle_event: str | None = Field(default=None, alias="lifecycleEvent")
 
 
 class NotificationMessage(WireModel):
     # Ours, not the queue's: it stays the same when the worker puts the message back for later,
     # and names the message in the failure log and the poison API.
     id: str = Field(default_factory=lambda: uuid4().hex, min_length=1, max_length=64)
-    source: Literal["sharepoint"] = "sharepoint"
+    source: Literal["sharepoint", "graph"] = "sharepoint"
     received_at: UtcDatetime = Field(alias="receivedAt")
     # The W3C trace context of the intake invocation that queued it, so that the worker's log
     # lines for this message join the request in Application Insights.
@@ -154,8 +163,11 @@ class CurrentChangeToken(WireModel):
 
 
 class CreateSubscriptionRequest(WireModel):
+    """A SharePoint list: `{"siteUrl", "listId"}` (`"source": "sharepoint"` may be given)."""
+
     model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
 
+    source: Literal["sharepoint"] = "sharepoint"
     site_url: str = Field(alias="siteUrl", min_length=1, max_length=1024)
     list_id: UUID = Field(alias="listId")
     expiration_date_time: UtcDatetime | None = Field(default=None, alias="expirationDateTime")
@@ -168,6 +180,16 @@ class CreateSubscriptionRequest(WireModel):
         return value
 
 
+class CreateGraphSubscriptionRequest(WireModel):
+    """A Graph resource: `{"source": "graph", "resource", "changeType"}`."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+
+    source: Literal["graph"]
+    resource: str = Field(min_length=1, max_length=512)
+    change_type: str = Field(alias="changeType", min_length=1, max_length=64)
+
+
 class SubscriptionStatus(StrEnum):
     ACTIVE = "active"
     RECREATED = "recreated"
@@ -175,10 +197,11 @@ class SubscriptionStatus(StrEnum):
 
 class SubscriptionView(WireModel):
     id: str
-    source: Literal["sharepoint"] = "sharepoint"
-    site_url: str = Field(alias="siteUrl")
-    list_id: str = Field(alias="listId")
+    source: Literal["sharepoint", "graph"] = "sharepoint"
+    site_url: str | None = Field(default=None, alias="siteUrl")
+    list_id: str | None = Field(default=None, alias="listId")
     resource: str
+    change_type: str | None = Field(default=None, alias="changeType")
     notification_url: str = Field(alias="notificationUrl")
     expiration_date_time: str = Field(alias="expirationDateTime")
     status: SubscriptionStatus
@@ -222,17 +245,20 @@ _SHAREPOINT_CHANGE_KINDS = {
 class ChangeView(WireModel):
     id: str
     subscription_id: str = Field(alias="subscriptionId")
-    source: Literal["sharepoint"] = "sharepoint"
-    site_url: str = Field(alias="siteUrl")
-    list_id: str = Field(alias="listId")
-    item_id: int | None = Field(default=None, alias="itemId")
+    source: Literal["sharepoint", "graph"] = "sharepoint"
+    site_url: str | None = Field(default=None, alias="siteUrl")
+    list_id: str | None = Field(default=None, alias="listId")
+    resource: str | None = None
+    item_id: int | str | None = Field(default=None, alias="itemId")
     change_type: ChangeKind = Field(alias="changeType")
-    source_change_type: int | None = Field(default=None, alias="sourceChangeType")
+    # SharePoint's SP.ChangeType number, or Graph's created/updated/deleted.
+    source_change_type: int | str | None = Field(default=None, alias="sourceChangeType")
     change_token: str | None = Field(default=None, alias="changeToken")
     time: str
     unique_id: str | None = Field(default=None, alias="uniqueId")
     file_name: str | None = Field(default=None, alias="fileName")
     server_relative_url: str | None = Field(default=None, alias="serverRelativeUrl")
+    subject: str | None = None
     # Set on a resync entry and on the item rows it rebuilt.
     resync: bool | None = None
     resync_from: str | None = Field(default=None, alias="resyncFrom")

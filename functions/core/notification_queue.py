@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .storage import NOTIFICATIONS_QUEUE, Storage, StorageUnavailable, is_outage, outages_reported
+
+if TYPE_CHECKING:
+    from .subscriptions import SubscriptionRecord
 
 log = logging.getLogger(__name__)
 
@@ -43,3 +47,16 @@ class NotificationQueue:
         delay = max(0, min(delay_seconds, MAX_VISIBILITY_DELAY_SECONDS))
         with outages_reported(f"putting a message back for {delay}s"):
             self._storage.queue(NOTIFICATIONS_QUEUE).send_message(message, visibility_timeout=delay)
+
+    def request_sync(self, record: SubscriptionRecord) -> None:
+        """Ask the worker to read the subscription's changes now, as a notification would."""
+        from datetime import UTC, datetime
+
+        from .models import NotificationMessage, QueuedNotification
+
+        message = NotificationMessage(
+            source="graph" if record.source == "graph" else "sharepoint",
+            received_at=datetime.now(UTC),
+            notifications=[QueuedNotification(subscription_id=record.id, resource=record.resource)],
+        )
+        self.put_all([message.model_dump_json(by_alias=True, exclude_none=True)])

@@ -49,6 +49,7 @@ class UpstreamError(Exception):
         code: str | None = None,
         request_id: str | None = None,
         retry_after: float | None = None,
+        location: str | None = None,
     ) -> None:
         self.service = service
         self.operation = operation
@@ -56,6 +57,8 @@ class UpstreamError(Exception):
         self.code = code
         self.request_id = request_id
         self.retry_after = retry_after
+        # Graph's 410 names the link to start a delta round over from.
+        self.location = location
         self.upstream_message = message
         status_text = f"HTTP {status}" if status is not None else "no response"
         super().__init__(f"{service} {operation} failed: {status_text}: {message}")
@@ -207,6 +210,7 @@ def _upstream_error(
         message=message,
         request_id=response.headers.get("request-id") or response.headers.get("SPRequestGuid"),
         retry_after=retry_after,
+        location=response.headers.get("Location"),
     )
 
 

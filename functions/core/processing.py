@@ -21,6 +21,7 @@ from .change_tokens import parse_change_token
 from .changes import ListScope, change_row, resync_entry, resynced_item_row
 from .checkpoints import Checkpoint, CheckpointStore, commit_sync
 from .failures import FailureLog
+from .graph_sync import GraphSync
 from .models import NotificationMessage
 from .notification_queue import NotificationQueue
 from .outbound import DEFAULT_POLICY, THROTTLED_STATUSES, UpstreamError
@@ -32,7 +33,7 @@ from .sources.sharepoint import (
     ListRef,
     SharePointSource,
 )
-from .subscriptions import SubscriptionStore
+from .subscriptions import SubscriptionRecord, SubscriptionStore
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class ProcessingReport:
     changes_written: int = 0
     resyncs: int = 0
     unknown_subscriptions: list[str] = field(default_factory=list)
+    lifecycle_events: list[str] = field(default_factory=list)
     # Subscriptions put back on the queue until SharePoint's Retry-After has passed.
     deferred: list[str] = field(default_factory=list)
     deferred_seconds: int = 0
@@ -79,6 +81,10 @@ class Worker:
     checkpoints: CheckpointStore
     change_log: ChangeLog
     source: SharePointSource
+    graph: GraphSync
+    # Graph's lifecycle events for a subscription; returns the record to read with (a new one
+    # when the subscription had to be recreated).
+    lifecycle: Callable[[SubscriptionRecord, str], SubscriptionRecord]
     queue: NotificationQueue
     poison: PoisonQueue
     failures: FailureLog
@@ -110,20 +116,27 @@ class Worker:
         return report
 
     def _process(self, message: NotificationMessage, report: ProcessingReport) -> None:
-        targets: dict[str, tuple[ListRef, str]] = {}
+        targets: dict[str, SubscriptionRecord] = {}
         for subscription_id in dict.fromkeys(n.subscription_id for n in message.notifications):
-            record = self.subscriptions.get(subscription_id)
+            record = self.subscriptions.get(subscription_id, message.source)
             if record is None:
                 log.warning("skipping notification for unknown subscription %s", subscription_id)
                 report.unknown_subscriptions.append(subscription_id)
                 continue
-            targets.setdefault(record.list_id, (ListRef(record.site_url, record.list_id), record.id))
+            for event in dict.fromkeys(
+                n.lifecycle_event for n in message.notifications if n.subscription_id == subscription_id
+            ):
+                if event:
+                    record = self.lifecycle(record, event)
+                    report.lifecycle_events.append(event)
+            targets.setdefault(record.scope, record)
 
         failures: list[tuple[str, Exception]] = []
         throttled: dict[str, float] = {}
-        for target, subscription_id in targets.values():
+        for record in targets.values():
+            subscription_id = record.id
             try:
-                result = self.sync_list(target, subscription_id)
+                result = self.sync(record)
             except ChangeTokenRejected:
                 raise
             except UpstreamError as error:
@@ -132,11 +145,11 @@ class Worker:
                     continue
                 failures.append((subscription_id, error))
                 continue
-            except Exception as error:  # one list failing must not stop the others
+            except Exception as error:  # one resource failing must not stop the others
                 log.error(
-                    "reading changes failed for subscription %s (list %s): %s",
+                    "reading changes failed for subscription %s (%s): %s",
                     subscription_id,
-                    target.list_id,
+                    record.resource,
                     error,
                 )
                 failures.append((subscription_id, error))
@@ -169,6 +182,15 @@ class Worker:
             ", ".join(throttled),
             retry_after,
             message.id,
+        )
+
+    def sync(self, record: SubscriptionRecord, *, refresh_token: bool = False) -> SyncResult:
+        """Read the subscription's changes, from whichever source it follows."""
+        if record.source == "graph":
+            graph = self.graph.sync(record.scope, record.resource, record.id)
+            return SyncResult(graph.written, graph.resynced)
+        return self.sync_list(
+            ListRef(record.site_url, record.list_id), record.id, refresh_token=refresh_token
         )
 
     def sync_list(self, target: ListRef, subscription_id: str, *, refresh_token: bool = False) -> SyncResult:

@@ -10,14 +10,18 @@ from .auth import token_provider_for
 from .change_log import ChangeLog
 from .checkpoints import CheckpointStore
 from .failures import FailureLog
+from .graph_sync import GraphSync
 from .intake import CachedSubscriptionLookup
 from .notification_queue import NotificationQueue
 from .poison import PoisonQueue
 from .processing import Worker
 from .settings import Settings, get_settings
+from .sources.graph import GraphSource
 from .sources.sharepoint import SharePointSource
 from .storage import FAST_TIMEOUTS, Storage
 from .subscriptions import SubscriptionService, SubscriptionStore
+from .subscriptions.record import GRAPH, SHAREPOINT
+from .subscriptions.subscribers import GraphSubscriber, SharePointSubscriber
 from .sweep import ChangeSweep
 
 
@@ -28,6 +32,7 @@ class Services:
     # The intake's own clients: short timeouts, no SDK retries (its answer is due within seconds).
     intake_storage: Storage
     subscription_lookup: CachedSubscriptionLookup
+    graph_subscription_lookup: CachedSubscriptionLookup
     notification_queue: NotificationQueue
     change_log: ChangeLog
     subscriptions: SubscriptionService
@@ -48,30 +53,39 @@ class Services:
         change_log = ChangeLog(storage)
         queue = NotificationQueue(storage)
         poison = PoisonQueue(storage, FailureLog(storage))
-        source = SharePointSource(token_provider_for(settings))
+        sharepoint = SharePointSource(token_provider_for(settings))
+        graph = GraphSource(token_provider_for(settings, settings.graph_base_url), settings.graph_base_url)
+        subscriptions = SubscriptionService(
+            store=store,
+            checkpoints=checkpoints,
+            subscribers={
+                SHAREPOINT: SharePointSubscriber(sharepoint, settings.sharepoint_notification_url),
+                GRAPH: GraphSubscriber(graph, settings.graph_notification_url, settings.graph_lifecycle_url),
+            },
+            tenant_url=settings.sharepoint_tenant_url,
+            request_sync=queue.request_sync,
+        )
         worker = Worker(
             subscriptions=store,
             checkpoints=checkpoints,
             change_log=change_log,
-            source=source,
+            source=sharepoint,
+            graph=GraphSync(checkpoints, change_log, graph),
+            lifecycle=subscriptions.handle_lifecycle,
             queue=queue,
             poison=poison,
             failures=FailureLog(storage),
         )
+        intake_store = SubscriptionStore(intake_storage)
         return cls(
             settings=settings,
             storage=storage,
             intake_storage=intake_storage,
-            subscription_lookup=CachedSubscriptionLookup(SubscriptionStore(intake_storage)),
+            subscription_lookup=CachedSubscriptionLookup(intake_store, source=SHAREPOINT),
+            graph_subscription_lookup=CachedSubscriptionLookup(intake_store, source=GRAPH),
             notification_queue=NotificationQueue(intake_storage),
             change_log=change_log,
-            subscriptions=SubscriptionService(
-                store=store,
-                checkpoints=checkpoints,
-                source=source,
-                tenant_url=settings.sharepoint_tenant_url,
-                notification_url=settings.sharepoint_notification_url,
-            ),
+            subscriptions=subscriptions,
             worker=worker,
             sweep=ChangeSweep(checkpoints, worker, timedelta(hours=settings.sweep_max_age_hours)),
             poison=poison,

@@ -19,6 +19,8 @@ STORAGE_CONNECTION = "AzureWebJobsStorage"
 STORAGE_IDENTITY_PREFIX = "AzureWebJobsStorage__"
 NOTIFICATION_BASE_URL = "NOTIFICATION_BASE_URL"
 SHAREPOINT_TENANT_URL = "SHAREPOINT_TENANT_URL"
+GRAPH_BASE_URL = "GRAPH_BASE_URL"
+DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com"
 SHAREPOINT_AUTH = "SHAREPOINT_AUTH"
 SHAREPOINT_CLIENT_ID = "SHAREPOINT_CLIENT_ID"
 SHAREPOINT_TENANT_ID = "SHAREPOINT_TENANT_ID"
@@ -48,6 +50,7 @@ class Settings:
     storage: StorageSettings
     notification_base_url: str
     sharepoint_tenant_url: str
+    graph_base_url: str
     sharepoint_auth: str
     sharepoint_client_id: str | None
     sharepoint_tenant_id: str | None
@@ -61,6 +64,14 @@ class Settings:
     def sharepoint_notification_url(self) -> str:
         return f"{self.notification_base_url}/api/notifications/sharepoint"
 
+    @property
+    def graph_notification_url(self) -> str:
+        return f"{self.notification_base_url}/api/notifications/graph"
+
+    @property
+    def graph_lifecycle_url(self) -> str:
+        return f"{self.notification_base_url}/api/notifications/graph/lifecycle"
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
         auth = environ.get(SHAREPOINT_AUTH, "managed_identity").strip().lower()
@@ -72,6 +83,7 @@ class Settings:
             storage=_storage_settings(environ),
             notification_base_url=_absolute_url(environ, NOTIFICATION_BASE_URL),
             sharepoint_tenant_url=_absolute_url(environ, SHAREPOINT_TENANT_URL),
+            graph_base_url=_absolute_url({GRAPH_BASE_URL: DEFAULT_GRAPH_BASE_URL, **environ}, GRAPH_BASE_URL),
             sharepoint_auth=auth,
             sharepoint_client_id=environ.get(SHAREPOINT_CLIENT_ID) or None,
             sharepoint_tenant_id=environ.get(SHAREPOINT_TENANT_ID) or None,

@@ -1,7 +1,8 @@
 """The change sweep: the safety net under notifications.
 
-Every list whose last completed sync is older than SWEEP_MAX_AGE_HOURS is read again, whether or
-not a notification came (SharePoint gives up after five retries; our own 503s; poisoned messages).
+Every list (and Graph resource) whose last completed sync is older than SWEEP_MAX_AGE_HOURS is read
+again, whether or not a notification came (SharePoint gives up after five retries; our own 503s;
+poisoned messages; Graph sends driveItem subscriptions no 'missed' event).
 Each visit also moves the list's checkpoint to its current change token, so no quiet list drifts to
 the edge of SharePoint's 60-day change log. One query finds the due lists; each costs one token
 read and one GetChanges.
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from .checkpoints import CheckpointStore
-from .processing import Worker, utc_now
+from .graph_sync import GraphSyncResult
+from .processing import SyncResult, Worker, utc_now
 from .sources.sharepoint import ListRef
 
 log = logging.getLogger(__name__)
@@ -39,9 +41,16 @@ class ChangeSweep:
     def run(self) -> SweepReport:
         report = SweepReport()
         for checkpoint in self.checkpoints.not_synced_since(self.clock() - self.max_age):
-            target = ListRef(checkpoint.site_url, checkpoint.list_id)
+            result: SyncResult | GraphSyncResult
             try:
-                result = self.worker.sync_list(target, checkpoint.subscription_id, refresh_token=True)
+                if checkpoint.source == "graph":
+                    # driveItem subscriptions get no 'missed' event: this is their only safety net.
+                    result = self.worker.graph.sync(
+                        checkpoint.list_id, checkpoint.site_url, checkpoint.subscription_id
+                    )
+                else:
+                    target = ListRef(checkpoint.site_url, checkpoint.list_id)
+                    result = self.worker.sync_list(target, checkpoint.subscription_id, refresh_token=True)
             except Exception as error:  # one list failing must not stop the others
                 log.error(
                     "sweep: reading changes failed for subscription %s (list %s): %s",

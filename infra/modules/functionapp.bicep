@@ -116,6 +116,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           value: sharePointTenantUrl
         }
         {
+          name: 'GRAPH_BASE_URL'
+          value: 'https://graph.microsoft.com'
+        }
+        {
           name: 'SHAREPOINT_AUTH'
           value: 'managed_identity'
         }

@@ -17,7 +17,7 @@ from functions.core.processing import ListSyncFailed
 from tests.integration.conftest import SITE
 
 
-def logged(services, subscription) -> list[tuple[str, int | None]]:
+def logged(services, subscription) -> list[tuple[str, int | str | None]]:
     page = list_changes(services.subscriptions, services.change_log, subscription.id, top=1000)
     return [(c.change_type.value, c.item_id) for c in page.changes]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +16,6 @@ from functions.core.storage import StorageUnavailable
 from functions.core.subscriptions import (
     InvalidSubscriptionRequest,
     SubscriptionConflict,
-    SubscriptionService,
     hash_client_state,
 )
 from functions.core.subscriptions.service import MAX_LIFETIME
@@ -62,12 +62,14 @@ def test_a_list_that_does_not_exist_is_sharepoints_404(services):
 
 
 def test_sharepoint_refuses_a_notification_url_that_does_not_echo_the_token(services, new_list):
-    unreachable = SubscriptionService(
-        store=services.subscriptions.store,
-        checkpoints=services.subscriptions.checkpoints,
-        source=services.subscriptions.source,
-        tenant_url=services.subscriptions.tenant_url,
-        notification_url="http://127.0.0.1:9/api/notifications/sharepoint",
+    sharepoint = services.subscriptions.subscribers["sharepoint"]
+    unreachable = dataclasses.replace(
+        services.subscriptions,
+        subscribers={
+            "sharepoint": dataclasses.replace(
+                sharepoint, notification_url="http://127.0.0.1:9/api/notifications/sharepoint"
+            )
+        },
     )
     with pytest.raises(UpstreamError) as caught:
         unreachable.create(CreateSubscriptionRequest(site_url=SITE, list_id=new_list))

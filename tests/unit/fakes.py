@@ -37,7 +37,7 @@ class RecordLookup:
         self.records = {r.id: r for r in records}
         self.reads = 0
 
-    def get(self, subscription_id: str) -> SubscriptionRecord | None:
+    def get(self, subscription_id: str, source: str | None = None) -> SubscriptionRecord | None:
         self.reads += 1
         return self.records.get(subscription_id)
 

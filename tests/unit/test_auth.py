@@ -82,7 +82,7 @@ def test_a_certificate_credential_is_built_from_the_tenant_client_and_certificat
 
 def test_a_token_is_reused_until_it_nears_expiry_and_the_credential_is_built_once(credentials):
     provider = AzureIdentityTokenProvider(
-        Settings.from_environ({**BASE, "SHAREPOINT_AUTH": "managed_identity"})
+        Settings.from_environ({**BASE, "SHAREPOINT_AUTH": "managed_identity"}), TENANT
     )
     assert [provider.get_token() for _ in range(3)] == ["token-1"] * 3
     credentials[0].lifetime = 60  # the next token expires inside the refresh margin
@@ -95,3 +95,12 @@ def test_a_token_is_reused_until_it_nears_expiry_and_the_credential_is_built_onc
 def test_the_emulator_mode_takes_tokens_from_the_emulator():
     provider = token_provider_for(Settings.from_environ({**BASE, "SHAREPOINT_AUTH": "emulator"}))
     assert isinstance(provider, EmulatorTokenProvider)
+
+
+def test_graph_tokens_come_from_the_same_identity_with_graphs_default_scope(credentials):
+    settings = Settings.from_environ(
+        {**BASE, "SHAREPOINT_AUTH": "managed_identity", "SHAREPOINT_CLIENT_ID": "cid"}
+    )
+    assert token_provider_for(settings, settings.graph_base_url).get_token() == "token-1"
+    assert credentials[0].scopes == [("https://graph.microsoft.com/.default",)]
+    assert credentials[0].built_with == {"kind": "managed_identity", "client_id": "cid"}

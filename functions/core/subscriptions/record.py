@@ -21,8 +21,19 @@ def hash_client_state(client_state: str) -> str:
     return hashlib.sha256(client_state.encode("utf-8")).hexdigest()
 
 
+SHAREPOINT, GRAPH = "sharepoint", "graph"
+
+
+def graph_scope(resource: str) -> str:
+    """The key of a Graph resource's cursor and change log (table keys may not hold '/')."""
+    return "graph-" + hashlib.sha256(resource.lower().encode("utf-8")).hexdigest()[:40]
+
+
 @dataclass(frozen=True)
 class SubscriptionRecord:
+    """One subscription. `scope` keys the cursor and the change log it shares with any
+    subscription that replaces it: the list id for SharePoint, a hash of the resource for Graph."""
+
     id: str
     site_url: str
     list_id: str
@@ -34,6 +45,12 @@ class SubscriptionRecord:
     created: datetime
     last_renewed: datetime | None = None
     previous_id: str | None = None
+    source: str = SHAREPOINT
+    change_type: str | None = None
+
+    @property
+    def scope(self) -> str:
+        return self.list_id
 
     def client_state_matches(self, client_state: str | None) -> bool:
         if client_state is None:
@@ -44,11 +61,14 @@ class SubscriptionRecord:
         return replace(self, expiration=expiration, last_renewed=at)
 
     def to_view(self) -> SubscriptionView:
+        sharepoint = self.source == SHAREPOINT
         return SubscriptionView(
             id=self.id,
-            site_url=self.site_url,
-            list_id=self.list_id,
+            source=GRAPH if self.source == GRAPH else SHAREPOINT,
+            site_url=self.site_url if sharepoint else None,
+            list_id=self.list_id if sharepoint else None,
             resource=self.resource,
+            change_type=self.change_type,
             notification_url=self.notification_url,
             expiration_date_time=format_utc(self.expiration),
             status=self.status,

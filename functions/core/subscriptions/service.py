@@ -1,24 +1,25 @@
-"""Subscriptions: create, read, renew (one, or every one that is due), delete."""
+"""Subscriptions: create, read, renew (one, or every one that is due), delete; for every source."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from ..checkpoints import CheckpointStore
-from ..models import CreateSubscriptionRequest, SubscriptionStatus
-from ..sources.sharepoint import ListRef, SharePointSource, SubscriptionGone
-from .record import SubscriptionRecord, hash_client_state, new_client_state
+from ..models import CreateGraphSubscriptionRequest, CreateSubscriptionRequest, SubscriptionStatus
+from ..sources.graph import GraphResource, InvalidGraphResource
+from ..sources.sharepoint import SubscriptionGone
+from .record import GRAPH, SHAREPOINT, SubscriptionRecord, graph_scope, hash_client_state, new_client_state
 from .store import ListClaimed, SubscriptionStore
+from .subscribers import EXPIRY_SAFETY_MARGIN, SHAREPOINT_MAX_LIFETIME, GraphSubscriber, Subscriber
 
 log = logging.getLogger(__name__)
 
-MAX_LIFETIME = timedelta(days=180)
-# SharePoint refuses anything past 180 days from *its* clock; stay clear of clock skew.
-EXPIRY_SAFETY_MARGIN = timedelta(hours=1)
+# Kept for callers that speak of SharePoint's limit by name.
+MAX_LIFETIME = SHAREPOINT_MAX_LIFETIME
 
 
 class SubscriptionNotFound(LookupError):
@@ -50,45 +51,62 @@ class RenewalReport:
 class SubscriptionService:
     store: SubscriptionStore
     checkpoints: CheckpointStore
-    source: SharePointSource
+    subscribers: Mapping[str, Subscriber]
     tenant_url: str
-    notification_url: str
+    # Asks the worker to read a subscription's changes now (after a recreate).
+    request_sync: Callable[[SubscriptionRecord], None] = lambda record: None
     clock: Callable[[], datetime] = utc_now
 
-    def create(self, request: CreateSubscriptionRequest) -> SubscriptionRecord:
-        target = ListRef(self._absolute_site_url(request.site_url), str(request.list_id).lower())
-        expiration = self._checked_expiration(request.expiration_date_time)
-        # Claim the list first: of any number of concurrent creates, exactly one gets past here.
+    def create(
+        self, request: CreateSubscriptionRequest | CreateGraphSubscriptionRequest
+    ) -> SubscriptionRecord:
+        now = self.clock()
+        if isinstance(request, CreateGraphSubscriptionRequest):
+            try:
+                resource = GraphResource.parse(request.resource)
+                change_type = resource.check_change_type(request.change_type)
+            except InvalidGraphResource as error:
+                raise InvalidSubscriptionRequest(str(error)) from None
+            draft = _draft(GRAPH, "", graph_scope(resource.path), resource.path, now, change_type=change_type)
+            expiration = self._latest_expiration(draft, now)
+        else:
+            site_url = self._absolute_site_url(request.site_url)
+            list_id = str(request.list_id).lower()
+            draft = _draft(SHAREPOINT, site_url, list_id, f"{site_url}/_api/web/lists('{list_id}')", now)
+            expiration = self._checked_expiration(request.expiration_date_time, now)
+        # Claim the scope first: of any number of concurrent creates, exactly one gets past here.
         try:
-            self.store.claim_list(target.list_id, self.clock())
+            self.store.claim_list(draft.scope, now)
         except ListClaimed as claimed:
             raise SubscriptionConflict(str(claimed), existing_id=claimed.subscription_id) from None
         try:
-            record = self._create_claimed(target, expiration)
+            record = self._create_claimed(draft, expiration)
         except Exception:
-            self.store.release_claim(target.list_id)
+            self.store.release_claim(draft.scope)
             raise
-        log.info("created subscription %s for list %s on %s", record.id, record.list_id, record.site_url)
+        log.info("created %s subscription %s for %s", record.source, record.id, record.resource)
         return record
 
-    def _create_claimed(self, target: ListRef, expiration: datetime) -> SubscriptionRecord:
-        # Read the token before subscribing, so no change made in between is missed.
-        change_token = self.source.current_change_token(target)
-        record = self._subscribe(target, expiration, status=SubscriptionStatus.ACTIVE, created=self.clock())
+    def _create_claimed(self, draft: SubscriptionRecord, expiration: datetime) -> SubscriptionRecord:
+        subscriber = self.subscribers[draft.source]
+        # Read the cursor before subscribing, so no change made in between is missed.
+        cursor = subscriber.first_cursor(draft, self.clock())
+        record = self._subscribe(draft, expiration, status=SubscriptionStatus.ACTIVE)
         try:
             self.checkpoints.start(
-                target.list_id,
-                site_url=target.site_url,
+                record.scope,
+                site_url=record.site_url or record.resource,
                 subscription_id=record.id,
-                change_token=change_token,
+                change_token=cursor,
                 at=self.clock(),
+                source=record.source,
             )
             self.store.save(record)
-            self.store.bind_claim(target.list_id, record.id)
+            self.store.bind_claim(record.scope, record.id)
         except Exception as error:
-            # Without a record, nothing would ever renew or delete it: take it back at SharePoint.
-            log.error("storing new subscription %s failed, deleting it at SharePoint: %s", record.id, error)
-            self.source.delete_subscription(target, record.id)
+            # Without a record, nothing would ever renew or delete it: take it back at the source.
+            log.error("storing new subscription %s failed, deleting it at the source: %s", record.id, error)
+            subscriber.delete(record)
             raise
         return record
 
@@ -103,106 +121,119 @@ class SubscriptionService:
 
     def delete(self, subscription_id: str) -> None:
         record = self.get(subscription_id)
-        self.source.delete_subscription(ListRef(record.site_url, record.list_id), record.id)
-        self.store.delete(record.id)
-        self.checkpoints.delete(record.list_id)
-        self.store.release_claim(record.list_id)
-        log.info("deleted subscription %s for list %s", record.id, record.list_id)
+        self.subscribers[record.source].delete(record)
+        self.store.delete(record)
+        self.checkpoints.delete(record.scope, record.source)
+        self.store.release_claim(record.scope)
+        log.info("deleted %s subscription %s for %s", record.source, record.id, record.resource)
 
     def renew(self, subscription_id: str) -> SubscriptionRecord:
         return self._renew_record(self.get(subscription_id))
 
     def renew_due(self, window: timedelta) -> RenewalReport:
-        """Renew every subscription that expires within `window`; one failure stops no other."""
+        """Renew every subscription with less than the smaller of `window` and half its lifetime
+        left (a Graph mail subscription lives 7 days, a SharePoint one 180); one failure stops no
+        other."""
         report = RenewalReport()
-        for record in self.store.expiring_before(self.clock() + window):
-            try:
-                renewed = self._renew_record(record)
-            except Exception as error:  # logged per subscription; the others still get renewed
-                log.error("renewing subscription %s failed: %s", record.id, error)
-                report.failed.append((record.id, str(error)))
-                continue
-            if renewed.id == record.id:
-                report.renewed.append(record.id)
-            else:
-                report.recreated.append((record.id, renewed.id))
+        now = self.clock()
+        for source, subscriber in self.subscribers.items():
+            # The widest window any of the source's resources can have; narrowed per record.
+            for record in self.store.expiring_before(source, now + window):
+                due = min(window, subscriber.max_lifetime(record) / 2)
+                if record.expiration > now + due:
+                    continue
+                try:
+                    renewed = self._renew_record(record)
+                except Exception as error:  # logged per subscription; the others still get renewed
+                    log.error("renewing subscription %s failed: %s", record.id, error)
+                    report.failed.append((record.id, str(error)))
+                    continue
+                if renewed.id == record.id:
+                    report.renewed.append(record.id)
+                else:
+                    report.recreated.append((record.id, renewed.id))
         return report
 
     def _renew_record(self, record: SubscriptionRecord) -> SubscriptionRecord:
-        target = ListRef(record.site_url, record.list_id)
         now = self.clock()
-        expiration = self._latest_expiration(now)
         try:
-            self.source.renew_subscription(target, record.id, expiration)
+            expiration = self.subscribers[record.source].renew(record, self._latest_expiration(record, now))
         except SubscriptionGone:
-            return self._recreate(record, target)
+            return self.recreate(record)
         renewed = record.renewed(expiration.replace(microsecond=0), now)
         self.store.save(renewed)
         log.info("renewed subscription %s until %s", record.id, renewed.expiration.isoformat())
         return renewed
 
-    def _recreate(self, record: SubscriptionRecord, target: ListRef) -> SubscriptionRecord:
-        """SharePoint forgot the subscription (it lapsed, or was deleted): subscribe again.
+    def recreate(self, record: SubscriptionRecord, *, sync: bool = True) -> SubscriptionRecord:
+        """The source forgot the subscription (it lapsed, was deleted, or Graph removed it):
+        subscribe again with a new clientState, keep the cursor, then read what changed.
 
-        The list's checkpoint stays where it was, so the next notification reads every change
-        made while no subscription existed.
+        The cursor stays where it was, so the sync reads every change made while no subscription
+        existed.
         """
         log.warning(
-            "subscription %s for list %s is gone at SharePoint; creating a new one",
-            record.id,
-            record.list_id,
+            "%s subscription %s for %s is gone; creating a new one", record.source, record.id, record.resource
         )
         now = self.clock()
         replacement = self._subscribe(
-            target,
-            self._latest_expiration(now),
+            record,
+            self._latest_expiration(record, now),
             status=SubscriptionStatus.RECREATED,
-            created=record.created,
             last_renewed=now,
             previous_id=record.id,
         )
         self.store.save(replacement)
-        self.store.bind_claim(record.list_id, replacement.id)
-        self.checkpoints.follow_subscription(record.list_id, replacement.id)
-        self.store.delete(record.id)
+        self.store.bind_claim(record.scope, replacement.id)
+        self.checkpoints.follow_subscription(record.scope, replacement.id, record.source)
+        self.store.delete(record)
         log.info("subscription %s replaces %s", replacement.id, record.id)
+        if sync:
+            self.request_sync(replacement)
         return replacement
+
+    def handle_lifecycle(self, record: SubscriptionRecord, event: str) -> SubscriptionRecord:
+        """Graph's lifecycle events; the caller reads the changes afterwards in every case.
+
+        reauthorizationRequired: reauthorize (recreate if Graph no longer knows it);
+        subscriptionRemoved: recreate; missed: nothing more than that read."""
+        subscriber = self.subscribers[record.source]
+        if event == "reauthorizationRequired" and isinstance(subscriber, GraphSubscriber):
+            try:
+                subscriber.reauthorize(record)
+            except SubscriptionGone:
+                return self.recreate(record, sync=False)
+            log.info("reauthorized subscription %s", record.id)
+        elif event == "subscriptionRemoved":
+            return self.recreate(record, sync=False)
+        return record
 
     def _subscribe(
         self,
-        target: ListRef,
+        draft: SubscriptionRecord,
         expiration: datetime,
         *,
         status: SubscriptionStatus,
-        created: datetime,
         last_renewed: datetime | None = None,
         previous_id: str | None = None,
     ) -> SubscriptionRecord:
-        """Subscribe at SharePoint with a fresh clientState; the record keeps only its hash."""
+        """Subscribe at the source with a fresh clientState; the record keeps only its hash."""
         client_state = new_client_state()
-        remote = self.source.create_subscription(
-            target,
-            notification_url=self.notification_url,
-            expiration=expiration,
-            client_state=client_state,
-        )
-        return SubscriptionRecord(
+        remote = self.subscribers[draft.source].subscribe(draft, expiration, client_state)
+        return replace(
+            draft,
             id=remote.id,
-            site_url=target.site_url,
-            list_id=target.list_id,
             resource=remote.resource,
             notification_url=remote.notification_url,
-            expiration=remote.expiration_date_time,
+            expiration=remote.expiration,
             client_state_hash=hash_client_state(client_state),
             status=status,
-            created=created,
             last_renewed=last_renewed,
             previous_id=previous_id,
         )
 
-    @staticmethod
-    def _latest_expiration(now: datetime) -> datetime:
-        return now + MAX_LIFETIME - EXPIRY_SAFETY_MARGIN
+    def _latest_expiration(self, record: SubscriptionRecord, now: datetime) -> datetime:
+        return now + self.subscribers[record.source].max_lifetime(record) - EXPIRY_SAFETY_MARGIN
 
     def _absolute_site_url(self, site_url: str) -> str:
         if site_url.startswith("/"):
@@ -223,15 +254,33 @@ class SubscriptionService:
             raise InvalidSubscriptionRequest("siteUrl must be a plain site path like /sites/x")
         return absolute.rstrip("/")
 
-    def _checked_expiration(self, requested: datetime | None) -> datetime:
-        now = self.clock()
-        latest = self._latest_expiration(now)
+    def _checked_expiration(self, requested: datetime | None, now: datetime) -> datetime:
+        latest = now + SHAREPOINT_MAX_LIFETIME - EXPIRY_SAFETY_MARGIN
         if requested is None:
             return latest
         if requested <= now:
             raise InvalidSubscriptionRequest("expirationDateTime must be in the future")
-        if requested > now + MAX_LIFETIME:
+        if requested > now + SHAREPOINT_MAX_LIFETIME:
             raise InvalidSubscriptionRequest(
                 "expirationDateTime must be at most 180 days from now (SharePoint's limit)"
             )
         return min(requested, latest)
+
+
+def _draft(
+    source: str, site_url: str, scope: str, resource: str, now: datetime, *, change_type: str | None = None
+) -> SubscriptionRecord:
+    """The record before the source has answered: what it watches, nothing it was given."""
+    return SubscriptionRecord(
+        id="",
+        site_url=site_url,
+        list_id=scope,
+        resource=resource,
+        notification_url="",
+        expiration=now,
+        client_state_hash="",
+        status=SubscriptionStatus.ACTIVE,
+        created=now,
+        source=source,
+        change_type=change_type,
+    )

@@ -7,13 +7,15 @@ from typing import Any
 
 from ..models import SubscriptionStatus
 from ..storage import (
-    SHAREPOINT_PARTITION,
     SUBSCRIPTIONS_TABLE,
     TableRepository,
     is_valid_key,
     outages_reported,
 )
-from .record import SubscriptionRecord
+from .record import GRAPH, SHAREPOINT, SubscriptionRecord
+
+# One partition per source: a notification's intake knows its source and reads one entity.
+SOURCES = (SHAREPOINT, GRAPH)
 
 # Claims live beside the subscriptions, one entity per list: inserting one is what makes
 # "one subscription per list" atomic across instances.
@@ -74,17 +76,19 @@ class SubscriptionStore(TableRepository):
         with outages_reported(f"releasing the claim of list {list_id}"):
             self._table.delete_entity(CLAIMS_PARTITION, list_id)
 
-    def get(self, subscription_id: str) -> SubscriptionRecord | None:
+    def get(self, subscription_id: str, source: str | None = None) -> SubscriptionRecord | None:
+        """The record of `subscription_id` from one source's partition, or any (two reads)."""
         from azure.core.exceptions import ResourceNotFoundError
 
         if not is_valid_key(subscription_id):
             return None
-        with outages_reported(f"reading subscription {subscription_id}"):
-            try:
-                entity = self._table.get_entity(SHAREPOINT_PARTITION, subscription_id)
-            except ResourceNotFoundError:
-                return None
-        return from_entity(entity)
+        for partition in (source,) if source else SOURCES:
+            with outages_reported(f"reading subscription {subscription_id}"):
+                try:
+                    return from_entity(self._table.get_entity(partition, subscription_id))
+                except ResourceNotFoundError:
+                    continue
+        return None
 
     def save(self, record: SubscriptionRecord) -> None:
         from azure.data.tables import UpdateMode
@@ -92,33 +96,37 @@ class SubscriptionStore(TableRepository):
         with outages_reported(f"saving subscription {record.id}"):
             self._table.upsert_entity(to_entity(record), mode=UpdateMode.REPLACE)
 
-    def delete(self, subscription_id: str) -> None:
-        with outages_reported(f"deleting subscription {subscription_id}"):
-            self._table.delete_entity(SHAREPOINT_PARTITION, subscription_id)
+    def delete(self, record: SubscriptionRecord) -> None:
+        with outages_reported(f"deleting subscription {record.id}"):
+            self._table.delete_entity(record.source, record.id)
 
     def list_all(self) -> list[SubscriptionRecord]:
-        return self._query("listing subscriptions", "PartitionKey eq @pk", {})
+        return [
+            record
+            for source in SOURCES
+            for record in self._query("listing subscriptions", "PartitionKey eq @pk", {"pk": source})
+        ]
 
-    def expiring_before(self, moment: datetime) -> list[SubscriptionRecord]:
+    def expiring_before(self, source: str, moment: datetime) -> list[SubscriptionRecord]:
         """Only the subscriptions that are due: the filter runs in the table service."""
         return self._query(
             "reading subscriptions due for renewal",
             "PartitionKey eq @pk and expirationDateTime le @due",
-            {"due": moment},
+            {"pk": source, "due": moment},
         )
 
     def _query(self, operation: str, query: str, parameters: dict[str, Any]) -> list[SubscriptionRecord]:
         with outages_reported(operation):
-            entities = self._table.query_entities(
-                query, parameters={"pk": SHAREPOINT_PARTITION, **parameters}
-            )
-            return [from_entity(entity) for entity in entities]
+            return [
+                from_entity(entity) for entity in self._table.query_entities(query, parameters=parameters)
+            ]
 
 
 def to_entity(record: SubscriptionRecord) -> dict[str, Any]:
     entity: dict[str, Any] = {
-        "PartitionKey": SHAREPOINT_PARTITION,
+        "PartitionKey": record.source,
         "RowKey": record.id,
+        "source": record.source,
         "siteUrl": record.site_url,
         "listId": record.list_id,
         "resource": record.resource,
@@ -132,6 +140,8 @@ def to_entity(record: SubscriptionRecord) -> dict[str, Any]:
         entity["lastRenewedDateTime"] = record.last_renewed
     if record.previous_id:
         entity["previousId"] = record.previous_id
+    if record.change_type:
+        entity["changeType"] = record.change_type
     return entity
 
 
@@ -148,4 +158,6 @@ def from_entity(entity: dict[str, Any]) -> SubscriptionRecord:
         created=entity["createdDateTime"],
         last_renewed=entity.get("lastRenewedDateTime"),
         previous_id=entity.get("previousId"),
+        source=entity.get("source", SHAREPOINT),
+        change_type=entity.get("changeType"),
     )
