@@ -131,6 +131,54 @@ class EmulatorClient:
     def clear_faults(self) -> None:
         self._ok(self.http.delete("/_emulator/faults"))
 
+    # --- Microsoft Graph, as a user of OneDrive and Outlook, and Graph's test controls ----------
+
+    def graph(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": self._auth()["Authorization"], **kwargs.pop("headers", {})}
+        return self.http.request(method, f"/v1.0{path}", headers=headers, **kwargs)
+
+    def drive_of(self, user: str) -> str:
+        return self._ok(self.graph("GET", f"/users/{user}/drive")).json()["id"]
+
+    def put_file(self, drive: str, path: str, content: bytes = b"hello") -> dict[str, Any]:
+        return self._ok(self.graph("PUT", f"/drives/{drive}/root:/{path}:/content", content=content)).json()
+
+    def update_drive_item(self, drive: str, item: str, **changes: Any) -> dict[str, Any]:
+        return self._ok(self.graph("PATCH", f"/drives/{drive}/items/{item}", json=changes)).json()
+
+    def delete_drive_item(self, drive: str, item: str) -> None:
+        self._ok(self.graph("DELETE", f"/drives/{drive}/items/{item}"))
+
+    def send_to_folder(self, user: str, folder: str, subject: str) -> str:
+        response = self.graph(
+            "POST", f"/users/{user}/mailFolders('{folder}')/messages", json={"subject": subject}
+        )
+        return self._ok(response).json()["id"]
+
+    def create_event(self, user: str, subject: str) -> str:
+        body = {
+            "subject": subject,
+            "start": {"dateTime": "2026-12-01T09:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-12-01T10:00:00", "timeZone": "UTC"},
+        }
+        return self._ok(self.graph("POST", f"/users/{user}/events", json=body)).json()["id"]
+
+    def update_outlook(self, user: str, collection: str, item: str, **changes: Any) -> None:
+        self._ok(self.graph("PATCH", f"/users/{user}/{collection}/{item}", json=changes))
+
+    def delete_outlook(self, user: str, collection: str, item: str) -> None:
+        self._ok(self.graph("DELETE", f"/users/{user}/{collection}/{item}"))
+
+    def graph_subscriptions(self) -> list[dict[str, Any]]:
+        return self._ok(self.http.get("/_emulator/graph/subscriptions")).json()["value"]
+
+    def graph_lifecycle(self, subscription_id: str, event: str) -> dict[str, Any]:
+        body = {"subscriptionId": subscription_id, "lifecycleEvent": event}
+        return self._ok(self.http.post("/_emulator/graph/lifecycle", json=body)).json()
+
+    def expire_delta_tokens(self) -> None:
+        self._ok(self.http.post("/_emulator/graph/expire-delta-tokens"))
+
     def advance_clock(self, seconds: float) -> None:
         self._ok(self.http.post("/_emulator/clock", json={"advanceSeconds": seconds}))
 
@@ -163,6 +211,10 @@ class FunctionsClient:
 
     def create_subscription(self, site_url: str, list_id: str, **extra: Any) -> httpx.Response:
         return self.http.post("/api/subscriptions", json={"siteUrl": site_url, "listId": list_id, **extra})
+
+    def create_graph_subscription(self, resource: str, change_type: str) -> httpx.Response:
+        body = {"source": "graph", "resource": resource, "changeType": change_type}
+        return self.http.post("/api/subscriptions", json=body)
 
     def list_subscriptions(self) -> httpx.Response:
         return self.http.get("/api/subscriptions")

@@ -1,4 +1,5 @@
-"""`make demo`: the whole SharePoint flow on one machine, step by step, with a summary at the end.
+"""`make demo`: the whole SharePoint flow, then OneDrive and Outlook through Graph, on one machine,
+step by step, with a summary at the end.
 
 Starts the same stack as `make run`, then acts as a SharePoint user and as an API client.
 Exits 0 only if every step did what it should.
@@ -17,6 +18,7 @@ from local.clients import EmulatorClient, FunctionsClient
 from local.stack import DEFAULT_FUNCTION_KEY, DEFAULT_MASTER_KEY, ROOT, Ports, Stack, describe
 
 SITE = "/sites/demo"
+DEMO_USER = "adele@contoso.com"
 WAIT_SECONDS = 60
 
 
@@ -38,6 +40,9 @@ class Tour:
         self.list_id = ""
         self.item_id = 0
         self.subscription: dict = {}
+        self.drive = ""
+        self.drive_subscription: dict = {}
+        self.inbox_subscription: dict = {}
 
     def step(self, title: str, action: Callable[[], str]) -> bool:
         print(f"→ {title} ...", flush=True)
@@ -71,6 +76,10 @@ class Tour:
             ("Delete the item", lambda: self.change("delete")),
             ("Renew through the timer (run by the admin API)", self.renew_by_timer),
             ("Delete the subscription", self.unsubscribe),
+            ("OneDrive: subscribe to a folder through Graph (two validations)", self.subscribe_drive),
+            ("OneDrive: upload a file, see it in the change log", self.upload_file),
+            ("Outlook: subscribe to an inbox through Graph", self.subscribe_inbox),
+            ("Outlook: a message arrives, see it in the change log", self.receive_message),
         ]
         return all(self.step(title, action) for title, action in steps)
 
@@ -121,6 +130,50 @@ class Tour:
             raise AssertionError("SharePoint still has the subscription")
         return "gone here and at SharePoint"
 
+    def subscribe_graph(self, resource: str, change_type: str) -> dict:
+        validations = self.emulator.calls("GraphValidateNotificationUrl")
+        response = self.api.create_graph_subscription(resource, change_type)
+        if response.status_code != 201:
+            raise AssertionError(f"HTTP {response.status_code}: {response.text}")
+        if self.emulator.calls("GraphValidateNotificationUrl") != validations + 2:
+            raise AssertionError("Graph did not validate both the notification and the lifecycle URL")
+        return response.json()
+
+    def wait_for_graph_change(self, subscription_id: str, describe: Callable[[dict], str | None]) -> str:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while time.monotonic() < deadline:
+            for change in self.api.changes(subscription_id):
+                if (found := describe(change)) is not None:
+                    return found
+            time.sleep(0.25)
+        raise TimeoutError(f"no change within {WAIT_SECONDS}s")
+
+    def subscribe_drive(self) -> str:
+        self.drive = self.emulator.drive_of(DEMO_USER)
+        self.drive_subscription = self.subscribe_graph(f"/drives/{self.drive}/root", "updated")
+        return describe_subscription(self.drive_subscription)
+
+    def upload_file(self) -> str:
+        self.emulator.put_file(self.drive, "Reports/q4.xlsx", b"numbers")
+        return self.wait_for_graph_change(
+            self.drive_subscription["id"],
+            lambda c: f"'{c['changeType']}' of {c['fileName']}" if c.get("fileName") == "q4.xlsx" else None,
+        )
+
+    def subscribe_inbox(self) -> str:
+        resource = f"/users/{DEMO_USER}/mailFolders('inbox')/messages"
+        self.inbox_subscription = self.subscribe_graph(resource, "created,updated,deleted")
+        return describe_subscription(self.inbox_subscription)
+
+    def receive_message(self) -> str:
+        message = self.emulator.send_to_folder(DEMO_USER, "inbox", "Quarterly numbers are in")
+        return self.wait_for_graph_change(
+            self.inbox_subscription["id"],
+            lambda c: (
+                f"'{c['changeType']}' of message '{c['subject']}'" if c.get("itemId") == message else None
+            ),
+        )
+
     def summary(self) -> str:
         width = max(len(s.title) for s in self.steps)
         lines = [f"{'step':<{width}}  result  seconds", f"{'-' * width}  ------  -------"]
@@ -128,6 +181,10 @@ class Tour:
             f"{s.title:<{width}}  {'ok' if s.ok else 'FAILED':<6}  {s.seconds:7.2f}" for s in self.steps
         ]
         return "\n".join(lines)
+
+
+def describe_subscription(subscription: dict) -> str:
+    return f"subscription {subscription['id']}, expires {subscription['expirationDateTime']}"
 
 
 def main() -> int:
@@ -140,7 +197,7 @@ def main() -> int:
         retry_interval=float(os.environ.get("M365_EMULATOR_RETRY_INTERVAL", "5")),
         log_dir=ROOT / ".run" / "demo",
     )
-    print("Starting Azurite, the SharePoint emulator and the local Functions host ...", flush=True)
+    print("Starting Azurite, the Microsoft 365 emulator and the local Functions host ...", flush=True)
     with stack:
         print(describe(stack), flush=True)
         tour = Tour(stack)

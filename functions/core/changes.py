@@ -99,9 +99,13 @@ def resynced_item_row(scope: ListScope, restart: ChangeToken, item: SharePointLi
     )
 
 
-def graph_change_row(scope: ListScope, item: dict[str, Any], read_at: datetime) -> dict[str, Any]:
+def graph_change_row(
+    scope: ListScope, item: dict[str, Any], read_at: datetime, window_start: datetime
+) -> dict[str, Any]:
     """A drive item, message or event from a delta page. RowKeys sort by the item's last change
-    and repeat for a repeated state, so Graph's replays write nothing new."""
+    and repeat for a repeated state, so Graph's replays write nothing new. A removed item has no
+    time of its own: it is keyed by the start of the window it was read in (the stored link's
+    time), which two rounds read from the same link share."""
     item_id = str(item.get("id", ""))
     removed = "@removed" in item or "deleted" in item
     modified = None if removed else _graph_time(item.get("lastModifiedDateTime"))
@@ -111,12 +115,12 @@ def graph_change_row(scope: ListScope, item: dict[str, Any], read_at: datetime) 
         kind, source_kind = ChangeKind.ADD, "created"
     else:
         kind, source_kind = ChangeKind.UPDATE, "updated"
-    when = modified or read_at
+    key_time = window_start if modified is None else modified
     return scope.row(
-        f"{ticks(when):020d}-{'d' if removed else 'u'}-{item_id}",
+        f"{ticks(key_time):020d}-{'d' if removed else 'u'}-{item_id}",
         changeType=kind.value,
         sourceChangeType=source_kind,
-        time=when,
+        time=modified or read_at,
         itemId=item_id,
         fileName=item.get("name") if "file" in item or "folder" in item else None,
         subject=item.get("subject"),
@@ -141,7 +145,7 @@ def graph_resync_rows(
     for item in items:
         if "@removed" in item or "deleted" in item:
             continue
-        row = graph_change_row(scope, item, read_at)
+        row = graph_change_row(scope, item, read_at, read_at)
         rows.append(
             {**row, "RowKey": f"{mark}-1item-{item.get('id', '')}", "changeType": "update", "resync": True}
         )

@@ -64,7 +64,9 @@ class GraphSync:
         written = 0
         try:
             for page in self.source.delta_pages(checkpoint.change_token, subscription_id=subscription_id):
-                rows = [graph_change_row(rows_scope, item, started) for item in page.value]
+                rows = [
+                    graph_change_row(rows_scope, item, started, checkpoint.last_synced) for item in page.value
+                ]
                 self._write(scope, rows)
                 written += len(rows)
                 if page.delta_link:

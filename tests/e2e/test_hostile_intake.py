@@ -23,9 +23,9 @@ def entry(subscription_id: str, **fields: str) -> dict[str, str]:
     return notification_entry(subscription_id, site_url=SITE, **fields)
 
 
-def post(stack, content: bytes) -> httpx.Response:
+def post(stack, content: bytes, path: str = "/api/notifications/sharepoint") -> httpx.Response:
     return httpx.post(
-        f"{stack.functions_url}/api/notifications/sharepoint",
+        f"{stack.functions_url}{path}",
         content=content,
         headers={"Content-Type": "application/json"},
         timeout=SHAREPOINT_TIMEOUT,
@@ -42,8 +42,20 @@ def post(stack, content: bytes) -> httpx.Response:
     ],
     ids=["nested", "nested-entry", "huge-integer", "huge-integer-field"],
 )
-def test_hostile_json_gets_400_never_a_5xx(stack, content):
-    assert post(stack, content).status_code == 400
+@pytest.mark.parametrize(
+    "path",
+    ["/api/notifications/sharepoint", "/api/notifications/graph", "/api/notifications/graph/lifecycle"],
+)
+def test_hostile_json_gets_400_never_a_5xx(stack, content, path):
+    assert post(stack, content, path).status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/api/notifications/graph", "/api/notifications/graph/lifecycle"])
+def test_a_lone_surrogate_in_a_graph_entry_is_a_rejected_entry(stack, path):
+    entry = {"subscriptionId": str(uuid.uuid4()), "clientState": "a\ud800", "changeType": "updated"}
+    response = post(stack, json.dumps({"value": [entry]}).encode(), path)
+    assert response.status_code == 202
+    assert response.json() == {"accepted": 0, "rejected": 1}
 
 
 @pytest.mark.parametrize("field", ["clientState", "tenantId", "siteUrl", "webId", "resource"])

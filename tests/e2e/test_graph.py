@@ -1,0 +1,159 @@
+"""OneDrive and Outlook through Microsoft Graph, end to end: subscribe (both validations), change,
+read the rows in GET /api/changes, survive each lifecycle event and an expired delta link."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.helpers import wait_until
+
+
+def changes_of(api, subscription_id: str, count: int) -> list[dict]:
+    return wait_until(
+        lambda: (found := api.changes(subscription_id)) and len(found) >= count and found,
+        timeout=60,
+        what=f"{count} Graph change(s)",
+    )
+
+
+def kinds(changes: list[dict]) -> list[tuple]:
+    return [(c["changeType"], c.get("sourceChangeType")) for c in changes]
+
+
+@pytest.fixture
+def user() -> str:
+    return f"user-{uuid.uuid4().hex[:8]}@contoso.com"
+
+
+def subscribe(api, emulator, resource: str, change_type: str) -> dict:
+    validations = emulator.calls("GraphValidateNotificationUrl")
+    response = api.create_graph_subscription(resource, change_type)
+    assert response.status_code == 201, response.text
+    assert emulator.calls("GraphValidateNotificationUrl") == validations + 2  # change and lifecycle URLs
+    body = response.json()
+    assert (body["source"], body["resource"], body["changeType"]) == ("graph", resource, change_type)
+    assert "clientState" not in response.text
+    return body
+
+
+def test_a_onedrive_folder_from_upload_to_delete_with_reauthorization_and_an_expired_link(
+    api, emulator, user
+):
+    drive = emulator.drive_of(user)
+    emulator.put_file(drive, "before/old.txt")  # history: never replayed
+    subscription = subscribe(api, emulator, f"/drives/{drive}/root", "updated")
+    [remote] = [s for s in emulator.graph_subscriptions() if s["id"] == subscription["id"]]
+    assert remote["lifecycleNotificationUrl"].endswith("/api/notifications/graph/lifecycle")
+    assert len(remote["clientState"]) <= 128
+
+    file = emulator.put_file(drive, "docs/plan.txt", b"v1")
+    changes = changes_of(api, subscription["id"], 2)  # the new folder and the file
+    assert {c.get("fileName") for c in changes} == {"docs", "plan.txt"}
+    assert all(c["source"] == "graph" and c["resource"] == f"/drives/{drive}/root" for c in changes)
+
+    emulator.update_drive_item(drive, file["id"], name="plan-final.txt")
+    changes = changes_of(api, subscription["id"], 3)
+    assert (changes[-1]["changeType"], changes[-1]["fileName"]) == ("update", "plan-final.txt")
+
+    # reauthorizationRequired: the service reauthorizes; notifications flow again.
+    emulator.graph_lifecycle(subscription["id"], "reauthorizationRequired")
+    wait_until(
+        lambda: (
+            not next(s for s in emulator.graph_subscriptions() if s["id"] == subscription["id"])[
+                "needsReauthorization"
+            ]
+        ),
+        what="the reauthorization",
+    )
+    emulator.delete_drive_item(drive, file["id"])
+    changes = changes_of(api, subscription["id"], 4)
+    assert kinds(changes)[-1] == ("delete", "deleted")
+
+    # The delta link expires: the next round starts over from Location, with a resync entry.
+    emulator.expire_delta_tokens()
+    emulator.put_file(drive, "docs/after.txt")
+    changes = changes_of(api, subscription["id"], 6)
+    resync = [c for c in changes if c["changeType"] == "resync"]
+    assert len(resync) == 1
+    assert "410" in resync[0]["reason"]
+    assert "after.txt" in {
+        c.get("fileName") for c in changes if c.get("resync") and c["changeType"] == "update"
+    }
+
+
+def test_an_outlook_inbox_with_missed_and_removed_subscription_events(api, emulator, user):
+    emulator.send_to_folder(user, "inbox", "already there")  # history: never replayed
+    resource = f"/users/{user}/mailFolders('inbox')/messages"
+    subscription = subscribe(api, emulator, resource, "created,updated,deleted")
+
+    message = emulator.send_to_folder(user, "inbox", "hello")
+    changes = changes_of(api, subscription["id"], 1)
+    assert [(c["changeType"], c["itemId"], c["subject"]) for c in changes] == [("add", message, "hello")]
+
+    emulator.update_outlook(user, "messages", message, isRead=True)
+    changes_of(api, subscription["id"], 2)
+
+    # missed: Graph dropped notifications; the lifecycle event makes the service read anyway.
+    emulator.graph_lifecycle(subscription["id"], "missed")
+    emulator.delete_outlook(user, "messages", message)
+    changes = changes_of(api, subscription["id"], 3)
+    assert kinds(changes) == [("add", "created"), ("update", "updated"), ("delete", "deleted")]
+
+    # subscriptionRemoved: recreated with a new clientState, same cursor and change log.
+    emulator.graph_lifecycle(subscription["id"], "subscriptionRemoved")
+    replacement = wait_until(
+        lambda: next(
+            (
+                s
+                for s in api.list_subscriptions().json()["value"]
+                if s.get("previousId") == subscription["id"]
+            ),
+            None,
+        ),
+        what="the recreated subscription",
+    )
+    assert replacement["status"] == "recreated"
+    later = emulator.send_to_folder(user, "inbox", "after the removal")
+    changes = changes_of(api, replacement["id"], 4)
+    assert changes[-1]["itemId"] == later
+
+
+def test_a_calendar_from_create_to_delete(api, emulator, user):
+    subscription = subscribe(api, emulator, f"/users/{user}/events", "created,updated,deleted")
+    event = emulator.create_event(user, "planning")
+    emulator.update_outlook(user, "events", event, subject="planning (moved)")
+    changes = changes_of(api, subscription["id"], 1)
+    emulator.delete_outlook(user, "events", event)
+    changes = wait_until(
+        lambda: (found := api.changes(subscription["id"])) and found[-1]["changeType"] == "delete" and found,
+        what="the deletion",
+    )
+    assert {c["itemId"] for c in changes} == {event}
+    assert changes[0]["changeType"] in ("add", "update")
+
+
+@pytest.mark.parametrize(
+    ("resource", "change_type", "problem"),
+    [
+        ("/drives/b!x/root", "created", "changeType"),
+        ("/users/u@contoso.com/messages", "created", "resource"),
+        ("/sites/x", "updated", "resource"),
+    ],
+)
+def test_a_graph_subscription_graph_would_refuse_is_refused_first(api, resource, change_type, problem):
+    response = api.create_graph_subscription(resource, change_type)
+    assert response.status_code == 400
+    assert problem in response.json()["error"]["message"]
+
+
+def test_the_graph_validation_token_is_echoed_url_decoded(stack):
+    import httpx
+
+    token = "Validation: Testing client application reachability for subscription Request-Id: 42"
+    for path in ("/api/notifications/graph", "/api/notifications/graph/lifecycle"):
+        response = httpx.post(f"{stack.functions_url}{path}", params={"validationToken": token})
+        assert response.status_code == 200
+        assert response.text == token
+        assert response.headers["content-type"].startswith("text/plain")
