@@ -95,6 +95,16 @@ def test_an_outlook_inbox_with_missed_and_removed_subscription_events(api, emula
     emulator.update_outlook(user, "messages", message, isRead=True)
     changes_of(api, subscription["id"], 2)
 
+    emulator.graph_lifecycle(subscription["id"], "reauthorizationRequired")
+    wait_until(
+        lambda: (
+            not next(s for s in emulator.graph_subscriptions() if s["id"] == subscription["id"])[
+                "needsReauthorization"
+            ]
+        ),
+        what="the reauthorization",
+    )
+
     # missed: Graph dropped notifications; the lifecycle event makes the service read anyway.
     emulator.graph_lifecycle(subscription["id"], "missed")
     emulator.delete_outlook(user, "messages", message)
@@ -120,18 +130,58 @@ def test_an_outlook_inbox_with_missed_and_removed_subscription_events(api, emula
     assert changes[-1]["itemId"] == later
 
 
-def test_a_calendar_from_create_to_delete(api, emulator, user):
+def test_a_calendar_through_every_lifecycle_event_and_an_expired_delta_link(api, emulator, user):
     subscription = subscribe(api, emulator, f"/users/{user}/events", "created,updated,deleted")
     event = emulator.create_event(user, "planning")
+    changes_of(api, subscription["id"], 1)
+
+    emulator.graph_lifecycle(subscription["id"], "reauthorizationRequired")
+    wait_until(
+        lambda: (
+            not next(s for s in emulator.graph_subscriptions() if s["id"] == subscription["id"])[
+                "needsReauthorization"
+            ]
+        ),
+        what="the reauthorization",
+    )
     emulator.update_outlook(user, "events", event, subject="planning (moved)")
-    changes = changes_of(api, subscription["id"], 1)
+    emulator.graph_lifecycle(subscription["id"], "missed")
+    changes = wait_until(
+        lambda: (
+            (found := api.changes(subscription["id"]))
+            and found[-1].get("subject") == "planning (moved)"
+            and found
+        ),
+        what="the moved event",
+    )
+    assert changes[-1]["changeType"] == "update"
+
+    # The calendar's delta link expires: Location carries the window to start over with.
+    emulator.expire_delta_tokens()
     emulator.delete_outlook(user, "events", event)
     changes = wait_until(
-        lambda: (found := api.changes(subscription["id"])) and found[-1]["changeType"] == "delete" and found,
-        what="the deletion",
+        lambda: (
+            (found := api.changes(subscription["id"]))
+            and any(c["changeType"] == "resync" for c in found)
+            and found
+        ),
+        what="the calendar's resync",
     )
-    assert {c["itemId"] for c in changes} == {event}
-    assert changes[0]["changeType"] in ("add", "update")
+    emulator.graph_lifecycle(subscription["id"], "subscriptionRemoved")
+    replacement = wait_until(
+        lambda: next(
+            (
+                s
+                for s in api.list_subscriptions().json()["value"]
+                if s.get("previousId") == subscription["id"]
+            ),
+            None,
+        ),
+        what="the recreated subscription",
+    )
+    later = emulator.create_event(user, "retro")
+    changes = changes_of(api, replacement["id"], len(changes) + 1)
+    assert changes[-1]["itemId"] == later
 
 
 @pytest.mark.parametrize(
