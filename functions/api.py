@@ -64,6 +64,50 @@ def list_changes(req: func.HttpRequest) -> func.HttpResponse:
     return _run(_list_changes, req)
 
 
+@bp.function_name("create_sink")
+@bp.route(route="subscriptions/{id}/sinks", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def create_sink(req: func.HttpRequest) -> func.HttpResponse:
+    return _run(_create_sink, req)
+
+
+@bp.function_name("list_sinks")
+@bp.route(route="subscriptions/{id}/sinks", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def list_sinks(req: func.HttpRequest) -> func.HttpResponse:
+    return _run(_list_sinks, req)
+
+
+@bp.function_name("delete_sink")
+@bp.route(route="subscriptions/{id}/sinks/{sinkId}", methods=["DELETE"], auth_level=func.AuthLevel.FUNCTION)
+def delete_sink(req: func.HttpRequest) -> func.HttpResponse:
+    return _run(_delete_sink, req)
+
+
+@bp.function_name("test_sink")
+@bp.route(
+    route="subscriptions/{id}/sinks/{sinkId}/test", methods=["POST"], auth_level=func.AuthLevel.FUNCTION
+)
+def test_sink(req: func.HttpRequest) -> func.HttpResponse:
+    return _run(_test_sink, req)
+
+
+@bp.function_name("redeliver_sink")
+@bp.route(
+    route="subscriptions/{id}/sinks/{sinkId}/redeliver", methods=["POST"], auth_level=func.AuthLevel.FUNCTION
+)
+def redeliver_sink(req: func.HttpRequest) -> func.HttpResponse:
+    return _run(_redeliver_sink, req)
+
+
+@bp.function_name("rotate_sink_secret")
+@bp.route(
+    route="subscriptions/{id}/sinks/{sinkId}/rotate-secret",
+    methods=["POST"],
+    auth_level=func.AuthLevel.FUNCTION,
+)
+def rotate_sink_secret(req: func.HttpRequest) -> func.HttpResponse:
+    return _run(_rotate_sink_secret, req)
+
+
 @bp.function_name("list_poison")
 @bp.route(route="poison", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def list_poison(req: func.HttpRequest) -> func.HttpResponse:
@@ -163,6 +207,46 @@ def _list_changes(services: Services, req: func.HttpRequest) -> func.HttpRespons
     return json_response(body)
 
 
+def _create_sink(services: Services, req: func.HttpRequest) -> func.HttpResponse:
+    from .core.sinks.service import CreateSinkRequest
+
+    request = CreateSinkRequest.model_validate_json(req.get_body() or b"")
+    sink, secret = services.sinks.create(req.route_params["id"], request)
+    body = sink.view()
+    if secret:
+        body["secret"] = secret  # shown once: it is not kept anywhere the API can read it back
+    location = f"/api/subscriptions/{sink.subscription_id}/sinks/{sink.id}"
+    return json_response(body, 201, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+def _list_sinks(services: Services, req: func.HttpRequest) -> func.HttpResponse:
+    return json_response({"value": [sink.view() for sink in services.sinks.list(req.route_params["id"])]})
+
+
+def _delete_sink(services: Services, req: func.HttpRequest) -> func.HttpResponse:
+    services.sinks.delete(req.route_params["id"], req.route_params["sinkId"])
+    return func.HttpResponse(status_code=204)
+
+
+def _test_sink(services: Services, req: func.HttpRequest) -> func.HttpResponse:
+    outcome = services.sinks.test(req.route_params["id"], req.route_params["sinkId"])
+    body = {"delivered": outcome.ok, "endpointStatus": outcome.status, "detail": outcome.detail}
+    return json_response(body)
+
+
+def _redeliver_sink(services: Services, req: func.HttpRequest) -> func.HttpResponse:
+    count = services.sinks.redeliver(req.route_params["id"], req.route_params["sinkId"])
+    return json_response({"requeued": count}, 202)
+
+
+def _rotate_sink_secret(services: Services, req: func.HttpRequest) -> func.HttpResponse:
+    from .core.sinks.service import RotateSecretRequest
+
+    request = RotateSecretRequest.model_validate_json(req.get_body() or b"{}")
+    sink, secret = services.sinks.rotate_secret(req.route_params["id"], req.route_params["sinkId"], request)
+    return json_response({**sink.view(), "secret": secret}, headers={"Cache-Control": "no-store"})
+
+
 def _list_poison(services: Services, req: func.HttpRequest) -> func.HttpResponse:
     from datetime import UTC, datetime
 
@@ -229,13 +313,17 @@ def error_to_response(error: Exception, *, operation: str) -> func.HttpResponse:
     from pydantic import ValidationError
 
     from .core.outbound import UpstreamError
+    from .core.sinks.record import InvalidSink
+    from .core.sinks.service import SinkNotFound
     from .core.storage import StorageUnavailable
     from .core.subscriptions import InvalidSubscriptionRequest, SubscriptionConflict, SubscriptionNotFound
 
     if isinstance(error, ValidationError):
         return error_response(400, "BadRequest", _validation_summary(error))
-    if isinstance(error, InvalidSubscriptionRequest):
+    if isinstance(error, InvalidSubscriptionRequest | InvalidSink):
         return error_response(400, "BadRequest", str(error))
+    if isinstance(error, SinkNotFound):
+        return error_response(404, "NotFound", f"no sink {error}")
     if isinstance(error, SubscriptionNotFound):
         return error_response(404, "NotFound", f"no subscription {error}")
     if isinstance(error, SubscriptionConflict):

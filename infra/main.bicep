@@ -76,12 +76,16 @@ var deploymentContainerName = 'app-package'
 var queueNames = [
   'notifications'
   'notifications-poison'
+  'deliveries'
+  'deliveries-poison'
 ]
 var tableNames = [
   'subscriptions'
   'checkpoints'
   'changes'
   'failures'
+  'sinks'
+  'sinkbatches'
 ]
 
 module storage 'modules/storage.bicep' = {

@@ -179,6 +179,20 @@ class EmulatorClient:
     def expire_delta_tokens(self) -> None:
         self._ok(self.http.post("/_emulator/graph/expire-delta-tokens"))
 
+    # --- connector receivers --------------------------------------------------------------------
+
+    def receiver_url(self, kind: str, name: str) -> str:
+        return f"{self.base_url}/_receivers/{kind}/{name}"
+
+    def received(self, kind: str, name: str) -> list[dict[str, Any]]:
+        return self._ok(self.http.get(f"/_receivers/{kind}/{name}")).json()["value"]
+
+    def receiver_behaviour(self, kind: str, name: str, **behaviour: Any) -> None:
+        self._ok(self.http.post(f"/_receivers/{kind}/{name}/behaviour", json=behaviour))
+
+    def receiver_secret(self, name: str, secret: str) -> None:
+        self._ok(self.http.post(f"/_receivers/webhook/{name}/secret", json={"secret": secret}))
+
     def advance_clock(self, seconds: float) -> None:
         self._ok(self.http.post("/_emulator/clock", json={"advanceSeconds": seconds}))
 
@@ -215,6 +229,15 @@ class FunctionsClient:
     def create_graph_subscription(self, resource: str, change_type: str) -> httpx.Response:
         body = {"source": "graph", "resource": resource, "changeType": change_type}
         return self.http.post("/api/subscriptions", json=body)
+
+    def add_sink(self, subscription_id: str, sink_type: str, url: str, **extra: Any) -> httpx.Response:
+        body = {"type": sink_type, "url": url, **extra}
+        return self.http.post(f"/api/subscriptions/{subscription_id}/sinks", json=body)
+
+    def sinks(self, subscription_id: str) -> list[dict[str, Any]]:
+        response = self.http.get(f"/api/subscriptions/{subscription_id}/sinks")
+        response.raise_for_status()
+        return response.json()["value"]
 
     def list_subscriptions(self) -> httpx.Response:
         return self.http.get("/api/subscriptions")

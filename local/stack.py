@@ -201,6 +201,8 @@ class Stack:
             "RENEWAL_WINDOW_DAYS": "45",
             "SWEEP_SCHEDULE": "0 0 * * * *",
             "SWEEP_MAX_AGE_HOURS": "24",
+            # The emulator's connector receivers are plain http on loopback; never set in Azure.
+            "ALLOW_LOOPBACK_HTTP_SINKS": "true",
             "FUNCTIONS_KEY": DEFAULT_FUNCTION_KEY,
             "FUNCTIONS_MASTER_KEY": DEFAULT_MASTER_KEY,
             **self.extra_settings,

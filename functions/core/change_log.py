@@ -17,7 +17,8 @@ MAX_TRANSACTION_SIZE = 100
 class ChangeLog(TableRepository):
     table_name = CHANGES_TABLE
 
-    def append(self, list_id: str, entities: Sequence[dict[str, Any]]) -> None:
+    def append(self, list_id: str, entities: Sequence[dict[str, Any]]) -> list[str]:
+        """Upsert the rows; returns their keys."""
         from azure.data.tables import TransactionOperation, UpdateMode
 
         for start in range(0, len(entities), MAX_TRANSACTION_SIZE):
@@ -33,6 +34,7 @@ class ChangeLog(TableRepository):
                         for entity in chunk
                     ]
                 )
+        return [entity["RowKey"] for entity in entities]
 
     def page(self, list_id: str, *, after: str, top: int) -> tuple[list[dict[str, Any]], bool]:
         """Up to `top` changes after RowKey `after`, and whether more follow."""
@@ -48,3 +50,15 @@ class ChangeLog(TableRepository):
                 if len(rows) > top:
                     break
         return rows[:top], len(rows) > top
+
+    def rows(self, list_id: str, keys: Sequence[str]) -> list[dict[str, Any]]:
+        """The rows with these keys, in key order, with one range query."""
+        if not keys:
+            return []
+        wanted = set(keys)
+        with outages_reported(f"reading {len(keys)} change(s) of {list_id}"):
+            entities = self._table.query_entities(
+                "PartitionKey eq @pk and RowKey ge @first and RowKey le @last",
+                parameters={"pk": list_id, "first": min(keys), "last": max(keys)},
+            )
+            return [entity for entity in entities if entity["RowKey"] in wanted]

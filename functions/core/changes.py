@@ -190,10 +190,12 @@ def list_changes(
     """
     record = subscriptions.get(subscription_id)
     rows, more = change_log.page(record.scope, after=after, top=top)
-    changes = [
-        ChangeView.model_validate({**row, "id": row["RowKey"], "time": _time(row["time"])}) for row in rows
-    ]
+    changes = [row_to_view(row) for row in rows]
     return ChangePage(changes, changes[-1].id if more and changes else None)
+
+
+def row_to_view(row: dict[str, Any]) -> ChangeView:
+    return ChangeView.model_validate({**row, "id": row["RowKey"], "time": _time(row["time"])})
 
 
 def _time(value: Any) -> str:

@@ -32,6 +32,7 @@ def utc_now() -> datetime:
 class GraphSyncResult:
     written: int
     resynced: bool = False
+    rows: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,25 +62,24 @@ class GraphSync:
             )
             return GraphSyncResult(0)
         started = self.clock()
-        written = 0
+        keys: list[str] = []
         try:
             for page in self.source.delta_pages(checkpoint.change_token, subscription_id=subscription_id):
                 rows = [
                     graph_change_row(rows_scope, item, started, checkpoint.last_synced) for item in page.value
                 ]
-                self._write(scope, rows)
-                written += len(rows)
+                keys += self._write(scope, rows)
                 if page.delta_link:
                     self._commit(checkpoint, page.delta_link, started)
         except DeltaLinkGone as gone:
-            self._resync(scope, rows_scope, checkpoint, gone, resource)
-            return GraphSyncResult(written, resynced=True)
-        log.info("read %d changes for subscription %s (%s)", written, subscription_id, resource)
-        return GraphSyncResult(written)
+            keys += self._resync(scope, rows_scope, checkpoint, gone, resource)
+            return GraphSyncResult(len(keys), resynced=True, rows=tuple(keys))
+        log.info("read %d changes for subscription %s (%s)", len(keys), subscription_id, resource)
+        return GraphSyncResult(len(keys), rows=tuple(keys))
 
     def _resync(
         self, scope: str, rows_scope: ListScope, checkpoint: Checkpoint, gone: DeltaLinkGone, resource: str
-    ) -> None:
+    ) -> list[str]:
         started = self.clock()
         restart = gone.restart_url or GraphResource.parse(resource).first_delta_url(
             self.source.base_url, started
@@ -90,7 +90,9 @@ class GraphSync:
             items.extend(page.value)
             link = page.delta_link or link
         reason = f"Graph refused the delta link: {gone}"
-        self._write(scope, graph_resync_rows(rows_scope, items, started, checkpoint.last_synced, reason))
+        keys = self._write(
+            scope, graph_resync_rows(rows_scope, items, started, checkpoint.last_synced, reason)
+        )
         if link:
             self._commit(checkpoint, link, started)
         log.error(
@@ -101,10 +103,10 @@ class GraphSync:
             len(items),
             rows_scope.subscription_id,
         )
+        return keys
 
-    def _write(self, scope: str, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            self.change_log.append(scope, rows)
+    def _write(self, scope: str, rows: list[dict[str, Any]]) -> list[str]:
+        return self.change_log.append(scope, rows) if rows else []
 
     def _commit(self, checkpoint: Checkpoint, delta_link: str, at: datetime) -> None:
         try:

@@ -42,11 +42,11 @@ class NotificationQueue:
             raise
         return len(sent)
 
-    def put_later(self, message: str, delay_seconds: int) -> None:
+    def put_later(self, message: str, delay_seconds: int, *, queue: str = NOTIFICATIONS_QUEUE) -> None:
         """Put a message that stays invisible for `delay_seconds` (the queue allows up to 7 days)."""
         delay = max(0, min(delay_seconds, MAX_VISIBILITY_DELAY_SECONDS))
-        with outages_reported(f"putting a message back for {delay}s"):
-            self._storage.queue(NOTIFICATIONS_QUEUE).send_message(message, visibility_timeout=delay)
+        with outages_reported(f"putting a message on {queue} for {delay}s"):
+            self._storage.queue(queue).send_message(message, visibility_timeout=delay)
 
     def request_sync(self, record: SubscriptionRecord) -> None:
         """Ask the worker to read the subscription's changes now, as a notification would."""

@@ -81,13 +81,18 @@ def send(
     operation: str,
     subscription_id: str | None = None,
     json: Any = None,
+    data: bytes | None = None,
     headers: Mapping[str, str] | None = None,
     idempotent: bool = True,
     policy: RetryPolicy = DEFAULT_POLICY,
     sleep: Callable[[float], None] = time.sleep,
+    secret_url: bool = False,
 ) -> requests.Response:
     """Send one request; retry 429/503 always (nothing was done), 5xx and network errors only
-    when the request is idempotent. Returns any response below 400; raises UpstreamError."""
+    when the request is idempotent. Returns any response below 400; raises UpstreamError.
+
+    `secret_url`: the URL is a credential (a connector's), so a network error is reported by its
+    type only (the requests library puts the URL in its messages)."""
     import requests
 
     subject = subscription_id or "-"
@@ -98,11 +103,12 @@ def send(
                 method,
                 url,
                 json=json,
+                data=data,
                 headers=dict(headers or {}),
                 timeout=(policy.connect_timeout, policy.read_timeout),
             )
         except requests.RequestException as error:
-            reason = f"{type(error).__name__}: {error}"
+            reason = type(error).__name__ if secret_url else f"{type(error).__name__}: {error}"
             if last or not idempotent:
                 log.error(
                     "%s %s failed for subscription %s: %s (attempt %d of %d, giving up)",

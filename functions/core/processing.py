@@ -10,7 +10,7 @@ rebuilt by a resync and marked as such, never skipped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -63,6 +63,7 @@ class ProcessingReport:
     resyncs: int = 0
     unknown_subscriptions: list[str] = field(default_factory=list)
     lifecycle_events: list[str] = field(default_factory=list)
+    batches_published: int = 0
     # Subscriptions put back on the queue until SharePoint's Retry-After has passed.
     deferred: list[str] = field(default_factory=list)
     deferred_seconds: int = 0
@@ -73,6 +74,8 @@ class ProcessingReport:
 class SyncResult:
     written: int
     resynced: bool = False
+    # The change-log rows this sync wrote: what the sinks are sent.
+    rows: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class Worker:
     # when the subscription had to be recreated).
     lifecycle: Callable[[SubscriptionRecord, str], SubscriptionRecord]
     queue: NotificationQueue
+    # Hands the rows a sync wrote to the scope's sinks (scope, subscription id, row keys).
+    publish: Callable[[str, str, Sequence[str]], int]
     poison: PoisonQueue
     failures: FailureLog
     page_size: int = DEFAULT_PAGE_SIZE
@@ -155,6 +160,7 @@ class Worker:
                 failures.append((subscription_id, error))
                 continue
             report.changes_written += result.written
+            report.batches_published += self.publish(record.scope, record.id, result.rows)
             report.lists_synced += 1
             report.resyncs += int(result.resynced)
         if failures:
@@ -188,7 +194,7 @@ class Worker:
         """Read the subscription's changes, from whichever source it follows."""
         if record.source == "graph":
             graph = self.graph.sync(record.scope, record.resource, record.id)
-            return SyncResult(graph.written, graph.resynced)
+            return SyncResult(graph.written, graph.resynced, graph.rows)
         return self.sync_list(
             ListRef(record.site_url, record.list_id), record.id, refresh_token=refresh_token
         )
@@ -218,11 +224,12 @@ class Worker:
         )
         scope = ListScope(target.site_url, target.list_id, subscription_id)
         written = 0
+        rows: list[str] = []
         try:
             for page in self.source.fetch_changes(
                 target, checkpoint.change_token, subscription_id=subscription_id, page_size=self.page_size
             ):
-                self.change_log.append(target.list_id, [change_row(scope, change) for change in page])
+                rows += self.change_log.append(target.list_id, [change_row(scope, change) for change in page])
                 written += len(page)
                 checkpoint, ours = commit_sync(
                     self.checkpoints, checkpoint, page[-1].change_token.string_value, self.clock()
@@ -234,18 +241,18 @@ class Worker:
                         target.list_id,
                         subscription_id,
                     )
-                    return SyncResult(written)
+                    return SyncResult(written, rows=tuple(rows))
         except ChangeTokenExpired as error:
-            self._resync(target, scope, checkpoint, f"SharePoint refused the change token: {error}")
-            return SyncResult(written, resynced=True)
+            rows += self._resync(target, scope, checkpoint, f"SharePoint refused the change token: {error}")
+            return SyncResult(written, resynced=True, rows=tuple(rows))
         if written == 0 or current is not None:
             # Nothing was committed page by page, or the token read first is further on: record
             # the sync (and move the token) now. Otherwise the last page's commit recorded it.
             commit_sync(self.checkpoints, checkpoint, current or checkpoint.change_token, started)
         log.info("read %d changes for subscription %s (list %s)", written, subscription_id, target.list_id)
-        return SyncResult(written)
+        return SyncResult(written, rows=tuple(rows))
 
-    def _resync(self, target: ListRef, scope: ListScope, checkpoint: Checkpoint, why: str) -> None:
+    def _resync(self, target: ListRef, scope: ListScope, checkpoint: Checkpoint, why: str) -> list[str]:
         """The changes since the checkpoint are gone from SharePoint's change log: log a resync
         entry, then every item modified since the checkpoint's time, and start over from now.
 
@@ -256,7 +263,7 @@ class Worker:
         rows = [resync_entry(scope, restart, since, why)]
         for page in self.source.items_modified_since(target, since, subscription_id=scope.subscription_id):
             rows.extend(resynced_item_row(scope, restart, item) for item in page)
-        self.change_log.append(target.list_id, rows)
+        keys = self.change_log.append(target.list_id, rows)
         commit_sync(self.checkpoints, checkpoint, restart.value, self.clock())
         log.error(
             "%s; resynced list %s from %s: %d item(s) modified since were logged as updates; deletions "
@@ -267,6 +274,7 @@ class Worker:
             len(rows) - 1,
             scope.subscription_id,
         )
+        return keys
 
     def _start_from_now(self, target: ListRef, subscription_id: str) -> None:
         self.checkpoints.start(

@@ -16,6 +16,9 @@ from .notification_queue import NotificationQueue
 from .poison import PoisonQueue
 from .processing import Worker
 from .settings import Settings, get_settings
+from .sinks.delivery import DeliveryPolicy, SinkDelivery, SinkSender
+from .sinks.service import SinkService
+from .sinks.store import BatchStore, SinkStore
 from .sources.graph import GraphSource
 from .sources.sharepoint import SharePointSource
 from .storage import FAST_TIMEOUTS, Storage
@@ -39,6 +42,8 @@ class Services:
     worker: Worker
     sweep: ChangeSweep
     poison: PoisonQueue
+    delivery: SinkDelivery
+    sinks: SinkService
 
     @property
     def renewal_window(self) -> timedelta:
@@ -65,6 +70,16 @@ class Services:
             tenant_url=settings.sharepoint_tenant_url,
             request_sync=queue.request_sync,
         )
+        delivery = SinkDelivery(
+            sinks=SinkStore(storage),
+            batches=BatchStore(storage),
+            change_log=change_log,
+            queue=queue,
+            sender=SinkSender(),
+            policy=DeliveryPolicy(
+                max_attempts=settings.sink_max_attempts, base_delay=float(settings.sink_retry_base_seconds)
+            ),
+        )
         worker = Worker(
             subscriptions=store,
             checkpoints=checkpoints,
@@ -73,6 +88,7 @@ class Services:
             graph=GraphSync(checkpoints, change_log, graph),
             lifecycle=subscriptions.handle_lifecycle,
             queue=queue,
+            publish=delivery.publish,
             poison=poison,
             failures=FailureLog(storage),
         )
@@ -89,6 +105,13 @@ class Services:
             worker=worker,
             sweep=ChangeSweep(checkpoints, worker, timedelta(hours=settings.sweep_max_age_hours)),
             poison=poison,
+            delivery=delivery,
+            sinks=SinkService(
+                sinks=delivery.sinks,
+                subscriptions=subscriptions,
+                delivery=delivery,
+                allow_loopback_http=settings.allow_loopback_http_sinks,
+            ),
         )
 
 

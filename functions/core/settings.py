@@ -28,6 +28,10 @@ SHAREPOINT_CERTIFICATE_PATH = "SHAREPOINT_CERTIFICATE_PATH"
 RENEWAL_SCHEDULE = "RENEWAL_SCHEDULE"
 RENEWAL_WINDOW_DAYS = "RENEWAL_WINDOW_DAYS"
 SWEEP_SCHEDULE = "SWEEP_SCHEDULE"
+SINK_MAX_ATTEMPTS = "SINK_MAX_ATTEMPTS"
+SINK_RETRY_BASE_SECONDS = "SINK_RETRY_BASE_SECONDS"
+# Set by the local stack only: lets sinks be plain-http URLs on loopback (emulator receivers).
+ALLOW_LOOPBACK_HTTP_SINKS = "ALLOW_LOOPBACK_HTTP_SINKS"
 SWEEP_MAX_AGE_HOURS = "SWEEP_MAX_AGE_HOURS"
 
 
@@ -59,6 +63,9 @@ class Settings:
     renewal_window_days: int
     sweep_schedule: str
     sweep_max_age_hours: int
+    sink_max_attempts: int
+    sink_retry_base_seconds: int
+    allow_loopback_http_sinks: bool
 
     @property
     def sharepoint_notification_url(self) -> str:
@@ -97,6 +104,11 @@ class Settings:
             sweep_max_age_hours=_whole_number(
                 environ, SWEEP_MAX_AGE_HOURS, DEFAULT_SWEEP_MAX_AGE_HOURS, minimum=0, maximum=720
             ),
+            sink_max_attempts=_whole_number(environ, SINK_MAX_ATTEMPTS, 8, minimum=1, maximum=20),
+            sink_retry_base_seconds=_whole_number(
+                environ, SINK_RETRY_BASE_SECONDS, 30, minimum=1, maximum=3600
+            ),
+            allow_loopback_http_sinks=environ.get(ALLOW_LOOPBACK_HTTP_SINKS, "").strip().lower() == "true",
         )
         if auth == "certificate":
             for name, value in (

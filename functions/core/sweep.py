@@ -51,6 +51,7 @@ class ChangeSweep:
                 else:
                     target = ListRef(checkpoint.site_url, checkpoint.list_id)
                     result = self.worker.sync_list(target, checkpoint.subscription_id, refresh_token=True)
+                self.worker.publish(checkpoint.list_id, checkpoint.subscription_id, result.rows)
             except Exception as error:  # one list failing must not stop the others
                 log.error(
                     "sweep: reading changes failed for subscription %s (list %s): %s",

@@ -140,6 +140,14 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           value: sweepSchedule
         }
         {
+          name: 'SINK_MAX_ATTEMPTS'
+          value: '8'
+        }
+        {
+          name: 'SINK_RETRY_BASE_SECONDS'
+          value: '30'
+        }
+        {
           name: 'SWEEP_MAX_AGE_HOURS'
           value: string(sweepMaxAgeHours)
         }

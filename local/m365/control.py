@@ -99,7 +99,10 @@ async def deliver(request: Request) -> Response:
 
 async def reset(request: Request) -> Response:
     """Forget all state (sites, lists, changes, subscriptions, faults, counters, quirks)."""
+    from .receivers import forget_all
+
     _tenant(request).reset()
+    forget_all()
     return Response(status_code=204)
 
 

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import control, errors, graph, sharepoint
+from . import control, errors, graph, receivers, sharepoint
 from .delivery import Deliverer
 from .errors import SharePointError
 from .state import SharePointTenant
@@ -139,7 +139,9 @@ def create_app(
         )
         for route in sharepoint.routes
     ]
-    app = Starlette(routes=[*control.routes, *graph.graph_routes, *routes], lifespan=lifespan)
+    app = Starlette(
+        routes=[*control.routes, *receivers.routes, *graph.graph_routes, *routes], lifespan=lifespan
+    )
     app.state.tenant = tenant
     return app
 

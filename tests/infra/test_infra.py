@@ -108,11 +108,15 @@ def test_the_bicep_sets_every_setting_the_code_reads(app_settings):
             "RENEWAL_SCHEDULE": "0 0 */6 * * *",
             "SWEEP_SCHEDULE": "0 0 * * * *",
             "SWEEP_MAX_AGE_HOURS": "24",
+            "SINK_MAX_ATTEMPTS": "8",
+            "SINK_RETRY_BASE_SECONDS": "30",
         }
     )
     Settings.from_environ(environ)
-    expected = environ.asked - CERTIFICATE_ONLY - {settings_module.STORAGE_CONNECTION}
+    local_only = {settings_module.ALLOW_LOOPBACK_HTTP_SINKS}
+    expected = environ.asked - CERTIFICATE_ONLY - local_only - {settings_module.STORAGE_CONNECTION}
     assert expected - set(app_settings) == set()
+    assert not local_only & set(app_settings)  # plain-http sinks are for the local stack only
     assert app_settings["SHAREPOINT_AUTH"] == "managed_identity"
     assert app_settings["AzureWebJobsStorage__credential"] == "managedidentity"
     assert "AzureWebJobsStorage" not in app_settings  # identity-based, never a connection string

@@ -1,0 +1,219 @@
+"""The other end of the connectors: receivers that check what Teams and connector endpoints check,
+and answer with their codes.
+
+    POST /_receivers/teams-workflow/{name}   Teams workflow ("When a Teams webhook request is
+                                             received"): message envelope, Adaptive Card valid
+                                             against the official 1.5 schema, at most 28 KB, at most
+                                             4 requests a second; 202
+    POST /_receivers/message-card/{name}     legacy connector: MessageCard with summary or text;
+                                             200 with body "1", errors (throttling too) in a 200 body
+    POST /_receivers/webhook/{name}          Standard Webhooks receiver: the signature verified with
+                                             the `standardwebhooks` library; 204, 401 if it fails
+
+Tests steer each receiver: `POST /_receivers/{kind}/{name}/behaviour` `{"status", "times",
+"retryAfter", "delaySeconds"}` (fail, throttle, time out, 410); `POST …/secret` `{"secret"}` for a
+webhook; `GET /_receivers/{kind}/{name}` lists what arrived and whether it was valid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+MAX_TEAMS_BYTES = 28 * 1024
+TEAMS_REQUESTS_PER_SECOND = 4
+ADAPTIVE_CARD_TYPE = "application/vnd.microsoft.card.adaptive"
+KINDS = ("teams-workflow", "message-card", "webhook")
+
+
+@dataclass
+class Behaviour:
+    status: int
+    times: int
+    retry_after: int | None = None
+    delay_seconds: float = 0.0
+
+
+@dataclass
+class Receiver:
+    kind: str
+    received: list[dict[str, Any]] = field(default_factory=list)
+    behaviours: deque[Behaviour] = field(default_factory=deque)
+    secrets: list[str] = field(default_factory=list)
+    request_times: deque[float] = field(default_factory=deque)
+
+
+_receivers: dict[tuple[str, str], Receiver] = defaultdict(lambda: Receiver(""))
+
+
+def _receiver(request: Request) -> Receiver:
+    kind, name = request.path_params["kind"], request.path_params["name"]
+    if kind not in KINDS:
+        raise HTTPException(404, f"no receiver kind {kind!r}: one of {', '.join(KINDS)}")
+    receiver = _receivers[(kind, name)]
+    receiver.kind = kind
+    return receiver
+
+
+@cache
+def _adaptive_card_validator() -> Any:
+    from jsonschema.validators import Draft6Validator
+
+    schema = json.loads(resources.files("adaptive_cards").joinpath("schemas/schema-1.5.json").read_text())
+    return Draft6Validator(schema)
+
+
+def adaptive_card_problems(card: Any) -> list[str]:
+    """What Teams would refuse in a card: the official schema, and versions past 1.5."""
+    if not isinstance(card, dict):
+        return ["the attachment's content is not an object"]
+    problems = [error.message[:200] for error in _adaptive_card_validator().iter_errors(card)]
+    try:
+        if float(str(card.get("version"))) > 1.5:
+            problems.append(f"version {card.get('version')} is newer than Teams renders (1.5)")
+    except ValueError:
+        problems.append("version is not a number")
+    return problems
+
+
+def teams_problems(raw: bytes) -> tuple[int, list[str]]:
+    if len(raw) > MAX_TEAMS_BYTES:
+        return 413, [f"{len(raw)} bytes is over Teams' 28 KB"]
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return 400, ["not JSON"]
+    if not isinstance(body, dict) or body.get("type") != "message":
+        return 400, ['the envelope must be {"type": "message", "attachments": [...]}']
+    attachments = body.get("attachments")
+    if not isinstance(attachments, list) or not attachments:
+        return 400, ["attachments must be a non-empty list"]
+    problems = []
+    for attachment in attachments:
+        if not isinstance(attachment, dict) or attachment.get("contentType") != ADAPTIVE_CARD_TYPE:
+            problems.append(f"contentType must be {ADAPTIVE_CARD_TYPE}")
+            continue
+        problems += adaptive_card_problems(attachment.get("content"))
+    return (400 if problems else 202), problems
+
+
+def message_card_problem(raw: bytes) -> str | None:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return "Request body is not valid JSON."
+    if not isinstance(body, dict) or body.get("@type") != "MessageCard":
+        return "Card type is not supported."
+    if body.get("@context") not in ("http://schema.org/extensions", "https://schema.org/extensions"):
+        return "Card @context is not supported."
+    if not body.get("summary") and not body.get("text"):
+        return "Summary or Text is required."
+    return None
+
+
+async def receive(request: Request) -> Response:
+    receiver = _receiver(request)
+    raw = await request.body()
+    now = time.monotonic()
+    receiver.request_times.append(now)
+    while receiver.request_times and now - receiver.request_times[0] > 1.0:
+        receiver.request_times.popleft()
+    entry: dict[str, Any] = {"headers": dict(request.headers), "body": raw.decode("utf-8", "replace")}
+    behaviour = receiver.behaviours[0] if receiver.behaviours else None
+    if behaviour is not None:
+        behaviour.times -= 1
+        if behaviour.times <= 0:
+            receiver.behaviours.popleft()
+        if behaviour.delay_seconds:
+            await asyncio.sleep(behaviour.delay_seconds)
+        entry["answered"] = behaviour.status
+        receiver.received.append(entry)
+        headers = {"Retry-After": str(behaviour.retry_after)} if behaviour.retry_after is not None else {}
+        if receiver.kind == "message-card" and behaviour.status == 429:
+            # Connector endpoints report throttling inside a 200.
+            text = "Microsoft Teams endpoint returned HTTP error 429 with ContextId tcid=0,server=emulator"
+            return PlainTextResponse(text, 200, headers=headers)
+        return PlainTextResponse(f"injected {behaviour.status}", behaviour.status, headers=headers)
+    if receiver.kind == "teams-workflow":
+        if len(receiver.request_times) > TEAMS_REQUESTS_PER_SECOND:
+            entry.update(answered=429, problems=["over 4 requests a second"])
+            receiver.received.append(entry)
+            return PlainTextResponse("Too many requests", 429, headers={"Retry-After": "1"})
+        status, problems = teams_problems(raw)
+        entry.update(answered=status, problems=problems, valid=not problems)
+        receiver.received.append(entry)
+        return Response(status_code=202) if status == 202 else JSONResponse({"error": problems}, status)
+    if receiver.kind == "message-card":
+        problem = message_card_problem(raw)
+        entry.update(answered=200, problems=[problem] if problem else [], valid=problem is None)
+        receiver.received.append(entry)
+        return PlainTextResponse(problem or "1", 200)
+    return _verify_webhook(receiver, raw, dict(request.headers), entry)
+
+
+def _verify_webhook(
+    receiver: Receiver, raw: bytes, headers: dict[str, str], entry: dict[str, Any]
+) -> Response:
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+    for secret in receiver.secrets:
+        try:
+            Webhook(secret).verify(raw, headers)
+        except WebhookVerificationError:
+            continue
+        entry.update(answered=204, valid=True, problems=[])
+        receiver.received.append(entry)
+        return Response(status_code=204)
+    entry.update(answered=401, valid=False, problems=["no signature matches a known secret"])
+    receiver.received.append(entry)
+    return PlainTextResponse("invalid signature", 401)
+
+
+async def behaviour(request: Request) -> Response:
+    body = await request.json()
+    _receiver(request).behaviours.append(
+        Behaviour(
+            status=int(body.get("status", 500)),
+            times=int(body.get("times", 1)),
+            retry_after=body.get("retryAfter"),
+            delay_seconds=float(body.get("delaySeconds", 0)),
+        )
+    )
+    return Response(status_code=204)
+
+
+async def secret(request: Request) -> Response:
+    _receiver(request).secrets.append(str((await request.json())["secret"]))
+    return Response(status_code=204)
+
+
+async def received(request: Request) -> Response:
+    receiver = _receiver(request)
+    if request.method == "DELETE":
+        receiver.received.clear()
+        receiver.behaviours.clear()
+        return Response(status_code=204)
+    return JSONResponse({"value": receiver.received})
+
+
+def forget_all() -> None:
+    _receivers.clear()
+
+
+routes = [
+    Route("/_receivers/{kind}/{name}", receive, methods=["POST"]),
+    Route("/_receivers/{kind}/{name}", received, methods=["GET", "DELETE"]),
+    Route("/_receivers/{kind}/{name}/behaviour", behaviour, methods=["POST"]),
+    Route("/_receivers/{kind}/{name}/secret", secret, methods=["POST"]),
+]
