@@ -7,6 +7,7 @@ Exits 0 only if every step did what it should.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -71,7 +72,9 @@ class Tour:
         steps = [
             ("Create a list in the SharePoint emulator", self.create_list),
             ("Subscribe through the management API (validation handshake)", self.subscribe),
+            ("Add a Teams workflow sink (the emulator's receiver)", self.add_teams_sink),
             ("Add an item", lambda: self.change("add")),
+            ("See the Adaptive Card that was posted to Teams", self.show_card),
             ("Update the item", lambda: self.change("update")),
             ("Delete the item", lambda: self.change("delete")),
             ("Renew through the timer (run by the admin API)", self.renew_by_timer),
@@ -99,6 +102,26 @@ class Tour:
             raise AssertionError("SharePoint did not validate the notification URL")
         subscription = self.subscription
         return f"subscription {subscription['id']}, validated, expires {subscription['expirationDateTime']}"
+
+    def add_teams_sink(self) -> str:
+        url = self.emulator.receiver_url("teams-workflow", "demo")
+        response = self.api.add_sink(self.subscription["id"], "teams-workflow", url)
+        if response.status_code != 201:
+            raise AssertionError(f"HTTP {response.status_code}: {response.text}")
+        return f"sink {response.json()['id']} → {response.json()['url']}"
+
+    def show_card(self) -> str:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while time.monotonic() < deadline:
+            arrived = [r for r in self.emulator.received("teams-workflow", "demo") if r.get("valid")]
+            if arrived:
+                card = json.loads(arrived[-1]["body"])["attachments"][0]["content"]
+                print(json.dumps(card, indent=2), flush=True)
+                facts = card["body"][1]["facts"]
+                first = facts[0]["title"]
+                return f"Adaptive Card {card['version']} (schema-checked), {len(facts)} fact(s): {first}"
+            time.sleep(0.25)
+        raise TimeoutError(f"no card within {WAIT_SECONDS}s")
 
     def change(self, kind: str) -> str:
         if kind == "add":
