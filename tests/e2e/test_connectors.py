@@ -157,3 +157,25 @@ def test_sink_urls_are_checked_at_configuration(api, new_list):
         subscription["id"], "webhook", "https://example.com/hook", secret="not-a-secret"
     )
     assert bad_secret.status_code == 400
+
+
+def test_a_rotated_secret_signs_beside_the_old_one_so_receivers_can_switch_over(api, emulator, new_list):
+    subscription = api.create_subscription(SITE, new_list).json()
+    name, url = receiver(emulator, "webhook")
+    created = api.add_sink(subscription["id"], "webhook", url).json()
+    old_secret = created["secret"]
+    emulator.receiver_secret(name, old_secret)  # the receiver still knows only the old secret
+    rotated = api.http.post(f"/api/subscriptions/{subscription['id']}/sinks/{created['id']}/rotate-secret")
+    assert rotated.status_code == 200
+    new_secret = rotated.json()["secret"]
+    assert new_secret != old_secret
+    assert "previousSecretValidUntil" in rotated.json()
+
+    emulator.add_item(SITE, new_list, "signed twice")
+    [arrival] = arrivals(emulator, "webhook", name)
+    assert len(arrival["headers"]["webhook-signature"].split(" ")) == 2
+    Webhook(new_secret).verify(arrival["body"], arrival["headers"])
+    Webhook(old_secret).verify(arrival["body"], arrival["headers"])
+    listed = json.dumps(api.sinks(subscription["id"]))
+    assert old_secret not in listed
+    assert new_secret not in listed
