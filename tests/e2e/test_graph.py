@@ -27,6 +27,22 @@ def user() -> str:
     return f"user-{uuid.uuid4().hex[:8]}@contoso.com"
 
 
+def wait_reauthorized(emulator, subscription_id: str) -> None:
+    def reauthorized() -> bool:
+        [remote] = [s for s in emulator.graph_subscriptions() if s["id"] == subscription_id]
+        return not remote["needsReauthorization"]
+
+    wait_until(reauthorized, what="the reauthorization")
+
+
+def wait_recreated(api, subscription_id: str) -> dict:
+    def replacement() -> dict | None:
+        listed = api.list_subscriptions().json()["value"]
+        return next((s for s in listed if s.get("previousId") == subscription_id), None)
+
+    return wait_until(replacement, what="the recreated subscription")
+
+
 def subscribe(api, emulator, resource: str, change_type: str) -> dict:
     validations = emulator.calls("GraphValidateNotificationUrl")
     response = api.create_graph_subscription(resource, change_type)
@@ -59,14 +75,7 @@ def test_a_onedrive_folder_from_upload_to_delete_with_reauthorization_and_an_exp
 
     # reauthorizationRequired: the service reauthorizes; notifications flow again.
     emulator.graph_lifecycle(subscription["id"], "reauthorizationRequired")
-    wait_until(
-        lambda: (
-            not next(s for s in emulator.graph_subscriptions() if s["id"] == subscription["id"])[
-                "needsReauthorization"
-            ]
-        ),
-        what="the reauthorization",
-    )
+    wait_reauthorized(emulator, subscription["id"])
     emulator.delete_drive_item(drive, file["id"])
     changes = changes_of(api, subscription["id"], 4)
     assert kinds(changes)[-1] == ("delete", "deleted")
@@ -96,14 +105,7 @@ def test_an_outlook_inbox_with_missed_and_removed_subscription_events(api, emula
     changes_of(api, subscription["id"], 2)
 
     emulator.graph_lifecycle(subscription["id"], "reauthorizationRequired")
-    wait_until(
-        lambda: (
-            not next(s for s in emulator.graph_subscriptions() if s["id"] == subscription["id"])[
-                "needsReauthorization"
-            ]
-        ),
-        what="the reauthorization",
-    )
+    wait_reauthorized(emulator, subscription["id"])
 
     # missed: Graph dropped notifications; the lifecycle event makes the service read anyway.
     emulator.graph_lifecycle(subscription["id"], "missed")
@@ -113,17 +115,7 @@ def test_an_outlook_inbox_with_missed_and_removed_subscription_events(api, emula
 
     # subscriptionRemoved: recreated with a new clientState, same cursor and change log.
     emulator.graph_lifecycle(subscription["id"], "subscriptionRemoved")
-    replacement = wait_until(
-        lambda: next(
-            (
-                s
-                for s in api.list_subscriptions().json()["value"]
-                if s.get("previousId") == subscription["id"]
-            ),
-            None,
-        ),
-        what="the recreated subscription",
-    )
+    replacement = wait_recreated(api, subscription["id"])
     assert replacement["status"] == "recreated"
     later = emulator.send_to_folder(user, "inbox", "after the removal")
     changes = changes_of(api, replacement["id"], 4)
@@ -136,14 +128,7 @@ def test_a_calendar_through_every_lifecycle_event_and_an_expired_delta_link(api,
     changes_of(api, subscription["id"], 1)
 
     emulator.graph_lifecycle(subscription["id"], "reauthorizationRequired")
-    wait_until(
-        lambda: (
-            not next(s for s in emulator.graph_subscriptions() if s["id"] == subscription["id"])[
-                "needsReauthorization"
-            ]
-        ),
-        what="the reauthorization",
-    )
+    wait_reauthorized(emulator, subscription["id"])
     emulator.update_outlook(user, "events", event, subject="planning (moved)")
     emulator.graph_lifecycle(subscription["id"], "missed")
     changes = wait_until(
@@ -168,17 +153,7 @@ def test_a_calendar_through_every_lifecycle_event_and_an_expired_delta_link(api,
         what="the calendar's resync",
     )
     emulator.graph_lifecycle(subscription["id"], "subscriptionRemoved")
-    replacement = wait_until(
-        lambda: next(
-            (
-                s
-                for s in api.list_subscriptions().json()["value"]
-                if s.get("previousId") == subscription["id"]
-            ),
-            None,
-        ),
-        what="the recreated subscription",
-    )
+    replacement = wait_recreated(api, subscription["id"])
     later = emulator.create_event(user, "retro")
     changes = changes_of(api, replacement["id"], len(changes) + 1)
     assert changes[-1]["itemId"] == later
