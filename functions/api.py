@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from .core.outbound import UpstreamError
     from .core.services import Services
+    from .core.subscriptions import SubscriptionRecord
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -108,6 +109,12 @@ def rotate_sink_secret(req: func.HttpRequest) -> func.HttpResponse:
     return _run(_rotate_sink_secret, req)
 
 
+@bp.function_name("list_site_lists")
+@bp.route(route="sites/lists", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def list_site_lists(req: func.HttpRequest) -> func.HttpResponse:
+    return _run(_list_site_lists, req)
+
+
 @bp.function_name("list_poison")
 @bp.route(route="poison", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def list_poison(req: func.HttpRequest) -> func.HttpResponse:
@@ -160,15 +167,43 @@ def _names_source(body: bytes, source: str) -> bool:
 
 
 def _list_subscriptions(services: Services, req: func.HttpRequest) -> func.HttpResponse:
-    from .core.models import dump
-
-    return json_response({"value": [dump(record.to_view()) for record in services.subscriptions.list()]})
+    return json_response({"value": [_view(services, record) for record in services.subscriptions.list()]})
 
 
 def _get_subscription(services: Services, req: func.HttpRequest) -> func.HttpResponse:
-    from .core.models import dump
+    from .core.models import format_utc
 
-    return json_response(dump(services.subscriptions.get(req.route_params["id"]).to_view()))
+    record = services.subscriptions.get(req.route_params["id"])
+    checkpoint = services.worker.checkpoints.read(record.scope, record.source)
+    health: dict[str, Any] = {"sinks": len(services.sinks.list(record.id))}
+    if checkpoint is not None:
+        health["lastSyncedDateTime"] = format_utc(checkpoint.last_synced)
+    return json_response({**_view(services, record), "health": health})
+
+
+def _view(services: Services, record: SubscriptionRecord) -> dict[str, Any]:
+    from .core.models import dump, format_utc
+
+    due = services.subscriptions.renewal_due_at(record, services.renewal_window)
+    return {**dump(record.to_view()), "nextRenewalDateTime": format_utc(due)}
+
+
+def _list_site_lists(services: Services, req: func.HttpRequest) -> func.HttpResponse:
+    from .core.subscriptions import InvalidSubscriptionRequest
+
+    site = req.params.get("siteUrl", "")
+    if not site.startswith(("/", "https://", "http://")):
+        raise InvalidSubscriptionRequest(
+            "the siteUrl query parameter must be a path like /sites/x or a site URL"
+        )
+    lists = services.worker.source.lists(services.subscriptions.site_url(site))
+    value = [
+        {"id": item.id, "title": item.title, "baseTemplate": item.base_template,
+         "kind": "library" if item.base_template == 101 else "list"}
+        for item in lists
+        if item.base_template in (100, 101)
+    ]  # fmt: skip
+    return json_response({"value": value})
 
 
 def _delete_subscription(services: Services, req: func.HttpRequest) -> func.HttpResponse:

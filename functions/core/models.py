@@ -140,6 +140,13 @@ class SharePointChangePage(WireModel):
     value: list[SharePointChange]
 
 
+class SharePointListInfo(WireModel):
+    id: str = Field(alias="Id")
+    title: str = Field(alias="Title")
+    base_template: int = Field(alias="BaseTemplate")
+    hidden: bool = Field(default=False, alias="Hidden")
+
+
 class SharePointListItem(WireModel):
     """An item as `GET items?$select=Id,Modified,GUID,FileLeafRef,FileRef` returns it."""
 

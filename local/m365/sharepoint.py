@@ -157,7 +157,11 @@ async def create_list(request: Request) -> Response:
 async def get_lists(request: Request) -> Response:
     tenant = _tenant(request)
     site = tenant.site(_site_path(request))
-    return _ok(request, {"value": [tenant.list_json(site, sp_list) for sp_list in site.lists.values()]})
+    query = request.query_params.get("$filter", "").strip()
+    if query and query.lower() != "hidden eq false":
+        raise SharePointError(400, errors.INVALID_CLIENT_QUERY, "The expression is not valid.")
+    lists = [{**tenant.list_json(site, sp_list), "Hidden": False} for sp_list in site.lists.values()]
+    return _ok(request, {"value": [_select(body, request) for body in lists]})
 
 
 async def get_list(request: Request) -> Response:

@@ -34,7 +34,9 @@ def test_the_whole_sharepoint_flow_over_http(api, emulator, new_list, stack):
     assert subscription["notificationUrl"] == f"{stack.functions_url}/api/notifications/sharepoint"
     assert created.headers["location"] == f"/api/subscriptions/{subscription['id']}"
 
-    assert api.get_subscription(subscription["id"]).json() == subscription
+    fetched = api.get_subscription(subscription["id"]).json()
+    assert {key: fetched[key] for key in subscription} == subscription
+    assert fetched["health"]["sinks"] == 0
     assert subscription["id"] in [s["id"] for s in api.list_subscriptions().json()["value"]]
 
     first = emulator.add_item(SITE, new_list, "Draft the plan")

@@ -14,6 +14,7 @@ from ..models import (
     SharePointChange,
     SharePointChangePage,
     SharePointItemPage,
+    SharePointListInfo,
     SharePointListItem,
     SharePointSubscription,
     SharePointSubscriptionRequest,
@@ -117,6 +118,15 @@ class SharePointSource:
     def delete_subscription(self, target: ListRef, subscription_id: str) -> None:
         with contextlib.suppress(SubscriptionGone):
             self._send_to_subscription("DELETE", target, subscription_id, "delete subscription")
+
+    def lists(self, site_url: str) -> list[SharePointListInfo]:
+        """The site's visible lists and libraries (what a person picks a subscription from)."""
+        response = self._send(
+            "GET",
+            f"{site_url}/_api/web/lists?$select=Id,Title,BaseTemplate,Hidden&$filter=Hidden eq false",
+            "list the site's lists",
+        )
+        return [SharePointListInfo.model_validate(item) for item in response.json()["value"]]
 
     def current_change_token(self, target: ListRef) -> str:
         response = self._send(

@@ -154,6 +154,14 @@ class SubscriptionService:
                     report.recreated.append((record.id, renewed.id))
         return report
 
+    def renewal_due_at(self, record: SubscriptionRecord, window: timedelta) -> datetime:
+        """When the renewal timer will renew this subscription (at its next run after this)."""
+        return record.expiration - min(window, self.subscribers[record.source].max_lifetime(record) / 2)
+
+    def site_url(self, site_url: str) -> str:
+        """An absolute site URL of this tenant, from a path like /sites/x or a full URL."""
+        return self._absolute_site_url(site_url)
+
     def _renew_record(self, record: SubscriptionRecord) -> SubscriptionRecord:
         now = self.clock()
         try:
