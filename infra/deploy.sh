@@ -49,7 +49,8 @@ from pathlib import Path
 output = Path(sys.argv[1]).resolve()
 files = [Path("requirements.txt"), Path("function_app.py"), Path("host.json")]
 files += sorted(
-    p for p in Path("functions").rglob("*.py") if "__pycache__" not in p.parts
+    p for p in Path("functions").rglob("*")
+    if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".html", ".js", ".css")
 )
 with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED) as archive:
     for path in files:

@@ -1,0 +1,271 @@
+// The operators' console. Everything it shows comes from the management API, called with the
+// function key typed once (kept for this browser tab only, sent in a header, never in a URL).
+// Text from Microsoft 365 is untrusted: it is only ever set as textContent, never as HTML.
+"use strict";
+
+const KEY = "m365-webhooks-function-key";
+const state = { selected: null, changes: [], shown: 0 };
+
+const $ = (selector) => document.querySelector(selector);
+
+function text(tag, value, attributes = {}) {
+  const element = document.createElement(tag);
+  element.textContent = value == null ? "" : String(value);
+  for (const [name, attribute] of Object.entries(attributes)) element.setAttribute(name, attribute);
+  return element;
+}
+
+function button(label, onClick, description) {
+  const element = text("button", label, { type: "button" });
+  if (description) element.setAttribute("aria-label", description);
+  element.addEventListener("click", onClick);
+  return element;
+}
+
+function row(cells) {
+  const tr = document.createElement("tr");
+  for (const cell of cells) {
+    const td = document.createElement("td");
+    if (cell instanceof Node) td.append(cell);
+    else td.textContent = cell == null ? "" : String(cell);
+    tr.append(td);
+  }
+  return tr;
+}
+
+function say(message, kind = "info") {
+  const status = $("#status");
+  status.textContent = message;
+  status.dataset.kind = kind;
+}
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { "x-functions-key": sessionStorage.getItem(KEY) || "" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (response.status === 204) return null;
+  const payload = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = payload.error || {};
+    if (response.status === 401) throw new ApiError(401, "The function key was refused (401). Check it and connect again.");
+    if (response.status === 503) throw new ApiError(503, `Storage or the source is unavailable (503): ${error.message || "retry in a moment"}.`);
+    const upstream = error.upstreamStatus ? ` (Microsoft 365 answered ${error.upstreamStatus}${error.upstreamCode ? " " + error.upstreamCode : ""})` : "";
+    throw new ApiError(response.status, `${error.message || "The request failed"}${upstream} [HTTP ${response.status}]`);
+  }
+  return payload;
+}
+
+async function attempt(action) {
+  try {
+    await action();
+  } catch (error) {
+    say(error.message, "error");
+    if (error.status === 401) $("#app").hidden = true;
+  }
+}
+
+function when(value) {
+  return value ? value.replace("T", " ").replace("Z", " UTC") : "—";
+}
+
+async function loadSubscriptions() {
+  const { value } = await api("GET", "/api/subscriptions");
+  const body = $("#subscriptions tbody");
+  body.replaceChildren();
+  for (const subscription of value) {
+    const watching = subscription.source === "graph"
+      ? subscription.resource
+      : `${subscription.siteUrl} · list ${subscription.listId}`;
+    const actions = document.createElement("span");
+    actions.append(
+      button("Open", () => attempt(() => openSubscription(subscription.id)), `Open subscription ${subscription.id}`),
+      button("Renew", () => attempt(async () => {
+        await api("POST", `/api/subscriptions/${subscription.id}/renew`);
+        say("Renewed.");
+        await loadSubscriptions();
+      }), `Renew subscription ${subscription.id}`),
+      button("Delete", () => attempt(async () => {
+        if (!window.confirm(`Delete subscription ${subscription.id}? Microsoft 365 stops sending its notifications.`)) return;
+        await api("DELETE", `/api/subscriptions/${subscription.id}`);
+        say("Deleted.");
+        if (state.selected === subscription.id) $("#detail").hidden = true;
+        await loadSubscriptions();
+      }), `Delete subscription ${subscription.id}`),
+    );
+    body.append(row([subscription.source, watching, when(subscription.expirationDateTime),
+      when(subscription.nextRenewalDateTime), subscription.status, actions]));
+  }
+  if (!value.length) body.append(row(["No subscriptions yet.", "", "", "", "", ""]));
+}
+
+async function openSubscription(id) {
+  state.selected = id;
+  const subscription = await api("GET", `/api/subscriptions/${id}`);
+  $("#detail").hidden = false;
+  $("#detail-title").textContent = `Subscription ${subscription.id}`;
+  const health = $("#health");
+  health.replaceChildren();
+  const facts = [
+    ["Watching", subscription.resource],
+    ["Expires", when(subscription.expirationDateTime)],
+    ["Next renewal", when(subscription.nextRenewalDateTime)],
+    ["Last sync", when(subscription.health.lastSyncedDateTime)],
+    ["Connectors", subscription.health.sinks],
+  ];
+  for (const [term, value] of facts) health.append(text("dt", term), text("dd", value));
+  await loadChanges();
+  await loadSinks();
+  $("#detail-title").focus();
+}
+
+const CHANGES_PER_PAGE = 50;
+const MAX_CHANGE_PAGES = 20; // of 1,000: the console reads at most the first 20,000 changes
+
+async function loadChanges() {
+  // The API pages oldest first (table keys only sort ascending); the console reads the pages,
+  // then shows the newest first, CHANGES_PER_PAGE at a time.
+  let url = `/api/changes?subscriptionId=${encodeURIComponent(state.selected)}&top=1000`;
+  const changes = [];
+  for (let pages = 0; url && pages < MAX_CHANGE_PAGES; pages++) {
+    const page = await api("GET", url);
+    changes.push(...page.value);
+    url = page.nextLink ? new URL(page.nextLink).pathname + new URL(page.nextLink).search : null;
+  }
+  state.changes = changes.reverse();
+  state.shown = 0;
+  $("#changes tbody").replaceChildren();
+  showMoreChanges();
+}
+
+function showMoreChanges() {
+  const body = $("#changes tbody");
+  const next = state.changes.slice(state.shown, state.shown + CHANGES_PER_PAGE);
+  for (const change of next) {
+    const item = change.fileName || change.subject || (change.itemId != null ? `item ${change.itemId}` : "");
+    const note = change.changeType === "resync" ? change.reason : (change.resync ? "rebuilt by a resync" : "");
+    const tr = row([when(change.time), change.changeType, item, note]);
+    if (change.changeType === "resync") tr.className = "resync";
+    body.append(tr);
+  }
+  state.shown += next.length;
+  if (!state.changes.length) body.append(row(["No changes yet.", "", "", ""]));
+  $("#more-changes").hidden = state.shown >= state.changes.length;
+}
+
+async function loadSinks() {
+  const { value } = await api("GET", `/api/subscriptions/${state.selected}/sinks`);
+  const body = $("#sinks tbody");
+  body.replaceChildren();
+  for (const sink of value) {
+    const actions = document.createElement("span");
+    actions.append(
+      button("Send a test", () => attempt(async () => {
+        const result = await api("POST", `/api/subscriptions/${state.selected}/sinks/${sink.id}/test`);
+        say(`${result.delivered ? "Delivered" : "Not delivered"}: the endpoint answered ${result.endpointStatus ?? "nothing"} (${result.detail}).`,
+          result.delivered ? "info" : "error");
+      }), `Send a test message to connector ${sink.id}`),
+      button("Remove", () => attempt(async () => {
+        await api("DELETE", `/api/subscriptions/${state.selected}/sinks/${sink.id}`);
+        say("Connector removed.");
+        await loadSinks();
+      }), `Remove connector ${sink.id}`),
+    );
+    const stateText = sink.state + (sink.lastDelivery ? ` · last: ${sink.lastDelivery.status}` : "");
+    body.append(row([sink.type, sink.url, sink.changeTypes.join(", ") || "all", stateText, actions]));
+  }
+  if (!value.length) body.append(row(["No connectors.", "", "", "", ""]));
+}
+
+async function loadPoison() {
+  const { value, approximateCount } = await api("GET", "/api/poison");
+  const body = $("#poison tbody");
+  body.replaceChildren();
+  for (const message of value) {
+    const first = message.firstFailure ? `${message.firstFailure.reason}` : "no reason recorded";
+    const age = message.ageSeconds != null ? `${Math.round(message.ageSeconds / 60)} min` : "—";
+    body.append(row([message.subscriptions.join(", "), message.attempts ?? "—", first, age]));
+  }
+  if (!value.length) body.append(row(["Nothing poisoned.", "", "", ""]));
+  $("#replay").disabled = !approximateCount;
+}
+
+async function refresh() {
+  await loadSubscriptions();
+  await loadPoison();
+  $("#app").hidden = false;
+  say("Connected.");
+}
+
+function changeTypes(value) {
+  return value.split(",").map((part) => part.trim()).filter(Boolean);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#detail-title").setAttribute("tabindex", "-1");
+  $("#key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(KEY, $("#key").value);
+    $("#key").value = "";
+    attempt(refresh);
+  });
+  $("#forget-key").addEventListener("click", () => {
+    sessionStorage.removeItem(KEY);
+    $("#app").hidden = true;
+    say("Key forgotten.");
+  });
+  $("#load-lists").addEventListener("click", () => attempt(async () => {
+    const site = $("#site-url").value.trim();
+    const { value } = await api("GET", `/api/sites/lists?siteUrl=${encodeURIComponent(site)}`);
+    const pick = $("#list-pick");
+    pick.replaceChildren(...value.map((list) => text("option", `${list.title} (${list.kind})`, { value: list.id })));
+    pick.disabled = !value.length;
+    say(value.length ? `${value.length} list(s) on ${site}.` : `No lists on ${site}.`);
+    if (value.length) pick.focus();
+  }));
+  $("#sharepoint-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    attempt(async () => {
+      const created = await api("POST", "/api/subscriptions", { siteUrl: $("#site-url").value.trim(), listId: $("#list-pick").value });
+      say(`Subscribed: ${created.id}.`);
+      await loadSubscriptions();
+    });
+  });
+  $("#graph-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    attempt(async () => {
+      const created = await api("POST", "/api/subscriptions", {
+        source: "graph", resource: $("#graph-resource").value.trim(), changeType: $("#graph-change").value.trim(),
+      });
+      say(`Subscribed: ${created.id}.`);
+      await loadSubscriptions();
+    });
+  });
+  $("#sink-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    attempt(async () => {
+      const created = await api("POST", `/api/subscriptions/${state.selected}/sinks`, {
+        type: $("#sink-type").value, url: $("#sink-url").value.trim(), changeTypes: changeTypes($("#sink-filter").value),
+      });
+      const secret = $("#secret");
+      secret.hidden = !created.secret;
+      secret.textContent = created.secret ? `Signing secret (shown once, store it now): ${created.secret}` : "";
+      $("#sink-url").value = "";
+      say("Connector added.");
+      await loadSinks();
+    });
+  });
+  $("#more-changes").addEventListener("click", showMoreChanges);
+  $("#replay").addEventListener("click", () => attempt(async () => {
+    const { replayed } = await api("POST", "/api/poison/replay");
+    say(`Replayed ${replayed} message(s).`);
+    await loadPoison();
+  }));
+  if (sessionStorage.getItem(KEY)) attempt(refresh);
+});

@@ -1,0 +1,180 @@
+"""The console in a real browser: Playwright for Python driving Debian's Chromium (Playwright's own
+browser download is out of reach here), against the whole local stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from functions.core.settings import StorageSettings
+from functions.core.storage import NOTIFICATIONS_POISON_QUEUE, Storage
+from local.stack import DEFAULT_FUNCTION_KEY
+from tests.e2e.conftest import SITE
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium: `apt-get install chromium` (.ci/run does) to run the browser tests"
+)
+# Chromium as root in a sandbox, with no background traffic (this machine's network is closed).
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+SCREENSHOT = os.environ.get("CONSOLE_SCREENSHOT")  # e.g. docs/console.png, to refresh the README's
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, stack):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.dialogs = []  # outside a confirm the test expects, a dialog is an injected script running
+    page.accept_dialogs = False
+
+    def answer(dialog) -> None:
+        page.dialogs.append(dialog.message)
+        dialog.accept() if page.accept_dialogs else dialog.dismiss()
+
+    page.on("dialog", answer)
+    page.goto(f"{stack.functions_url}/api/console/")
+    yield page
+    context.close()
+
+
+def connect(page, key: str = DEFAULT_FUNCTION_KEY) -> None:
+    page.get_by_label("Function key", exact=True).fill(key)
+    page.get_by_role("button", name="Connect").click()
+
+
+def test_the_page_is_static_with_a_strict_policy(stack):
+    import httpx
+
+    response = httpx.get(f"{stack.functions_url}/api/console/")
+    assert response.status_code == 200
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "<script>" not in response.text and " style=" not in response.text
+
+
+def test_a_wrong_key_says_so(page):
+    connect(page, "not-the-key")
+    page.get_by_role("status").filter(has_text="401").wait_for()
+    assert page.locator("#app").is_hidden()
+
+
+def test_create_by_picking_a_list_see_a_change_add_and_test_a_teams_sink_then_remove_it(page, emulator):
+    title = f"Console tasks {uuid.uuid4().hex[:6]}"
+    list_id = emulator.create_list(SITE, title)
+    connect(page)
+    page.get_by_text("New subscription").click()
+    page.get_by_label("Site URL", exact=True).fill(SITE)
+    page.get_by_role("button", name="Load the site's lists").click()
+    page.get_by_label("List", exact=True).select_option(list_id)
+    page.locator("#sharepoint-form").get_by_role("button", name="Subscribe").click()
+    page.get_by_role("status").filter(has_text="Subscribed").wait_for()
+
+    subscription_row = page.locator("#subscriptions tbody tr", has_text=list_id)
+    item = emulator.add_item(SITE, list_id, "from the console test")
+    subscription_row.get_by_role("button", name="Open").click()
+    for _ in range(60):
+        if page.locator("#changes tbody tr", has_text=f"item {item}").count():
+            break
+        page.wait_for_timeout(500)
+        subscription_row.get_by_role("button", name="Open").click()
+    assert page.locator("#changes tbody tr", has_text=f"item {item}").count() == 1
+
+    receiver = f"console-{uuid.uuid4().hex[:6]}"
+    page.get_by_label("Type", exact=True).select_option("teams-workflow")
+    page.get_by_label("URL", exact=True).fill(emulator.receiver_url("teams-workflow", receiver))
+    page.locator("#sink-form").get_by_role("button", name="Add").click()
+    page.get_by_role("status").filter(has_text="Connector added").wait_for()
+    sink_row = page.locator("#sinks tbody tr", has_text="teams-workflow")
+    assert "…" in sink_row.inner_text()  # the URL is shown masked
+    sink_row.get_by_role("button", name="Send a test").click()
+    page.get_by_role("status").filter(has_text="Delivered").wait_for()
+    assert "202" in page.get_by_role("status").inner_text()
+    assert [r["valid"] for r in emulator.received("teams-workflow", receiver)] == [True]
+    if SCREENSHOT:
+        page.screenshot(path=SCREENSHOT, full_page=True)
+    sink_row.get_by_role("button", name="Remove").click()
+    page.get_by_role("status").filter(has_text="Connector removed").wait_for()
+    assert page.locator("#sinks tbody tr", has_text="teams-workflow").count() == 0
+
+
+def test_untrusted_names_show_as_text_and_run_nothing(page, emulator):
+    hostile = f"<img src=x onerror=alert(1)> {uuid.uuid4().hex[:6]}"
+    emulator.create_list(SITE, hostile)
+    connect(page)
+    page.get_by_text("New subscription").click()
+    page.get_by_label("Site URL", exact=True).fill(SITE)
+    page.get_by_role("button", name="Load the site's lists").click()
+    option = page.locator("#list-pick option", has_text=hostile)
+    option.wait_for(state="attached")
+    assert option.count() == 1
+    assert option.inner_text().startswith("<img src=x onerror=alert(1)>")
+    assert page.locator("img").count() == 0
+    page.wait_for_timeout(300)
+    assert page.dialogs == []
+
+
+def test_deleting_asks_first_and_a_no_keeps_the_subscription(page, api, new_list):
+    subscription_id = api.create_subscription(SITE, new_list).json()["id"]
+    connect(page)
+    row = page.locator("#subscriptions tbody tr", has_text=new_list)
+    row.get_by_role("button", name="Delete").click()  # answered "no"
+    page.wait_for_timeout(300)
+    assert page.dialogs and subscription_id in page.dialogs[0]
+    assert api.get_subscription(subscription_id).status_code == 200
+
+    page.accept_dialogs = True
+    row.get_by_role("button", name="Delete").click()
+    page.get_by_role("status").filter(has_text="Deleted").wait_for()
+    assert api.get_subscription(subscription_id).status_code == 404
+    assert row.count() == 0
+
+
+def test_a_poisoned_message_is_listed_and_replayed(page, stack):
+    storage = Storage(StorageSettings(connection_string=stack.connection_string))
+    marker = str(uuid.uuid4())
+    body = {
+        "receivedAt": "2026-01-01T00:00:00Z",
+        "notifications": [{"subscriptionId": marker, "resource": "r", "siteUrl": SITE}],
+    }
+    storage.queue(NOTIFICATIONS_POISON_QUEUE).send_message(json.dumps(body))
+    connect(page)
+    page.locator("#poison tbody tr", has_text=marker).wait_for()
+    page.get_by_role("button", name="Replay all").click()
+    page.get_by_role("status").filter(has_text="Replayed").wait_for()
+    assert page.locator("#poison tbody tr", has_text=marker).count() == 0
+
+
+def test_every_control_has_a_label_and_the_keyboard_reaches_it(page):
+    connect(page)
+    page.locator("#app").wait_for()
+    unlabeled = page.evaluate(
+        """() => [...document.querySelectorAll('input, select')]
+              .filter((el) => !el.labels || el.labels.length === 0).map((el) => el.id)"""
+    )
+    assert unlabeled == []
+    page.reload()  # the key is kept for the tab: it connects again by itself
+    page.locator("#app").wait_for()
+    order = []
+    for _ in range(4):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate("document.activeElement.id || document.activeElement.textContent"))
+    assert order == ["key", "Connect", "forget-key", "Open"]
