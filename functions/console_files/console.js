@@ -88,15 +88,15 @@ async function loadSubscriptions() {
       button("Open", () => attempt(() => openSubscription(subscription.id)), `Open subscription ${subscription.id}`),
       button("Renew", () => attempt(async () => {
         await api("POST", `/api/subscriptions/${subscription.id}/renew`);
-        say("Renewed.");
         await loadSubscriptions();
+        say("Renewed.");
       }), `Renew subscription ${subscription.id}`),
       button("Delete", () => attempt(async () => {
         if (!window.confirm(`Delete subscription ${subscription.id}? Microsoft 365 stops sending its notifications.`)) return;
         await api("DELETE", `/api/subscriptions/${subscription.id}`);
-        say("Deleted.");
         if (state.selected === subscription.id) $("#detail").hidden = true;
         await loadSubscriptions();
+        say("Deleted.");
       }), `Delete subscription ${subscription.id}`),
     );
     body.append(row([subscription.source, watching, when(subscription.expirationDateTime),
@@ -173,8 +173,8 @@ async function loadSinks() {
       }), `Send a test message to connector ${sink.id}`),
       button("Remove", () => attempt(async () => {
         await api("DELETE", `/api/subscriptions/${state.selected}/sinks/${sink.id}`);
-        say("Connector removed.");
         await loadSinks();
+        say("Connector removed.");
       }), `Remove connector ${sink.id}`),
     );
     const stateText = sink.state + (sink.lastDelivery ? ` · last: ${sink.lastDelivery.status}` : "");
@@ -233,8 +233,8 @@ document.addEventListener("DOMContentLoaded", () => {
     event.preventDefault();
     attempt(async () => {
       const created = await api("POST", "/api/subscriptions", { siteUrl: $("#site-url").value.trim(), listId: $("#list-pick").value });
-      say(`Subscribed: ${created.id}.`);
       await loadSubscriptions();
+      say(`Subscribed: ${created.id}.`);
     });
   });
   $("#graph-form").addEventListener("submit", (event) => {
@@ -243,8 +243,8 @@ document.addEventListener("DOMContentLoaded", () => {
       const created = await api("POST", "/api/subscriptions", {
         source: "graph", resource: $("#graph-resource").value.trim(), changeType: $("#graph-change").value.trim(),
       });
-      say(`Subscribed: ${created.id}.`);
       await loadSubscriptions();
+      say(`Subscribed: ${created.id}.`);
     });
   });
   $("#sink-form").addEventListener("submit", (event) => {
@@ -257,15 +257,15 @@ document.addEventListener("DOMContentLoaded", () => {
       secret.hidden = !created.secret;
       secret.textContent = created.secret ? `Signing secret (shown once, store it now): ${created.secret}` : "";
       $("#sink-url").value = "";
-      say("Connector added.");
       await loadSinks();
+      say("Connector added.");
     });
   });
   $("#more-changes").addEventListener("click", showMoreChanges);
   $("#replay").addEventListener("click", () => attempt(async () => {
     const { replayed } = await api("POST", "/api/poison/replay");
-    say(`Replayed ${replayed} message(s).`);
     await loadPoison();
+    say(`Replayed ${replayed} message(s).`);
   }));
   if (sessionStorage.getItem(KEY)) attempt(refresh);
 });

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import expect
 
 from functions.core.settings import StorageSettings
 from functions.core.storage import NOTIFICATIONS_POISON_QUEUE, Storage
@@ -113,7 +114,7 @@ def test_create_by_picking_a_list_see_a_change_add_and_test_a_teams_sink_then_re
         page.screenshot(path=SCREENSHOT, full_page=True)
     sink_row.get_by_role("button", name="Remove").click()
     page.get_by_role("status").filter(has_text="Connector removed").wait_for()
-    assert page.locator("#sinks tbody tr", has_text="teams-workflow").count() == 0
+    expect(page.locator("#sinks tbody tr", has_text="teams-workflow")).to_have_count(0)
 
 
 def test_untrusted_names_show_as_text_and_run_nothing(page, emulator):
@@ -137,7 +138,10 @@ def test_deleting_asks_first_and_a_no_keeps_the_subscription(page, api, new_list
     connect(page)
     row = page.locator("#subscriptions tbody tr", has_text=new_list)
     row.get_by_role("button", name="Delete").click()  # answered "no"
-    page.wait_for_timeout(300)
+    for _ in range(50):
+        if page.dialogs:
+            break
+        page.wait_for_timeout(100)
     assert page.dialogs and subscription_id in page.dialogs[0]
     assert api.get_subscription(subscription_id).status_code == 200
 
@@ -145,7 +149,7 @@ def test_deleting_asks_first_and_a_no_keeps_the_subscription(page, api, new_list
     row.get_by_role("button", name="Delete").click()
     page.get_by_role("status").filter(has_text="Deleted").wait_for()
     assert api.get_subscription(subscription_id).status_code == 404
-    assert row.count() == 0
+    expect(row).to_have_count(0)
 
 
 def test_a_poisoned_message_is_listed_and_replayed(page, stack):
@@ -160,7 +164,7 @@ def test_a_poisoned_message_is_listed_and_replayed(page, stack):
     page.locator("#poison tbody tr", has_text=marker).wait_for()
     page.get_by_role("button", name="Replay all").click()
     page.get_by_role("status").filter(has_text="Replayed").wait_for()
-    assert page.locator("#poison tbody tr", has_text=marker).count() == 0
+    expect(page.locator("#poison tbody tr", has_text=marker)).to_have_count(0)
 
 
 def test_every_control_has_a_label_and_the_keyboard_reaches_it(page):
