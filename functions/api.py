@@ -178,6 +178,14 @@ def _get_subscription(services: Services, req: func.HttpRequest) -> func.HttpRes
     health: dict[str, Any] = {"sinks": len(services.sinks.list(record.id))}
     if checkpoint is not None:
         health["lastSyncedDateTime"] = format_utc(checkpoint.last_synced)
+        if checkpoint.last_notification is not None:
+            health["lastNotificationDateTime"] = format_utc(checkpoint.last_notification)
+        health["consecutiveFailures"] = checkpoint.consecutive_failures
+        if checkpoint.consecutive_failures and checkpoint.last_failed is not None:
+            health["lastFailure"] = {
+                "reason": checkpoint.last_failure,
+                "dateTime": format_utc(checkpoint.last_failed),
+            }
     return json_response({**_view(services, record), "health": health})
 
 

@@ -116,9 +116,13 @@ async function openSubscription(id) {
     ["Watching", subscription.resource],
     ["Expires", when(subscription.expirationDateTime)],
     ["Next renewal", when(subscription.nextRenewalDateTime)],
+    ["Last notification", when(subscription.health.lastNotificationDateTime)],
     ["Last sync", when(subscription.health.lastSyncedDateTime)],
+    ["Failed reads in a row", subscription.health.consecutiveFailures ?? 0],
     ["Connectors", subscription.health.sinks],
   ];
+  const failure = subscription.health.lastFailure;
+  if (failure) facts.push(["Last failure", `${when(failure.dateTime)}: ${failure.reason}`]);
   for (const [term, value] of facts) health.append(text("dt", term), text("dd", value));
   await loadChanges();
   await loadSinks();

@@ -1,7 +1,8 @@
 """The `checkpoints` table: per list, the last change token read and when a sync last completed.
 
 One entity per list, guarded by its ETag. It also names the list's site and subscription, so the
-change sweep can visit every list due for a sync with one query and no other read.
+change sweep can visit every list due for a sync with one query and no other read, and keeps the
+list's health for people: its last notification and how many reads in a row have failed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any, Protocol
 
 from .change_tokens import parse_change_token
 from .storage import CHECKPOINTS_TABLE, SHAREPOINT_PARTITION, TableRepository, outages_reported
+
+MAX_FAILURE_LENGTH = 1000
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,10 @@ class Checkpoint:
     last_synced: datetime
     etag: str
     source: str = SHAREPOINT_PARTITION
+    last_notification: datetime | None = None
+    consecutive_failures: int = 0
+    last_failure: str | None = None
+    last_failed: datetime | None = None
 
 
 class CheckpointConflict(Exception):
@@ -77,6 +84,9 @@ class CheckpointStore(TableRepository):
             change_token,
             at,
         )
+        # A completed read: the failure streak ends; the last notification is carried over.
+        if checkpoint.last_notification is not None:
+            entity["lastNotificationAt"] = checkpoint.last_notification
         with outages_reported(f"advancing the checkpoint of list {checkpoint.list_id}"):
             try:
                 metadata = self._table.update_entity(
@@ -100,6 +110,36 @@ class CheckpointStore(TableRepository):
                 {"PartitionKey": source, "RowKey": list_id, "subscriptionId": subscription_id},
                 mode=UpdateMode.MERGE,
             )
+
+    def record_notification(self, list_id: str, at: datetime, source: str = SHAREPOINT_PARTITION) -> None:
+        """When the newest notification for the list that the worker has read was received."""
+        self._merge(list_id, source, {"lastNotificationAt": at}, "recording a notification of")
+
+    def record_failure(
+        self, list_id: str, reason: str, at: datetime, source: str = SHAREPOINT_PARTITION
+    ) -> None:
+        """One more failed read in a row; the next completed read (`replace`) clears the streak.
+        Not ETag-guarded: a count shown to people may be off by one under a race, the token never."""
+        current = self.read(list_id, source)
+        if current is None:
+            return
+        fields = {
+            "consecutiveFailures": current.consecutive_failures + 1,
+            "lastFailure": reason[:MAX_FAILURE_LENGTH],
+            "lastFailedAt": at,
+        }
+        self._merge(list_id, source, fields, "recording a failed read of")
+
+    def _merge(self, list_id: str, source: str, fields: dict[str, Any], doing: str) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        with outages_reported(f"{doing} {list_id}"):
+            try:
+                entity = {"PartitionKey": source, "RowKey": list_id, **fields}
+                self._table.update_entity(entity, mode=UpdateMode.MERGE)
+            except ResourceNotFoundError:
+                pass  # the subscription was deleted meanwhile: nothing to keep health for
 
     def not_synced_since(self, moment: datetime) -> list[Checkpoint]:
         """Every source's resources whose last completed sync is older than `moment` (filtered in
@@ -135,6 +175,10 @@ def _from_entity(entity: Any, etag: str | None = None) -> Checkpoint:
         last_synced=entity["lastSyncedAt"],
         etag=etag or str(entity.metadata["etag"]),
         source=entity["PartitionKey"],
+        last_notification=entity.get("lastNotificationAt"),
+        consecutive_failures=int(entity.get("consecutiveFailures", 0)),
+        last_failure=entity.get("lastFailure"),
+        last_failed=entity.get("lastFailedAt"),
     )
 
 

@@ -149,6 +149,7 @@ class Worker:
                     throttled[subscription_id] = error.retry_after or 0
                     continue
                 failures.append((subscription_id, error))
+                self._note_health(record, error=error)
                 continue
             except Exception as error:  # one resource failing must not stop the others
                 log.error(
@@ -158,17 +159,37 @@ class Worker:
                     error,
                 )
                 failures.append((subscription_id, error))
+                self._note_health(record, error=error)
                 continue
             report.changes_written += result.written
             report.batches_published += self.publish(record.scope, record.id, result.rows)
             report.lists_synced += 1
             report.resyncs += int(result.resynced)
+            self._note_health(record, notified_at=message.received_at)
         if failures:
             raise ListSyncFailed(
                 "; ".join(f"subscription {sid}: {error}" for sid, error in failures)
             ) from failures[0][1]
         if throttled:
             self._defer(message, throttled, report)
+
+    def _note_health(
+        self,
+        record: SubscriptionRecord,
+        *,
+        notified_at: datetime | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        """Keep what the console shows (last notification, failed reads in a row). Best effort: a
+        storage error here must neither mask a failure nor fail a message whose changes are kept."""
+        try:
+            if error is not None:
+                reason = f"{type(error).__name__}: {error}"
+                self.checkpoints.record_failure(record.scope, reason, self.clock(), record.source)
+            elif notified_at is not None:
+                self.checkpoints.record_notification(record.scope, notified_at, record.source)
+        except Exception as unrecorded:
+            log.warning("could not record the health of subscription %s: %s", record.id, unrecorded)
 
     def _defer(
         self, message: NotificationMessage, throttled: dict[str, float], report: ProcessingReport

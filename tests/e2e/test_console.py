@@ -98,6 +98,7 @@ def test_create_by_picking_a_list_see_a_change_add_and_test_a_teams_sink_then_re
         page.wait_for_timeout(500)
         subscription_row.get_by_role("button", name="Open").click()
     assert page.locator("#changes tbody tr", has_text=f"item {item}").count() == 1
+    expect(page.locator("#health")).to_contain_text("Failed reads in a row")
 
     receiver = f"console-{uuid.uuid4().hex[:6]}"
     page.get_by_label("Type", exact=True).select_option("teams-workflow")

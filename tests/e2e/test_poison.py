@@ -33,6 +33,10 @@ def test_a_message_that_keeps_failing_is_poisoned_listed_with_its_reason_and_rep
     assert "HTTP 400" in entry["firstFailure"]["reason"]
     assert entry["ageSeconds"] >= 0
     assert api.changes(subscription["id"]) == []
+    health = api.get_subscription(subscription["id"]).json()["health"]
+    assert health["consecutiveFailures"] == 5
+    assert "HTTP 400" in health["lastFailure"]["reason"]
+    assert "lastNotificationDateTime" not in health  # no notification has been read through yet
 
     replayed = api.http.post("/api/poison/replay")
     assert replayed.status_code == 200
@@ -40,6 +44,15 @@ def test_a_message_that_keeps_failing_is_poisoned_listed_with_its_reason_and_rep
     assert poisoned(api, subscription["id"]) == []
     changes = wait_until(lambda: api.changes(subscription["id"]), timeout=30, what="the replayed change")
     assert [(c["changeType"], c["itemId"]) for c in changes] == [("add", item)]
+    health = wait_until(
+        lambda: (
+            (h := api.get_subscription(subscription["id"]).json()["health"]).get("lastNotificationDateTime")
+            and h
+        ),
+        what="the health after the replay",
+    )
+    assert health["consecutiveFailures"] == 0 and "lastFailure" not in health
+    assert health["lastNotificationDateTime"] == entry["receivedAt"]
 
     # The same notification once more (a second replay of a copy) writes nothing new.
     storage = Storage(StorageSettings(connection_string=stack.connection_string))

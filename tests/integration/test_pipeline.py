@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from functions.core.changes import list_changes
-from functions.core.processing import ListSyncFailed
+from functions.core.processing import ListSyncFailed, parse_message
 from tests.integration.conftest import SITE
 
 
@@ -138,8 +138,14 @@ def test_a_failure_leaves_the_checkpoint_where_it_was_and_the_retry_catches_up(
     assert services.subscriptions.checkpoints.read(new_list).change_token == checkpoint
     assert logged(services, subscription) == []
 
+    failed = services.subscriptions.checkpoints.read(new_list)
+    assert failed.consecutive_failures == 1 and "HTTP 400" in (failed.last_failure or "")
+
     services.worker.process_message(body)  # the host's retry of the same message
     assert logged(services, subscription) == [("add", 1)]
+    recovered = services.subscriptions.checkpoints.read(new_list)
+    assert recovered.consecutive_failures == 0 and recovered.last_failure is None
+    assert recovered.last_notification == parse_message(body).received_at
 
 
 def test_a_long_retry_after_puts_the_message_back_for_later_instead_of_failing_it(
