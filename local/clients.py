@@ -121,9 +121,20 @@ class EmulatorClient:
         return self.counters()["calls"].get(operation, 0)
 
     def inject_fault(
-        self, operation: str, status: int, *, retry_after: int | None = None, times: int = 1
+        self,
+        operation: str,
+        status: int,
+        *,
+        retry_after: int | None = None,
+        times: int = 1,
+        path_contains: str = "",
     ) -> None:
-        body: dict[str, Any] = {"operation": operation, "status": status, "times": times}
+        body: dict[str, Any] = {
+            "operation": operation,
+            "status": status,
+            "times": times,
+            "pathContains": path_contains,
+        }
         if retry_after is not None:
             body["retryAfter"] = retry_after
         self._ok(self.http.post("/_emulator/faults", json=body))

@@ -26,7 +26,8 @@ async def issue_token(request: Request) -> Response:
 
 
 async def faults(request: Request) -> Response:
-    """POST {"operation": "GetChanges" | "*", "status": 429, "retryAfter": 1, "times": 1}."""
+    """POST {"operation": "GetChanges" | "*", "status": 429, "retryAfter": 1, "times": 1,
+    "pathContains": "<list id>"} (pathContains optional)."""
     tenant = _tenant(request)
     if request.method == "DELETE":
         tenant.faults.clear()
@@ -37,6 +38,7 @@ async def faults(request: Request) -> Response:
         retry_after=body.get("retryAfter"),
         remaining=int(body.get("times", 1)),
         operation=str(body.get("operation", "*")),
+        path_contains=str(body.get("pathContains", "")),
     )
     tenant.faults.append(fault)
     return JSONResponse({"operation": fault.operation, "status": fault.status, "times": fault.remaining}, 201)

@@ -75,7 +75,7 @@ def _sharepoint_endpoint(name: str, endpoint: Endpoint) -> Endpoint:
                     "request-id": request_id,
                 },
             )
-        fault = tenant.take_fault(operation)
+        fault = tenant.take_fault(operation, request.url.path)
         if fault is not None:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             return errors.error_response(

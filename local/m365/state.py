@@ -222,6 +222,9 @@ class Fault:
     retry_after: int | None
     remaining: int
     operation: str
+    # Only requests whose path contains this (e.g. a list id), so that another test's leftover
+    # work on another list cannot use up a fault meant for this one.
+    path_contains: str = ""
 
 
 @dataclass
@@ -651,9 +654,10 @@ class SharePointTenant:
             return None
         return issued[1]
 
-    def take_fault(self, operation: str) -> Fault | None:
+    def take_fault(self, operation: str, path: str = "") -> Fault | None:
         for fault in self.faults:
-            if fault.operation in ("*", operation) and fault.remaining > 0:
+            applies = fault.operation in ("*", operation) and fault.path_contains.lower() in path.lower()
+            if applies and fault.remaining > 0:
                 fault.remaining -= 1
                 return fault
         return None

@@ -126,7 +126,7 @@ def test_every_change_type_on_a_document_library_reaches_the_change_log(api, emu
 
 def test_a_45_second_retry_after_delays_the_change_and_poisons_nothing(api, emulator, new_list, stack):
     subscription = api.create_subscription(SITE, new_list).json()
-    emulator.inject_fault("GetChanges", 503, retry_after=45, times=1)
+    emulator.inject_fault("GetChanges", 503, retry_after=45, times=1, path_contains=new_list)
     item = emulator.add_item(SITE, new_list, "throttled")
     changes = wait_until(lambda: api.changes(subscription["id"]), timeout=120, what="the throttled change")
     assert [c["itemId"] for c in changes] == [item]

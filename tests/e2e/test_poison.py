@@ -23,7 +23,7 @@ def test_a_message_that_keeps_failing_is_poisoned_listed_with_its_reason_and_rep
 ):
     subscription = api.create_subscription(SITE, new_list).json()
     # Five refusals in a row: the host retries the message four times, then poisons it.
-    emulator.inject_fault("GetChanges", 400, times=5)
+    emulator.inject_fault("GetChanges", 400, times=5, path_contains=new_list)
     item = emulator.add_item(SITE, new_list, "stuck")
 
     [entry] = wait_until(lambda: poisoned(api, subscription["id"]), timeout=60, what="the message in poison")
