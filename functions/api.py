@@ -25,6 +25,8 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 # How long a client should wait before retrying after storage was unavailable.
 STORAGE_RETRY_AFTER_SECONDS = 30
 DEFAULT_CHANGES_PAGE = 100
+DEFAULT_SUBSCRIPTIONS_PAGE = 100
+MAX_SUBSCRIPTIONS_PAGE = 1000
 
 Operation = Callable[["Services", func.HttpRequest], func.HttpResponse]
 
@@ -167,7 +169,16 @@ def _names_source(body: bytes, source: str) -> bool:
 
 
 def _list_subscriptions(services: Services, req: func.HttpRequest) -> func.HttpResponse:
-    return json_response({"value": [_view(services, record) for record in services.subscriptions.list()]})
+    top = _top(req, DEFAULT_SUBSCRIPTIONS_PAGE, MAX_SUBSCRIPTIONS_PAGE)
+    if top is None:
+        return error_response(
+            400, "BadRequest", f"top must be a whole number from 1 to {MAX_SUBSCRIPTIONS_PAGE}"
+        )
+    records, next_after = services.subscriptions.page(after=req.params.get("after", ""), top=top)
+    body: dict[str, Any] = {"value": [_view(services, record) for record in records]}
+    if next_after:
+        body["nextLink"] = _next_link(req.url, {"top": top, "after": next_after})
+    return json_response(body)
 
 
 def _get_subscription(services: Services, req: func.HttpRequest) -> func.HttpResponse:
@@ -232,10 +243,8 @@ def _list_changes(services: Services, req: func.HttpRequest) -> func.HttpRespons
     subscription_id = req.params.get("subscriptionId")
     if not subscription_id:
         return error_response(400, "BadRequest", "the subscriptionId query parameter is required")
-    # Digits only: int() would also take " 5", "+7", "1_000" and Arabic-Indic digits.
-    raw_top = req.params.get("top", str(DEFAULT_CHANGES_PAGE))
-    top = int(raw_top) if re.fullmatch(r"[0-9]{1,4}", raw_top) else 0
-    if not 1 <= top <= MAX_PAGE_SIZE:
+    top = _top(req, DEFAULT_CHANGES_PAGE, MAX_PAGE_SIZE)
+    if top is None:
         return error_response(400, "BadRequest", f"top must be a whole number from 1 to {MAX_PAGE_SIZE}")
     page = list_changes(
         services.subscriptions,
@@ -246,7 +255,9 @@ def _list_changes(services: Services, req: func.HttpRequest) -> func.HttpRespons
     )
     body: dict[str, Any] = {"value": [dump(change) for change in page.changes]}
     if page.next_after:
-        body["nextLink"] = _next_link(req.url, subscription_id, top, page.next_after)
+        body["nextLink"] = _next_link(
+            req.url, {"subscriptionId": subscription_id, "top": top, "after": page.next_after}
+        )
     return json_response(body)
 
 
@@ -327,12 +338,19 @@ def _replay_poison(services: Services, req: func.HttpRequest) -> func.HttpRespon
     return json_response({"replayed": services.poison.replay()})
 
 
-def _next_link(url: str, subscription_id: str, top: int, after: str) -> str:
+def _top(req: func.HttpRequest, default: int, maximum: int) -> int | None:
+    """The `top` query parameter, or None when it is not a whole number from 1 to `maximum`."""
+    # Digits only: int() would also take " 5", "+7", "1_000" and Arabic-Indic digits.
+    raw_top = req.params.get("top", str(default))
+    top = int(raw_top) if re.fullmatch(r"[0-9]{1,4}", raw_top) else 0
+    return top if 1 <= top <= maximum else None
+
+
+def _next_link(url: str, query: dict[str, Any]) -> str:
     from urllib.parse import urlencode, urlsplit, urlunsplit
 
     parts = urlsplit(url)
-    query = urlencode({"subscriptionId": subscription_id, "top": top, "after": after})
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
 # --- one table from failures to responses ----------------------------------------------------------

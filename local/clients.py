@@ -250,8 +250,19 @@ class FunctionsClient:
         response.raise_for_status()
         return response.json()["value"]
 
-    def list_subscriptions(self) -> httpx.Response:
-        return self.http.get("/api/subscriptions")
+    def list_subscriptions(self, **params: Any) -> httpx.Response:
+        return self.http.get("/api/subscriptions", params=params)
+
+    def all_subscriptions(self, top: int = 1000) -> list[dict[str, Any]]:
+        """Every subscription, following nextLink page by page."""
+        listed: list[dict[str, Any]] = []
+        response = self.list_subscriptions(top=top)
+        while True:
+            page = response.raise_for_status().json()
+            listed.extend(page["value"])
+            if "nextLink" not in page:
+                return listed
+            response = self.http.get(page["nextLink"])
 
     def get_subscription(self, subscription_id: str) -> httpx.Response:
         return self.http.get(f"/api/subscriptions/{subscription_id}")

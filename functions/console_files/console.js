@@ -4,7 +4,7 @@
 "use strict";
 
 const KEY = "m365-webhooks-function-key";
-const state = { selected: null, changes: [], shown: 0 };
+const state = { selected: null, changes: [], shown: 0, moreSubscriptions: null };
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -75,10 +75,17 @@ function when(value) {
   return value ? value.replace("T", " ").replace("Z", " UTC") : "—";
 }
 
-async function loadSubscriptions() {
-  const { value } = await api("GET", "/api/subscriptions");
+function sameOrigin(link) {
+  return link ? new URL(link).pathname + new URL(link).search : null;
+}
+
+async function loadSubscriptions(next = null) {
+  // A page at a time (the API pages by key, however many subscriptions there are).
+  const { value, nextLink } = await api("GET", next || "/api/subscriptions?top=1000");
+  state.moreSubscriptions = sameOrigin(nextLink);
+  $("#more-subscriptions").hidden = !state.moreSubscriptions;
   const body = $("#subscriptions tbody");
-  body.replaceChildren();
+  if (!next) body.replaceChildren();
   for (const subscription of value) {
     const watching = subscription.source === "graph"
       ? subscription.resource
@@ -102,7 +109,7 @@ async function loadSubscriptions() {
     body.append(row([subscription.source, watching, when(subscription.expirationDateTime),
       when(subscription.nextRenewalDateTime), subscription.status, actions]));
   }
-  if (!value.length) body.append(row(["No subscriptions yet.", "", "", "", "", ""]));
+  if (!next && !value.length) body.append(row(["No subscriptions yet.", "", "", "", "", ""]));
 }
 
 async function openSubscription(id) {
@@ -140,7 +147,7 @@ async function loadChanges() {
   for (let pages = 0; url && pages < MAX_CHANGE_PAGES; pages++) {
     const page = await api("GET", url);
     changes.push(...page.value);
-    url = page.nextLink ? new URL(page.nextLink).pathname + new URL(page.nextLink).search : null;
+    url = sameOrigin(page.nextLink);
   }
   state.changes = changes.reverse();
   state.shown = 0;
@@ -266,6 +273,7 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   });
   $("#more-changes").addEventListener("click", showMoreChanges);
+  $("#more-subscriptions").addEventListener("click", () => attempt(() => loadSubscriptions(state.moreSubscriptions)));
   $("#replay").addEventListener("click", () => attempt(async () => {
     const { replayed } = await api("POST", "/api/poison/replay");
     await loadPoison();

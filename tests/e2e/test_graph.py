@@ -37,7 +37,7 @@ def wait_reauthorized(emulator, subscription_id: str) -> None:
 
 def wait_recreated(api, subscription_id: str) -> dict:
     def replacement() -> dict | None:
-        listed = api.list_subscriptions().json()["value"]
+        listed = api.all_subscriptions()
         return next((s for s in listed if s.get("previousId") == subscription_id), None)
 
     return wait_until(replacement, what="the recreated subscription")

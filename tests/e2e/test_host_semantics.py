@@ -67,6 +67,40 @@ def test_changes_api_validates_its_query(api):
     assert api.http.get("/api/changes", params={"subscriptionId": "nope"}).status_code == 404
 
 
+def test_subscriptions_are_listed_a_page_at_a_time_each_exactly_once(api, emulator):
+    created = {
+        api.create_subscription(SITE, emulator.create_list(SITE, f"paged-{uuid.uuid4().hex[:8]}")).json()[
+            "id"
+        ]
+        for _ in range(3)
+    }
+    first = api.list_subscriptions(top=1).json()
+    assert len(first["value"]) == 1 and "top=1" in first["nextLink"]
+    pages = [first["value"]]
+    link = first["nextLink"]
+    while link:
+        page = api.http.get(link).json()
+        assert len(page["value"]) <= 1
+        pages.append(page["value"])
+        link = page.get("nextLink")
+    ids = [s["id"] for page in pages for s in page]
+    assert len(ids) == len(set(ids)) and created <= set(ids)
+    assert ids == [s["id"] for s in api.all_subscriptions(top=2)]
+
+
+def test_subscriptions_api_validates_its_paging(api):
+    for params in (
+        {"top": "0"},
+        {"top": "1001"},
+        {"top": "+5"},
+        {"after": "nope"},
+        {"after": "sharepoint:a/b"},
+    ):
+        response = api.list_subscriptions(**params)
+        assert response.status_code == 400, params
+        assert response.json()["error"]["code"] == "BadRequest"
+
+
 def test_notifications_and_the_management_api_get_503_when_storage_is_down(stack):
     dead = free_port()
     ports = Ports(blob=dead, queue=dead, table=dead, emulator=stack.ports.emulator, functions=free_port())

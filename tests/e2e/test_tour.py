@@ -37,7 +37,7 @@ def test_the_whole_sharepoint_flow_over_http(api, emulator, new_list, stack):
     fetched = api.get_subscription(subscription["id"]).json()
     assert {key: fetched[key] for key in subscription} == subscription
     assert fetched["health"]["sinks"] == 0
-    assert subscription["id"] in [s["id"] for s in api.list_subscriptions().json()["value"]]
+    assert subscription["id"] in [s["id"] for s in api.all_subscriptions()]
 
     first = emulator.add_item(SITE, new_list, "Draft the plan")
     second = emulator.add_item(SITE, new_list, "Book the room")

@@ -12,8 +12,9 @@ from ..checkpoints import CheckpointStore
 from ..models import CreateGraphSubscriptionRequest, CreateSubscriptionRequest, SubscriptionStatus
 from ..sources.graph import GraphResource, InvalidGraphResource
 from ..sources.sharepoint import SubscriptionGone
+from ..storage import is_valid_key
 from .record import GRAPH, SHAREPOINT, SubscriptionRecord, graph_scope, hash_client_state, new_client_state
-from .store import ListClaimed, SubscriptionStore
+from .store import SOURCES, ListClaimed, SubscriptionStore
 from .subscribers import EXPIRY_SAFETY_MARGIN, SHAREPOINT_MAX_LIFETIME, GraphSubscriber, Subscriber
 
 log = logging.getLogger(__name__)
@@ -116,8 +117,17 @@ class SubscriptionService:
             raise SubscriptionNotFound(subscription_id)
         return record
 
-    def list(self) -> list[SubscriptionRecord]:
-        return sorted(self.store.list_all(), key=lambda r: r.created)
+    def page(self, *, after: str = "", top: int) -> tuple[list[SubscriptionRecord], str | None]:
+        """A page of subscriptions and the cursor of the next one (None on the last page). The
+        cursor is `{source}:{id}` of the last record shown; anything else is refused."""
+        key: tuple[str, str] | None = None
+        if after:
+            source, _, subscription_id = after.partition(":")
+            if source not in SOURCES or not is_valid_key(subscription_id):
+                raise InvalidSubscriptionRequest("after must be the cursor from a nextLink")
+            key = (source, subscription_id)
+        records, more = self.store.page(after=key, top=top)
+        return records, f"{records[-1].source}:{records[-1].id}" if more and records else None
 
     def delete(self, subscription_id: str) -> None:
         record = self.get(subscription_id)

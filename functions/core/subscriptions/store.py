@@ -100,12 +100,25 @@ class SubscriptionStore(TableRepository):
         with outages_reported(f"deleting subscription {record.id}"):
             self._table.delete_entity(record.source, record.id)
 
-    def list_all(self) -> list[SubscriptionRecord]:
-        return [
-            record
-            for source in SOURCES
-            for record in self._query("listing subscriptions", "PartitionKey eq @pk", {"pk": source})
-        ]
+    def page(self, *, after: tuple[str, str] | None, top: int) -> tuple[list[SubscriptionRecord], bool]:
+        """Up to `top` subscriptions in key order (source, then id) after the key `after`, and
+        whether more follow. Each query stops at `top + 1` entities, so a page costs the same
+        however large the table grows."""
+        records: list[SubscriptionRecord] = []
+        start_source, start_id = after or (SOURCES[0], "")
+        for source in SOURCES[SOURCES.index(start_source) :]:
+            after_id = start_id if source == start_source else ""
+            with outages_reported("listing subscriptions"):
+                entities = self._table.query_entities(
+                    "PartitionKey eq @pk and RowKey gt @after",
+                    parameters={"pk": source, "after": after_id},
+                    results_per_page=top + 1 - len(records),
+                )
+                for entity in entities:
+                    if len(records) == top:
+                        return records, True
+                    records.append(from_entity(entity))
+        return records, False
 
     def expiring_before(self, source: str, moment: datetime) -> list[SubscriptionRecord]:
         """Only the subscriptions that are due: the filter runs in the table service."""
