@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 
@@ -22,11 +22,13 @@ from functions.core.models import CreateSubscriptionRequest
 from functions.core.services import Services
 from functions.core.settings import Settings
 from functions.core.sources.sharepoint import ListRef
-from functions.core.storage import NOTIFICATIONS_QUEUE
+from functions.core.storage import NOTIFICATIONS_QUEUE, SUBSCRIPTIONS_TABLE
+from functions.core.subscriptions.store import to_entity
 from local.clients import EmulatorClient, notification_entry
-from local.stack import Stack
+from local.stack import DEFAULT_FUNCTION_KEY, Stack
 
 SITE = "/sites/bench"
+LISTING_SEEDED = 10_000
 
 
 @dataclass
@@ -176,6 +178,60 @@ def unknown_ids_body() -> bytes:
     ).encode()
 
 
+def bench_listing(stack: Stack, services: Services, rounds: int) -> list[Row]:
+    """GET /api/subscriptions with 10,000 more subscriptions in the table: a first page and a page
+    deep in the table, against the table query a page cannot avoid and the whole-table read the
+    API did before it was paged."""
+    emulator = EmulatorClient(stack.emulator_url)
+    list_id = emulator.create_list(SITE, f"bench-{uuid.uuid4().hex[:6]}")
+    real = services.subscriptions.create(CreateSubscriptionRequest(site_url=SITE, list_id=list_id))
+    table = services.storage.table(SUBSCRIPTIONS_TABLE)
+    seeded = sorted(str(uuid.uuid4()) for _ in range(LISTING_SEEDED))
+    for start in range(0, len(seeded), 100):  # one entity-group transaction per 100
+        batch = seeded[start : start + 100]
+        table.submit_transaction([("upsert", to_entity(replace(real, id=i))) for i in batch])
+    http = httpx.Client(
+        base_url=stack.functions_url, headers={"x-functions-key": DEFAULT_FUNCTION_KEY}, timeout=60
+    )
+
+    def page(after: str = "") -> Callable[[], None]:
+        params = {"top": "100", **({"after": after} if after else {})}
+
+        def get() -> None:
+            response = http.get("/api/subscriptions", params=params)
+            assert response.status_code == 200 and len(response.json()["value"]) == 100, response.text
+
+        return get
+
+    def sdk_page() -> None:
+        pages = table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": "sharepoint"}, results_per_page=101
+        ).by_page()
+        assert len(list(next(pages))) == 101
+
+    def whole_table() -> None:
+        assert (
+            len(list(table.query_entities("PartitionKey eq @pk", parameters={"pk": "sharepoint"}))) > 10_000
+        )
+
+    deep = page(f"sharepoint:{seeded[-500]}")
+    rows = []
+    for name, action, baseline_name, baseline, count in (
+        (
+            "list subscriptions, first page of 100",
+            page(),
+            "SDK query, one 101-entity page",
+            sdk_page,
+            rounds,
+        ),
+        ("same, a page 9,500 records in", deep, "first page of 100 (HTTP)", page(), rounds),
+        ("same, first page of 100", page(), "read the whole table (unpaged)", whole_table, min(rounds, 20)),
+    ):
+        ours, base = side_by_side(action, baseline, count)
+        rows.append(Row(name, baseline_name, ours, base))
+    return rows
+
+
 def bench_hostile_intake(stack: Stack, rounds: int) -> list[Row]:
     """A 1 MiB POST of unknown subscription ids (SharePoint gives up after 5 s) against the same
     size of body that is refused at parsing: what the lookups cost on top of reading the body."""
@@ -261,6 +317,7 @@ def main() -> None:
         rows = bench_intake(stack, services, args.rounds)
         rows += bench_worker(stack, services, args.rounds)
         rows += bench_hostile_intake(stack, args.rounds)
+        rows += bench_listing(stack, services, args.rounds)
     rows += bench_cold_start(args.rounds)
     print(render(rows))
 
