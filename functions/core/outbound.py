@@ -64,11 +64,22 @@ class UpstreamError(Exception):
         super().__init__(f"{service} {operation} failed: {status_text}: {message}")
 
 
+# Connections kept per host. One instance runs up to batchSize + newBatchThreshold queue
+# messages at once (host.json: 16 + 8), and the renewal timer 8 renewals: below that, requests
+# drops connections with "Connection pool is full" and opens new TLS sessions under load. A test
+# keeps this in step with host.json.
+OUTBOUND_POOL_SIZE = 32
+
+
 def new_session() -> requests.Session:
     import requests
+    from requests.adapters import HTTPAdapter
 
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT
+    adapter = HTTPAdapter(pool_maxsize=OUTBOUND_POOL_SIZE)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
     return session
 
 

@@ -130,6 +130,52 @@ def test_renewal_touches_only_the_subscriptions_that_are_due(services, emulator,
     assert services.subscriptions.get(later.id).last_renewed is None
 
 
+def test_renewal_runs_several_at_once_and_renews_each_due_subscription_once(
+    services, emulator, emulator_list_factory
+):
+    now = datetime.now(UTC)
+    due = [
+        services.subscriptions.create(
+            CreateSubscriptionRequest(
+                site_url=SITE,
+                list_id=emulator_list_factory(),
+                expiration_date_time=now + timedelta(days=5 + i),
+            )
+        ).id
+        for i in range(6)
+    ]
+    patches_before = emulator.calls("UpdateSubscription")
+
+    report = services.subscriptions.renew_due(timedelta(days=45), concurrency=4)
+
+    assert set(due) <= set(report.renewed) and len(report.renewed) == len(set(report.renewed))
+    assert report.failed == [] and report.left_for_next_run == []
+    assert emulator.calls("UpdateSubscription") - patches_before == len(report.renewed)
+
+
+def test_a_renewal_run_past_its_deadline_starts_nothing_and_leaves_the_soonest_first(
+    services, emulator, emulator_list_factory
+):
+    now = datetime.now(UTC)
+    later, sooner = (
+        services.subscriptions.create(
+            CreateSubscriptionRequest(
+                site_url=SITE,
+                list_id=emulator_list_factory(),
+                expiration_date_time=now + timedelta(days=days),
+            )
+        ).id
+        for days in (20, 3)
+    )
+    patches_before = emulator.calls("UpdateSubscription")
+
+    report = services.subscriptions.renew_due(timedelta(days=45), deadline=now)
+
+    mine = [sid for sid in report.left_for_next_run if sid in (later, sooner)]
+    assert mine == [sooner, later]
+    assert report.renewed == [] and emulator.calls("UpdateSubscription") == patches_before
+
+
 def test_a_subscription_sharepoint_forgot_is_recreated_and_no_change_is_missed(
     services, emulator, queue, subscription, new_list
 ):

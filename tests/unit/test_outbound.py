@@ -113,3 +113,18 @@ def test_retry_after_may_be_an_http_date():
     assert parse_retry_after("Fri, 27 Nov 2026 11:00:00 GMT", now=now) == 0.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+def test_the_outbound_pool_holds_every_call_one_instance_makes_at_once():
+    import json
+    from pathlib import Path
+
+    from functions.core.outbound import OUTBOUND_POOL_SIZE, new_session
+    from functions.core.subscriptions.service import RENEWAL_CONCURRENCY
+
+    host = json.loads((Path(__file__).parents[2] / "host.json").read_text())
+    queues = host["extensions"]["queues"]
+    assert queues["batchSize"] + queues["newBatchThreshold"] + RENEWAL_CONCURRENCY <= OUTBOUND_POOL_SIZE
+    adapter = new_session().get_adapter("https://contoso.sharepoint.com/")
+    assert isinstance(adapter, requests.adapters.HTTPAdapter)
+    assert adapter.poolmanager.connection_pool_kw["maxsize"] == OUTBOUND_POOL_SIZE

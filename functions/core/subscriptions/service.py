@@ -41,11 +41,18 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# Renewals in flight at once: each is a PATCH to SharePoint or Graph and a table write, so a few
+# threads hide the round trips without crowding the outbound connection pools.
+RENEWAL_CONCURRENCY = 8
+
+
 @dataclass
 class RenewalReport:
     renewed: list[str] = field(default_factory=list)
     recreated: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    # Due, but the run reached its deadline first: the next run takes them, soonest expiry first.
+    left_for_next_run: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -140,29 +147,58 @@ class SubscriptionService:
     def renew(self, subscription_id: str) -> SubscriptionRecord:
         return self._renew_record(self.get(subscription_id))
 
-    def renew_due(self, window: timedelta) -> RenewalReport:
+    def renew_due(
+        self,
+        window: timedelta,
+        *,
+        concurrency: int = RENEWAL_CONCURRENCY,
+        deadline: datetime | None = None,
+    ) -> RenewalReport:
         """Renew every subscription with less than the smaller of `window` and half its lifetime
         left (a Graph mail subscription lives 7 days, a SharePoint one 180); one failure stops no
-        other."""
-        report = RenewalReport()
+        other.
+
+        Up to `concurrency` renewals run at once, soonest expiry first; none starts after
+        `deadline`, so a run that nears the function timeout ends cleanly and leaves the rest, in
+        the report, to the next run.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
         now = self.clock()
+        due: list[SubscriptionRecord] = []
         for source, subscriber in self.subscribers.items():
             # The widest window any of the source's resources can have; narrowed per record.
             for record in self.store.expiring_before(source, now + window):
-                due = min(window, subscriber.max_lifetime(record) / 2)
-                if record.expiration > now + due:
-                    continue
-                try:
-                    renewed = self._renew_record(record)
-                except Exception as error:  # logged per subscription; the others still get renewed
-                    log.error("renewing subscription %s failed: %s", record.id, error)
-                    report.failed.append((record.id, str(error)))
-                    continue
-                if renewed.id == record.id:
+                if record.expiration <= now + min(window, subscriber.max_lifetime(record) / 2):
+                    due.append(record)
+        due.sort(key=lambda record: record.expiration)
+
+        report = RenewalReport()
+        with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="renewal") as pool:
+            for record, outcome in zip(
+                due, pool.map(lambda r: self._renew_before(r, deadline), due), strict=True
+            ):
+                if outcome is None:
+                    report.left_for_next_run.append(record.id)
+                elif isinstance(outcome, Exception):
+                    log.error("renewing subscription %s failed: %s", record.id, outcome)
+                    report.failed.append((record.id, str(outcome)))
+                elif outcome.id == record.id:
                     report.renewed.append(record.id)
                 else:
-                    report.recreated.append((record.id, renewed.id))
+                    report.recreated.append((record.id, outcome.id))
         return report
+
+    def _renew_before(
+        self, record: SubscriptionRecord, deadline: datetime | None
+    ) -> SubscriptionRecord | Exception | None:
+        """The renewed record, the error that stopped it, or None if the deadline came first."""
+        if deadline is not None and self.clock() >= deadline:
+            return None
+        try:
+            return self._renew_record(record)
+        except Exception as error:  # logged per subscription; the others still get renewed
+            return error
 
     def renewal_due_at(self, record: SubscriptionRecord, window: timedelta) -> datetime:
         """When the renewal timer will renew this subscription (at its next run after this)."""
