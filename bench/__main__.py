@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -23,12 +24,14 @@ from functions.core.services import Services
 from functions.core.settings import Settings
 from functions.core.sources.sharepoint import ListRef
 from functions.core.storage import NOTIFICATIONS_QUEUE, SUBSCRIPTIONS_TABLE
+from functions.core.subscriptions.service import RENEWAL_CONCURRENCY
 from functions.core.subscriptions.store import to_entity
 from local.clients import EmulatorClient, notification_entry
 from local.stack import DEFAULT_FUNCTION_KEY, Stack
 
 SITE = "/sites/bench"
 LISTING_SEEDED = 10_000
+RENEWAL_DUE = 500
 
 
 @dataclass
@@ -232,6 +235,57 @@ def bench_listing(stack: Stack, services: Services, rounds: int) -> list[Row]:
     return rows
 
 
+def bench_renewal(stack: Stack, services: Services, rounds: int) -> list[Row]:
+    """A renewal run over the table bench_listing filled, with RENEWAL_DUE real subscriptions
+    due: the run as deployed (several at once) against the same run one at a time."""
+    emulator = EmulatorClient(stack.emulator_url)
+    window = timedelta(days=45)
+    due = [
+        services.subscriptions.create(
+            CreateSubscriptionRequest(site_url=SITE, list_id=emulator.create_list(SITE, f"renew-{i}"))
+        )
+        for i in range(RENEWAL_DUE)
+    ]
+    table_size = sum(1 for _ in services.storage.table(SUBSCRIPTIONS_TABLE).list_entities(select=["RowKey"]))
+
+    def make_due() -> None:
+        now = datetime.now(UTC)
+        for record in due:
+            current = services.subscriptions.get(record.id)
+            services.subscriptions.store.save(current.renewed(now + timedelta(days=5), now))
+
+    def run(concurrency: int) -> tuple[float, int]:
+        make_due()
+        patches = emulator.calls("UpdateSubscription")
+        started = time.perf_counter()
+        report = services.subscriptions.renew_due(window, concurrency=concurrency)
+        elapsed = (time.perf_counter() - started) * 1000
+        assert len(report.renewed) == RENEWAL_DUE and not report.failed, report
+        return elapsed, emulator.calls("UpdateSubscription") - patches
+
+    ours: list[float] = []
+    sequential: list[float] = []
+    patches: set[int] = set()
+    for _ in range(max(1, rounds // 40)):  # each round renews RENEWAL_DUE subscriptions twice
+        for concurrency, sink in ((RENEWAL_CONCURRENCY, ours), (1, sequential)):
+            elapsed, calls = run(concurrency)
+            sink.append(elapsed)
+            patches.add(calls)
+    print(
+        f"renewal: {table_size} subscriptions in the table, {RENEWAL_DUE} due; "
+        f"PATCH calls per run: {sorted(patches)}",
+        flush=True,
+    )
+    return [
+        Row(
+            f"renewal run, {RENEWAL_DUE} due, {RENEWAL_CONCURRENCY} at once",
+            "one at a time",
+            ours,
+            sequential,
+        )
+    ]
+
+
 def bench_hostile_intake(stack: Stack, rounds: int) -> list[Row]:
     """A 1 MiB POST of unknown subscription ids (SharePoint gives up after 5 s) against the same
     size of body that is refused at parsing: what the lookups cost on top of reading the body."""
@@ -318,6 +372,7 @@ def main() -> None:
         rows += bench_worker(stack, services, args.rounds)
         rows += bench_hostile_intake(stack, args.rounds)
         rows += bench_listing(stack, services, args.rounds)
+        rows += bench_renewal(stack, services, args.rounds)
     rows += bench_cold_start(args.rounds)
     print(render(rows))
 
