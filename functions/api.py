@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
     from .core.outbound import UpstreamError
     from .core.services import Services
-    from .core.subscriptions import SubscriptionRecord
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -169,60 +168,36 @@ def _names_source(body: bytes, source: str) -> bool:
 
 
 def _list_subscriptions(services: Services, req: func.HttpRequest) -> func.HttpResponse:
+    from .core.models import dump
+
     top = _top(req, DEFAULT_SUBSCRIPTIONS_PAGE, MAX_SUBSCRIPTIONS_PAGE)
     if top is None:
         return error_response(
             400, "BadRequest", f"top must be a whole number from 1 to {MAX_SUBSCRIPTIONS_PAGE}"
         )
     records, next_after = services.subscriptions.page(after=req.params.get("after", ""), top=top)
-    body: dict[str, Any] = {"value": [_view(services, record) for record in records]}
+    body: dict[str, Any] = {
+        "value": [dump(services.subscriptions.view(record, services.renewal_window)) for record in records]
+    }
     if next_after:
         body["nextLink"] = _next_link(req.url, {"top": top, "after": next_after})
     return json_response(body)
 
 
 def _get_subscription(services: Services, req: func.HttpRequest) -> func.HttpResponse:
-    from .core.models import format_utc
+    from .core.models import dump
 
     record = services.subscriptions.get(req.route_params["id"])
-    checkpoint = services.worker.checkpoints.read(record.scope, record.source)
-    health: dict[str, Any] = {"sinks": len(services.sinks.list(record.id))}
-    if checkpoint is not None:
-        health["lastSyncedDateTime"] = format_utc(checkpoint.last_synced)
-        if checkpoint.last_notification is not None:
-            health["lastNotificationDateTime"] = format_utc(checkpoint.last_notification)
-        health["consecutiveFailures"] = checkpoint.consecutive_failures
-        if checkpoint.consecutive_failures and checkpoint.last_failed is not None:
-            health["lastFailure"] = {
-                "reason": checkpoint.last_failure,
-                "dateTime": format_utc(checkpoint.last_failed),
-            }
-    return json_response({**_view(services, record), "health": health})
-
-
-def _view(services: Services, record: SubscriptionRecord) -> dict[str, Any]:
-    from .core.models import dump, format_utc
-
-    due = services.subscriptions.renewal_due_at(record, services.renewal_window)
-    return {**dump(record.to_view()), "nextRenewalDateTime": format_utc(due)}
+    health = services.subscriptions.health(record, sinks=len(services.sinks.list(record.id)))
+    view = services.subscriptions.view(record, services.renewal_window)
+    return json_response(dump(view.model_copy(update={"health": health})))
 
 
 def _list_site_lists(services: Services, req: func.HttpRequest) -> func.HttpResponse:
-    from .core.subscriptions import InvalidSubscriptionRequest
+    from .core.models import dump
 
-    site = req.params.get("siteUrl", "")
-    if not site.startswith(("/", "https://", "http://")):
-        raise InvalidSubscriptionRequest(
-            "the siteUrl query parameter must be a path like /sites/x or a site URL"
-        )
-    lists = services.worker.source.lists(services.subscriptions.site_url(site))
-    value = [
-        {"id": item.id, "title": item.title, "baseTemplate": item.base_template,
-         "kind": "library" if item.base_template == 101 else "list"}
-        for item in lists
-        if item.base_template in (100, 101)
-    ]  # fmt: skip
-    return json_response({"value": value})
+    site_url = services.subscriptions.absolute_site_url(req.params.get("siteUrl", ""))
+    return json_response({"value": [dump(item) for item in services.worker.source.lists(site_url)]})
 
 
 def _delete_subscription(services: Services, req: func.HttpRequest) -> func.HttpResponse:

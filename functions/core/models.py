@@ -141,10 +141,11 @@ class SharePointChangePage(WireModel):
 
 
 class SharePointListInfo(WireModel):
+    """A list as `GET _api/web/lists?$select=Id,Title,BaseTemplate` returns it."""
+
     id: str = Field(alias="Id")
     title: str = Field(alias="Title")
     base_template: int = Field(alias="BaseTemplate")
-    hidden: bool = Field(default=False, alias="Hidden")
 
 
 class SharePointListItem(WireModel):
@@ -202,6 +203,21 @@ class SubscriptionStatus(StrEnum):
     RECREATED = "recreated"
 
 
+class FailureView(WireModel):
+    reason: str
+    date_time: str = Field(alias="dateTime")
+
+
+class SubscriptionHealth(WireModel):
+    """What `GET /api/subscriptions/{id}` says of how the subscription is doing."""
+
+    sinks: int
+    last_notification_date_time: str | None = Field(default=None, alias="lastNotificationDateTime")
+    last_synced_date_time: str | None = Field(default=None, alias="lastSyncedDateTime")
+    consecutive_failures: int | None = Field(default=None, alias="consecutiveFailures")
+    last_failure: FailureView | None = Field(default=None, alias="lastFailure")
+
+
 class SubscriptionView(WireModel):
     id: str
     source: Literal["sharepoint", "graph"] = "sharepoint"
@@ -215,6 +231,17 @@ class SubscriptionView(WireModel):
     created_date_time: str = Field(alias="createdDateTime")
     last_renewed_date_time: str | None = Field(default=None, alias="lastRenewedDateTime")
     previous_id: str | None = Field(default=None, alias="previousId")
+    next_renewal_date_time: str | None = Field(default=None, alias="nextRenewalDateTime")
+    health: SubscriptionHealth | None = None
+
+
+class SiteListView(WireModel):
+    """A list or library of a site, as `GET /api/sites/lists` offers it to pick from."""
+
+    id: str
+    title: str
+    base_template: int = Field(alias="baseTemplate")
+    kind: Literal["list", "library"]
 
 
 class ChangeKind(StrEnum):

@@ -67,6 +67,20 @@ def test_changes_api_validates_its_query(api):
     assert api.http.get("/api/changes", params={"subscriptionId": "nope"}).status_code == 404
 
 
+def test_a_site_lists_its_lists_and_libraries_to_pick_from(api, emulator):
+    list_id = emulator.create_list(SITE, f"pick-{uuid.uuid4().hex[:8]}")
+    library_id, _ = emulator.create_library(SITE, f"docs-{uuid.uuid4().hex[:8]}")
+    response = api.http.get("/api/sites/lists", params={"siteUrl": SITE})
+    assert response.status_code == 200
+    offered = {item["id"]: item for item in response.json()["value"]}
+    assert (offered[list_id]["kind"], offered[list_id]["baseTemplate"]) == ("list", 100)
+    assert (offered[library_id]["kind"], offered[library_id]["baseTemplate"]) == ("library", 101)
+    for site in ("", "sites/x", "https://elsewhere.example/sites/x", "/sites/../x"):
+        refused = api.http.get("/api/sites/lists", params={"siteUrl": site})
+        assert refused.status_code == 400, site
+        assert refused.json()["error"]["code"] == "BadRequest"
+
+
 def test_subscriptions_are_listed_a_page_at_a_time_each_exactly_once(api, emulator):
     created = {
         api.create_subscription(SITE, emulator.create_list(SITE, f"paged-{uuid.uuid4().hex[:8]}")).json()[

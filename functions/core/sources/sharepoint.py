@@ -18,6 +18,7 @@ from ..models import (
     SharePointListItem,
     SharePointSubscription,
     SharePointSubscriptionRequest,
+    SiteListView,
     format_utc,
 )
 from ..outbound import DEFAULT_POLICY, RetryPolicy, UpstreamError, new_session, send
@@ -34,6 +35,9 @@ FORMAT_ERROR = "System.FormatException"
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 2000  # ChangeQuery.FetchLimit's maximum
 ITEM_PAGE_SIZE = 1000
+# SPListTemplateType values of what a subscription is usually made for.
+GENERIC_LIST = 100
+DOCUMENT_LIBRARY = 101
 # Every change type Microsoft's reference sample (ChangeManager.cs) asks for: a query that leaves
 # one out silently drops the changes behind those notifications.
 CHANGE_QUERY_FLAGS = {
@@ -119,14 +123,25 @@ class SharePointSource:
         with contextlib.suppress(SubscriptionGone):
             self._send_to_subscription("DELETE", target, subscription_id, "delete subscription")
 
-    def lists(self, site_url: str) -> list[SharePointListInfo]:
-        """The site's visible lists and libraries (what a person picks a subscription from)."""
+    def lists(self, site_url: str) -> list[SiteListView]:
+        """The site's visible generic lists and document libraries: what a person picks a
+        subscription from (calendars, task lists and the like are left out)."""
         response = self._send(
             "GET",
-            f"{site_url}/_api/web/lists?$select=Id,Title,BaseTemplate,Hidden&$filter=Hidden eq false",
+            f"{site_url}/_api/web/lists?$select=Id,Title,BaseTemplate&$filter=Hidden eq false",
             "list the site's lists",
         )
-        return [SharePointListInfo.model_validate(item) for item in response.json()["value"]]
+        found = [SharePointListInfo.model_validate(item) for item in response.json()["value"]]
+        return [
+            SiteListView(
+                id=info.id,
+                title=info.title,
+                base_template=info.base_template,
+                kind="library" if info.base_template == DOCUMENT_LIBRARY else "list",
+            )
+            for info in found
+            if info.base_template in (GENERIC_LIST, DOCUMENT_LIBRARY)
+        ]
 
     def current_change_token(self, target: ListRef) -> str:
         response = self._send(

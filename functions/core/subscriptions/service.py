@@ -9,7 +9,15 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from ..checkpoints import CheckpointStore
-from ..models import CreateGraphSubscriptionRequest, CreateSubscriptionRequest, SubscriptionStatus
+from ..models import (
+    CreateGraphSubscriptionRequest,
+    CreateSubscriptionRequest,
+    FailureView,
+    SubscriptionHealth,
+    SubscriptionStatus,
+    SubscriptionView,
+    format_utc,
+)
 from ..sources.graph import GraphResource, InvalidGraphResource
 from ..sources.sharepoint import SubscriptionGone
 from ..storage import is_valid_key
@@ -78,7 +86,7 @@ class SubscriptionService:
             draft = _draft(GRAPH, "", graph_scope(resource.path), resource.path, now, change_type=change_type)
             expiration = self._latest_expiration(draft, now)
         else:
-            site_url = self._absolute_site_url(request.site_url)
+            site_url = self.absolute_site_url(request.site_url)
             list_id = str(request.list_id).lower()
             draft = _draft(SHAREPOINT, site_url, list_id, f"{site_url}/_api/web/lists('{list_id}')", now)
             expiration = self._checked_expiration(request.expiration_date_time, now)
@@ -166,10 +174,10 @@ class SubscriptionService:
 
         now = self.clock()
         due: list[SubscriptionRecord] = []
-        for source, subscriber in self.subscribers.items():
+        for source in self.subscribers:
             # The widest window any of the source's resources can have; narrowed per record.
             for record in self.store.expiring_before(source, now + window):
-                if record.expiration <= now + min(window, subscriber.max_lifetime(record) / 2):
+                if self.renewal_due_at(record, window) <= now:
                     due.append(record)
         due.sort(key=lambda record: record.expiration)
 
@@ -201,12 +209,33 @@ class SubscriptionService:
             return error
 
     def renewal_due_at(self, record: SubscriptionRecord, window: timedelta) -> datetime:
-        """When the renewal timer will renew this subscription (at its next run after this)."""
+        """When the subscription becomes due: less than the smaller of `window` and half its
+        lifetime left (the renewal timer renews it at its next run after this)."""
         return record.expiration - min(window, self.subscribers[record.source].max_lifetime(record) / 2)
 
-    def site_url(self, site_url: str) -> str:
-        """An absolute site URL of this tenant, from a path like /sites/x or a full URL."""
-        return self._absolute_site_url(site_url)
+    def view(self, record: SubscriptionRecord, window: timedelta) -> SubscriptionView:
+        """The record as the management API shows it, with when it will be renewed."""
+        due = format_utc(self.renewal_due_at(record, window))
+        return record.to_view().model_copy(update={"next_renewal_date_time": due})
+
+    def health(self, record: SubscriptionRecord, sinks: int) -> SubscriptionHealth:
+        """How the subscription is doing, from its list's checkpoint (one read)."""
+        checkpoint = self.checkpoints.read(record.scope, record.source)
+        if checkpoint is None:
+            return SubscriptionHealth(sinks=sinks)
+        last_failure = None
+        if checkpoint.consecutive_failures and checkpoint.last_failed is not None:
+            last_failure = FailureView(
+                reason=checkpoint.last_failure or "", date_time=format_utc(checkpoint.last_failed)
+            )
+        last_notification = checkpoint.last_notification
+        return SubscriptionHealth(
+            sinks=sinks,
+            last_notification_date_time=format_utc(last_notification) if last_notification else None,
+            last_synced_date_time=format_utc(checkpoint.last_synced),
+            consecutive_failures=checkpoint.consecutive_failures,
+            last_failure=last_failure,
+        )
 
     def _renew_record(self, record: SubscriptionRecord) -> SubscriptionRecord:
         now = self.clock()
@@ -289,7 +318,9 @@ class SubscriptionService:
     def _latest_expiration(self, record: SubscriptionRecord, now: datetime) -> datetime:
         return now + self.subscribers[record.source].max_lifetime(record) - EXPIRY_SAFETY_MARGIN
 
-    def _absolute_site_url(self, site_url: str) -> str:
+    def absolute_site_url(self, site_url: str) -> str:
+        """An absolute site URL of this tenant, from a path like /sites/x or a full URL; anything
+        else is refused."""
         if site_url.startswith("/"):
             absolute = f"{self.tenant_url}{site_url}"
         else:
