@@ -7,19 +7,7 @@ import logging
 
 import azure.functions as func
 
-from .core.intake import (
-    GRAPH_CHANGE,
-    GRAPH_LIFECYCLE,
-    SHAREPOINT_CHANGE,
-    BadNotificationRequest,
-    EntryKind,
-    InvalidValidationToken,
-    PayloadTooLarge,
-    checked_validation_token,
-    find_validation_token,
-    receive_notifications,
-)
-from .core.storage import StorageUnavailable
+from .core.validation import InvalidValidationToken, checked_validation_token, find_validation_token
 from .responses import error_response, json_response
 
 log = logging.getLogger(__name__)
@@ -29,22 +17,22 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 @bp.function_name("sharepoint_notifications")
 @bp.route(route="notifications/sharepoint", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def sharepoint_notifications(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    return _intake(req, context, SHAREPOINT_CHANGE, "sharepoint_notifications")
+    return _intake(req, context, "sharepoint", "sharepoint_notifications")
 
 
 @bp.function_name("graph_notifications")
 @bp.route(route="notifications/graph", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def graph_notifications(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    return _intake(req, context, GRAPH_CHANGE, "graph_notifications")
+    return _intake(req, context, "graph", "graph_notifications")
 
 
 @bp.function_name("graph_lifecycle")
 @bp.route(route="notifications/graph/lifecycle", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def graph_lifecycle(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    return _intake(req, context, GRAPH_LIFECYCLE, "graph_lifecycle")
+    return _intake(req, context, "graph/lifecycle", "graph_lifecycle")
 
 
-def _intake(req: func.HttpRequest, context: func.Context, kind: EntryKind, name: str) -> func.HttpResponse:
+def _intake(req: func.HttpRequest, context: func.Context, route: str, name: str) -> func.HttpResponse:
     # The host has URL-decoded the query string: Graph's token (spaces, colons) arrives decoded.
     token = find_validation_token(req.params)
     if token is not None:
@@ -52,8 +40,22 @@ def _intake(req: func.HttpRequest, context: func.Context, kind: EntryKind, name:
     if req.method != "POST":
         return error_response(405, "MethodNotAllowed", "notifications are delivered with POST")
 
-    from .core.services import get_services
+    return _receive(req, context, route, name)
 
+
+def _receive(req: func.HttpRequest, context: func.Context, route: str, name: str) -> func.HttpResponse:
+    # Imported here, not at the top: the validation echo above must not wait for them.
+    from .core.intake import (
+        ENTRY_KINDS,
+        SHAREPOINT_CHANGE,
+        BadNotificationRequest,
+        PayloadTooLarge,
+        receive_notifications,
+    )
+    from .core.services import get_services
+    from .core.storage import StorageUnavailable
+
+    kind = ENTRY_KINDS[route]
     services = get_services()
     traceparent = context.trace_context.trace_parent or None
     lookup = services.subscription_lookup if kind is SHAREPOINT_CHANGE else services.graph_subscription_lookup

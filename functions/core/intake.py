@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -29,7 +29,6 @@ from .subscriptions import SubscriptionRecord
 
 log = logging.getLogger(__name__)
 
-MAX_VALIDATION_TOKEN_LENGTH = 1024
 MAX_BODY_BYTES = 1024 * 1024
 # A queue message is at most 64 KiB after base64 (4 bytes for every 3); keep 1 KiB spare.
 MAX_MESSAGE_JSON_BYTES = (64 - 1) * 1024 * 3 // 4
@@ -58,10 +57,8 @@ class EntryKind:
 SHAREPOINT_CHANGE = EntryKind("sharepoint", SharePointNotification)
 GRAPH_CHANGE = EntryKind("graph", GraphNotification)
 GRAPH_LIFECYCLE = EntryKind("graph", GraphNotification, lifecycle=True)
-
-
-class InvalidValidationToken(ValueError):
-    pass
+# By the intake's route under /api/notifications/.
+ENTRY_KINDS = {"sharepoint": SHAREPOINT_CHANGE, "graph": GRAPH_CHANGE, "graph/lifecycle": GRAPH_LIFECYCLE}
 
 
 class BadNotificationRequest(ValueError):
@@ -78,25 +75,6 @@ class SubscriptionLookup(Protocol):
 
 class MessageSink(Protocol):
     def put_all(self, messages: Iterator[str]) -> int: ...
-
-
-def find_validation_token(params: Mapping[str, str]) -> str | None:
-    """SharePoint sends `validationtoken`, Graph `validationToken`: match the name in any case."""
-    for name, value in params.items():
-        if name.lower() == "validationtoken":
-            return value
-    return None
-
-
-def checked_validation_token(token: str) -> str:
-    """The token is echoed into a response body: bound its size and refuse control characters."""
-    if not token or len(token) > MAX_VALIDATION_TOKEN_LENGTH:
-        raise InvalidValidationToken(
-            f"validation token must be 1 to {MAX_VALIDATION_TOKEN_LENGTH} characters"
-        )
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in token):
-        raise InvalidValidationToken("validation token must not contain control characters")
-    return token
 
 
 @dataclass
