@@ -19,10 +19,12 @@ def sweep_changes(timer: func.TimerRequest) -> None:
         log.warning("sweep timer is past due; running now")
     report = get_services().sweep.run()
     log.info(
-        "sweep_changes: %d list(s) synced, %d change(s) written, %d resync(s), %d failed",
+        "sweep_changes: %d list(s) synced, %d change(s) written, %d resync(s), %d being read by "
+        "the worker, %d failed",
         len(report.synced),
         report.changes_written,
         report.resyncs,
+        len(report.busy),
         len(report.failed),
     )
     if report.failed:

@@ -86,6 +86,7 @@ var tableNames = [
   'failures'
   'sinks'
   'sinkbatches'
+  'readleases'
 ]
 
 module storage 'modules/storage.bicep' = {

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from pydantic import ValidationError
 
@@ -26,6 +27,7 @@ from .models import NotificationMessage
 from .notification_queue import NotificationQueue
 from .outbound import DEFAULT_POLICY, THROTTLED_STATUSES, UpstreamError
 from .poison import PoisonQueue
+from .read_leases import Outcome, ReadCoordinator
 from .sources.sharepoint import (
     DEFAULT_PAGE_SIZE,
     ChangeTokenExpired,
@@ -64,7 +66,10 @@ class ProcessingReport:
     unknown_subscriptions: list[str] = field(default_factory=list)
     lifecycle_events: list[str] = field(default_factory=list)
     batches_published: int = 0
-    # Subscriptions put back on the queue until SharePoint's Retry-After has passed.
+    # Lists left unread because a read that began after the notification had completed.
+    covered: int = 0
+    # Subscriptions put back on the queue: throttled until the Retry-After has passed, or
+    # being read by another worker until it lets go.
     deferred: list[str] = field(default_factory=list)
     deferred_seconds: int = 0
     poisoned_because: str | None = None
@@ -76,6 +81,14 @@ class SyncResult:
     resynced: bool = False
     # The change-log rows this sync wrote: what the sinks are sent.
     rows: tuple[str, ...] = ()
+
+    @classmethod
+    def combined(cls, results: Sequence[SyncResult]) -> SyncResult:
+        return cls(
+            written=sum(result.written for result in results),
+            resynced=any(result.resynced for result in results),
+            rows=tuple(row for result in results for row in result.rows),
+        )
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,7 @@ class Worker:
     publish: Callable[[str, str, Sequence[str]], int]
     poison: PoisonQueue
     failures: FailureLog
+    reads: ReadCoordinator
     page_size: int = DEFAULT_PAGE_SIZE
     # Retry-After up to this is slept through inside the call; beyond it the message is put back.
     max_inline_wait: float = DEFAULT_POLICY.max_retry_after
@@ -137,16 +151,20 @@ class Worker:
             targets.setdefault(record.scope, record)
 
         failures: list[tuple[str, Exception]] = []
-        throttled: dict[str, float] = {}
+        waits: dict[str, float] = {}
+        retry_afters: list[float] = []
         for record in targets.values():
             subscription_id = record.id
             try:
-                result = self.sync(record)
+                coalesced = self.reads.read(
+                    record.source, record.scope, message.received_at, partial(self.sync, record)
+                )
             except ChangeTokenRejected:
                 raise
             except UpstreamError as error:
                 if error.status in THROTTLED_STATUSES and (error.retry_after or 0) > self.max_inline_wait:
-                    throttled[subscription_id] = error.retry_after or 0
+                    waits[subscription_id] = (error.retry_after or 0) + 1
+                    retry_afters.append(error.retry_after or 0)
                     continue
                 failures.append((subscription_id, error))
                 self._note_health(record, error=error)
@@ -161,6 +179,13 @@ class Worker:
                 failures.append((subscription_id, error))
                 self._note_health(record, error=error)
                 continue
+            if coalesced.outcome is Outcome.COVERED:
+                report.covered += 1
+                continue
+            if coalesced.outcome is Outcome.BUSY:
+                waits[subscription_id] = coalesced.recheck_seconds
+                continue
+            result = SyncResult.combined(coalesced.results)
             report.changes_written += result.written
             report.batches_published += self.publish(record.scope, record.id, result.rows)
             report.lists_synced += 1
@@ -170,8 +195,13 @@ class Worker:
             raise ListSyncFailed(
                 "; ".join(f"subscription {sid}: {error}" for sid, error in failures)
             ) from failures[0][1]
-        if throttled:
-            self._defer(message, throttled, report)
+        if waits:
+            why = (
+                f"throttled with Retry-After up to {int(max(retry_afters))}s"
+                if retry_afters
+                else "being read by another worker"
+            )
+            self._put_back(message, waits, report, why)
 
     def _note_health(
         self,
@@ -191,24 +221,25 @@ class Worker:
         except Exception as unrecorded:
             log.warning("could not record the health of subscription %s: %s", record.id, unrecorded)
 
-    def _defer(
-        self, message: NotificationMessage, throttled: dict[str, float], report: ProcessingReport
+    def _put_back(
+        self, message: NotificationMessage, waits: dict[str, float], report: ProcessingReport, why: str
     ) -> None:
-        """SharePoint asked us to wait longer than an invocation should: put the message back,
-        invisible until then, rather than burn dequeues (and end in poison) by retrying early."""
-        retry_after = int(max(throttled.values()))
-        delay = retry_after + 1
-        remaining = [n for n in message.notifications if n.subscription_id in throttled]
+        """Put the message back, invisible until the longest wait has passed: after a Retry-After
+        longer than an invocation should sleep (retrying early would burn dequeues and end in
+        poison), or to look again at a list another worker is reading (so that, should that worker
+        die, the notification is still read)."""
+        delay = int(max(waits.values()))
+        remaining = [n for n in message.notifications if n.subscription_id in waits]
         later = message.model_copy(update={"notifications": remaining})
         self.queue.put_later(later.model_dump_json(by_alias=True, exclude_none=True), delay)
-        report.deferred = list(throttled)
+        report.deferred = list(waits)
         report.deferred_seconds = delay
         log.warning(
-            "SharePoint throttled subscription(s) %s with Retry-After up to %ds: message %s put back "
-            "to be read after that",
-            ", ".join(throttled),
-            retry_after,
+            "subscription(s) %s %s: message %s put back to be read in %ds",
+            ", ".join(waits),
+            why,
             message.id,
+            delay,
         )
 
     def sync(self, record: SubscriptionRecord, *, refresh_token: bool = False) -> SyncResult:

@@ -14,7 +14,8 @@ from .graph_sync import GraphSync
 from .intake import CachedSubscriptionLookup
 from .notification_queue import NotificationQueue
 from .poison import PoisonQueue
-from .processing import Worker
+from .processing import Worker, utc_now
+from .read_leases import ReadCoordinator, ReadLeaseStore
 from .settings import Settings, get_settings
 from .sinks.delivery import DeliveryPolicy, SinkDelivery, SinkSender
 from .sinks.service import SinkService
@@ -91,6 +92,7 @@ class Services:
             publish=delivery.publish,
             poison=poison,
             failures=FailureLog(storage),
+            reads=ReadCoordinator(ReadLeaseStore(storage), clock=utc_now),
         )
         intake_store = SubscriptionStore(intake_storage)
         return cls(

@@ -14,10 +14,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
-from .checkpoints import CheckpointStore
-from .graph_sync import GraphSyncResult
+from .checkpoints import Checkpoint, CheckpointStore
 from .processing import SyncResult, Worker, utc_now
+from .read_leases import Outcome
 from .sources.sharepoint import ListRef
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ class SweepReport:
     synced: list[str] = field(default_factory=list)
     changes_written: int = 0
     resyncs: int = 0
+    # Being read by a worker at that moment: that read covers them.
+    busy: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -41,16 +44,14 @@ class ChangeSweep:
     def run(self) -> SweepReport:
         report = SweepReport()
         for checkpoint in self.checkpoints.not_synced_since(self.clock() - self.max_age):
-            result: SyncResult | GraphSyncResult
             try:
-                if checkpoint.source == "graph":
-                    # driveItem subscriptions get no 'missed' event: this is their only safety net.
-                    result = self.worker.graph.sync(
-                        checkpoint.list_id, checkpoint.site_url, checkpoint.subscription_id
-                    )
-                else:
-                    target = ListRef(checkpoint.site_url, checkpoint.list_id)
-                    result = self.worker.sync_list(target, checkpoint.subscription_id, refresh_token=True)
+                coalesced = self.worker.reads.read(
+                    checkpoint.source, checkpoint.list_id, None, partial(self._read, checkpoint)
+                )
+                if coalesced.outcome is not Outcome.READ:
+                    report.busy.append(checkpoint.list_id)
+                    continue
+                result = SyncResult.combined(coalesced.results)
                 self.worker.publish(checkpoint.list_id, checkpoint.subscription_id, result.rows)
             except Exception as error:  # one list failing must not stop the others
                 log.error(
@@ -65,3 +66,13 @@ class ChangeSweep:
             report.changes_written += result.written
             report.resyncs += int(result.resynced)
         return report
+
+    def _read(self, checkpoint: Checkpoint) -> SyncResult:
+        if checkpoint.source == "graph":
+            # driveItem subscriptions get no 'missed' event: this is their only safety net.
+            graph = self.worker.graph.sync(
+                checkpoint.list_id, checkpoint.site_url, checkpoint.subscription_id
+            )
+            return SyncResult(graph.written, graph.resynced, graph.rows)
+        target = ListRef(checkpoint.site_url, checkpoint.list_id)
+        return self.worker.sync_list(target, checkpoint.subscription_id, refresh_token=True)

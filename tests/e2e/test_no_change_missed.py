@@ -131,7 +131,7 @@ def test_a_45_second_retry_after_delays_the_change_and_poisons_nothing(api, emul
     changes = wait_until(lambda: api.changes(subscription["id"]), timeout=120, what="the throttled change")
     assert [c["itemId"] for c in changes] == [item]
     host_log = (stack.log_dir / "functions-host.log").read_text()
-    assert f"subscription(s) {subscription['id']} with Retry-After up to 45s" in host_log
+    assert f"subscription(s) {subscription['id']} throttled with Retry-After up to 45s" in host_log
     poisoned = api.http.get("/api/poison").json()["value"]
     assert not [m for m in poisoned if subscription["id"] in m.get("subscriptions", [])]
 

@@ -1,0 +1,225 @@
+"""One reader per list at a time, so a burst of notifications costs a read or two, not one each.
+
+SharePoint and Graph send a notification per change (and retry them), so one busy list can put
+hundreds of messages on the queue, each asking for the same read. The `readleases` table keeps,
+per list (or Graph resource), who is reading it now, when that read began, when the last completed
+read began, and a dirty flag:
+
+- a notification received before the last completed read began is already covered: no read;
+- one that finds another reader at work marks the lease dirty if it arrived after that read
+  began (the reader then reads once more before letting go), and is put back on the queue to look
+  again later: if the reader dies, the message is still there to read for itself;
+- otherwise the worker takes the lease and reads, again while the lease is dirty.
+
+Every write is guarded by the entity's ETag. The times compared come from the intake's and the
+worker's clocks (NTP-synchronised in Azure); SharePoint and Graph deliver a notification well after
+the change it announces, so a skew would have to exceed that delay to hide a change.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+from .storage import READ_LEASES_TABLE, TableRepository, outages_reported
+
+log = logging.getLogger(__name__)
+
+# Longer than a read of a busy list takes; a reader that dies holds the list no longer than this.
+READ_LEASE = timedelta(seconds=60)
+# A message that found the list busy looks again after at most this long.
+MAX_RECHECK_SECONDS = 15
+
+Result = TypeVar("Result")
+
+
+@dataclass(frozen=True)
+class ReadLease:
+    source: str
+    scope: str
+    etag: str | None = None  # None: no entity yet
+    holder: str | None = None
+    expires_at: datetime | None = None
+    read_started: datetime | None = None
+    completed_read_started: datetime | None = None
+    dirty: bool = False
+
+    def held_by_another(self, holder: str, now: datetime) -> bool:
+        return (
+            self.holder is not None
+            and self.holder != holder
+            and self.expires_at is not None
+            and self.expires_at > now
+        )
+
+    def covers(self, notified_at: datetime) -> bool:
+        """A read that began after the notification was received has completed."""
+        return self.completed_read_started is not None and notified_at < self.completed_read_started
+
+
+class LeaseLost(Exception):
+    """The lease changed under us (another writer's ETag): read it again and decide again."""
+
+
+class ReadLeaseStore(TableRepository):
+    table_name = READ_LEASES_TABLE
+
+    def read(self, scope: str, source: str) -> ReadLease:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with outages_reported(f"reading the read lease of {scope}"):
+            try:
+                entity = self._table.get_entity(source, scope)
+            except ResourceNotFoundError:
+                return ReadLease(source=source, scope=scope)
+        return ReadLease(
+            source=source,
+            scope=scope,
+            etag=str(entity.metadata["etag"]),
+            holder=entity.get("holder") or None,
+            expires_at=entity.get("expiresAt"),
+            read_started=entity.get("readStartedAt"),
+            completed_read_started=entity.get("completedReadStartedAt"),
+            dirty=bool(entity.get("dirty", False)),
+        )
+
+    def write(self, lease: ReadLease, **changes: Any) -> ReadLease:
+        """Write `lease` with `changes` if nobody wrote it since it was read; raises LeaseLost."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.data.tables import UpdateMode
+
+        updated = replace(lease, **changes)
+        entity: dict[str, Any] = {
+            "PartitionKey": updated.source,
+            "RowKey": updated.scope,
+            "holder": updated.holder or "",
+            "dirty": updated.dirty,
+        }
+        for name, value in (
+            ("expiresAt", updated.expires_at),
+            ("readStartedAt", updated.read_started),
+            ("completedReadStartedAt", updated.completed_read_started),
+        ):
+            if value is not None:
+                entity[name] = value
+        with outages_reported(f"writing the read lease of {lease.scope}"):
+            try:
+                if lease.etag is None:
+                    metadata = self._table.create_entity(entity)
+                else:
+                    metadata = self._table.update_entity(
+                        entity,
+                        mode=UpdateMode.REPLACE,
+                        etag=lease.etag,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+            except (ResourceExistsError, ResourceModifiedError) as error:
+                raise LeaseLost(lease.scope) from error
+        return replace(updated, etag=str(metadata["etag"]))
+
+
+class Outcome(Enum):
+    READ = "read"
+    # A completed read began after the notification arrived: nothing to do.
+    COVERED = "covered"
+    # Another worker is reading the list: look again in `recheck_seconds`.
+    BUSY = "busy"
+
+
+@dataclass(frozen=True)
+class CoalescedRead(Generic[Result]):
+    outcome: Outcome
+    results: tuple[Result, ...] = ()
+    recheck_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class ReadCoordinator:
+    leases: ReadLeaseStore
+    clock: Callable[[], datetime]
+
+    def read(
+        self,
+        source: str,
+        scope: str,
+        notified_at: datetime | None,
+        read: Callable[[], Result],
+    ) -> CoalescedRead[Result]:
+        """Run `read` for the list unless a read already covers `notified_at` or another worker is
+        reading it; run it again while notifications arrive during it. `notified_at` None (the
+        sweep) is never covered and never marks a busy list dirty."""
+        holder = uuid.uuid4().hex
+        while True:
+            lease = self.leases.read(scope, source)
+            now = self.clock()
+            if notified_at is not None and lease.covers(notified_at):
+                return CoalescedRead(Outcome.COVERED)
+            try:
+                if lease.held_by_another(holder, now):
+                    return self._wait_for(lease, notified_at, now)
+                lease = self.leases.write(
+                    lease, holder=holder, expires_at=now + READ_LEASE, read_started=now, dirty=False
+                )
+            except LeaseLost:
+                continue
+            return CoalescedRead(Outcome.READ, self._read_while_dirty(lease, read))
+
+    def _wait_for(self, lease: ReadLease, notified_at: datetime | None, now: datetime) -> CoalescedRead[Any]:
+        arrived_during_read = (
+            notified_at is not None and lease.read_started is not None and notified_at >= lease.read_started
+        )
+        if arrived_during_read and not lease.dirty:
+            self.leases.write(lease, dirty=True)
+        assert lease.expires_at is not None  # held_by_another
+        remaining = math.ceil((lease.expires_at - now).total_seconds())
+        return CoalescedRead(Outcome.BUSY, recheck_seconds=max(1, min(MAX_RECHECK_SECONDS, remaining)))
+
+    def _read_while_dirty(self, lease: ReadLease, read: Callable[[], Result]) -> tuple[Result, ...]:
+        results: list[Result] = []
+        while True:
+            assert lease.read_started is not None
+            started = lease.read_started
+            try:
+                results.append(read())
+            except BaseException:
+                self._let_go(lease, completed_read_started=None)
+                raise
+            after = self._let_go(lease, completed_read_started=started)
+            if after is None:
+                return tuple(results)
+            lease = after
+
+    def _let_go(self, lease: ReadLease, completed_read_started: datetime | None) -> ReadLease | None:
+        """Release the lease, or when it was marked dirty meanwhile (and the read completed) keep
+        it for one more read, returned. A lease someone else has taken over is left alone."""
+        completed = completed_read_started or lease.completed_read_started
+        while True:
+            now = self.clock()
+            try:
+                if lease.dirty and completed_read_started is not None:
+                    return self.leases.write(
+                        lease,
+                        expires_at=now + READ_LEASE,
+                        read_started=now,
+                        completed_read_started=completed,
+                        dirty=False,
+                    )
+                self.leases.write(lease, holder=None, expires_at=None, completed_read_started=completed)
+                return None
+            except LeaseLost:
+                current = self.leases.read(lease.scope, lease.source)
+                if current.holder != lease.holder:
+                    log.warning("the read lease of %s was taken over during a read", lease.scope)
+                    return None
+                lease = current
+            except Exception as error:
+                # It expires by itself; messages that found it busy come back to look again.
+                log.warning("could not release the read lease of %s: %s", lease.scope, error)
+                return None

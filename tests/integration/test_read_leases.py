@@ -1,0 +1,140 @@
+"""One reader per list: the read lease against real Azurite (its ETags decide every race)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from functions.core.read_leases import READ_LEASE, Outcome, ReadCoordinator, ReadLeaseStore
+from functions.core.storage import SHAREPOINT_PARTITION
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def must_not_read() -> None:
+    pytest.fail("this notification must not cause a read")
+
+
+@pytest.fixture
+def leases(services) -> ReadLeaseStore:
+    return ReadLeaseStore(services.storage)
+
+
+@pytest.fixture
+def coordinator(leases) -> ReadCoordinator:
+    return ReadCoordinator(leases, clock=now)
+
+
+@pytest.fixture
+def scope() -> str:
+    return uuid.uuid4().hex
+
+
+def test_a_notification_received_before_a_completed_read_began_costs_no_read(coordinator, scope):
+    notified = now()
+    reads = []
+    first = coordinator.read(SHAREPOINT_PARTITION, scope, notified, lambda: reads.append("first"))
+    again = coordinator.read(SHAREPOINT_PARTITION, scope, notified, lambda: reads.append("again"))
+    assert (first.outcome, again.outcome, reads) == (Outcome.READ, Outcome.COVERED, ["first"])
+
+
+def test_a_notification_received_after_the_last_read_began_is_read(coordinator, scope):
+    reads = []
+    coordinator.read(SHAREPOINT_PARTITION, scope, now(), lambda: reads.append(1))
+    later = coordinator.read(SHAREPOINT_PARTITION, scope, now(), lambda: reads.append(2))
+    assert (later.outcome, reads) == (Outcome.READ, [1, 2])
+
+
+def test_a_notification_arriving_during_a_read_makes_the_reader_read_once_more(coordinator, scope):
+    outcomes = []
+    reads = []
+
+    def read() -> int:
+        reads.append(now())
+        if len(reads) == 1:  # a second worker's message, received while this read runs
+            outcomes.append(coordinator.read(SHAREPOINT_PARTITION, scope, now(), must_not_read))
+        return len(reads)
+
+    result = coordinator.read(SHAREPOINT_PARTITION, scope, now(), read)
+    assert result.outcome is Outcome.READ
+    assert result.results == (1, 2)
+    [busy] = outcomes
+    assert busy.outcome is Outcome.BUSY
+    assert 1 <= busy.recheck_seconds <= 15
+
+
+def test_a_notification_from_before_the_running_read_adds_no_read(coordinator, scope):
+    before = now()
+    waiting = []
+
+    def read() -> str:
+        waiting.append(coordinator.read(SHAREPOINT_PARTITION, scope, before, must_not_read))
+        return "read"
+
+    result = coordinator.read(SHAREPOINT_PARTITION, scope, now(), read)
+    assert result.results == ("read",)
+    assert waiting[0].outcome is Outcome.BUSY  # put back, in case this reader dies
+    assert coordinator.read(SHAREPOINT_PARTITION, scope, before, must_not_read).outcome is Outcome.COVERED
+
+
+def test_a_failed_read_covers_nothing_and_lets_go(coordinator, leases, scope):
+    notified = now()
+
+    def fail() -> None:
+        raise RuntimeError("SharePoint is down")
+
+    with pytest.raises(RuntimeError):
+        coordinator.read(SHAREPOINT_PARTITION, scope, notified, fail)
+    assert leases.read(scope, SHAREPOINT_PARTITION).holder is None
+    retried = coordinator.read(SHAREPOINT_PARTITION, scope, notified, lambda: "read")
+    assert retried.results == ("read",)
+
+
+def test_the_lease_of_a_reader_that_died_is_taken_once_it_expires(coordinator, leases, scope):
+    notified = now()
+    dead = leases.read(scope, SHAREPOINT_PARTITION)
+    leases.write(dead, holder="dead", expires_at=now() + READ_LEASE, read_started=now(), dirty=True)
+    assert coordinator.read(SHAREPOINT_PARTITION, scope, notified, must_not_read).outcome is Outcome.BUSY
+
+    expired = leases.read(scope, SHAREPOINT_PARTITION)
+    leases.write(expired, expires_at=now() - timedelta(seconds=1))
+    assert coordinator.read(SHAREPOINT_PARTITION, scope, notified, lambda: "read").results == ("read",)
+
+
+def test_the_sweep_neither_waits_for_nor_disturbs_a_running_read(coordinator, leases, scope):
+    swept = []
+
+    def read() -> str:
+        swept.append(coordinator.read(SHAREPOINT_PARTITION, scope, None, must_not_read))
+        assert not leases.read(scope, SHAREPOINT_PARTITION).dirty
+        return "read"
+
+    assert coordinator.read(SHAREPOINT_PARTITION, scope, now(), read).results == ("read",)
+    assert swept[0].outcome is Outcome.BUSY
+    assert coordinator.read(SHAREPOINT_PARTITION, scope, None, lambda: "swept").results == ("swept",)
+
+
+def test_sixteen_workers_on_one_burst_read_the_list_once(coordinator, scope):
+    burst_received = now()
+    reads = []
+    outcomes = []
+    start = threading.Barrier(16)
+
+    def worker() -> None:
+        start.wait()
+        result = coordinator.read(SHAREPOINT_PARTITION, scope, burst_received, lambda: reads.append(1))
+        outcomes.append(result.outcome)
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(reads) == 1
+    assert outcomes.count(Outcome.READ) == 1
+    assert set(outcomes) <= {Outcome.READ, Outcome.BUSY, Outcome.COVERED}
