@@ -64,20 +64,28 @@ class UpstreamError(Exception):
         super().__init__(f"{service} {operation} failed: {status_text}: {message}")
 
 
-# Connections kept per host. One instance runs up to batchSize + newBatchThreshold queue
-# messages at once (host.json: 16 + 8), and the renewal timer 8 renewals: below that, requests
-# drops connections with "Connection pool is full" and opens new TLS sessions under load. A test
-# keeps this in step with host.json.
-OUTBOUND_POOL_SIZE = 32
+# Connections kept per host, for Microsoft 365 and storage alike. One instance runs up to
+# batchSize + newBatchThreshold queue messages at once (host.json: 16 + 8), the renewal timer 8
+# renewals, and HTTP requests beside them: below that, requests (whose default is 10) drops
+# connections with "Connection pool is full" and opens new ones under load. A test keeps this in
+# step with host.json.
+CONNECTION_POOL_SIZE = 32
 
 
 def new_session() -> requests.Session:
+    session = pooled_session()
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+def pooled_session() -> requests.Session:
+    """A session whose pool holds CONNECTION_POOL_SIZE connections per host (requests and the
+    Azure SDKs would keep 10)."""
     import requests
     from requests.adapters import HTTPAdapter
 
     session = requests.Session()
-    session.headers["User-Agent"] = USER_AGENT
-    adapter = HTTPAdapter(pool_maxsize=OUTBOUND_POOL_SIZE)
+    adapter = HTTPAdapter(pool_maxsize=CONNECTION_POOL_SIZE)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session

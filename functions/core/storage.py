@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from .outbound import pooled_session
 from .settings import StorageSettings
 
 if TYPE_CHECKING:
@@ -140,6 +141,7 @@ class Storage:
                 read_timeout=self._timeouts.read,
                 retry_total=self._timeouts.retries,
                 retry_backoff_factor=0.2,
+                session=pooled_session(),
             )
         return TableClient(
             endpoint=_required(settings.table_service_uri, "tableServiceUri"),
@@ -149,6 +151,7 @@ class Storage:
             read_timeout=self._timeouts.read,
             retry_total=self._timeouts.retries,
             retry_backoff_factor=0.2,
+            session=pooled_session(),
         )
 
     def _new_queue_client(self, name: str) -> QueueClient:
@@ -176,6 +179,7 @@ class Storage:
                 retry_policy=retry,
                 connection_timeout=self._timeouts.connection,
                 read_timeout=self._timeouts.read,
+                session=pooled_session(),
             )
         return QueueClient(
             account_url=_required(settings.queue_service_uri, "queueServiceUri"),
@@ -186,6 +190,7 @@ class Storage:
             retry_policy=retry,
             connection_timeout=self._timeouts.connection,
             read_timeout=self._timeouts.read,
+            session=pooled_session(),
         )
 
     def _identity(self) -> ManagedIdentityCredential:

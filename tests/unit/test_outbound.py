@@ -1,5 +1,6 @@
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import requests
@@ -115,16 +116,27 @@ def test_retry_after_may_be_an_http_date():
     assert parse_retry_after(None) is None
 
 
-def test_the_outbound_pool_holds_every_call_one_instance_makes_at_once():
+def test_the_connection_pools_hold_every_call_one_instance_makes_at_once():
     import json
     from pathlib import Path
 
-    from functions.core.outbound import OUTBOUND_POOL_SIZE, new_session
+    from functions.core.outbound import CONNECTION_POOL_SIZE, new_session
+    from functions.core.settings import StorageSettings
+    from functions.core.storage import Storage
     from functions.core.subscriptions.service import RENEWAL_CONCURRENCY
 
     host = json.loads((Path(__file__).parents[2] / "host.json").read_text())
     queues = host["extensions"]["queues"]
-    assert queues["batchSize"] + queues["newBatchThreshold"] + RENEWAL_CONCURRENCY <= OUTBOUND_POOL_SIZE
-    adapter = new_session().get_adapter("https://contoso.sharepoint.com/")
-    assert isinstance(adapter, requests.adapters.HTTPAdapter)
-    assert adapter.poolmanager.connection_pool_kw["maxsize"] == OUTBOUND_POOL_SIZE
+    assert queues["batchSize"] + queues["newBatchThreshold"] + RENEWAL_CONCURRENCY <= CONNECTION_POOL_SIZE
+    storage = Storage(StorageSettings(connection_string="UseDevelopmentStorage=true"))
+    table: Any = storage.table("checkpoints")
+    queue: Any = storage.queue("notifications")
+    sessions = {
+        "Microsoft 365": new_session(),
+        "a table client": table._client._client._pipeline._transport.session,
+        "a queue client": queue._pipeline._transport.session,
+    }
+    for name, session in sessions.items():
+        adapter = session.get_adapter("https://contoso.sharepoint.com/")
+        assert isinstance(adapter, requests.adapters.HTTPAdapter), name
+        assert adapter.poolmanager.connection_pool_kw["maxsize"] == CONNECTION_POOL_SIZE, name
