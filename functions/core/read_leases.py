@@ -9,7 +9,8 @@ read began, and a dirty flag:
 - one that finds another reader at work marks the lease dirty if it arrived after that read
   began (the reader then reads once more before letting go), and is put back on the queue to look
   again later: if the reader dies, the message is still there to read for itself;
-- otherwise the worker takes the lease and reads, again while the lease is dirty.
+- otherwise the worker takes the lease and reads, again (at most every MIN_READ_INTERVAL) while
+  the lease is dirty.
 
 Every write is guarded by the entity's ETag. The times compared come from the intake's and the
 worker's clocks (NTP-synchronised in Azure); SharePoint and Graph deliver a notification well after
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -35,6 +37,9 @@ log = logging.getLogger(__name__)
 READ_LEASE = timedelta(seconds=60)
 # A message that found the list busy looks again after at most this long.
 MAX_RECHECK_SECONDS = 15
+# While notifications keep arriving, a list is read at most this often: a burst spread over a few
+# seconds costs a read or two more, not one per notification, and a change in it waits no longer.
+MIN_READ_INTERVAL = timedelta(seconds=2)
 
 Result = TypeVar("Result")
 
@@ -144,6 +149,7 @@ class CoalescedRead(Generic[Result]):
 class ReadCoordinator:
     leases: ReadLeaseStore
     clock: Callable[[], datetime]
+    pause: Callable[[float], None] = time.sleep
 
     def read(
         self,
@@ -164,8 +170,9 @@ class ReadCoordinator:
             try:
                 if lease.held_by_another(holder, now):
                     return self._wait_for(lease, notified_at, now)
+                begin = self._next_read_time(lease.completed_read_started, now)
                 lease = self.leases.write(
-                    lease, holder=holder, expires_at=now + READ_LEASE, read_started=now, dirty=False
+                    lease, holder=holder, expires_at=begin + READ_LEASE, read_started=begin, dirty=False
                 )
             except LeaseLost:
                 continue
@@ -186,40 +193,74 @@ class ReadCoordinator:
         while True:
             assert lease.read_started is not None
             started = lease.read_started
+            # Notifications are still arriving: let them gather, so one read covers them all.
+            self.pause(max(0.0, (started - self.clock()).total_seconds()))
             try:
                 results.append(read())
             except BaseException:
                 self._let_go(lease, completed_read_started=None)
                 raise
-            after = self._let_go(lease, completed_read_started=started)
-            if after is None:
+            kept = self._let_go(lease, completed_read_started=started)
+            if kept is None:
                 return tuple(results)
-            lease = after
+            restarted = self._restart(kept, completed_read_started=started)
+            if restarted is None:
+                return tuple(results)
+            lease = restarted
 
     def _let_go(self, lease: ReadLease, completed_read_started: datetime | None) -> ReadLease | None:
-        """Release the lease, or when it was marked dirty meanwhile (and the read completed) keep
-        it for one more read, returned. A lease someone else has taken over is left alone."""
-        completed = completed_read_started or lease.completed_read_started
+        """Release the lease; or, when it was marked dirty during a read that completed, keep it
+        (returned as stored). A lease someone else has taken over is left alone."""
         while True:
-            now = self.clock()
+            if lease.dirty and completed_read_started is not None:
+                return lease
             try:
-                if lease.dirty and completed_read_started is not None:
-                    return self.leases.write(
-                        lease,
-                        expires_at=now + READ_LEASE,
-                        read_started=now,
-                        completed_read_started=completed,
-                        dirty=False,
-                    )
-                self.leases.write(lease, holder=None, expires_at=None, completed_read_started=completed)
+                self.leases.write(
+                    lease,
+                    holder=None,
+                    expires_at=None,
+                    completed_read_started=completed_read_started or lease.completed_read_started,
+                )
                 return None
             except LeaseLost:
-                current = self.leases.read(lease.scope, lease.source)
-                if current.holder != lease.holder:
-                    log.warning("the read lease of %s was taken over during a read", lease.scope)
+                current = self._still_ours(lease)
+                if current is None:
                     return None
                 lease = current
             except Exception as error:
                 # It expires by itself; messages that found it busy come back to look again.
                 log.warning("could not release the read lease of %s: %s", lease.scope, error)
                 return None
+
+    def _restart(self, lease: ReadLease, completed_read_started: datetime) -> ReadLease | None:
+        """Record the completed read and plan the next one under the same lease."""
+        while True:
+            begin = self._next_read_time(completed_read_started, self.clock())
+            try:
+                return self.leases.write(
+                    lease,
+                    expires_at=begin + READ_LEASE,
+                    read_started=begin,
+                    completed_read_started=completed_read_started,
+                    dirty=False,
+                )
+            except LeaseLost:
+                current = self._still_ours(lease)
+                if current is None:
+                    return None
+                lease = current
+
+    @staticmethod
+    def _next_read_time(completed_read_started: datetime | None, now: datetime) -> datetime:
+        """Now, or for a list read moments ago, MIN_READ_INTERVAL after that read began. The lease
+        says so (`readStartedAt`), so notifications arriving meanwhile know the read covers them."""
+        if completed_read_started is None:
+            return now
+        return max(now, completed_read_started + MIN_READ_INTERVAL)
+
+    def _still_ours(self, lease: ReadLease) -> ReadLease | None:
+        current = self.leases.read(lease.scope, lease.source)
+        if current.holder != lease.holder:
+            log.warning("the read lease of %s was taken over during a read", lease.scope)
+            return None
+        return current
