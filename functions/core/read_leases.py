@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Generic, TypeVar
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 READ_LEASE = timedelta(seconds=60)
 # A message that found the list busy looks again after at most this long.
 MAX_RECHECK_SECONDS = 15
+# In-process turns per list: striped locks, so memory does not grow with the lists seen.
+TURN_STRIPES = 64
+MAX_TURN_WAIT_SECONDS = 10
 # While notifications keep arriving, a list is read at most this often: a burst spread over a few
 # seconds costs a read or two more, not one per notification, and a change in it waits no longer.
 MIN_READ_INTERVAL = timedelta(seconds=2)
@@ -145,11 +150,16 @@ class CoalescedRead(Generic[Result]):
     recheck_seconds: int = 0
 
 
+def new_turns() -> tuple[threading.Lock, ...]:
+    return tuple(threading.Lock() for _ in range(TURN_STRIPES))
+
+
 @dataclass(frozen=True)
 class ReadCoordinator:
     leases: ReadLeaseStore
     clock: Callable[[], datetime]
     pause: Callable[[float], None] = time.sleep
+    _turns: tuple[threading.Lock, ...] = field(default_factory=lambda: new_turns(), repr=False, compare=False)
 
     def read(
         self,
@@ -160,7 +170,22 @@ class ReadCoordinator:
     ) -> CoalescedRead[Result]:
         """Run `read` for the list unless a read already covers `notified_at` or another worker is
         reading it; run it again while notifications arrive during it. `notified_at` None (the
-        sweep) is never covered and never marks a busy list dirty."""
+        sweep) is never covered and never marks a busy list dirty.
+
+        Messages for one list handled at once by this instance take turns first, in memory: the
+        ones behind a read find it done and covering them, and meanwhile cost storage nothing."""
+        turn = self._turns[zlib.crc32(f"{source}/{scope}".encode()) % len(self._turns)]
+        # Bounded: past it, the lease alone decides (a list's read can take longer than this).
+        waited = turn.acquire(timeout=MAX_TURN_WAIT_SECONDS)
+        try:
+            return self._read(source, scope, notified_at, read)
+        finally:
+            if waited:
+                turn.release()
+
+    def _read(
+        self, source: str, scope: str, notified_at: datetime | None, read: Callable[[], Result]
+    ) -> CoalescedRead[Result]:
         holder = uuid.uuid4().hex
         while True:
             lease = self.leases.read(scope, source)

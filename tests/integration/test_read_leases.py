@@ -31,6 +31,12 @@ def coordinator(leases) -> ReadCoordinator:
 
 
 @pytest.fixture
+def other_instance(leases) -> ReadCoordinator:
+    """A worker on another instance: the same lease table, its own memory."""
+    return ReadCoordinator(leases, clock=now)
+
+
+@pytest.fixture
 def scope() -> str:
     return uuid.uuid4().hex
 
@@ -50,14 +56,14 @@ def test_a_notification_received_after_the_last_read_began_is_read(coordinator, 
     assert (later.outcome, reads) == (Outcome.READ, [1, 2])
 
 
-def test_a_notification_arriving_during_a_read_makes_the_reader_read_once_more(coordinator, scope):
+def test_a_notification_arriving_during_a_read_is_read_after_it(coordinator, other_instance, scope):
     outcomes = []
     reads = []
 
     def read() -> int:
         reads.append(now())
         if len(reads) == 1:  # a second worker's message, received while this read runs
-            outcomes.append(coordinator.read(SHAREPOINT_PARTITION, scope, now(), must_not_read))
+            outcomes.append(other_instance.read(SHAREPOINT_PARTITION, scope, now(), must_not_read))
         return len(reads)
 
     result = coordinator.read(SHAREPOINT_PARTITION, scope, now(), read)
@@ -68,12 +74,12 @@ def test_a_notification_arriving_during_a_read_makes_the_reader_read_once_more(c
     assert 1 <= busy.recheck_seconds <= 15
 
 
-def test_a_notification_from_before_the_running_read_adds_no_read(coordinator, scope):
+def test_a_notification_from_before_the_running_read_adds_no_read(coordinator, other_instance, scope):
     before = now()
     waiting = []
 
     def read() -> str:
-        waiting.append(coordinator.read(SHAREPOINT_PARTITION, scope, before, must_not_read))
+        waiting.append(other_instance.read(SHAREPOINT_PARTITION, scope, before, must_not_read))
         return "read"
 
     result = coordinator.read(SHAREPOINT_PARTITION, scope, now(), read)
@@ -106,11 +112,11 @@ def test_the_lease_of_a_reader_that_died_is_taken_once_it_expires(coordinator, l
     assert coordinator.read(SHAREPOINT_PARTITION, scope, notified, lambda: "read").results == ("read",)
 
 
-def test_the_sweep_neither_waits_for_nor_disturbs_a_running_read(coordinator, leases, scope):
+def test_the_sweep_neither_waits_for_nor_disturbs_a_running_read(coordinator, other_instance, leases, scope):
     swept = []
 
     def read() -> str:
-        swept.append(coordinator.read(SHAREPOINT_PARTITION, scope, None, must_not_read))
+        swept.append(other_instance.read(SHAREPOINT_PARTITION, scope, None, must_not_read))
         assert not leases.read(scope, SHAREPOINT_PARTITION).dirty
         return "read"
 
@@ -138,3 +144,23 @@ def test_sixteen_workers_on_one_burst_read_the_list_once(coordinator, scope):
     assert len(reads) == 1
     assert outcomes.count(Outcome.READ) == 1
     assert set(outcomes) <= {Outcome.READ, Outcome.BUSY, Outcome.COVERED}
+
+
+def test_workers_on_two_instances_read_a_burst_once_or_twice(coordinator, other_instance, scope):
+    burst_received = now()
+    reads = []
+    outcomes = []
+    start = threading.Barrier(16)
+
+    def worker(instance: ReadCoordinator) -> None:
+        start.wait()
+        result = instance.read(SHAREPOINT_PARTITION, scope, burst_received, lambda: reads.append(1))
+        outcomes.append(result.outcome)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in [coordinator, other_instance] * 8]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(reads) == 1  # the burst was received before the one read began
+    assert outcomes.count(Outcome.READ) == 1
