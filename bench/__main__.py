@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -29,55 +27,12 @@ from functions.core.subscriptions.store import to_entity
 from local.clients import EmulatorClient, notification_entry
 from local.stack import DEFAULT_FUNCTION_KEY, Stack
 
+from .scale import bench_burst, bench_intake_load, bench_worker_at_scale, host_memory_mib
+from .table import Row, fresh_python, peak_rss_mib, render, side_by_side
+
 SITE = "/sites/bench"
 LISTING_SEEDED = 10_000
 RENEWAL_DUE = 500
-
-
-@dataclass
-class Row:
-    name: str
-    baseline: str
-    samples: list[float]
-    baseline_samples: list[float]
-    unit: str = "ms"
-
-    @property
-    def ratio(self) -> float:
-        return statistics.median(self.samples) / statistics.median(self.baseline_samples)
-
-
-def p95(values: list[float]) -> float:
-    return sorted(values)[max(0, int(len(values) * 0.95) - 1)]
-
-
-def side_by_side(
-    candidate: Callable[[], object], baseline: Callable[[], object], rounds: int
-) -> tuple[list[float], list[float]]:
-    """Alternate the two so that a noisy moment on the machine lands on both."""
-    candidate(), baseline()  # warm connections and caches
-    ours: list[float] = []
-    theirs: list[float] = []
-    for _ in range(rounds):
-        for action, sink in ((candidate, ours), (baseline, theirs)):
-            started = time.perf_counter()
-            action()
-            sink.append((time.perf_counter() - started) * 1000)
-    return ours, theirs
-
-
-def fresh_python(code: str) -> float:
-    """Wall time of a new interpreter running `code`, in ms."""
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True)
-    return (time.perf_counter() - started) * 1000
-
-
-def peak_rss_mib(code: str) -> float:
-    """Peak resident memory of a new interpreter after `code` (VmHWM: ru_maxrss survives exec)."""
-    probe = code + ("\nprint(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))")
-    output = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
-    return float(output.split()[-1]) / 1024
 
 
 def bench_intake(stack: Stack, services: Services, rounds: int) -> list[Row]:
@@ -341,18 +296,6 @@ def bench_cold_start(rounds: int) -> list[Row]:
     ]
 
 
-def render(rows: list[Row]) -> str:
-    header = f"{'measurement':<42} {'median':>9} {'p95':>9}   {'baseline':<30} {'median':>9}  {'ratio':>6}"
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        lines.append(
-            f"{row.name:<42} {statistics.median(row.samples):>7.2f}{row.unit:<2} "
-            f"{p95(row.samples):>7.2f}{row.unit:<2}   {row.baseline:<30} "
-            f"{statistics.median(row.baseline_samples):>7.2f}{row.unit:<2} {row.ratio:>6.2f}x"
-        )
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=200)
@@ -368,11 +311,24 @@ def main() -> None:
         },
     ) as stack:
         services = Services.from_settings(Settings.from_environ(stack.app_settings()))
+        host_at_start = host_memory_mib(stack, "VmRSS")
         rows = bench_intake(stack, services, args.rounds)
+        rows += bench_intake_load(stack, services)
         rows += bench_worker(stack, services, args.rounds)
+        rows += bench_worker_at_scale(stack, services)
         rows += bench_hostile_intake(stack, args.rounds)
         rows += bench_listing(stack, services, args.rounds)
         rows += bench_renewal(stack, services, args.rounds)
+        rows.append(
+            Row(
+                "functions host peak RSS, after all of the above",
+                "same host, just started",
+                [host_memory_mib(stack, "VmHWM")],
+                [host_at_start],
+                unit="MiB",
+            )
+        )
+    rows += bench_burst()
     rows += bench_cold_start(args.rounds)
     print(render(rows))
 
