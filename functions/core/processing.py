@@ -157,7 +157,11 @@ class Worker:
             subscription_id = record.id
             try:
                 coalesced = self.reads.read(
-                    record.source, record.scope, message.received_at, partial(self.sync, record)
+                    record.source,
+                    record.scope,
+                    message.received_at,
+                    partial(self.sync, record),
+                    holder=message.id,
                 )
             except ChangeTokenRejected:
                 raise

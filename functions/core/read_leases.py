@@ -167,10 +167,13 @@ class ReadCoordinator:
         scope: str,
         notified_at: datetime | None,
         read: Callable[[], Result],
+        holder: str | None = None,
     ) -> CoalescedRead[Result]:
         """Run `read` for the list unless a read already covers `notified_at` or another worker is
         reading it; run it again while notifications arrive during it. `notified_at` None (the
-        sweep) is never covered and never marks a busy list dirty.
+        sweep) is never covered and never marks a busy list dirty. `holder` names the reader: a
+        queue message's id, so that its retry takes over the lease a dead attempt left behind
+        instead of waiting for it to expire.
 
         Messages for one list handled at once by this instance take turns first, in memory: the
         ones behind a read find it done and covering them, and meanwhile cost storage nothing."""
@@ -178,15 +181,19 @@ class ReadCoordinator:
         # Bounded: past it, the lease alone decides (a list's read can take longer than this).
         waited = turn.acquire(timeout=MAX_TURN_WAIT_SECONDS)
         try:
-            return self._read(source, scope, notified_at, read)
+            return self._read(source, scope, notified_at, read, holder or uuid.uuid4().hex)
         finally:
             if waited:
                 turn.release()
 
     def _read(
-        self, source: str, scope: str, notified_at: datetime | None, read: Callable[[], Result]
+        self,
+        source: str,
+        scope: str,
+        notified_at: datetime | None,
+        read: Callable[[], Result],
+        holder: str,
     ) -> CoalescedRead[Result]:
-        holder = uuid.uuid4().hex
         while True:
             lease = self.leases.read(scope, source)
             now = self.clock()

@@ -164,3 +164,13 @@ def test_workers_on_two_instances_read_a_burst_once_or_twice(coordinator, other_
         thread.join()
     assert len(reads) == 1  # the burst was received before the one read began
     assert outcomes.count(Outcome.READ) == 1
+
+
+def test_the_retry_of_a_message_whose_attempt_died_takes_its_lease_over_at_once(coordinator, leases, scope):
+    notified = now()
+    dead_attempt = leases.read(scope, SHAREPOINT_PARTITION)
+    leases.write(dead_attempt, holder="message-1", expires_at=now() + READ_LEASE, read_started=now())
+    other = coordinator.read(SHAREPOINT_PARTITION, scope, notified, must_not_read, holder="message-2")
+    assert other.outcome is Outcome.BUSY
+    retry = coordinator.read(SHAREPOINT_PARTITION, scope, notified, lambda: "read", holder="message-1")
+    assert retry.results == ("read",)
