@@ -120,6 +120,10 @@ class EmulatorClient:
     def calls(self, operation: str) -> int:
         return self.counters()["calls"].get(operation, 0)
 
+    def early_retries(self) -> int:
+        """Requests that came back before a Retry-After had passed (each throttled again)."""
+        return int(self.counters()["earlyRetries"])
+
     def inject_fault(
         self,
         operation: str,
@@ -128,12 +132,14 @@ class EmulatorClient:
         retry_after: int | None = None,
         times: int = 1,
         path_contains: str = "",
+        delay_seconds: float = 0.0,
     ) -> None:
         body: dict[str, Any] = {
             "operation": operation,
             "status": status,
             "times": times,
             "pathContains": path_contains,
+            "delaySeconds": delay_seconds,
         }
         if retry_after is not None:
             body["retryAfter"] = retry_after

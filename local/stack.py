@@ -171,6 +171,9 @@ class Stack:
     retry_interval: float = 2.0
     extra_settings: dict[str, str] = field(default_factory=dict)
     start_functions_host: bool = True
+    # Azurite keeps its data here, so that it can be stopped and started again without losing it
+    # (the fault tests); None keeps it in memory.
+    storage_dir: Path | None = None
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="m365-stack-")))
     services: list[Service] = field(default_factory=list)
 
@@ -257,7 +260,7 @@ class Stack:
             str(self.ports.table),
             # In memory, like the emulator: a restart never leaves subscriptions to lists that
             # no longer exist.
-            "--inMemoryPersistence",
+            *(["--location", str(self.storage_dir)] if self.storage_dir else ["--inMemoryPersistence"]),
         ]
         service = self._spawn("azurite", command)
         for port in (self.ports.blob, self.ports.queue, self.ports.table):
@@ -289,14 +292,27 @@ class Stack:
         wait_for_http(f"{self.emulator_url}/_emulator/health", service.process)
         return service
 
-    def start_host(self) -> Service:
+    def start_host(self, port: int | None = None) -> Service:
+        """The Functions host on the stack's port, or another instance of the app on `port`."""
+        port = port or self.ports.functions
+        name = "functions-host" if port == self.ports.functions else f"functions-host-{port}"
         service = self._spawn(
-            "functions-host",
-            [sys.executable, "-m", "local.functions_host", "--port", str(self.ports.functions)],
+            name,
+            [sys.executable, "-m", "local.functions_host", "--port", str(port)],
             env=self.app_settings(),
         )
-        wait_for_http(f"{self.functions_url}/api/health", service.process, timeout=60)
+        wait_for_http(f"http://127.0.0.1:{port}/api/health", service.process, timeout=60)
         return service
+
+    def service(self, name: str) -> Service:
+        return next(s for s in self.services if s.name == name)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL, as a crashed instance goes: no shutdown, nothing finished."""
+        service = self.service(name)
+        service.process.kill()
+        service.process.wait()
+        self.services.remove(service)
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> Service:
         log_path = self.log_dir / f"{name}.log"

@@ -21,8 +21,11 @@ from .invocation import invoke
 
 log = logging.getLogger("Host.Triggers")
 
-# While a message is being processed it stays invisible; the real host renews this lease.
+# While a message is being processed it stays invisible; the real host renews this lease. The
+# fault tests shorten it (LOCAL_HOST_PROCESSING_LEASE_SECONDS) to see a killed host's messages
+# come back in seconds rather than ten minutes.
 PROCESSING_LEASE_SECONDS = 600
+PROCESSING_LEASE_SETTING = "LOCAL_HOST_PROCESSING_LEASE_SECONDS"
 MIN_POLLING_INTERVAL = 0.1
 PAST_DUE_TOLERANCE = timedelta(seconds=1)
 
@@ -40,6 +43,7 @@ class QueueListener:
 
         self.function = function
         self.options = config.queue_options
+        self.processing_lease = int(config.environ.get(PROCESSING_LEASE_SETTING, PROCESSING_LEASE_SECONDS))
         self.stop = stop
         queue_name = resolve_setting_expression(function.trigger["queueName"], config.environ)
         setting = function.trigger.get("connection") or "AzureWebJobsStorage"
@@ -79,7 +83,7 @@ class QueueListener:
                     self.queue.receive_messages(
                         max_messages=self.options.batch_size,
                         messages_per_page=min(32, self.options.batch_size),
-                        visibility_timeout=PROCESSING_LEASE_SECONDS,
+                        visibility_timeout=self.processing_lease,
                     )
                 )
             except AzureError as error:

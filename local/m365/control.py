@@ -27,10 +27,12 @@ async def issue_token(request: Request) -> Response:
 
 async def faults(request: Request) -> Response:
     """POST {"operation": "GetChanges" | "*", "status": 429, "retryAfter": 1, "times": 1,
-    "pathContains": "<list id>"} (pathContains optional)."""
+    "pathContains": "<list id>"} (pathContains optional); status 200 with "delaySeconds": N
+    answers normally, N seconds late."""
     tenant = _tenant(request)
     if request.method == "DELETE":
         tenant.faults.clear()
+        tenant.throttle_windows.clear()
         return Response(status_code=204)
     body = await request.json()
     fault = Fault(
@@ -39,6 +41,7 @@ async def faults(request: Request) -> Response:
         remaining=int(body.get("times", 1)),
         operation=str(body.get("operation", "*")),
         path_contains=str(body.get("pathContains", "")),
+        delay_seconds=float(body.get("delaySeconds", 0)),
     )
     tenant.faults.append(fault)
     return JSONResponse({"operation": fault.operation, "status": fault.status, "times": fault.remaining}, 201)
@@ -90,6 +93,7 @@ async def counters(request: Request) -> Response:
             "calls": dict(tenant.calls),
             "delivery": dict(tenant.delivery),
             "pendingNotifications": len(tenant.pending),
+            "earlyRetries": tenant.early_retries,
         }
     )
 

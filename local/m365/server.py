@@ -75,8 +75,10 @@ def _sharepoint_endpoint(name: str, endpoint: Endpoint) -> Endpoint:
                     "request-id": request_id,
                 },
             )
-        fault = tenant.take_fault(operation, request.url.path)
-        if fault is not None:
+        fault = tenant.take_fault(operation, request.url.path, app_id)
+        if fault is not None and fault.status == 200:
+            await asyncio.sleep(fault.delay_seconds)
+        elif fault is not None:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             return errors.error_response(
                 SharePointError(

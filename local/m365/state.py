@@ -6,7 +6,9 @@ time, so no locks are needed.
 
 from __future__ import annotations
 
+import math
 import secrets
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -225,6 +227,18 @@ class Fault:
     # Only requests whose path contains this (e.g. a list id), so that another test's leftover
     # work on another list cannot use up a fault meant for this one.
     path_contains: str = ""
+    # With status 200: answer normally, this many seconds late (a slow tenant).
+    delay_seconds: float = 0.0
+
+
+@dataclass
+class ThrottleWindow:
+    """After a Retry-After, what the same app may not ask again before `until` (monotonic)."""
+
+    operation: str
+    path_contains: str
+    app_id: str | None
+    until: float
 
 
 @dataclass
@@ -261,6 +275,9 @@ class SharePointTenant:
         self.calls: Counter[str] = Counter()
         self.delivery: Counter[str] = Counter()
         self.faults: list[Fault] = []
+        self.throttle_windows: list[ThrottleWindow] = []
+        # Requests that came back inside a Retry-After window: each was throttled again.
+        self.early_retries = 0
         self.pending: list[PendingNotification] = []
         self.graph.reset()
 
@@ -654,13 +671,28 @@ class SharePointTenant:
             return None
         return issued[1]
 
-    def take_fault(self, operation: str, path: str = "") -> Fault | None:
+    def take_fault(self, operation: str, path: str = "", app_id: str | None = None) -> Fault | None:
+        """The injected fault this request meets, if any. As in SharePoint and Graph, an app that
+        asks again before a Retry-After has passed is throttled again (and counted)."""
+        now = time.monotonic()
+        self.throttle_windows = [w for w in self.throttle_windows if w.until > now]
+        for window in self.throttle_windows:
+            if window.app_id == app_id and _matches(window.operation, window.path_contains, operation, path):
+                self.early_retries += 1
+                return Fault(429, max(1, math.ceil(window.until - now)), 0, window.operation)
         for fault in self.faults:
-            applies = fault.operation in ("*", operation) and fault.path_contains.lower() in path.lower()
-            if applies and fault.remaining > 0:
+            if _matches(fault.operation, fault.path_contains, operation, path) and fault.remaining > 0:
                 fault.remaining -= 1
+                if fault.retry_after is not None:
+                    self.throttle_windows.append(
+                        ThrottleWindow(fault.operation, fault.path_contains, app_id, now + fault.retry_after)
+                    )
                 return fault
         return None
+
+
+def _matches(fault_operation: str, path_contains: str, operation: str, path: str) -> bool:
+    return fault_operation in ("*", operation) and path_contains.lower() in path.lower()
 
 
 def _writable(fields: dict[str, Any]) -> dict[str, Any]:
