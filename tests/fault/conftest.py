@@ -1,0 +1,129 @@
+"""Fault and load tests: each starts a stack of its own (Azurite, emulator, Functions host with
+every trigger but the timers), breaks something, and checks that nothing was lost or doubled.
+
+Bounded in time and size; waits are deadlines for asynchronous work, never speed assertions.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from functions.core.settings import StorageSettings
+from functions.core.storage import NOTIFICATIONS_QUEUE, Storage
+from local.clients import EmulatorClient, FunctionsClient, notification_entry
+from local.stack import DEFAULT_FUNCTION_KEY, Stack
+from tests.helpers import wait_until
+
+SITE = "/sites/fault"
+FAST_HOST = {
+    "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:00.200",
+    "AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "00:00:01",
+    "AzureWebJobs.renew_subscriptions.Disabled": "true",
+    "AzureWebJobs.sweep_changes.Disabled": "true",
+}
+
+
+@dataclass
+class FaultStack:
+    stack: Stack
+    api: FunctionsClient
+    emulator: EmulatorClient
+    storage: Storage
+
+    def subscribed_list(self) -> tuple[str, dict[str, str]]:
+        """A new list, subscribed through the API; and the notification SharePoint sends for it."""
+        list_id = self.emulator.create_list(SITE, f"list-{uuid.uuid4().hex[:8]}")
+        response = self.api.create_subscription(SITE, list_id)
+        assert response.status_code == 201, response.text
+        created = response.json()["id"]
+        [client_state] = [s["clientState"] for s in self.emulator.subscriptions() if s["id"] == created]
+        entry = notification_entry(created, site_url=SITE, clientState=client_state, resource=list_id)
+        return list_id, entry
+
+    def changes_of(self, entry: dict[str, str]) -> Counter[tuple[Any, str]]:
+        changes = self.api.changes(entry["subscriptionId"], top=1000)
+        return Counter((c["itemId"], c["changeType"]) for c in changes)
+
+    def changes_written(self) -> int:
+        """What the workers of every host said they wrote, summed from their logs."""
+        return sum(
+            int(n)
+            for log in self.stack.log_dir.glob("functions-host*.log")
+            for n in re.findall(r"(\d+) change\(s\) written", log.read_text(errors="replace"))
+        )
+
+    def drain(self, timeout: float = 90) -> None:
+        """Until the notifications queue is empty, put-back messages included."""
+        queue = self.storage.queue(NOTIFICATIONS_QUEUE)
+        wait_until(
+            lambda: queue.get_queue_properties().approximate_message_count == 0,
+            timeout=timeout,
+            interval=0.5,
+            what="the notifications queue to drain",
+        )
+
+
+@contextmanager
+def fault_stack(tmp_path: Path, *, persistent: bool = False, **settings: str) -> Iterator[FaultStack]:
+    stack = Stack(
+        delivery_interval=0.3,
+        retry_interval=1.0,
+        extra_settings={**FAST_HOST, **settings},
+        storage_dir=tmp_path / "azurite" if persistent else None,
+        log_dir=tmp_path / "logs",
+    )
+    with stack:
+        api = FunctionsClient(stack.functions_url, key=DEFAULT_FUNCTION_KEY)
+        emulator = EmulatorClient(stack.emulator_url)
+        storage = Storage(StorageSettings(connection_string=stack.connection_string))
+        try:
+            yield FaultStack(stack, api, emulator, storage)
+        finally:
+            api.close()
+            emulator.close()
+
+
+def flood(url: str, entries: list[dict[str, str]], stop: threading.Event) -> Counter[int]:
+    """Post copies of the entries, round robin, until `stop`; the answers' status codes."""
+    statuses: Counter[int] = Counter()
+    with httpx.Client(timeout=30) as http:
+        n = 0
+        while not stop.is_set():
+            entry = entries[n % len(entries)]
+            n += 1
+            response = http.post(f"{url}/api/notifications/sharepoint", json={"value": [entry]})
+            statuses[response.status_code] += 1
+    return statuses
+
+
+def make_changes(emulator_url: str, list_id: str, items: int, pause: float = 0.0) -> Counter[tuple[Any, str]]:
+    """Add `items` items and update each once, `pause` seconds apart; the changes SharePoint will
+    report."""
+    made: Counter[tuple[Any, str]] = Counter()
+    emulator = EmulatorClient(emulator_url)
+    try:
+        for n in range(items):
+            item = emulator.add_item(SITE, list_id, f"item {n}")
+            emulator.update_item(SITE, list_id, item, f"item {n}, edited")
+            made.update([(item, "add"), (item, "update")])
+            time.sleep(pause)
+    finally:
+        emulator.close()
+    return made
+
+
+def run_all(tasks: Sequence[Callable[[], Any]]) -> list[Any]:
+    with ThreadPoolExecutor(len(tasks)) as pool:
+        return [future.result() for future in [pool.submit(task) for task in tasks]]
