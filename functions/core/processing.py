@@ -25,7 +25,7 @@ from .failures import FailureLog
 from .graph_sync import GraphSync
 from .models import NotificationMessage
 from .notification_queue import NotificationQueue
-from .outbound import DEFAULT_POLICY, THROTTLED_STATUSES, UpstreamError
+from .outbound import THROTTLED_STATUSES, UpstreamError
 from .poison import PoisonQueue
 from .read_leases import Outcome, ReadCoordinator
 from .sources.sharepoint import (
@@ -108,8 +108,6 @@ class Worker:
     failures: FailureLog
     reads: ReadCoordinator
     page_size: int = DEFAULT_PAGE_SIZE
-    # Retry-After up to this is slept through inside the call; beyond it the message is put back.
-    max_inline_wait: float = DEFAULT_POLICY.max_retry_after
     clock: Callable[[], datetime] = utc_now
 
     def process_message(self, body: str) -> ProcessingReport:
@@ -166,9 +164,11 @@ class Worker:
             except ChangeTokenRejected:
                 raise
             except UpstreamError as error:
-                if error.status in THROTTLED_STATUSES and (error.retry_after or 0) > self.max_inline_wait:
-                    waits[subscription_id] = (error.retry_after or 0) + 1
-                    retry_afters.append(error.retry_after or 0)
+                if error.status in THROTTLED_STATUSES and error.retry_after is not None:
+                    # Longer than a call sleeps through, or still throttled on its last attempt:
+                    # a retry by the host could come back before the Retry-After has passed.
+                    waits[subscription_id] = error.retry_after + 1
+                    retry_afters.append(error.retry_after)
                     continue
                 failures.append((subscription_id, error))
                 self._note_health(record, error=error)
