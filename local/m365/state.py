@@ -233,10 +233,11 @@ class Fault:
 
 @dataclass
 class ThrottleWindow:
-    """After a Retry-After, what the same app may not ask again before `until` (monotonic)."""
+    """After a Retry-After: the same app may not send the same request again before `until`
+    (monotonic)."""
 
     operation: str
-    path_contains: str
+    path: str
     app_id: str | None
     until: float
 
@@ -677,16 +678,15 @@ class SharePointTenant:
         now = time.monotonic()
         self.throttle_windows = [w for w in self.throttle_windows if w.until > now]
         for window in self.throttle_windows:
-            if window.app_id == app_id and _matches(window.operation, window.path_contains, operation, path):
+            if (window.app_id, window.operation, window.path) == (app_id, operation, path):
                 self.early_retries += 1
-                return Fault(429, max(1, math.ceil(window.until - now)), 0, window.operation)
+                return Fault(429, max(1, math.ceil(window.until - now)), 0, operation)
         for fault in self.faults:
             if _matches(fault.operation, fault.path_contains, operation, path) and fault.remaining > 0:
                 fault.remaining -= 1
                 if fault.retry_after is not None:
-                    self.throttle_windows.append(
-                        ThrottleWindow(fault.operation, fault.path_contains, app_id, now + fault.retry_after)
-                    )
+                    window = ThrottleWindow(operation, path, app_id, now + fault.retry_after)
+                    self.throttle_windows.append(window)
                 return fault
         return None
 

@@ -127,3 +127,7 @@ def make_changes(emulator_url: str, list_id: str, items: int, pause: float = 0.0
 def run_all(tasks: Sequence[Callable[[], Any]]) -> list[Any]:
     with ThreadPoolExecutor(len(tasks)) as pool:
         return [future.result() for future in [pool.submit(task) for task in tasks]]
+
+
+def arrived(env: FaultStack, entry: dict[str, str], expected: Counter[tuple[Any, str]]) -> bool:
+    return env.changes_of(entry) == expected

@@ -7,7 +7,7 @@ from collections import Counter
 from functools import partial
 from typing import Any
 
-from tests.fault.conftest import FaultStack, fault_stack, flood, make_changes, run_all
+from tests.fault.conftest import arrived, fault_stack, flood, make_changes, run_all
 from tests.helpers import wait_until
 
 LISTS = 4
@@ -50,7 +50,3 @@ def test_every_change_arrives_exactly_once_under_32_concurrent_notifications(tmp
         total = LISTS * ITEMS_PER_LIST * 2
         assert [sum(env.changes_of(entry).values()) for entry in entries] == [total // LISTS] * LISTS
         assert env.changes_written() == total  # no change was written twice
-
-
-def arrived(env: FaultStack, entry: dict[str, str], expected: Counter[tuple[Any, str]]) -> bool:
-    return env.changes_of(entry) == expected
