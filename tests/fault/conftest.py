@@ -76,11 +76,13 @@ class FaultStack:
 
 
 @contextmanager
-def fault_stack(tmp_path: Path, *, persistent: bool = False, **settings: str) -> Iterator[FaultStack]:
+def fault_stack(
+    tmp_path: Path, *, persistent: bool = False, settings: dict[str, str] | None = None
+) -> Iterator[FaultStack]:
     stack = Stack(
         delivery_interval=0.3,
         retry_interval=1.0,
-        extra_settings={**FAST_HOST, **settings},
+        extra_settings={**FAST_HOST, **(settings or {})},
         storage_dir=tmp_path / "azurite" if persistent else None,
         log_dir=tmp_path / "logs",
     )

@@ -14,7 +14,7 @@ from tests.helpers import wait_until
 
 
 def test_a_host_killed_mid_batch_loses_and_doubles_nothing_after_a_restart(tmp_path):
-    with fault_stack(tmp_path, LOCAL_HOST_PROCESSING_LEASE_SECONDS="5") as env:
+    with fault_stack(tmp_path, settings={"LOCAL_HOST_PROCESSING_LEASE_SECONDS": "5"}) as env:
         list_id, entry = env.subscribed_list()
         # SharePoint answers the read slowly, so the host dies while it waits for it.
         env.emulator.inject_fault("GetChanges", 200, delay_seconds=5, path_contains=list_id)
