@@ -56,7 +56,10 @@ def test_management_api_errors_are_clear_json(api, emulator, new_list):
     emulator.inject_fault("GetList", 503, retry_after=60, times=1)
     throttled = api.create_subscription(SITE, new_list)
     assert throttled.status_code == 503 and throttled.headers["retry-after"] == "60"
+    again = api.create_subscription(SITE, new_list)  # too soon: SharePoint throttles it again
+    assert again.status_code == 503 and 0 < int(again.headers["retry-after"]) <= 60
 
+    emulator.clear_faults()  # as if the minute had passed
     assert api.create_subscription(SITE, new_list).status_code == 201
     assert api.create_subscription(SITE, new_list).status_code == 409
 
