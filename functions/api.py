@@ -188,7 +188,7 @@ def _get_subscription(services: Services, req: func.HttpRequest) -> func.HttpRes
     from .core.models import dump
 
     record = services.subscriptions.get(req.route_params["id"])
-    health = services.subscriptions.health(record, sinks=len(services.sinks.list(record.id)))
+    health = services.subscriptions.health(record, sinks=services.sinks.list(record.id))
     view = services.subscriptions.view(record, services.renewal_window)
     return json_response(dump(view.model_copy(update={"health": health})))
 

@@ -208,12 +208,25 @@ class FailureView(WireModel):
     date_time: str = Field(alias="dateTime")
 
 
+class SinkDeliveryState(WireModel):
+    """One connector, as the subscription's health shows it."""
+
+    id: str
+    type: str
+    state: str
+    last_delivery: dict[str, str] | None = Field(default=None, alias="lastDelivery")
+
+
 class SubscriptionHealth(WireModel):
     """What `GET /api/subscriptions/{id}` says of how the subscription is doing."""
 
     sinks: int
+    sink_states: list[SinkDeliveryState] = Field(default_factory=list, alias="sinkStates")
     last_notification_date_time: str | None = Field(default=None, alias="lastNotificationDateTime")
     last_synced_date_time: str | None = Field(default=None, alias="lastSyncedDateTime")
+    # SharePoint only: when the stored change token was issued. SharePoint keeps about 60 days of
+    # changes; the sweep keeps this within a day of now.
+    change_token_date_time: str | None = Field(default=None, alias="changeTokenDateTime")
     consecutive_failures: int | None = Field(default=None, alias="consecutiveFailures")
     last_failure: FailureView | None = Field(default=None, alias="lastFailure")
 

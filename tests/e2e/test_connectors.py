@@ -63,6 +63,14 @@ def test_one_change_reaches_teams_a_connector_and_a_signed_webhook(api, emulator
     assert [c["itemId"] for c in verified["changes"]] == [item]
     assert hook_arrival["headers"]["webhook-id"] == verified["batchId"]
 
+    def all_delivered() -> list[dict] | None:
+        states = api.get_subscription(subscription["id"]).json()["health"]["sinkStates"]
+        return states if all(s.get("lastDelivery") for s in states) else None
+
+    states = wait_until(all_delivered, what="every sink's delivery in the subscription's health")
+    assert sorted(s["type"] for s in states) == ["message-card", "teams-workflow", "webhook"]
+    assert all(s["state"] == "active" and s["lastDelivery"]["status"] for s in states)
+
 
 def test_a_failing_and_a_throttling_sink_still_get_the_change_and_block_no_one(api, emulator, new_list):
     subscription = api.create_subscription(SITE, new_list).json()

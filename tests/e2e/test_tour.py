@@ -57,6 +57,10 @@ def test_the_whole_sharepoint_flow_over_http(api, emulator, new_list, stack):
     ]
     assert all(c["subscriptionId"] == subscription["id"] and c["listId"] == new_list for c in changes)
     assert api.changes(subscription["id"], top=1) == changes  # paged with nextLink, same result
+    health = api.get_subscription(subscription["id"]).json()["health"]
+    assert (health["sinks"], health["sinkStates"], health["consecutiveFailures"]) == (0, [], 0)
+    token_age = datetime.now(UTC) - datetime.fromisoformat(health["changeTokenDateTime"])
+    assert timedelta(0) <= token_age < timedelta(minutes=10)
 
     renewed = api.renew_subscription(subscription["id"])
     assert renewed.status_code == 200

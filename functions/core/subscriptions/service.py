@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+from ..change_tokens import parse_change_token
 from ..checkpoints import CheckpointStore
 from ..models import (
     CreateGraphSubscriptionRequest,
     CreateSubscriptionRequest,
     FailureView,
+    SinkDeliveryState,
     SubscriptionHealth,
     SubscriptionStatus,
     SubscriptionView,
     format_utc,
 )
+from ..sinks.record import Sink
 from ..sources.graph import GraphResource, InvalidGraphResource
 from ..sources.sharepoint import SubscriptionGone
 from ..storage import is_valid_key
@@ -218,21 +221,32 @@ class SubscriptionService:
         due = format_utc(self.renewal_due_at(record, window))
         return record.to_view().model_copy(update={"next_renewal_date_time": due})
 
-    def health(self, record: SubscriptionRecord, sinks: int) -> SubscriptionHealth:
-        """How the subscription is doing, from its list's checkpoint (one read)."""
+    def health(self, record: SubscriptionRecord, sinks: Sequence[Sink]) -> SubscriptionHealth:
+        """How the subscription is doing, from its list's checkpoint (one read) and its sinks."""
+        states = [
+            SinkDeliveryState(
+                id=sink.id, type=sink.type, state=sink.state.value, last_delivery=sink.last_delivery or None
+            )
+            for sink in sinks
+        ]
         checkpoint = self.checkpoints.read(record.scope, record.source)
         if checkpoint is None:
-            return SubscriptionHealth(sinks=sinks)
+            return SubscriptionHealth(sinks=len(sinks), sink_states=states)
         last_failure = None
         if checkpoint.consecutive_failures and checkpoint.last_failed is not None:
             last_failure = FailureView(
                 reason=checkpoint.last_failure or "", date_time=format_utc(checkpoint.last_failed)
             )
         last_notification = checkpoint.last_notification
+        token_issued = None
+        if record.source == SHAREPOINT:
+            token_issued = format_utc(parse_change_token(checkpoint.change_token).time)
         return SubscriptionHealth(
-            sinks=sinks,
+            sinks=len(sinks),
+            sink_states=states,
             last_notification_date_time=format_utc(last_notification) if last_notification else None,
             last_synced_date_time=format_utc(checkpoint.last_synced),
+            change_token_date_time=token_issued,
             consecutive_failures=checkpoint.consecutive_failures,
             last_failure=last_failure,
         )
