@@ -291,8 +291,11 @@ class ReadCoordinator:
         return max(now, completed_read_started + MIN_READ_INTERVAL)
 
     def _still_ours(self, lease: ReadLease) -> ReadLease | None:
+        """The lease as stored, if we still hold it. Not held at all: our own release went through
+        on an attempt whose answer was lost (the SDK's retry then met the new ETag)."""
         current = self.leases.read(lease.scope, lease.source)
-        if current.holder != lease.holder:
+        if current.holder == lease.holder:
+            return current
+        if current.holder is not None:
             log.warning("the read lease of %s was taken over during a read", lease.scope)
-            return None
-        return current
+        return None
