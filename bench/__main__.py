@@ -315,7 +315,6 @@ def main() -> None:
         rows = bench_intake(stack, services, args.rounds)
         rows += bench_intake_load(stack, services)
         rows += bench_worker(stack, services, args.rounds)
-        rows += bench_worker_at_scale(stack, services)
         rows += bench_hostile_intake(stack, args.rounds)
         rows += bench_listing(stack, services, args.rounds)
         rows += bench_renewal(stack, services, args.rounds)
@@ -328,6 +327,7 @@ def main() -> None:
                 unit="MiB",
             )
         )
+    rows += bench_worker_at_scale()
     rows += bench_burst()
     rows += bench_cold_start(args.rounds)
     print(render(rows))
