@@ -31,6 +31,18 @@ def assert_refused_in_time(env: FaultStack, entry: dict[str, str]) -> None:
     assert seconds < SHAREPOINT_TIMEOUT, f"the intake answered after {seconds:.1f}s"
 
 
+def change_meanwhile(env: FaultStack, list_id: str) -> int:
+    """An item added while storage is out; SharePoint's delivery of it meets a 503 and is retried
+    (every second here, five times)."""
+    item = env.emulator.add_item(SITE, list_id, "while storage is out")
+    wait_until(
+        lambda: env.emulator.counters()["delivery"].get("failed", 0) > 0,
+        timeout=10,
+        what="a failed delivery",
+    )
+    return item
+
+
 def test_storage_stopped_mid_intake_answers_503_and_loses_nothing(tmp_path):
     with fault_stack(tmp_path, persistent=True) as env:
         list_id, entry = env.subscribed_list()
@@ -40,13 +52,7 @@ def test_storage_stopped_mid_intake_answers_503_and_loses_nothing(tmp_path):
         env.stack.service("azurite").stop()
         env.stack.services.remove(env.stack.service("azurite"))
         assert_refused_in_time(env, entry)
-        during = env.emulator.add_item(SITE, list_id, "during the outage")
-        # SharePoint's delivery meets the 503 and retries (every second here, five times).
-        wait_until(
-            lambda: env.emulator.counters()["delivery"].get("failed", 0) > 0,
-            timeout=10,
-            what="a failed delivery",
-        )
+        during = change_meanwhile(env, list_id)
         env.stack.start_azurite()
 
         expected = {(before, "add"): 1, (during, "add"): 1}
@@ -62,12 +68,7 @@ def test_storage_hung_mid_intake_answers_503_in_time_and_loses_nothing(tmp_path)
         os.kill(azurite.pid, signal.SIGSTOP)
         try:
             assert_refused_in_time(env, entry)
-            during = env.emulator.add_item(SITE, list_id, "while storage hangs")
-            wait_until(
-                lambda: env.emulator.counters()["delivery"].get("failed", 0) > 0,
-                timeout=10,
-                what="a failed delivery",
-            )
+            during = change_meanwhile(env, list_id)
         finally:
             os.kill(azurite.pid, signal.SIGCONT)
 
