@@ -59,14 +59,14 @@ def peak_rss_mib(code: str) -> float:
 
 def render(rows: list[Row]) -> str:
     header = (
-        f"{'measurement':<46} {'median':>10} {'p99':>10}   {'baseline':<34} {'median':>10} {'p99':>10}"
+        f"{'measurement':<46} {'median':>10} {'p99':>10}   {'baseline':<40} {'median':>10} {'p99':>10}"
         f"  {'ratio':>6}"
     )
     lines = [header, "-" * len(header)]
     for row in rows:
         lines.append(
             f"{row.name:<46} {_value(statistics.median(row.samples), row.unit)} "
-            f"{_value(p99(row.samples), row.unit)}   {row.baseline:<34} "
+            f"{_value(p99(row.samples), row.unit)}   {row.baseline:<40} "
             f"{_value(statistics.median(row.baseline_samples), row.unit)} "
             f"{_value(p99(row.baseline_samples), row.unit)}  {row.ratio:>5.2f}x"
         )
