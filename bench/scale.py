@@ -23,6 +23,7 @@ from azure.storage.queue import QueueClient
 from functions.core.change_log import ChangeLog
 from functions.core.changes import ListScope, change_row
 from functions.core.models import CreateSubscriptionRequest, NotificationMessage, QueuedNotification
+from functions.core.notification_queue import NotificationQueue
 from functions.core.services import Services
 from functions.core.settings import Settings
 from functions.core.sources.sharepoint import ListRef
@@ -237,7 +238,10 @@ def posted(stack: Stack) -> Delivery:
 
 def queued(services: Services) -> Delivery:
     """Put where the intake would, invisible for QUEUED_VISIBLE_AFTER seconds: the 200 become
-    visible together, after every put is done, so the worker's cost is timed alone."""
+    visible together, after every put is done, so the worker's cost is timed alone. (With the
+    worker's storage clients, which retry: the intake's do not, and a put that meets Azurite
+    closing an idle connection would fail the run.)"""
+    queue = NotificationQueue(services.storage)
 
     def put(entry: dict[str, str]) -> None:
         message = NotificationMessage(
@@ -246,9 +250,7 @@ def queued(services: Services) -> Delivery:
                 QueuedNotification(subscription_id=entry["subscriptionId"], resource=entry["resource"])
             ],
         )
-        services.notification_queue.put_later(
-            message.model_dump_json(by_alias=True, exclude_none=True), QUEUED_VISIBLE_AFTER
-        )
+        queue.put_later(message.model_dump_json(by_alias=True, exclude_none=True), QUEUED_VISIBLE_AFTER)
 
     return put
 
