@@ -9,11 +9,29 @@ from typing import TYPE_CHECKING
 from .storage import NOTIFICATIONS_QUEUE, Storage, StorageUnavailable, is_outage, outages_reported
 
 if TYPE_CHECKING:
+    from azure.storage.queue import QueueClient, QueueMessage
+
     from .subscriptions import SubscriptionRecord
 
 log = logging.getLogger(__name__)
 
 MAX_VISIBILITY_DELAY_SECONDS = 7 * 24 * 3600
+
+
+def _send(queue: QueueClient, message: str) -> QueueMessage:
+    """Send once more when the connection broke without an answer (not a timeout): a pooled
+    connection the server had just closed as idle. The intake's clients do not retry, and a 503
+    for that would only make SharePoint send the notification again later. At worst the message
+    is queued twice, which the worker reads once."""
+    from azure.core.exceptions import ServiceResponseError, ServiceResponseTimeoutError
+
+    try:
+        return queue.send_message(message)
+    except ServiceResponseTimeoutError:
+        raise
+    except ServiceResponseError as error:
+        log.warning("queue put lost its connection (%s); sending once more", type(error).__name__)
+        return queue.send_message(message)
 
 
 class NotificationQueue:
@@ -26,7 +44,7 @@ class NotificationQueue:
         sent = []
         try:
             for message in messages:
-                sent.append(queue.send_message(message))
+                sent.append(_send(queue, message))
         except Exception as error:
             for receipt in sent:
                 try:
