@@ -133,68 +133,40 @@ class Worker:
         return report
 
     def _process(self, message: NotificationMessage, report: ProcessingReport) -> None:
-        targets: dict[str, SubscriptionRecord] = {}
-        for subscription_id in dict.fromkeys(n.subscription_id for n in message.notifications):
-            record = self.subscriptions.get(subscription_id, message.source)
-            if record is None:
-                log.warning("skipping notification for unknown subscription %s", subscription_id)
-                report.unknown_subscriptions.append(subscription_id)
-                continue
-            for event in dict.fromkeys(
-                n.lifecycle_event for n in message.notifications if n.subscription_id == subscription_id
-            ):
-                if event:
-                    record = self.lifecycle(record, event)
-                    report.lifecycle_events.append(event)
-            targets.setdefault(record.scope, record)
-
         failures: list[tuple[str, Exception]] = []
         waits: dict[str, float] = {}
         retry_afters: list[float] = []
-        for record in targets.values():
-            subscription_id = record.id
-            try:
-                coalesced = self.reads.read(
-                    record.source,
-                    record.scope,
-                    message.received_at,
-                    partial(self.sync, record),
-                    holder=message.id,
-                )
-            except ChangeTokenRejected:
-                raise
-            except UpstreamError as error:
-                if error.status in THROTTLED_STATUSES and error.retry_after is not None:
-                    # Longer than a call sleeps through, or still throttled on its last attempt:
-                    # a retry by the host could come back before the Retry-After has passed.
-                    waits[subscription_id] = error.retry_after + 1
-                    retry_afters.append(error.retry_after)
+        read_scopes: set[str] = set()
+        for subscription_id in dict.fromkeys(n.subscription_id for n in message.notifications):
+            # Messages naming one subscription, handled at once by this instance, take turns
+            # before any storage call: those behind a read then find it done and covering them.
+            with self.reads.turn(f"{message.source}/{subscription_id}"):
+                record = self._target(message, subscription_id, report)
+                if record is None or record.scope in read_scopes:
                     continue
-                failures.append((subscription_id, error))
-                self._note_health(record, error=error)
-                continue
-            except Exception as error:  # one resource failing must not stop the others
-                log.error(
-                    "reading changes failed for subscription %s (%s): %s",
-                    subscription_id,
-                    record.resource,
-                    error,
-                )
-                failures.append((subscription_id, error))
-                self._note_health(record, error=error)
-                continue
-            if coalesced.outcome is Outcome.COVERED:
-                report.covered += 1
-                continue
-            if coalesced.outcome is Outcome.BUSY:
-                waits[subscription_id] = coalesced.recheck_seconds
-                continue
-            result = SyncResult.combined(coalesced.results)
-            report.changes_written += result.written
-            report.batches_published += self.publish(record.scope, record.id, result.rows)
-            report.lists_synced += 1
-            report.resyncs += int(result.resynced)
-            self._note_health(record, notified_at=message.received_at)
+                read_scopes.add(record.scope)
+                try:
+                    self._read(record, message, report, waits)
+                except ChangeTokenRejected:
+                    raise
+                except UpstreamError as error:
+                    if error.status in THROTTLED_STATUSES and error.retry_after is not None:
+                        # Longer than a call sleeps through, or still throttled on its last
+                        # attempt: a retry by the host could come back before it has passed.
+                        waits[subscription_id] = error.retry_after + 1
+                        retry_afters.append(error.retry_after)
+                        continue
+                    failures.append((subscription_id, error))
+                    self._note_health(record, error=error)
+                except Exception as error:  # one resource failing must not stop the others
+                    log.error(
+                        "reading changes failed for subscription %s (%s): %s",
+                        subscription_id,
+                        record.resource,
+                        error,
+                    )
+                    failures.append((subscription_id, error))
+                    self._note_health(record, error=error)
         if failures:
             raise ListSyncFailed(
                 "; ".join(f"subscription {sid}: {error}" for sid, error in failures)
@@ -206,6 +178,46 @@ class Worker:
                 else "being read by another worker"
             )
             self._put_back(message, waits, report, why)
+
+    def _target(
+        self, message: NotificationMessage, subscription_id: str, report: ProcessingReport
+    ) -> SubscriptionRecord | None:
+        """The subscription's record, after its lifecycle events (a recreate gives a new one)."""
+        record = self.subscriptions.get(subscription_id, message.source)
+        if record is None:
+            log.warning("skipping notification for unknown subscription %s", subscription_id)
+            report.unknown_subscriptions.append(subscription_id)
+            return None
+        for event in dict.fromkeys(
+            n.lifecycle_event for n in message.notifications if n.subscription_id == subscription_id
+        ):
+            if event:
+                record = self.lifecycle(record, event)
+                report.lifecycle_events.append(event)
+        return record
+
+    def _read(
+        self,
+        record: SubscriptionRecord,
+        message: NotificationMessage,
+        report: ProcessingReport,
+        waits: dict[str, float],
+    ) -> None:
+        coalesced = self.reads.read(
+            record.source, record.scope, message.received_at, partial(self.sync, record), holder=message.id
+        )
+        if coalesced.outcome is Outcome.COVERED:
+            report.covered += 1
+            return
+        if coalesced.outcome is Outcome.BUSY:
+            waits[record.id] = coalesced.recheck_seconds
+            return
+        result = SyncResult.combined(coalesced.results)
+        report.changes_written += result.written
+        report.batches_published += self.publish(record.scope, record.id, result.rows)
+        report.lists_synced += 1
+        report.resyncs += int(result.resynced)
+        self._note_health(record, notified_at=message.received_at)
 
     def _note_health(
         self,

@@ -25,7 +25,8 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 READ_LEASE = timedelta(seconds=60)
 # A message that found the list busy looks again after at most this long.
 MAX_RECHECK_SECONDS = 15
-# In-process turns per list: striped locks, so memory does not grow with the lists seen.
+# In-process turns per subscription: striped locks, so memory does not grow with the keys seen.
 TURN_STRIPES = 64
 MAX_TURN_WAIT_SECONDS = 10
 # While notifications keep arriving, a list is read at most this often: a burst spread over a few
@@ -173,27 +174,8 @@ class ReadCoordinator:
         reading it; run it again while notifications arrive during it. `notified_at` None (the
         sweep) is never covered and never marks a busy list dirty. `holder` names the reader: a
         queue message's id, so that its retry takes over the lease a dead attempt left behind
-        instead of waiting for it to expire.
-
-        Messages for one list handled at once by this instance take turns first, in memory: the
-        ones behind a read find it done and covering them, and meanwhile cost storage nothing."""
-        turn = self._turns[zlib.crc32(f"{source}/{scope}".encode()) % len(self._turns)]
-        # Bounded: past it, the lease alone decides (a list's read can take longer than this).
-        waited = turn.acquire(timeout=MAX_TURN_WAIT_SECONDS)
-        try:
-            return self._read(source, scope, notified_at, read, holder or uuid.uuid4().hex)
-        finally:
-            if waited:
-                turn.release()
-
-    def _read(
-        self,
-        source: str,
-        scope: str,
-        notified_at: datetime | None,
-        read: Callable[[], Result],
-        holder: str,
-    ) -> CoalescedRead[Result]:
+        instead of waiting for it to expire."""
+        holder = holder or uuid.uuid4().hex
         while True:
             lease = self.leases.read(scope, source)
             now = self.clock()
@@ -209,6 +191,18 @@ class ReadCoordinator:
             except LeaseLost:
                 continue
             return CoalescedRead(Outcome.READ, self._read_while_dirty(lease, read))
+
+    @contextmanager
+    def turn(self, key: str) -> Iterator[None]:
+        """Within this instance, one caller at a time per key (striped, so memory does not grow
+        with the keys seen). Bounded: past MAX_TURN_WAIT_SECONDS the lease alone decides."""
+        lock = self._turns[zlib.crc32(key.encode()) % len(self._turns)]
+        waited = lock.acquire(timeout=MAX_TURN_WAIT_SECONDS)
+        try:
+            yield
+        finally:
+            if waited:
+                lock.release()
 
     def _wait_for(self, lease: ReadLease, notified_at: datetime | None, now: datetime) -> CoalescedRead[Any]:
         arrived_during_read = (

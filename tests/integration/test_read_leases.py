@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -174,3 +175,23 @@ def test_the_retry_of_a_message_whose_attempt_died_takes_its_lease_over_at_once(
     assert other.outcome is Outcome.BUSY
     retry = coordinator.read(SHAREPOINT_PARTITION, scope, notified, lambda: "read", holder="message-1")
     assert retry.results == ("read",)
+
+
+def test_turns_on_one_key_follow_each_other_within_an_instance(coordinator):
+    events = []
+    first_inside = threading.Event()
+
+    def first() -> None:
+        with coordinator.turn("sharepoint/sub-1"):
+            first_inside.set()
+            events.append("first in")
+            time.sleep(0.2)
+            events.append("first out")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    first_inside.wait()
+    with coordinator.turn("sharepoint/sub-1"):
+        events.append("second in")
+    thread.join()
+    assert events == ["first in", "first out", "second in"]
