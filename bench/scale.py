@@ -40,7 +40,7 @@ LOAD_CHUNK = 200
 WORKER_CHANGES = 10_000
 BURST_CHANGES = 50
 BURST_NOTIFICATIONS = 200
-BURST_ROUNDS = 3
+BURST_ROUNDS = 5
 QUEUED_VISIBLE_AFTER = 2
 # The bench's own host polls an idle queue at most this often (host.json allows 2 s), so that
 # the burst is timed on the work, not on where the poll interval happened to be.
