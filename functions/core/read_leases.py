@@ -160,7 +160,7 @@ class ReadCoordinator:
     leases: ReadLeaseStore
     clock: Callable[[], datetime]
     pause: Callable[[float], None] = time.sleep
-    _turns: tuple[threading.Lock, ...] = field(default_factory=lambda: new_turns(), repr=False, compare=False)
+    _turns: tuple[threading.Lock, ...] = field(default_factory=new_turns, repr=False, compare=False)
 
     def read(
         self,
@@ -190,7 +190,7 @@ class ReadCoordinator:
                 )
             except LeaseLost:
                 continue
-            return CoalescedRead(Outcome.READ, self._read_while_dirty(lease, read))
+            return CoalescedRead(Outcome.READ, self._read_while_dirty(lease, begin, read))
 
     @contextmanager
     def turn(self, key: str) -> Iterator[None]:
@@ -210,15 +210,15 @@ class ReadCoordinator:
         )
         if arrived_during_read and not lease.dirty:
             self.leases.write(lease, dirty=True)
-        assert lease.expires_at is not None  # held_by_another
-        remaining = math.ceil((lease.expires_at - now).total_seconds())
+        remaining = math.ceil(((lease.expires_at or now) - now).total_seconds())
         return CoalescedRead(Outcome.BUSY, recheck_seconds=max(1, min(MAX_RECHECK_SECONDS, remaining)))
 
-    def _read_while_dirty(self, lease: ReadLease, read: Callable[[], Result]) -> tuple[Result, ...]:
+    def _read_while_dirty(
+        self, lease: ReadLease, started: datetime, read: Callable[[], Result]
+    ) -> tuple[Result, ...]:
+        """Read at `started`, and again while the lease was marked dirty meanwhile."""
         results: list[Result] = []
         while True:
-            assert lease.read_started is not None
-            started = lease.read_started
             # Notifications are still arriving: let them gather, so one read covers them all.
             self.pause(max(0.0, (started - self.clock()).total_seconds()))
             try:
@@ -230,9 +230,9 @@ class ReadCoordinator:
             if kept is None:
                 return tuple(results)
             restarted = self._restart(kept, completed_read_started=started)
-            if restarted is None:
+            if restarted is None or restarted.read_started is None:
                 return tuple(results)
-            lease = restarted
+            lease, started = restarted, restarted.read_started
 
     def _let_go(self, lease: ReadLease, completed_read_started: datetime | None) -> ReadLease | None:
         """Release the lease; or, when it was marked dirty during a read that completed, keep it

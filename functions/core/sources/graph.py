@@ -85,11 +85,10 @@ class GraphResource:
         """Where a delta round starts when there is no link yet."""
         if self.kind != "event":  # /drives/{id}/root/delta, .../mailFolders('{f}')/messages/delta
             return f"{base_url}/v1.0{self.path}/delta"
-        user = _EVENTS.match(self.path)
-        assert user is not None
+        user = self.path.split("/")[2]  # /users/{id}/events, as _EVENTS matched it
         start, end = format_utc(now - CALENDAR_WINDOW_BACK), format_utc(now + CALENDAR_WINDOW_AHEAD)
         window = f"startDateTime={start}&endDateTime={end}"
-        return f"{base_url}/v1.0/users/{user.group(1)}/calendarView/delta?{window}"
+        return f"{base_url}/v1.0/users/{user}/calendarView/delta?{window}"
 
 
 class GraphSubscriptionRequest(WireModel):
@@ -207,11 +206,9 @@ class GraphSource:
             url = f"{resource.first_delta_url(self.base_url, now)}?token=latest"
         else:
             url = resource.first_delta_url(self.base_url, now)
-        last = None
-        for page in self.delta_pages(url):
-            last = page
-        assert last is not None and last.delta_link is not None
-        return last.delta_link
+        # delta_pages ends with the page that carries the delta link, or raises.
+        *_, last = self.delta_pages(url)
+        return last.delta_link or ""
 
     def _to_subscription(
         self, method: str, subscription_id: str, operation: str, *, json: Any = None, suffix: str = ""
