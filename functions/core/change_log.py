@@ -6,12 +6,31 @@ Writes are upserts in entity-group transactions, so replaying a page writes no d
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .storage import CHANGES_TABLE, TableRepository, outages_reported
 
 # Entity-group transactions take at most 100 operations, all in one partition.
 MAX_TRANSACTION_SIZE = 100
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What one read of a list or resource wrote to the change log."""
+
+    written: int
+    resynced: bool = False
+    # The change-log rows this sync wrote: what the sinks are sent.
+    rows: tuple[str, ...] = ()
+
+    @classmethod
+    def combined(cls, results: Sequence[SyncResult]) -> SyncResult:
+        return cls(
+            written=sum(result.written for result in results),
+            resynced=any(result.resynced for result in results),
+            rows=tuple(row for result in results for row in result.rows),
+        )
 
 
 class ChangeLog(TableRepository):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .change_log import ChangeLog
+from .change_log import ChangeLog, SyncResult
 from .changes import ListScope, graph_change_row, graph_resync_rows
 from .checkpoints import Checkpoint, CheckpointConflict, CheckpointStore
 from .sources.graph import DeltaLinkGone, GraphResource, GraphSource
@@ -29,20 +29,13 @@ def utc_now() -> datetime:
 
 
 @dataclass(frozen=True)
-class GraphSyncResult:
-    written: int
-    resynced: bool = False
-    rows: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class GraphSync:
     checkpoints: CheckpointStore
     change_log: ChangeLog
     source: GraphSource
     clock: Callable[[], datetime] = utc_now
 
-    def sync(self, scope: str, resource: str, subscription_id: str) -> GraphSyncResult:
+    def sync(self, scope: str, resource: str, subscription_id: str) -> SyncResult:
         checkpoint = self.checkpoints.read(scope, GRAPH)
         rows_scope = ListScope(None, None, subscription_id, source=GRAPH, resource=resource)
         if checkpoint is None:
@@ -60,7 +53,7 @@ class GraphSync:
                 resource,
                 subscription_id,
             )
-            return GraphSyncResult(0)
+            return SyncResult(0)
         started = self.clock()
         keys: list[str] = []
         try:
@@ -73,9 +66,9 @@ class GraphSync:
                     self._commit(checkpoint, page.delta_link, started)
         except DeltaLinkGone as gone:
             keys += self._resync(scope, rows_scope, checkpoint, gone, resource)
-            return GraphSyncResult(len(keys), resynced=True, rows=tuple(keys))
+            return SyncResult(len(keys), resynced=True, rows=tuple(keys))
         log.info("read %d changes for subscription %s (%s)", len(keys), subscription_id, resource)
-        return GraphSyncResult(len(keys), rows=tuple(keys))
+        return SyncResult(len(keys), rows=tuple(keys))
 
     def _resync(
         self, scope: str, rows_scope: ListScope, checkpoint: Checkpoint, gone: DeltaLinkGone, resource: str

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 
+from .change_log import SyncResult
 from .checkpoints import Checkpoint, CheckpointStore
-from .processing import SyncResult, Worker, utc_now
+from .processing import Worker, utc_now
 from .read_leases import Outcome
 from .sources.sharepoint import ListRef
 
@@ -70,9 +71,6 @@ class ChangeSweep:
     def _read(self, checkpoint: Checkpoint) -> SyncResult:
         if checkpoint.source == "graph":
             # driveItem subscriptions get no 'missed' event: this is their only safety net.
-            graph = self.worker.graph.sync(
-                checkpoint.list_id, checkpoint.site_url, checkpoint.subscription_id
-            )
-            return SyncResult(graph.written, graph.resynced, graph.rows)
+            return self.worker.graph.sync(checkpoint.list_id, checkpoint.site_url, checkpoint.subscription_id)
         target = ListRef(checkpoint.site_url, checkpoint.list_id)
         return self.worker.sync_list(target, checkpoint.subscription_id, refresh_token=True)
