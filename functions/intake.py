@@ -47,7 +47,6 @@ def _receive(req: func.HttpRequest, context: func.Context, route: str, name: str
     # Imported here, not at the top: the validation echo above must not wait for them.
     from .core.intake import (
         ENTRY_KINDS,
-        SHAREPOINT_CHANGE,
         BadNotificationRequest,
         PayloadTooLarge,
         receive_notifications,
@@ -58,7 +57,8 @@ def _receive(req: func.HttpRequest, context: func.Context, route: str, name: str
     kind = ENTRY_KINDS[route]
     services = get_services()
     traceparent = context.trace_context.trace_parent or None
-    lookup = services.subscription_lookup if kind is SHAREPOINT_CHANGE else services.graph_subscription_lookup
+    sharepoint = kind.source == "sharepoint"
+    lookup = services.subscription_lookup if sharepoint else services.graph_subscription_lookup
     try:
         result = receive_notifications(
             req.get_body(),

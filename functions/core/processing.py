@@ -17,7 +17,7 @@ from functools import partial
 
 from pydantic import ValidationError
 
-from .change_log import ChangeLog
+from .change_log import ChangeLog, SyncResult
 from .change_tokens import parse_change_token
 from .changes import ListScope, change_row, resync_entry, resynced_item_row
 from .checkpoints import Checkpoint, CheckpointStore, commit_sync
@@ -75,20 +75,14 @@ class ProcessingReport:
     poisoned_because: str | None = None
 
 
-@dataclass(frozen=True)
-class SyncResult:
-    written: int
-    resynced: bool = False
-    # The change-log rows this sync wrote: what the sinks are sent.
-    rows: tuple[str, ...] = ()
+@dataclass
+class Unfinished:
+    """What a message could not finish: reads that failed (it is retried), and subscriptions to
+    look at again later (it is put back)."""
 
-    @classmethod
-    def combined(cls, results: Sequence[SyncResult]) -> SyncResult:
-        return cls(
-            written=sum(result.written for result in results),
-            resynced=any(result.resynced for result in results),
-            rows=tuple(row for result in results for row in result.rows),
-        )
+    failures: list[tuple[str, Exception]] = field(default_factory=list)
+    waits: dict[str, float] = field(default_factory=dict)
+    retry_afters: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -133,51 +127,22 @@ class Worker:
         return report
 
     def _process(self, message: NotificationMessage, report: ProcessingReport) -> None:
-        failures: list[tuple[str, Exception]] = []
-        waits: dict[str, float] = {}
-        retry_afters: list[float] = []
+        unfinished = Unfinished()
         read_scopes: set[str] = set()
         for subscription_id in dict.fromkeys(n.subscription_id for n in message.notifications):
             # Messages naming one subscription, handled at once by this instance, take turns
             # before any storage call: those behind a read then find it done and covering them.
             with self.reads.turn(f"{message.source}/{subscription_id}"):
                 record = self._target(message, subscription_id, report)
-                if record is None or record.scope in read_scopes:
-                    continue
-                read_scopes.add(record.scope)
-                try:
-                    self._read(record, message, report, waits)
-                except ChangeTokenRejected:
-                    raise
-                except UpstreamError as error:
-                    if error.status in THROTTLED_STATUSES and error.retry_after is not None:
-                        # Longer than a call sleeps through, or still throttled on its last
-                        # attempt: a retry by the host could come back before it has passed.
-                        waits[subscription_id] = error.retry_after + 1
-                        retry_afters.append(error.retry_after)
-                        continue
-                    failures.append((subscription_id, error))
-                    self._note_health(record, error=error)
-                except Exception as error:  # one resource failing must not stop the others
-                    log.error(
-                        "reading changes failed for subscription %s (%s): %s",
-                        subscription_id,
-                        record.resource,
-                        error,
-                    )
-                    failures.append((subscription_id, error))
-                    self._note_health(record, error=error)
-        if failures:
+                if record is not None and record.scope not in read_scopes:
+                    read_scopes.add(record.scope)
+                    self._read(subscription_id, record, message, report, unfinished)
+        if unfinished.failures:
             raise ListSyncFailed(
-                "; ".join(f"subscription {sid}: {error}" for sid, error in failures)
-            ) from failures[0][1]
-        if waits:
-            why = (
-                f"throttled with Retry-After up to {int(max(retry_afters))}s"
-                if retry_afters
-                else "being read by another worker"
-            )
-            self._put_back(message, waits, report, why)
+                "; ".join(f"subscription {sid}: {error}" for sid, error in unfinished.failures)
+            ) from unfinished.failures[0][1]
+        if unfinished.waits:
+            self._put_back(message, unfinished, report)
 
     def _target(
         self, message: NotificationMessage, subscription_id: str, report: ProcessingReport
@@ -198,19 +163,46 @@ class Worker:
 
     def _read(
         self,
+        subscription_id: str,
         record: SubscriptionRecord,
         message: NotificationMessage,
         report: ProcessingReport,
-        waits: dict[str, float],
+        unfinished: Unfinished,
     ) -> None:
-        coalesced = self.reads.read(
-            record.source, record.scope, message.received_at, partial(self.sync, record), holder=message.id
-        )
+        """Read the record's list or resource for the message's `subscription_id` (the record's
+        own id differs after a lifecycle event recreated the subscription)."""
+        try:
+            coalesced = self.reads.read(
+                record.source,
+                record.scope,
+                message.received_at,
+                partial(self.sync, record),
+                holder=message.id,
+            )
+        except ChangeTokenRejected:
+            raise
+        except UpstreamError as error:
+            if error.status in THROTTLED_STATUSES and error.retry_after is not None:
+                # Longer than a call sleeps through, or still throttled on its last attempt: a
+                # retry by the host could come back before the Retry-After has passed.
+                unfinished.waits[subscription_id] = error.retry_after + 1
+                unfinished.retry_afters.append(error.retry_after)
+                return
+            unfinished.failures.append((record.id, error))
+            self._note_health(record, error=error)
+            return
+        except Exception as error:  # one resource failing must not stop the others
+            log.error(
+                "reading changes failed for subscription %s (%s): %s", record.id, record.resource, error
+            )
+            unfinished.failures.append((record.id, error))
+            self._note_health(record, error=error)
+            return
         if coalesced.outcome is Outcome.COVERED:
             report.covered += 1
             return
         if coalesced.outcome is Outcome.BUSY:
-            waits[record.id] = coalesced.recheck_seconds
+            unfinished.waits[subscription_id] = coalesced.recheck_seconds
             return
         result = SyncResult.combined(coalesced.results)
         report.changes_written += result.written
@@ -238,18 +230,24 @@ class Worker:
             log.warning("could not record the health of subscription %s: %s", record.id, unrecorded)
 
     def _put_back(
-        self, message: NotificationMessage, waits: dict[str, float], report: ProcessingReport, why: str
+        self, message: NotificationMessage, unfinished: Unfinished, report: ProcessingReport
     ) -> None:
         """Put the message back, invisible until the longest wait has passed: after a Retry-After
-        longer than an invocation should sleep (retrying early would burn dequeues and end in
-        poison), or to look again at a list another worker is reading (so that, should that worker
-        die, the notification is still read)."""
+        (retrying early would burn dequeues and end in poison, or meet the throttling again), or to
+        look again at a list another worker is reading (so that, should that worker die, the
+        notification is still read)."""
+        waits = unfinished.waits
         delay = int(max(waits.values()))
         remaining = [n for n in message.notifications if n.subscription_id in waits]
         later = message.model_copy(update={"notifications": remaining})
         self.queue.put_later(later.model_dump_json(by_alias=True, exclude_none=True), delay)
         report.deferred = list(waits)
         report.deferred_seconds = delay
+        why = (
+            f"throttled with Retry-After up to {int(max(unfinished.retry_afters))}s"
+            if unfinished.retry_afters
+            else "being read by another worker"
+        )
         log.warning(
             "subscription(s) %s %s: message %s put back to be read in %ds",
             ", ".join(waits),
@@ -261,8 +259,7 @@ class Worker:
     def sync(self, record: SubscriptionRecord, *, refresh_token: bool = False) -> SyncResult:
         """Read the subscription's changes, from whichever source it follows."""
         if record.source == "graph":
-            graph = self.graph.sync(record.scope, record.resource, record.id)
-            return SyncResult(graph.written, graph.resynced, graph.rows)
+            return self.graph.sync(record.scope, record.resource, record.id)
         return self.sync_list(
             ListRef(record.site_url, record.list_id), record.id, refresh_token=refresh_token
         )
