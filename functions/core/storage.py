@@ -11,12 +11,13 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .outbound import pooled_session
 from .settings import StorageSettings
 
 if TYPE_CHECKING:
+    import requests
     from azure.data.tables import TableClient
     from azure.identity import ManagedIdentityCredential
     from azure.storage.queue import QueueClient
@@ -105,6 +106,7 @@ class Storage:
         self._tables: dict[str, TableClient] = {}
         self._queues: dict[str, QueueClient] = {}
         self._credential: ManagedIdentityCredential | None = None
+        self._session: requests.Session | None = None
 
     def table(self, name: str) -> TableClient:
         with self._lock:
@@ -137,21 +139,17 @@ class Storage:
             return TableClient.from_connection_string(
                 settings.connection_string,
                 table_name=name,
-                connection_timeout=self._timeouts.connection,
-                read_timeout=self._timeouts.read,
                 retry_total=self._timeouts.retries,
                 retry_backoff_factor=0.2,
-                session=pooled_session(),
+                **self._transport(),
             )
         return TableClient(
             endpoint=_required(settings.table_service_uri, "tableServiceUri"),
             table_name=name,
             credential=self._identity(),
-            connection_timeout=self._timeouts.connection,
-            read_timeout=self._timeouts.read,
             retry_total=self._timeouts.retries,
             retry_backoff_factor=0.2,
-            session=pooled_session(),
+            **self._transport(),
         )
 
     def _new_queue_client(self, name: str) -> QueueClient:
@@ -177,9 +175,7 @@ class Storage:
                 message_encode_policy=TextBase64EncodePolicy(),
                 message_decode_policy=TextBase64DecodePolicy(),
                 retry_policy=retry,
-                connection_timeout=self._timeouts.connection,
-                read_timeout=self._timeouts.read,
-                session=pooled_session(),
+                **self._transport(),
             )
         return QueueClient(
             account_url=_required(settings.queue_service_uri, "queueServiceUri"),
@@ -188,10 +184,20 @@ class Storage:
             message_encode_policy=TextBase64EncodePolicy(),
             message_decode_policy=TextBase64DecodePolicy(),
             retry_policy=retry,
-            connection_timeout=self._timeouts.connection,
-            read_timeout=self._timeouts.read,
-            session=pooled_session(),
+            **self._transport(),
         )
+
+    def _transport(self) -> dict[str, Any]:
+        """Timeouts, and one pooled session that every client of this account shares (called
+        under the lock)."""
+        if self._session is None:
+            self._session = pooled_session()
+        return {
+            "connection_timeout": self._timeouts.connection,
+            "read_timeout": self._timeouts.read,
+            "session": self._session,
+            "session_owner": False,
+        }
 
     def _identity(self) -> ManagedIdentityCredential:
         if self._credential is None:
