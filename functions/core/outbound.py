@@ -36,6 +36,15 @@ class RetryPolicy:
 DEFAULT_POLICY = RetryPolicy()
 
 
+def throttled_wait(error: BaseException) -> float | None:
+    """How long to leave a resource alone after `error`: a throttled call's Retry-After, plus a
+    second so that a retry scheduled in whole seconds cannot come back before it has passed.
+    None for any other failure."""
+    if not isinstance(error, UpstreamError) or error.status not in THROTTLED_STATUSES:
+        return None
+    return None if error.retry_after is None else error.retry_after + 1
+
+
 class UpstreamError(Exception):
     """A call to SharePoint, Graph or a connector failed for good."""
 

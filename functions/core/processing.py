@@ -25,7 +25,7 @@ from .failures import FailureLog
 from .graph_sync import GraphSync
 from .models import NotificationMessage
 from .notification_queue import NotificationQueue
-from .outbound import THROTTLED_STATUSES, UpstreamError
+from .outbound import UpstreamError, throttled_wait
 from .poison import PoisonQueue
 from .read_leases import Outcome, ReadCoordinator
 from .sources.sharepoint import (
@@ -182,10 +182,11 @@ class Worker:
         except ChangeTokenRejected:
             raise
         except UpstreamError as error:
-            if error.status in THROTTLED_STATUSES and error.retry_after is not None:
+            wait = throttled_wait(error)
+            if wait is not None and error.retry_after is not None:
                 # Longer than a call sleeps through, or still throttled on its last attempt: a
                 # retry by the host could come back before the Retry-After has passed.
-                unfinished.waits[subscription_id] = error.retry_after + 1
+                unfinished.waits[subscription_id] = wait
                 unfinished.retry_afters.append(error.retry_after)
                 return
             unfinished.failures.append((record.id, error))

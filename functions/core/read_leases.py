@@ -10,7 +10,9 @@ read began, and a dirty flag:
   began (the reader then reads once more before letting go), and is put back on the queue to look
   again later: if the reader dies, the message is still there to read for itself;
 - otherwise the worker takes the lease and reads, again (at most every MIN_READ_INTERVAL) while
-  the lease is dirty.
+  the lease is dirty;
+- a read that was throttled keeps the lease until its Retry-After has passed: SharePoint and
+  Graph throttle an app that asks again sooner, whichever message asks.
 
 Every write is guarded by the entity's ETag. The times compared come from the intake's and the
 worker's clocks (NTP-synchronised in Azure); SharePoint and Graph deliver a notification well after
@@ -32,6 +34,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
+from .outbound import throttled_wait
 from .storage import READ_LEASES_TABLE, TableRepository, outages_reported
 
 log = logging.getLogger(__name__)
@@ -223,8 +226,12 @@ class ReadCoordinator:
             self.pause(max(0.0, (started - self.clock()).total_seconds()))
             try:
                 results.append(read())
-            except BaseException:
-                self._let_go(lease, completed_read_started=None)
+            except BaseException as error:
+                wait = throttled_wait(error)
+                if wait is None:
+                    self._let_go(lease, completed_read_started=None)
+                else:
+                    self._hold(lease, until=self.clock() + timedelta(seconds=wait))
                 raise
             kept = self._let_go(lease, completed_read_started=started)
             if kept is None:
@@ -257,6 +264,22 @@ class ReadCoordinator:
                 # It expires by itself; messages that found it busy come back to look again.
                 log.warning("could not release the read lease of %s: %s", lease.scope, error)
                 return None
+
+    def _hold(self, lease: ReadLease, until: datetime) -> None:
+        """Keep the lease until `until`: the messages that find it busy come back after that, and
+        the holder's own retry takes it over."""
+        while True:
+            try:
+                self.leases.write(lease, expires_at=until)
+                return
+            except LeaseLost:
+                current = self._still_ours(lease)
+                if current is None:
+                    return
+                lease = current
+            except Exception as error:
+                log.warning("could not keep the read lease of %s while throttled: %s", lease.scope, error)
+                return
 
     def _restart(self, lease: ReadLease, completed_read_started: datetime) -> ReadLease | None:
         """Record the completed read and plan the next one under the same lease."""

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from functions.core.outbound import UpstreamError
 from functions.core.read_leases import READ_LEASE, Outcome, ReadCoordinator, ReadLeaseStore
 from functions.core.storage import SHAREPOINT_PARTITION
 
@@ -100,6 +101,23 @@ def test_a_failed_read_covers_nothing_and_lets_go(coordinator, leases, scope):
     assert leases.read(scope, SHAREPOINT_PARTITION).holder is None
     retried = coordinator.read(SHAREPOINT_PARTITION, scope, notified, lambda: "read")
     assert retried.results == ("read",)
+
+
+def test_a_throttled_read_keeps_the_list_until_its_retry_after_has_passed(coordinator, leases, scope):
+    def throttled() -> None:
+        raise UpstreamError(
+            service="SharePoint", operation="GetChanges", status=429, message="throttled", retry_after=5
+        )
+
+    with pytest.raises(UpstreamError):
+        coordinator.read(SHAREPOINT_PARTITION, scope, now(), throttled, holder="message-1")
+    # Another notification for the list must not ask SharePoint again before the Retry-After.
+    other = coordinator.read(SHAREPOINT_PARTITION, scope, now(), must_not_read, holder="message-2")
+    assert other.outcome is Outcome.BUSY
+    assert 5 <= other.recheck_seconds <= 6
+    assert leases.read(scope, SHAREPOINT_PARTITION).dirty  # it arrived after the throttled read began
+    retry = coordinator.read(SHAREPOINT_PARTITION, scope, now(), lambda: "read", holder="message-1")
+    assert retry.results == ("read",)
 
 
 def test_the_lease_of_a_reader_that_died_is_taken_once_it_expires(coordinator, leases, scope):
