@@ -106,7 +106,7 @@ class ReadLeaseStore(TableRepository):
     def write(self, lease: ReadLease, **changes: Any) -> ReadLease:
         """Write `lease` with `changes` if nobody wrote it since it was read; raises LeaseLost."""
         from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
         from azure.data.tables import UpdateMode
 
         updated = replace(lease, **changes)
@@ -134,9 +134,15 @@ class ReadLeaseStore(TableRepository):
                         etag=lease.etag,
                         match_condition=MatchConditions.IfNotModified,
                     )
-            except (ResourceExistsError, ResourceModifiedError) as error:
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as error:
                 raise LeaseLost(lease.scope) from error
         return replace(updated, etag=str(metadata["etag"]))
+
+    def delete(self, scope: str, source: str) -> None:
+        """Forget the list's lease (its subscription is gone). A reader still at work finds its
+        lease lost and lets go; the next reader starts a new one."""
+        with outages_reported(f"deleting the read lease of {scope}"):
+            self._table.delete_entity(source, scope)
 
 
 class Outcome(Enum):

@@ -56,6 +56,7 @@ class Services:
         intake_storage = Storage(settings.storage, FAST_TIMEOUTS)
         store = SubscriptionStore(storage)
         checkpoints = CheckpointStore(storage)
+        read_leases = ReadLeaseStore(storage)
         change_log = ChangeLog(storage)
         queue = NotificationQueue(storage)
         poison = PoisonQueue(storage, FailureLog(storage))
@@ -64,6 +65,7 @@ class Services:
         subscriptions = SubscriptionService(
             store=store,
             checkpoints=checkpoints,
+            read_leases=read_leases,
             subscribers={
                 SHAREPOINT: SharePointSubscriber(sharepoint, settings.sharepoint_notification_url),
                 GRAPH: GraphSubscriber(graph, settings.graph_notification_url, settings.graph_lifecycle_url),
@@ -92,7 +94,7 @@ class Services:
             publish=delivery.publish,
             poison=poison,
             failures=FailureLog(storage),
-            reads=ReadCoordinator(ReadLeaseStore(storage), clock=utc_now),
+            reads=ReadCoordinator(read_leases, clock=utc_now),
         )
         intake_store = SubscriptionStore(intake_storage)
         return cls(

@@ -120,6 +120,21 @@ def test_a_throttled_read_keeps_the_list_until_its_retry_after_has_passed(coordi
     assert retry.results == ("read",)
 
 
+def test_a_reader_whose_lease_was_deleted_meanwhile_lets_go_and_the_next_starts_anew(
+    coordinator, leases, scope, caplog
+):
+    def read_while_the_subscription_is_deleted() -> str:
+        leases.write(leases.read(scope, SHAREPOINT_PARTITION), dirty=True)  # a notification came
+        leases.delete(scope, SHAREPOINT_PARTITION)
+        return "read"
+
+    first = coordinator.read(SHAREPOINT_PARTITION, scope, now(), read_while_the_subscription_is_deleted)
+    assert first.results == ("read",)
+    assert leases.read(scope, SHAREPOINT_PARTITION).etag is None
+    assert "could not release" not in caplog.text  # a lease gone is a lease lost, not a failure
+    assert coordinator.read(SHAREPOINT_PARTITION, scope, now(), lambda: "again").results == ("again",)
+
+
 def test_the_lease_of_a_reader_that_died_is_taken_once_it_expires(coordinator, leases, scope):
     notified = now()
     dead = leases.read(scope, SHAREPOINT_PARTITION)

@@ -220,10 +220,15 @@ def test_a_subscription_that_lapsed_at_sharepoint_is_recreated_by_the_renewal_ru
 
 
 def test_deleting_removes_the_subscription_here_and_at_sharepoint(services, emulator, subscription, new_list):
+    leases = services.subscriptions.read_leases
+    services.worker.reads.read(subscription.source, subscription.scope, None, lambda: "read")
+    assert leases.read(subscription.scope, subscription.source).etag is not None
+
     services.subscriptions.delete(subscription.id)
     assert at_sharepoint(emulator, subscription.id) is None
     assert services.subscriptions.store.get(subscription.id) is None
     assert services.subscriptions.checkpoints.read(new_list) is None
+    assert leases.read(subscription.scope, subscription.source).etag is None
 
 
 @pytest.fixture

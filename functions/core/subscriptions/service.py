@@ -20,6 +20,7 @@ from ..models import (
     SubscriptionView,
     format_utc,
 )
+from ..read_leases import ReadLeaseStore
 from ..sinks.record import Sink
 from ..sources.graph import GraphResource, InvalidGraphResource
 from ..sources.sharepoint import SubscriptionGone
@@ -70,6 +71,7 @@ class RenewalReport:
 class SubscriptionService:
     store: SubscriptionStore
     checkpoints: CheckpointStore
+    read_leases: ReadLeaseStore
     subscribers: Mapping[str, Subscriber]
     tenant_url: str
     # Asks the worker to read a subscription's changes now (after a recreate).
@@ -152,6 +154,7 @@ class SubscriptionService:
         self.subscribers[record.source].delete(record)
         self.store.delete(record)
         self.checkpoints.delete(record.scope, record.source)
+        self.read_leases.delete(record.scope, record.source)
         self.store.release_claim(record.scope)
         log.info("deleted %s subscription %s for %s", record.source, record.id, record.resource)
 
