@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -45,6 +46,7 @@ QUEUED_VISIBLE_AFTER = 2
 # The bench's own host polls an idle queue at most this often (host.json allows 2 s), so that
 # the burst is timed on the work, not on where the poll interval happened to be.
 BURST_POLLING_INTERVAL = "00:00:00.100"
+LOAD_QUEUE = "bench-load"
 
 
 def bench_intake_load(stack: Stack, services: Services) -> list[Row]:
@@ -199,9 +201,11 @@ def bench_burst() -> list[Row]:
     """With the queue worker running in the host: 200 notifications for one list after 50 changes,
     against one notification after 50 changes, delivered two ways: POSTed to the intake 16 at a
     time (the first read then shares one Python process and one Azurite with 200 intake requests),
-    and put on the queue as the intake would (the worker's cost alone). Time from the first
-    notification to the worker's read of the 50 changes; GetChanges calls and change rows written
-    once the queue has drained (put-back messages included)."""
+    and put on the queue as the intake would (the worker's cost alone). The POSTed burst is also
+    measured against one notification POSTed amid 199 bare puts on another queue: the same load on
+    storage, without the intake or the worker taking part. Time from the first notification to
+    the worker's read of the 50 changes; GetChanges calls and change rows written once the queue
+    has drained (put-back messages included)."""
     settings = {
         "AzureWebJobs.renew_subscriptions.Disabled": "true",
         "AzureWebJobs.sweep_changes.Disabled": "true",
@@ -210,11 +214,8 @@ def bench_burst() -> list[Row]:
     rows = []
     with Stack(delivery_interval=3600, extra_settings=settings) as stack:
         services = Services.from_settings(Settings.from_environ(stack.app_settings()))
-        for how, deliver, visible_after in (
-            ("queued", queued(services), QUEUED_VISIBLE_AFTER),
-            ("POSTed", posted(stack), 0),
-        ):
-            rows += burst_rows(stack, services, how, deliver, visible_after)
+        rows += burst_rows(stack, services, "queued", queued(services), QUEUED_VISIBLE_AFTER)
+        rows += burst_rows(stack, services, "POSTed", posted(stack), 0, load=bare_puts(stack))
     return rows
 
 
@@ -233,6 +234,21 @@ def posted(stack: Stack) -> Delivery:
         assert response.status_code == 202, response.text
 
     return post
+
+
+def bare_puts(stack: Stack) -> Callable[[], None]:
+    """A notification-sized put on a queue no worker reads: the storage load one more intake
+    request brings, without the intake and without the worker's handling of its message."""
+    QueueClient.from_connection_string(stack.connection_string, LOAD_QUEUE).create_queue()
+    body = json.dumps({"value": [notification_entry(str(uuid.uuid4()), site_url=SITE)]})
+    local = threading.local()
+
+    def put() -> None:
+        if not hasattr(local, "queue"):
+            local.queue = QueueClient.from_connection_string(stack.connection_string, LOAD_QUEUE)
+        local.queue.send_message(body)
+
+    return put
 
 
 def queued(services: Services) -> Delivery:
@@ -255,58 +271,84 @@ def queued(services: Services) -> Delivery:
 
 
 def burst_rows(
-    stack: Stack, services: Services, how: str, deliver: Delivery, visible_after: int
+    stack: Stack,
+    services: Services,
+    how: str,
+    deliver: Delivery,
+    visible_after: int,
+    load: Callable[[], None] | None = None,
 ) -> list[Row]:
+    """The burst against one notification; with `load`, also against one notification delivered
+    amid as many bare puts as the burst has notifications more (the storage load alone)."""
     emulator = EmulatorClient(stack.emulator_url)
     change_log = ChangeLog(services.storage)
     host_log = stack.log_dir / "functions-host.log"
-    results: dict[int, dict[str, list[float]]] = {
-        n: {"seconds": [], "reads": [], "written": []} for n in (1, BURST_NOTIFICATIONS)
+    kinds = ("single", "burst", "amid") if load else ("single", "burst")
+    results: dict[str, dict[str, list[float]]] = {
+        kind: {"seconds": [], "reads": [], "written": []} for kind in kinds
     }
     for _ in range(BURST_ROUNDS):
-        for notifications, sink in results.items():
+        for kind, sink in results.items():
             list_id, entry = subscribed_list(services, emulator, "burst")
             add_items(stack.emulator_url, list_id, BURST_CHANGES)
             reads_before = emulator.calls("GetChanges")
             log_offset = host_log.stat().st_size
-            seconds = time_to_last_change(host_log, entry, notifications, deliver, visible_after)
+            notify = partial(deliver, entry)
+            deliveries: dict[str, list[Callable[[], None]]] = {
+                "single": [notify],
+                "burst": [notify] * BURST_NOTIFICATIONS,
+                "amid": [notify, *[load] * (BURST_NOTIFICATIONS - 1)] if load else [],
+            }
+            seconds = time_to_last_change(host_log, entry, deliveries[kind], visible_after)
             drain(services)
             assert len(change_log.page(list_id, after="", top=BURST_CHANGES + 1)[0]) == BURST_CHANGES
             sink["seconds"].append(seconds * 1000)
             sink["reads"].append(emulator.calls("GetChanges") - reads_before)
             sink["written"].append(changes_written_since(host_log, log_offset))
-    single, burst = results[1], results[BURST_NOTIFICATIONS]
+    single, burst = results["single"], results["burst"]
     print(
         f"burst ({how}): {BURST_NOTIFICATIONS} notifications after {BURST_CHANGES} changes: GetChanges "
         f"calls {burst['reads']}, change rows written {burst['written']} (one notification: "
         f"{single['reads']}, {single['written']})",
         flush=True,
     )
-    return [
+    rows = [
         Row(
             f"burst of {BURST_NOTIFICATIONS} {how}: time to last change",
             f"1 notification {how}, same {BURST_CHANGES} changes",
             burst["seconds"],
             single["seconds"],
-        ),
+        )
+    ]
+    if "amid" in results:
+        rows.append(
+            Row(
+                "  same",
+                f"1 {how} amid {BURST_NOTIFICATIONS - 1} bare puts, 16 at once",
+                burst["seconds"],
+                results["amid"]["seconds"],
+            )
+        )
+    return [
+        *rows,
         Row("  same, GetChanges calls", "1 notification", burst["reads"], single["reads"], ""),
         Row("  same, change rows written", "1 notification", burst["written"], single["written"], ""),
     ]
 
 
 def time_to_last_change(
-    host_log: Path, entry: dict[str, str], notifications: int, deliver: Delivery, visible_after: int
+    host_log: Path, entry: dict[str, str], deliveries: list[Callable[[], None]], visible_after: int
 ) -> float:
-    """Seconds from the first notification (or from when queued ones become visible) to the
-    worker's log line for the read that wrote the changes (from the host's log, so that watching
-    adds no load to the storage under test)."""
+    """Seconds from the first of `deliveries` (16 at a time, in order; or from when queued
+    notifications become visible) to the worker's log line for the read that wrote the changes
+    (from the host's log, so that watching adds no load to the storage under test)."""
     offset = host_log.stat().st_size
     read_line = re.compile(
         rf"^(\S+ \S+) INFO \S+: read {BURST_CHANGES} changes for subscription {entry['subscriptionId']}", re.M
     )
     started = datetime.now()  # the host's log is in local time, to the millisecond
-    with ThreadPoolExecutor(min(LOAD_CONCURRENCY, notifications)) as pool:
-        delivered = pool.map(lambda _: deliver(entry), range(notifications))
+    with ThreadPoolExecutor(min(LOAD_CONCURRENCY, len(deliveries))) as pool:
+        delivered = pool.map(lambda deliver: deliver(), deliveries)
         while not (found := read_line.search(tail_of(host_log, offset))):
             if (datetime.now() - started).total_seconds() > 120:
                 raise TimeoutError(f"no read of {BURST_CHANGES} changes for {entry['subscriptionId']}")
