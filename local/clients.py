@@ -121,8 +121,12 @@ class EmulatorClient:
         return self.counters()["calls"].get(operation, 0)
 
     def early_retries(self) -> int:
-        """Requests that came back before a Retry-After had passed (each throttled again)."""
+        """Requests that came back before their Retry-After had passed (each throttled again)."""
         return int(self.counters()["earlyRetries"])
+
+    def requests_while_throttled(self) -> int:
+        """Requests of any kind an app sent inside the Retry-After of a 429 (each throttled)."""
+        return int(self.counters()["requestsWhileThrottled"])
 
     def inject_fault(
         self,

@@ -94,6 +94,7 @@ async def counters(request: Request) -> Response:
             "delivery": dict(tenant.delivery),
             "pendingNotifications": len(tenant.pending),
             "earlyRetries": tenant.early_retries,
+            "requestsWhileThrottled": tenant.requests_while_throttled,
         }
     )
 

@@ -707,7 +707,7 @@ def graph_endpoint(operation: str, endpoint: Endpoint) -> Endpoint:
                 GraphError(401, "InvalidAuthenticationToken", "Access token is empty or has expired."),
                 request_id,
             )
-        fault = tenant.take_fault(operation, request.url.path, app_id)
+        fault = tenant.take_fault("graph", operation, request.url.path, app_id)
         if fault is not None:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             return graph_error_response(

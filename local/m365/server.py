@@ -75,7 +75,7 @@ def _sharepoint_endpoint(name: str, endpoint: Endpoint) -> Endpoint:
                     "request-id": request_id,
                 },
             )
-        fault = tenant.take_fault(operation, request.url.path, app_id)
+        fault = tenant.take_fault("sharepoint", operation, request.url.path, app_id)
         if fault is not None and fault.status == 200:
             await asyncio.sleep(fault.delay_seconds)
         elif fault is not None:

@@ -234,12 +234,24 @@ class Fault:
 @dataclass
 class ThrottleWindow:
     """After a Retry-After: the same app may not send the same request again before `until`
-    (monotonic)."""
+    (monotonic). After a 429, no request at all: SharePoint and Graph count an app's usage per
+    tenant across every endpoint, and "throttle any further requests from that client"."""
 
+    service: str
     operation: str
     path: str
     app_id: str | None
     until: float
+    status: int
+
+    @property
+    def whole_app(self) -> bool:
+        return self.status == 429
+
+    def covers(self, service: str, operation: str, path: str, app_id: str | None) -> bool:
+        if (self.service, self.app_id) != (service, app_id):
+            return False
+        return self.whole_app or (self.operation, self.path) == (operation, path)
 
 
 @dataclass
@@ -277,8 +289,10 @@ class SharePointTenant:
         self.delivery: Counter[str] = Counter()
         self.faults: list[Fault] = []
         self.throttle_windows: list[ThrottleWindow] = []
-        # Requests that came back inside a Retry-After window: each was throttled again.
+        # Requests that came back inside their own Retry-After window: each was throttled again.
         self.early_retries = 0
+        # Any request of an app inside a window that throttles it as a whole (after a 429).
+        self.requests_while_throttled = 0
         self.pending: list[PendingNotification] = []
         self.graph.reset()
 
@@ -672,21 +686,29 @@ class SharePointTenant:
             return None
         return issued[1]
 
-    def take_fault(self, operation: str, path: str = "", app_id: str | None = None) -> Fault | None:
-        """The injected fault this request meets, if any. As in SharePoint and Graph, an app that
-        asks again before a Retry-After has passed is throttled again (and counted)."""
+    def take_fault(
+        self, service: str, operation: str, path: str = "", app_id: str | None = None
+    ) -> Fault | None:
+        """The injected fault this request to `service` (SharePoint or Graph) meets, if any. As in
+        SharePoint and Graph, an app that asks again before a Retry-After has passed is answered
+        the same again (and counted): after a 429, whatever it asks; after a 503, the same request."""
         now = time.monotonic()
         self.throttle_windows = [w for w in self.throttle_windows if w.until > now]
         for window in self.throttle_windows:
-            if (window.app_id, window.operation, window.path) == (app_id, operation, path):
-                self.early_retries += 1
-                return Fault(429, max(1, math.ceil(window.until - now)), 0, operation)
+            if window.covers(service, operation, path, app_id):
+                if (window.operation, window.path) == (operation, path):
+                    self.early_retries += 1
+                if window.whole_app:
+                    self.requests_while_throttled += 1
+                return Fault(window.status, max(1, math.ceil(window.until - now)), 0, operation)
         for fault in self.faults:
             if _matches(fault.operation, fault.path_contains, operation, path) and fault.remaining > 0:
                 fault.remaining -= 1
                 if fault.retry_after is not None:
-                    window = ThrottleWindow(operation, path, app_id, now + fault.retry_after)
-                    self.throttle_windows.append(window)
+                    until = now + fault.retry_after
+                    self.throttle_windows.append(
+                        ThrottleWindow(service, operation, path, app_id, until, fault.status)
+                    )
                 return fault
         return None
 
