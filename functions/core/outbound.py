@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,24 @@ class RetryPolicy:
 
 
 DEFAULT_POLICY = RetryPolicy()
+
+
+class ServiceThrottle:
+    """What a 429 from SharePoint or Graph says about every call this process makes to it: they
+    count an app's usage per tenant across all endpoints and throttle any further request until
+    the Retry-After has passed, so no call of ours goes out before then. One per service."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._until = 0.0
+        self._lock = threading.Lock()
+
+    def remaining(self) -> float:
+        return max(0.0, self._until - self._clock())
+
+    def hold(self, seconds: float) -> None:
+        with self._lock:
+            self._until = max(self._until, self._clock() + seconds)
 
 
 def throttled_wait(error: BaseException) -> float | None:
@@ -118,17 +137,37 @@ def send(
     policy: RetryPolicy = DEFAULT_POLICY,
     sleep: Callable[[float], None] = time.sleep,
     secret_url: bool = False,
+    throttle: ServiceThrottle | None = None,
 ) -> requests.Response:
     """Send one request; retry 429/503 always (nothing was done), 5xx and network errors only
     when the request is idempotent. Returns any response below 400; raises UpstreamError.
 
     `secret_url`: the URL is a credential (a connector's), so a network error is reported by its
-    type only (the requests library puts the URL in its messages)."""
+    type only (the requests library puts the URL in its messages). `throttle`: the service's,
+    waited for before each attempt and held on a 429."""
     import requests
 
     subject = subscription_id or "-"
     for attempt in range(1, policy.max_attempts + 1):
         last = attempt == policy.max_attempts
+        if throttle is not None and (held := throttle.remaining()) > 0:
+            if held > policy.max_retry_after:
+                log.warning(
+                    "%s %s for subscription %s not sent: the service throttled this app for %.0fs "
+                    "more; handing the work back",
+                    service,
+                    operation,
+                    subject,
+                    held,
+                )
+                raise UpstreamError(
+                    service=service,
+                    operation=operation,
+                    status=429,
+                    message="not sent: the service's Retry-After for this app has not passed",
+                    retry_after=held,
+                )
+            sleep(held)
         try:
             response = session.request(
                 method,
@@ -174,6 +213,8 @@ def send(
             idempotent and response.status_code in TRANSIENT_STATUSES
         )
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if throttle is not None and response.status_code == 429 and retry_after is not None:
+            throttle.hold(retry_after)
         delay = retry_after if retry_after is not None else _backoff(policy, attempt)
         failure = _upstream_error(response, service, operation, retry_after)
         if retryable and not last and delay > policy.max_retry_after:

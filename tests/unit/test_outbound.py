@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 import requests
 
-from functions.core.outbound import RetryPolicy, UpstreamError, parse_retry_after, send
+from functions.core.outbound import RetryPolicy, ServiceThrottle, UpstreamError, parse_retry_after, send
 
 FAST = RetryPolicy(max_attempts=4, base_delay=0.01, max_retry_after=30)
 
@@ -30,7 +30,7 @@ class ScriptedSession:
         return response
 
 
-def call(session, *, idempotent=True, sleeps=None):
+def call(session, *, idempotent=True, sleeps=None, throttle=None):
     return send(
         session,
         "POST",
@@ -41,7 +41,45 @@ def call(session, *, idempotent=True, sleeps=None):
         idempotent=idempotent,
         policy=FAST,
         sleep=(sleeps.append if sleeps is not None else lambda _: None),
+        throttle=throttle,
     )
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_429_holds_every_call_to_the_service_until_its_retry_after_has_passed():
+    clock = FakeClock()
+    throttle = ServiceThrottle(clock)
+    with pytest.raises(UpstreamError):
+        call(ScriptedSession(*[(429, {"Retry-After": "7"}, "")] * 4), throttle=throttle)
+    clock.now += 5
+    # Another call, for anything: it waits out what is left before it goes out.
+    other = ScriptedSession((200, {}, "{}"))
+    sleeps: list[float] = []
+    assert call(other, sleeps=sleeps, throttle=throttle).status_code == 200
+    assert sleeps == [pytest.approx(2.0)]
+
+
+def test_a_call_held_longer_than_the_policy_waits_is_handed_back_unsent():
+    throttle = ServiceThrottle(FakeClock())
+    throttle.hold(120)
+    untouched = ScriptedSession()
+    with pytest.raises(UpstreamError) as caught:
+        call(untouched, throttle=throttle)
+    assert (caught.value.status, caught.value.retry_after) == (429, 120.0)
+    assert untouched.requests == []
+
+
+def test_a_503_holds_only_the_request_it_answered():
+    throttle = ServiceThrottle(FakeClock())
+    call(ScriptedSession((503, {"Retry-After": "9"}, ""), (200, {}, "{}")), throttle=throttle)
+    assert throttle.remaining() == 0
 
 
 def test_a_429_is_retried_after_the_seconds_retry_after_names():

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from ..auth import TokenProvider
 from ..models import UtcDatetime, WireModel, format_utc
-from ..outbound import DEFAULT_POLICY, RetryPolicy, UpstreamError, new_session, send
+from ..outbound import DEFAULT_POLICY, RetryPolicy, ServiceThrottle, UpstreamError, new_session, send
 from .sharepoint import SubscriptionGone
 
 if TYPE_CHECKING:
@@ -139,6 +139,7 @@ class GraphSource:
         self.base_url = base_url.rstrip("/")
         self._session = session or new_session()
         self._policy = policy
+        self.throttle = ServiceThrottle()
 
     def create_subscription(self, request: GraphSubscriptionRequest) -> GraphSubscription:
         # Not idempotent: a blind retry after a lost response could create a second subscription.
@@ -243,4 +244,5 @@ class GraphSource:
             headers={"Authorization": f"Bearer {self._tokens.get_token()}", **(headers or {})},
             idempotent=idempotent,
             policy=self._policy,
+            throttle=self.throttle,
         )

@@ -21,7 +21,7 @@ from ..models import (
     SiteListView,
     format_utc,
 )
-from ..outbound import DEFAULT_POLICY, RetryPolicy, UpstreamError, new_session, send
+from ..outbound import DEFAULT_POLICY, RetryPolicy, ServiceThrottle, UpstreamError, new_session, send
 
 if TYPE_CHECKING:
     import requests
@@ -90,6 +90,7 @@ class SharePointSource:
         self._tokens = tokens
         self._session = session or new_session()
         self._policy = policy
+        self.throttle = ServiceThrottle()
 
     def create_subscription(
         self, target: ListRef, *, notification_url: str, expiration: datetime, client_state: str
@@ -240,4 +241,5 @@ class SharePointSource:
             headers=headers,
             idempotent=idempotent,
             policy=self._policy,
+            throttle=self.throttle,
         )
