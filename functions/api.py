@@ -4,6 +4,7 @@ requests and failures per operation; and an anonymous health check."""
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -386,7 +387,8 @@ def _upstream_response(error: UpstreamError) -> func.HttpResponse:
         status = 503
     else:
         status = 502
-    headers = {"Retry-After": str(int(error.retry_after))} if error.retry_after else None
+    # Rounded up: a Retry-After held in this process is fractional, and sooner is too soon.
+    headers = {"Retry-After": str(math.ceil(error.retry_after))} if error.retry_after else None
     return error_response(
         status,
         "UpstreamError",

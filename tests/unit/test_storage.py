@@ -15,6 +15,7 @@ from azure.core.exceptions import (
 )
 
 from functions.api import error_to_response
+from functions.core.outbound import UpstreamError
 from functions.core.settings import Settings
 from functions.core.storage import Storage, StorageUnavailable, is_outage, outages_reported
 
@@ -110,6 +111,14 @@ def test_the_management_api_answers_an_outage_with_503_and_retry_after():
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "30"
     assert json.loads(response.get_body())["error"]["code"] == "StorageUnavailable"
+
+
+def test_the_management_api_answers_a_throttled_call_with_503_and_a_retry_after_rounded_up():
+    held = UpstreamError(
+        service="sharepoint", operation="create subscription", status=429, message="held", retry_after=59.2
+    )
+    response = error_to_response(held, operation="create_subscription")
+    assert (response.status_code, response.headers["Retry-After"]) == (503, "60")
 
 
 def test_the_management_api_answers_a_storage_4xx_with_500_and_logs_the_cause(caplog):
