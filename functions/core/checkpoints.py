@@ -72,9 +72,7 @@ class CheckpointStore(TableRepository):
 
     def replace(self, checkpoint: Checkpoint, change_token: str, at: datetime) -> Checkpoint:
         """Write only if nobody moved it since `checkpoint` was read; raises CheckpointConflict."""
-        from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError
-        from azure.data.tables import UpdateMode
 
         entity = _entity(
             checkpoint.source,
@@ -89,12 +87,7 @@ class CheckpointStore(TableRepository):
             entity["lastNotificationAt"] = checkpoint.last_notification
         with outages_reported(f"advancing the checkpoint of list {checkpoint.list_id}"):
             try:
-                metadata = self._table.update_entity(
-                    entity,
-                    mode=UpdateMode.REPLACE,
-                    etag=checkpoint.etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
+                metadata = self._replace_if_unchanged(entity, checkpoint.etag)
             except ResourceModifiedError as error:
                 raise CheckpointConflict(checkpoint.list_id) from error
         return _from_entity(entity, etag=str(metadata["etag"]))

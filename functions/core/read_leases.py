@@ -105,9 +105,7 @@ class ReadLeaseStore(TableRepository):
 
     def write(self, lease: ReadLease, **changes: Any) -> ReadLease:
         """Write `lease` with `changes` if nobody wrote it since it was read; raises LeaseLost."""
-        from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-        from azure.data.tables import UpdateMode
 
         updated = replace(lease, **changes)
         entity: dict[str, Any] = {
@@ -128,12 +126,7 @@ class ReadLeaseStore(TableRepository):
                 if lease.etag is None:
                     metadata = self._table.create_entity(entity)
                 else:
-                    metadata = self._table.update_entity(
-                        entity,
-                        mode=UpdateMode.REPLACE,
-                        etag=lease.etag,
-                        match_condition=MatchConditions.IfNotModified,
-                    )
+                    metadata = self._replace_if_unchanged(entity, lease.etag)
             except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as error:
                 raise LeaseLost(lease.scope) from error
         return replace(updated, etag=str(metadata["etag"]))

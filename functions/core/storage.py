@@ -219,6 +219,16 @@ class TableRepository:
     def _table(self) -> TableClient:
         return self._storage.table(self.table_name)
 
+    def _replace_if_unchanged(self, entity: dict[str, Any], etag: str) -> dict[str, Any]:
+        """Replace the entity only if it still has `etag`; raises azure-core's
+        ResourceModifiedError when another writer came first. Returns the new metadata."""
+        from azure.core import MatchConditions
+        from azure.data.tables import UpdateMode
+
+        return self._table.update_entity(
+            entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+        )
+
 
 def _required(value: str | None, name: str) -> str:
     if not value:

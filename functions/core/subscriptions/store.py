@@ -39,9 +39,7 @@ class SubscriptionStore(TableRepository):
 
     def claim_list(self, list_id: str, at: datetime) -> None:
         """Insert the list's claim; raises ListClaimed if it exists, unless it is a stale one."""
-        from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
-        from azure.data.tables import UpdateMode
 
         claim = {"PartitionKey": CLAIMS_PARTITION, "RowKey": list_id, "claimedAt": at}
         with outages_reported(f"claiming list {list_id}"):
@@ -54,12 +52,7 @@ class SubscriptionStore(TableRepository):
             if holder or existing["claimedAt"] > at - STALE_CLAIM_AFTER:
                 raise ListClaimed(list_id, holder)
             try:
-                self._table.update_entity(
-                    claim,
-                    mode=UpdateMode.REPLACE,
-                    etag=existing.metadata["etag"],
-                    match_condition=MatchConditions.IfNotModified,
-                )
+                self._replace_if_unchanged(claim, str(existing.metadata["etag"]))
             except ResourceModifiedError:
                 raise ListClaimed(list_id, None) from None
 
