@@ -267,31 +267,28 @@ class ReadCoordinator:
     def _hold(self, lease: ReadLease, until: datetime) -> None:
         """Keep the lease until `until`: the messages that find it busy come back after that, and
         the holder's own retry takes it over."""
-        while True:
-            try:
-                self.leases.write(lease, expires_at=until)
-                return
-            except LeaseLost:
-                current = self._still_ours(lease)
-                if current is None:
-                    return
-                lease = current
-            except Exception as error:
-                log.warning("could not keep the read lease of %s while throttled: %s", lease.scope, error)
-                return
+        try:
+            self._write_while_ours(lease, expires_at=until)
+        except Exception as error:
+            log.warning("could not keep the read lease of %s while throttled: %s", lease.scope, error)
 
     def _restart(self, lease: ReadLease, completed_read_started: datetime) -> ReadLease | None:
         """Record the completed read and plan the next one under the same lease."""
+        begin = self._next_read_time(completed_read_started, self.clock())
+        return self._write_while_ours(
+            lease,
+            expires_at=begin + READ_LEASE,
+            read_started=begin,
+            completed_read_started=completed_read_started,
+            dirty=False,
+        )
+
+    def _write_while_ours(self, lease: ReadLease, **changes: Any) -> ReadLease | None:
+        """Write `changes` to the lease we hold, reading it again when another writer (marking it
+        dirty) came first; None once it is no longer ours."""
         while True:
-            begin = self._next_read_time(completed_read_started, self.clock())
             try:
-                return self.leases.write(
-                    lease,
-                    expires_at=begin + READ_LEASE,
-                    read_started=begin,
-                    completed_read_started=completed_read_started,
-                    dirty=False,
-                )
+                return self.leases.write(lease, **changes)
             except LeaseLost:
                 current = self._still_ours(lease)
                 if current is None:
