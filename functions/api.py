@@ -7,6 +7,7 @@ import logging
 import math
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
@@ -69,8 +70,8 @@ def list_changes(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("create_sink")
 @bp.route(route="subscriptions/{id}/sinks", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
-def create_sink(req: func.HttpRequest) -> func.HttpResponse:
-    return _run(_create_sink, req)
+def create_sink(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return _run(partial(_create_sink, invocation_id=context.invocation_id), req)
 
 
 @bp.function_name("list_sinks")
@@ -79,26 +80,56 @@ def list_sinks(req: func.HttpRequest) -> func.HttpResponse:
     return _run(_list_sinks, req)
 
 
+@bp.function_name("get_sink")
+@bp.route(route="subscriptions/{id}/sinks/{sinkId}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def get_sink(req: func.HttpRequest) -> func.HttpResponse:
+    return _run(_get_sink, req)
+
+
 @bp.function_name("delete_sink")
 @bp.route(route="subscriptions/{id}/sinks/{sinkId}", methods=["DELETE"], auth_level=func.AuthLevel.FUNCTION)
-def delete_sink(req: func.HttpRequest) -> func.HttpResponse:
-    return _run(_delete_sink, req)
+def delete_sink(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return _run(partial(_delete_sink, invocation_id=context.invocation_id), req)
 
 
 @bp.function_name("test_sink")
 @bp.route(
     route="subscriptions/{id}/sinks/{sinkId}/test", methods=["POST"], auth_level=func.AuthLevel.FUNCTION
 )
-def test_sink(req: func.HttpRequest) -> func.HttpResponse:
-    return _run(_test_sink, req)
+def test_sink(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return _run(partial(_test_sink, invocation_id=context.invocation_id), req)
 
 
 @bp.function_name("redeliver_sink")
 @bp.route(
     route="subscriptions/{id}/sinks/{sinkId}/redeliver", methods=["POST"], auth_level=func.AuthLevel.FUNCTION
 )
-def redeliver_sink(req: func.HttpRequest) -> func.HttpResponse:
-    return _run(_redeliver_sink, req)
+def redeliver_sink(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return _run(partial(_redeliver_sink, invocation_id=context.invocation_id), req)
+
+
+@bp.function_name("replay_sink")
+@bp.route(
+    route="subscriptions/{id}/sinks/{sinkId}/replay", methods=["POST"], auth_level=func.AuthLevel.FUNCTION
+)
+def replay_sink(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return _run(partial(_replay_sink, invocation_id=context.invocation_id), req)
+
+
+@bp.function_name("enable_sink")
+@bp.route(
+    route="subscriptions/{id}/sinks/{sinkId}/enable", methods=["POST"], auth_level=func.AuthLevel.FUNCTION
+)
+def enable_sink(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return _run(partial(_enable_sink, invocation_id=context.invocation_id), req)
+
+
+@bp.function_name("disable_sink")
+@bp.route(
+    route="subscriptions/{id}/sinks/{sinkId}/disable", methods=["POST"], auth_level=func.AuthLevel.FUNCTION
+)
+def disable_sink(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return _run(partial(_disable_sink, invocation_id=context.invocation_id), req)
 
 
 @bp.function_name("rotate_sink_secret")
@@ -107,8 +138,8 @@ def redeliver_sink(req: func.HttpRequest) -> func.HttpResponse:
     methods=["POST"],
     auth_level=func.AuthLevel.FUNCTION,
 )
-def rotate_sink_secret(req: func.HttpRequest) -> func.HttpResponse:
-    return _run(_rotate_sink_secret, req)
+def rotate_sink_secret(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return _run(partial(_rotate_sink_secret, invocation_id=context.invocation_id), req)
 
 
 @bp.function_name("list_site_lists")
@@ -189,7 +220,7 @@ def _get_subscription(services: Services, req: func.HttpRequest) -> func.HttpRes
     from .core.models import dump
 
     record = services.subscriptions.get(req.route_params["id"])
-    health = services.subscriptions.health(record, sinks=services.sinks.list(record.id))
+    health = services.subscriptions.health(record, sinks=services.sinks.states(record.id))
     view = services.subscriptions.view(record, services.renewal_window)
     return json_response(dump(view.model_copy(update={"health": health})))
 
@@ -202,7 +233,7 @@ def _list_site_lists(services: Services, req: func.HttpRequest) -> func.HttpResp
 
 
 def _delete_subscription(services: Services, req: func.HttpRequest) -> func.HttpResponse:
-    services.subscriptions.delete(req.route_params["id"])
+    services.sinks.delete_subscription(req.route_params["id"])
     return func.HttpResponse(status_code=204)
 
 
@@ -237,44 +268,79 @@ def _list_changes(services: Services, req: func.HttpRequest) -> func.HttpRespons
     return json_response(body)
 
 
-def _create_sink(services: Services, req: func.HttpRequest) -> func.HttpResponse:
+def _create_sink(services: Services, req: func.HttpRequest, *, invocation_id: str) -> func.HttpResponse:
     from .core.sinks.service import CreateSinkRequest
 
     request = CreateSinkRequest.model_validate_json(req.get_body() or b"")
-    sink, secret = services.sinks.create(req.route_params["id"], request)
-    body = sink.view()
+    sink, secret = services.sinks.create(req.route_params["id"], request, invocation_id)
+    body = services.sinks.view(sink)
     if secret:
-        body["secret"] = secret  # shown once: it is not kept anywhere the API can read it back
+        body["secret"] = secret  # shown once: it is kept only sealed, and never shown again
     location = f"/api/subscriptions/{sink.subscription_id}/sinks/{sink.id}"
     return json_response(body, 201, headers={"Location": location, "Cache-Control": "no-store"})
 
 
 def _list_sinks(services: Services, req: func.HttpRequest) -> func.HttpResponse:
-    return json_response({"value": [sink.view() for sink in services.sinks.list(req.route_params["id"])]})
+    sinks = services.sinks.list(req.route_params["id"])
+    return json_response({"value": [services.sinks.view(sink) for sink in sinks]})
 
 
-def _delete_sink(services: Services, req: func.HttpRequest) -> func.HttpResponse:
-    services.sinks.delete(req.route_params["id"], req.route_params["sinkId"])
+def _get_sink(services: Services, req: func.HttpRequest) -> func.HttpResponse:
+    sink = services.sinks.get(req.route_params["id"], req.route_params["sinkId"])
+    return json_response(services.sinks.view(sink))
+
+
+def _delete_sink(services: Services, req: func.HttpRequest, *, invocation_id: str) -> func.HttpResponse:
+    services.sinks.delete(req.route_params["id"], req.route_params["sinkId"], invocation_id)
     return func.HttpResponse(status_code=204)
 
 
-def _test_sink(services: Services, req: func.HttpRequest) -> func.HttpResponse:
-    outcome = services.sinks.test(req.route_params["id"], req.route_params["sinkId"])
-    body = {"delivered": outcome.ok, "endpointStatus": outcome.status, "detail": outcome.detail}
+def _test_sink(services: Services, req: func.HttpRequest, *, invocation_id: str) -> func.HttpResponse:
+    outcome = services.sinks.test(req.route_params["id"], req.route_params["sinkId"], invocation_id)
+    body = {
+        "delivered": outcome.ok,
+        "endpointStatus": outcome.status,
+        "elapsedMs": round(outcome.elapsed * 1000),
+        "detail": outcome.detail,
+    }
     return json_response(body)
 
 
-def _redeliver_sink(services: Services, req: func.HttpRequest) -> func.HttpResponse:
-    count = services.sinks.redeliver(req.route_params["id"], req.route_params["sinkId"])
-    return json_response({"requeued": count}, 202)
+def _redeliver_sink(services: Services, req: func.HttpRequest, *, invocation_id: str) -> func.HttpResponse:
+    services.sinks.retry_now(req.route_params["id"], req.route_params["sinkId"], invocation_id)
+    return json_response({"requeued": 1}, 202)
 
 
-def _rotate_sink_secret(services: Services, req: func.HttpRequest) -> func.HttpResponse:
+def _replay_sink(services: Services, req: func.HttpRequest, *, invocation_id: str) -> func.HttpResponse:
+    from .core.sinks.service import ReplayRequest
+
+    request = ReplayRequest.model_validate_json(req.get_body() or b"")
+    count = services.sinks.replay(req.route_params["id"], req.route_params["sinkId"], request, invocation_id)
+    return json_response({"rows": count}, 202)
+
+
+def _enable_sink(services: Services, req: func.HttpRequest, *, invocation_id: str) -> func.HttpResponse:
+    sink = services.sinks.enable(req.route_params["id"], req.route_params["sinkId"], invocation_id)
+    return json_response(services.sinks.view(sink))
+
+
+def _disable_sink(services: Services, req: func.HttpRequest, *, invocation_id: str) -> func.HttpResponse:
+    sink = services.sinks.disable(req.route_params["id"], req.route_params["sinkId"], invocation_id)
+    return json_response(services.sinks.view(sink))
+
+
+def _rotate_sink_secret(
+    services: Services, req: func.HttpRequest, *, invocation_id: str
+) -> func.HttpResponse:
     from .core.sinks.service import RotateSecretRequest
 
     request = RotateSecretRequest.model_validate_json(req.get_body() or b"{}")
-    sink, secret = services.sinks.rotate_secret(req.route_params["id"], req.route_params["sinkId"], request)
-    return json_response({**sink.view(), "secret": secret}, headers={"Cache-Control": "no-store"})
+    sink, secret = services.sinks.rotate_secret(
+        req.route_params["id"], req.route_params["sinkId"], request, invocation_id
+    )
+    return json_response(
+        {**services.sinks.view(sink), "secret": secret}, headers={"Cache-Control": "no-store"}
+    )
 
 
 def _list_poison(services: Services, req: func.HttpRequest) -> func.HttpResponse:
@@ -338,7 +404,8 @@ def _run(operation: Operation, req: func.HttpRequest) -> func.HttpResponse:
     try:
         return operation(get_services(), req)
     except Exception as error:
-        return error_to_response(error, operation=operation.__name__.lstrip("_"))
+        name = getattr(operation, "func", operation).__name__
+        return error_to_response(error, operation=name.lstrip("_"))
 
 
 def error_to_response(error: Exception, *, operation: str) -> func.HttpResponse:
@@ -352,6 +419,7 @@ def error_to_response(error: Exception, *, operation: str) -> func.HttpResponse:
     from .core.outbound import UpstreamError
     from .core.sinks.record import InvalidSink
     from .core.sinks.service import SinkNotFound
+    from .core.sinks.store import SinkChanged
     from .core.storage import StorageUnavailable
     from .core.subscriptions import InvalidSubscriptionRequest, SubscriptionConflict, SubscriptionNotFound
 
@@ -363,6 +431,8 @@ def error_to_response(error: Exception, *, operation: str) -> func.HttpResponse:
         return error_response(404, "NotFound", f"no sink {error}")
     if isinstance(error, SubscriptionNotFound):
         return error_response(404, "NotFound", f"no subscription {error}")
+    if isinstance(error, SinkChanged):
+        return error_response(409, "Conflict", f"sink {error} was changed by another request; retry")
     if isinstance(error, SubscriptionConflict):
         return error_response(409, "Conflict", str(error))
     if isinstance(error, UpstreamError):

@@ -1,5 +1,6 @@
-"""`deliver_changes`: sends one batch of changes to one sink (a Teams workflow, a MessageCard
-endpoint or a signed webhook)."""
+"""`deliver_changes`: sends a sink what its cursor says it is owed (a Teams workflow, a
+MessageCard endpoint or a signed webhook); `catch_up_sinks`: the timer that signals any sink still
+owed rows, so that a lost signal only delays."""
 
 from __future__ import annotations
 
@@ -18,7 +19,18 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 def deliver_changes(message: func.QueueMessage) -> None:
     from .core.services import get_services
 
-    # Failed attempts are re-queued with back-off by the delivery itself; an exception here is a
-    # bug or an outage, and the host retries it like any other.
-    outcome = get_services().delivery.deliver(message.get_body().decode("utf-8"))
+    # Failed sends back off through the sink's cursor; an exception here is a storage outage or a
+    # bug, and the host retries the message. Should it end in the poison queue, nothing is lost:
+    # the cursor still says what is owed, and `catch_up_sinks` signals it again.
+    outcome = get_services().delivery.drain(message.get_body().decode("utf-8"), holder=message.id or "-")
     log.info("deliver_changes: message %s (dequeue count %s): %s", message.id, message.dequeue_count, outcome)
+
+
+@bp.function_name("catch_up_sinks")
+@bp.timer_trigger(arg_name="timer", schedule="%SINK_CATCH_UP_SCHEDULE%", run_on_startup=False)
+def catch_up_sinks(timer: func.TimerRequest) -> None:
+    from .core.services import get_services
+
+    if timer.past_due:
+        log.warning("sink catch-up timer is past due; running now")
+    log.info("catch_up_sinks: %d sink(s) owed rows were signalled", get_services().delivery.catch_up())

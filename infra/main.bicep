@@ -85,7 +85,8 @@ var tableNames = [
   'changes'
   'failures'
   'sinks'
-  'sinkbatches'
+  'sinkcursors'
+  'sinkrates'
   'readleases'
 ]
 

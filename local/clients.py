@@ -211,6 +211,9 @@ class EmulatorClient:
     def receiver_behaviour(self, kind: str, name: str, **behaviour: Any) -> None:
         self._ok(self.http.post(f"/_receivers/{kind}/{name}/behaviour", json=behaviour))
 
+    def receiver_requires_token(self, kind: str, name: str) -> None:
+        self._ok(self.http.post(f"/_receivers/{kind}/{name}/require-token"))
+
     def receiver_secret(self, name: str, secret: str) -> None:
         self._ok(self.http.post(f"/_receivers/webhook/{name}/secret", json={"secret": secret}))
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from functions.core.sinks.sealing import new_key_ring_setting
 from local.azurite import development_connection_string
 from local.functions_host.config import DEFAULT_FUNCTION_KEY, DEFAULT_MASTER_KEY
 
@@ -175,6 +176,9 @@ class Stack:
     # (the fault tests); None keeps it in memory.
     storage_dir: Path | None = None
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="m365-stack-")))
+    # The key ring that seals sink secrets: one per stack, kept across host restarts, since the
+    # stored secrets open only under it.
+    sealing_keys: str = field(default_factory=new_key_ring_setting)
     services: list[Service] = field(default_factory=list)
 
     @property
@@ -206,6 +210,8 @@ class Stack:
             "SWEEP_MAX_AGE_HOURS": "24",
             # The emulator's connector receivers are plain http on loopback; never set in Azure.
             "ALLOW_LOOPBACK_HTTP_SINKS": "true",
+            "SINK_SEALING_KEYS": self.sealing_keys,
+            "SINK_CATCH_UP_SCHEDULE": "0 */5 * * * *",
             "FUNCTIONS_KEY": DEFAULT_FUNCTION_KEY,
             "FUNCTIONS_MASTER_KEY": DEFAULT_MASTER_KEY,
             **self.extra_settings,
@@ -339,6 +345,7 @@ def main() -> None:
         delivery_interval=float(os.environ.get("M365_EMULATOR_DELIVERY_INTERVAL", "5")),
         retry_interval=float(os.environ.get("M365_EMULATOR_RETRY_INTERVAL", "30")),
         log_dir=ROOT / ".run",
+        sealing_keys=local_sealing_keys(ROOT / "local.settings.json"),
     )
     # kill, process supervisors and IDEs send SIGTERM; a closed terminal sends SIGHUP: stop the
     # children in order for those too, as for Ctrl-C.
@@ -353,6 +360,20 @@ def main() -> None:
             print("\nstopping...", flush=True)
     except PortsBusy as error:
         sys.exit(f"make run: {error}")
+
+
+def local_sealing_keys(path: Path) -> str:
+    """`make run`'s key ring for sink secrets, generated into local.settings.json the first time
+    (the file is git-ignored), so secrets sealed in one run open in the next."""
+    import json
+
+    settings = json.loads(path.read_text()) if path.exists() else {"IsEncrypted": False, "Values": {}}
+    values = settings.setdefault("Values", {})
+    if not values.get("SINK_SEALING_KEYS"):
+        values["SINK_SEALING_KEYS"] = new_key_ring_setting()
+        path.write_text(json.dumps(settings, indent=2) + "\n")
+        path.chmod(0o600)
+    return str(values["SINK_SEALING_KEYS"])
 
 
 def _stop_requested(signum: int, frame: FrameType | None) -> None:

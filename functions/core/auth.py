@@ -18,6 +18,10 @@ from .settings import Settings, SettingsError
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
+# The audience of a token for a Teams workflow's HTTP trigger that requires Entra authentication.
+# With its trailing slash: the scope is then `https://service.flow.microsoft.com//.default`, the
+# only form whose token carries the `aud` the trigger checks (else "MisMatchingOAuthClaims").
+POWER_AUTOMATE_RESOURCE = "https://service.flow.microsoft.com/"
 # Refresh a little before expiry so a token never runs out mid-request.
 _EXPIRY_MARGIN_SECONDS = 300
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from .storage import CHANGES_TABLE, TableRepository, outages_reported
@@ -81,3 +82,33 @@ class ChangeLog(TableRepository):
                 parameters={"pk": list_id, "first": min(keys), "last": max(keys)},
             )
             return [entity for entity in entities if entity["RowKey"] in wanted]
+
+    def last_key(self, list_id: str) -> str:
+        """The greatest RowKey of the scope's log ("" when it is empty): where a new sink starts.
+        Reads keys only, a thousand a page."""
+        last = ""
+        with outages_reported(f"finding the end of the change log of {list_id}"):
+            entities = self._table.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": list_id}, select=["RowKey"], results_per_page=1000
+            )
+            for entity in entities:
+                last = max(last, entity["RowKey"])
+        return last
+
+    def count_between(self, list_id: str, since: datetime, until: datetime, *, through: str) -> int:
+        """How many rows up to RowKey `through` carry a change time in [since, until]."""
+        with outages_reported(f"counting changes of {list_id}"):
+            entities = self._table.query_entities(
+                "PartitionKey eq @pk and RowKey le @through",
+                parameters={"pk": list_id, "through": through},
+                select=["RowKey", "time"],
+                results_per_page=1000,
+            )
+            return sum(1 for entity in entities if since <= as_utc(entity["time"]) <= until)
+
+
+def as_utc(value: Any) -> datetime:
+    """A row's `time`, stored as a table datetime or (older rows) as ISO text."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))

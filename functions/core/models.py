@@ -215,6 +215,8 @@ class SinkDeliveryState(WireModel):
     type: str
     state: str
     last_delivery: dict[str, str] | None = Field(default=None, alias="lastDelivery")
+    disabled_reason: str | None = Field(default=None, alias="disabledReason")
+    failing_since: str | None = Field(default=None, alias="failingSince")
 
 
 class SubscriptionHealth(WireModel):

@@ -65,7 +65,7 @@ class ProcessingReport:
     resyncs: int = 0
     unknown_subscriptions: list[str] = field(default_factory=list)
     lifecycle_events: list[str] = field(default_factory=list)
-    batches_published: int = 0
+    sinks_signalled: int = 0
     # Lists left unread because a read that began after the notification had completed.
     covered: int = 0
     # Subscriptions put back on the queue: throttled until the Retry-After has passed, or
@@ -96,7 +96,7 @@ class Worker:
     # when the subscription had to be recreated).
     lifecycle: Callable[[SubscriptionRecord, str], SubscriptionRecord]
     queue: NotificationQueue
-    # Hands the rows a sync wrote to the scope's sinks (scope, subscription id, row keys).
+    # Signals the scope's sinks that a sync wrote rows (scope, subscription id, row keys).
     publish: Callable[[str, str, Sequence[str]], int]
     poison: PoisonQueue
     failures: FailureLog
@@ -207,7 +207,7 @@ class Worker:
             return
         result = SyncResult.combined(coalesced.results)
         report.changes_written += result.written
-        report.batches_published += self.publish(record.scope, record.id, result.rows)
+        report.sinks_signalled += self.publish(record.scope, record.id, result.rows)
         report.lists_synced += 1
         report.resyncs += int(result.resynced)
         self._note_health(record, notified_at=message.received_at)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 
-from .auth import token_provider_for
+from .auth import POWER_AUTOMATE_RESOURCE, token_provider_for
 from .change_log import ChangeLog
 from .checkpoints import CheckpointStore
 from .failures import FailureLog
@@ -17,9 +17,12 @@ from .poison import PoisonQueue
 from .processing import Worker, utc_now
 from .read_leases import ReadCoordinator, ReadLeaseStore
 from .settings import Settings, get_settings
+from .sinks.cursor import CursorStore
 from .sinks.delivery import DeliveryPolicy, SinkDelivery, SinkSender
+from .sinks.rate import RateGate
+from .sinks.sealing import KeyRing
 from .sinks.service import SinkService
-from .sinks.store import BatchStore, SinkStore
+from .sinks.store import SinkStore
 from .sources.graph import GraphSource
 from .sources.sharepoint import SharePointSource
 from .storage import FAST_TIMEOUTS, Storage
@@ -73,14 +76,20 @@ class Services:
             tenant_url=settings.sharepoint_tenant_url,
             request_sync=queue.request_sync,
         )
+        keys = KeyRing.parse(settings.sink_sealing_keys) if settings.sink_sealing_keys else None
         delivery = SinkDelivery(
-            sinks=SinkStore(storage),
-            batches=BatchStore(storage),
+            sinks=SinkStore(storage, keys),
+            cursors=CursorStore(storage),
             change_log=change_log,
             queue=queue,
-            sender=SinkSender(),
+            sender=SinkSender(
+                allow_loopback_http=settings.allow_loopback_http_sinks,
+                rate_gate=RateGate(storage),
+                flow_tokens=token_provider_for(settings, POWER_AUTOMATE_RESOURCE),
+            ),
             policy=DeliveryPolicy(
-                max_attempts=settings.sink_max_attempts, base_delay=float(settings.sink_retry_base_seconds)
+                base_delay=float(settings.sink_retry_base_seconds),
+                disable_after=timedelta(hours=settings.sink_disable_after_hours),
             ),
         )
         worker = Worker(
@@ -91,7 +100,7 @@ class Services:
             graph=GraphSync(checkpoints, change_log, graph),
             lifecycle=subscriptions.handle_lifecycle,
             queue=queue,
-            publish=delivery.publish,
+            publish=delivery.signal,
             poison=poison,
             failures=FailureLog(storage),
             reads=ReadCoordinator(read_leases, clock=utc_now),

@@ -28,7 +28,11 @@ SHAREPOINT_CERTIFICATE_PATH = "SHAREPOINT_CERTIFICATE_PATH"
 RENEWAL_SCHEDULE = "RENEWAL_SCHEDULE"
 RENEWAL_WINDOW_DAYS = "RENEWAL_WINDOW_DAYS"
 SWEEP_SCHEDULE = "SWEEP_SCHEDULE"
-SINK_MAX_ATTEMPTS = "SINK_MAX_ATTEMPTS"
+SINK_DISABLE_AFTER_HOURS = "SINK_DISABLE_AFTER_HOURS"
+SINK_CATCH_UP_SCHEDULE = "SINK_CATCH_UP_SCHEDULE"
+DEFAULT_SINK_CATCH_UP_SCHEDULE = "0 */5 * * * *"
+# The key ring that seals sink secrets (sinks/sealing.py); a Key Vault reference in Azure.
+SINK_SEALING_KEYS = "SINK_SEALING_KEYS"
 SINK_RETRY_BASE_SECONDS = "SINK_RETRY_BASE_SECONDS"
 # Set by the local stack only: lets sinks be plain-http URLs on loopback (emulator receivers).
 ALLOW_LOOPBACK_HTTP_SINKS = "ALLOW_LOOPBACK_HTTP_SINKS"
@@ -63,8 +67,10 @@ class Settings:
     renewal_window_days: int
     sweep_schedule: str
     sweep_max_age_hours: int
-    sink_max_attempts: int
+    sink_disable_after_hours: int
     sink_retry_base_seconds: int
+    sink_catch_up_schedule: str
+    sink_sealing_keys: str | None
     allow_loopback_http_sinks: bool
 
     @property
@@ -104,10 +110,15 @@ class Settings:
             sweep_max_age_hours=_whole_number(
                 environ, SWEEP_MAX_AGE_HOURS, DEFAULT_SWEEP_MAX_AGE_HOURS, minimum=0, maximum=720
             ),
-            sink_max_attempts=_whole_number(environ, SINK_MAX_ATTEMPTS, 8, minimum=1, maximum=20),
+            # Standard Webhooks' example schedule spans about 75 hours; Svix disables after 5 days.
+            sink_disable_after_hours=_whole_number(
+                environ, SINK_DISABLE_AFTER_HOURS, 72, minimum=1, maximum=720
+            ),
             sink_retry_base_seconds=_whole_number(
                 environ, SINK_RETRY_BASE_SECONDS, 30, minimum=1, maximum=3600
             ),
+            sink_catch_up_schedule=_ncrontab(environ, SINK_CATCH_UP_SCHEDULE, DEFAULT_SINK_CATCH_UP_SCHEDULE),
+            sink_sealing_keys=environ.get(SINK_SEALING_KEYS, "").strip() or None,
             allow_loopback_http_sinks=environ.get(ALLOW_LOOPBACK_HTTP_SINKS, "").strip().lower() == "true",
         )
         if auth == "certificate":

@@ -29,7 +29,8 @@ CHECKPOINTS_TABLE = "checkpoints"
 CHANGES_TABLE = "changes"
 FAILURES_TABLE = "failures"
 SINKS_TABLE = "sinks"
-SINK_BATCHES_TABLE = "sinkbatches"
+SINK_CURSORS_TABLE = "sinkcursors"
+SINK_RATES_TABLE = "sinkrates"
 READ_LEASES_TABLE = "readleases"
 DELIVERIES_QUEUE = "deliveries"
 DELIVERIES_POISON_QUEUE = "deliveries-poison"
@@ -40,7 +41,8 @@ TABLES = (
     CHANGES_TABLE,
     FAILURES_TABLE,
     SINKS_TABLE,
-    SINK_BATCHES_TABLE,
+    SINK_CURSORS_TABLE,
+    SINK_RATES_TABLE,
     READ_LEASES_TABLE,
 )
 

@@ -12,7 +12,9 @@ and answer with their codes.
 
 Tests steer each receiver: `POST /_receivers/{kind}/{name}/behaviour` `{"status", "times",
 "retryAfter", "delaySeconds"}` (fail, throttle, time out, 410); `POST …/secret` `{"secret"}` for a
-webhook; `GET /_receivers/{kind}/{name}` lists what arrived and whether it was valid.
+webhook; `POST …/require-token` makes a workflow require an Entra bearer token (one the emulator
+issued), as a trigger restricted to "Any user in my tenant" does; `GET /_receivers/{kind}/{name}`
+lists what arrived and whether it was valid.
 """
 
 from __future__ import annotations
@@ -31,10 +33,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from . import sharepoint
+
 MAX_TEAMS_BYTES = 28 * 1024
 TEAMS_REQUESTS_PER_SECOND = 4
 ADAPTIVE_CARD_TYPE = "application/vnd.microsoft.card.adaptive"
 KINDS = ("teams-workflow", "message-card", "webhook")
+OAUTH_CLAIMS_MESSAGE = (
+    "One or more claims either missing or does not match with the open authentication access control policy."
+)
 
 
 @dataclass
@@ -52,6 +59,8 @@ class Receiver:
     behaviours: deque[Behaviour] = field(default_factory=deque)
     secrets: list[str] = field(default_factory=list)
     request_times: deque[float] = field(default_factory=deque)
+    # A workflow whose trigger allows "Any user in my tenant": posts need an Entra bearer token.
+    requires_token: bool = False
 
 
 _receivers: dict[tuple[str, str], Receiver] = defaultdict(lambda: Receiver(""))
@@ -146,6 +155,12 @@ async def receive(request: Request) -> Response:
             return PlainTextResponse(text, 200, headers=headers)
         return PlainTextResponse(f"injected {behaviour.status}", behaviour.status, headers=headers)
     if receiver.kind == "teams-workflow":
+        if receiver.requires_token and sharepoint.authorized_app(request) is None:
+            entry.update(answered=401, problems=["no valid Entra bearer token"])
+            receiver.received.append(entry)
+            return JSONResponse(
+                {"error": {"code": "MisMatchingOAuthClaims", "message": OAUTH_CLAIMS_MESSAGE}}, 401
+            )
         if len(receiver.request_times) > TEAMS_REQUESTS_PER_SECOND:
             entry.update(answered=429, problems=["over 4 requests a second"])
             receiver.received.append(entry)
@@ -193,6 +208,11 @@ async def behaviour(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def require_token(request: Request) -> Response:
+    _receiver(request).requires_token = True
+    return Response(status_code=204)
+
+
 async def secret(request: Request) -> Response:
     _receiver(request).secrets.append(str((await request.json())["secret"]))
     return Response(status_code=204)
@@ -216,4 +236,5 @@ routes = [
     Route("/_receivers/{kind}/{name}", received, methods=["GET", "DELETE"]),
     Route("/_receivers/{kind}/{name}/behaviour", behaviour, methods=["POST"]),
     Route("/_receivers/{kind}/{name}/secret", secret, methods=["POST"]),
+    Route("/_receivers/{kind}/{name}/require-token", require_token, methods=["POST"]),
 ]

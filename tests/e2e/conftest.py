@@ -25,8 +25,7 @@ def stack():
             # Every list is due whenever a test runs the sweep (our clock does not move; the
             # emulator's does).
             "SWEEP_MAX_AGE_HOURS": "0",
-            # Connector retries in seconds, not minutes, and few of them.
-            "SINK_MAX_ATTEMPTS": "3",
+            # Connector retries in seconds, not minutes.
             "SINK_RETRY_BASE_SECONDS": "1",
         },
     ) as running:

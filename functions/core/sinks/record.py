@@ -1,23 +1,34 @@
-"""A sink as this service keeps it. Its URL and secrets are credentials: kept, never returned in
-full, never logged."""
+"""A sink as this service keeps it: its configuration. Its URL and secrets are credentials: kept
+sealed, never returned in full, never logged. What it has been sent is its cursor (cursor.py)."""
 
 from __future__ import annotations
 
 import base64
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from urllib.parse import urlsplit
+
+from ..egress import EgressRefused
+from ..egress import check_url as check_egress
 
 TEAMS_WORKFLOW, MESSAGE_CARD, WEBHOOK = "teams-workflow", "message-card", "webhook"
 SINK_TYPES = (TEAMS_WORKFLOW, MESSAGE_CARD, WEBHOOK)
 # The retired Office 365 connector hosts in Teams (REFERENCE: Connectors).
 RETIRED_CONNECTOR_HOST = ".webhook.office.com"
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# Teams workflow trigger URLs: where they live now, and where they lived until 2025-11-30.
+WORKFLOW_HOST = ".environment.api.powerplatform.com"
+RETIRED_WORKFLOW_HOST = ".logic.azure.com"
+RETIRED_WORKFLOW_WARNING = (
+    "this is a *.logic.azure.com workflow URL; Microsoft moved workflow triggers to "
+    "*.environment.api.powerplatform.com and announced that the old URLs stop working on "
+    "2025-11-30: copy the trigger's new URL from the workflow and add it as a new sink"
+)
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the Standard Webhooks prefix, not a secret)
 # After a rotation, batches are signed with both secrets for this long.
 ROTATION_OVERLAP = timedelta(hours=24)
+AUTH_NONE, AUTH_ENTRA = "none", "entra"
 
 
 class InvalidSink(ValueError):
@@ -46,27 +57,32 @@ def check_secret(secret: str) -> str:
     return secret
 
 
-def check_url(sink_type: str, url: str, *, allow_loopback_http: bool) -> str:
-    parts = urlsplit(url)
-    if not parts.hostname or parts.username or parts.password:
-        raise InvalidSink("url must be an absolute https URL")
-    if parts.scheme != "https" and not (
-        parts.scheme == "http" and allow_loopback_http and parts.hostname in LOOPBACK_HOSTS
-    ):
-        raise InvalidSink("url must be https (plain http is allowed only to loopback, and only locally)")
-    if sink_type == MESSAGE_CARD and parts.hostname.lower().endswith(RETIRED_CONNECTOR_HOST):
+def check_url(sink_type: str, url: str, *, allow_loopback_http: bool) -> tuple[str, str | None]:
+    """The URL if we may send to it, and a warning for the caller when it will soon stop working."""
+    try:
+        check_egress(url, allow_loopback_http=allow_loopback_http)
+    except EgressRefused as refused:
+        raise InvalidSink(str(refused)) from None
+    host = (urlsplit(url).hostname or "").lower()
+    if host.endswith(RETIRED_CONNECTOR_HOST):
         raise InvalidSink(
             "Office 365 connectors (*.webhook.office.com) are retired in Teams: create a Teams workflow "
             "with the 'When a Teams webhook request is received' trigger and add it as a "
             "'teams-workflow' sink instead"
         )
-    return url
+    warning = (
+        RETIRED_WORKFLOW_WARNING
+        if sink_type == TEAMS_WORKFLOW and host.endswith(RETIRED_WORKFLOW_HOST)
+        else None
+    )
+    return url, warning
 
 
 def mask(url: str) -> str:
-    """Enough to recognise a URL, not enough to use it: scheme, host and the last 4 characters."""
+    """Enough to recognise a URL, not enough to use it: scheme, host and the last 4 characters of
+    its path (a workflow's `sig=` is in the query, which is never shown)."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}/…{url[-4:]}"
+    return f"{parts.scheme}://{parts.hostname}/…{parts.path[-4:]}"
 
 
 @dataclass(frozen=True)
@@ -83,7 +99,10 @@ class Sink:
     previous_secret_until: datetime | None = None
     state: SinkState = SinkState.ACTIVE
     disabled_reason: str | None = None
-    last_delivery: dict[str, str] = field(default_factory=dict)
+    disabled_at: datetime | None = None
+    auth: str = AUTH_NONE
+    # The table's ETag when read: every write of the record is conditional on it.
+    etag: str | None = None
 
     def wants(self, change_type: str) -> bool:
         return not self.change_types or change_type in self.change_types
@@ -95,6 +114,15 @@ class Sink:
             secrets_.append(self.previous_secret)
         return secrets_
 
+    @property
+    def warning(self) -> str | None:
+        host = (urlsplit(self.url).hostname or "").lower()
+        return (
+            RETIRED_WORKFLOW_WARNING
+            if self.type == TEAMS_WORKFLOW and host.endswith(RETIRED_WORKFLOW_HOST)
+            else None
+        )
+
     def view(self) -> dict[str, object]:
         body: dict[str, object] = {
             "id": self.id,
@@ -103,14 +131,19 @@ class Sink:
             "url": mask(self.url),
             "changeTypes": list(self.change_types),
             "state": self.state.value,
-            "createdDateTime": self.created.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "auth": self.auth,
+            "createdDateTime": _utc(self.created),
         }
         if self.disabled_reason:
             body["disabledReason"] = self.disabled_reason
-        if self.last_delivery:
-            body["lastDelivery"] = dict(self.last_delivery)
+        if self.disabled_at:
+            body["disabledDateTime"] = _utc(self.disabled_at)
         if self.previous_secret_until:
-            body["previousSecretValidUntil"] = self.previous_secret_until.isoformat(
-                timespec="seconds"
-            ).replace("+00:00", "Z")
+            body["previousSecretValidUntil"] = _utc(self.previous_secret_until)
+        if self.warning:
+            body["warning"] = self.warning
         return body
+
+
+def _utc(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,22 +1,43 @@
-"""The connector lifecycle: add a sink to a subscription, list, test, remove, rotate its secret,
-redeliver what it missed."""
+"""The connector lifecycle: add a sink to a subscription, list, test, enable, disable, replay,
+rotate its secret, remove it. Each operation leaves one audit line: the sink, its masked URL, the
+invocation and the outcome."""
 
 from __future__ import annotations
 
+import logging
 import secrets as random_ids
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
-from ..models import ChangeKind, WireModel
+from ..models import ChangeKind, SinkDeliveryState, WireModel, format_utc
 from ..subscriptions import SubscriptionService
 from .delivery import Outcome, SinkDelivery
 from .payloads import sample_changes
-from .record import ROTATION_OVERLAP, WEBHOOK, InvalidSink, Sink, check_secret, check_url, new_secret
-from .store import SinkStore
+from .record import (
+    AUTH_ENTRA,
+    ROTATION_OVERLAP,
+    TEAMS_WORKFLOW,
+    WEBHOOK,
+    InvalidSink,
+    Sink,
+    SinkState,
+    check_secret,
+    check_url,
+    mask,
+    new_secret,
+)
+from .store import SinkChanged, SinkStore
+
+log = logging.getLogger(__name__)
+
+# A replay reaches back at most this far (the change log keeps more, but a receiver asking for
+# more than this wants a resync, not a replay).
+MAX_REPLAY_RANGE = timedelta(days=31)
 
 
 class SinkNotFound(LookupError):
@@ -28,10 +49,16 @@ class CreateSinkRequest(WireModel):
     url: str = Field(min_length=8, max_length=2048)
     change_types: list[ChangeKind] = Field(default_factory=list, alias="changeTypes", max_length=8)
     secret: str | None = Field(default=None, max_length=200)
+    auth: Literal["none", "entra"] = "none"
 
 
 class RotateSecretRequest(WireModel):
     secret: str | None = Field(default=None, max_length=200)
+
+
+class ReplayRequest(WireModel):
+    since: AwareDatetime
+    until: AwareDatetime | None = None
 
 
 def utc_now() -> datetime:
@@ -46,26 +73,35 @@ class SinkService:
     allow_loopback_http: bool = False
     clock: Callable[[], datetime] = utc_now
 
-    def create(self, subscription_id: str, request: CreateSinkRequest) -> tuple[Sink, str | None]:
+    def create(
+        self, subscription_id: str, request: CreateSinkRequest, invocation_id: str = "-"
+    ) -> tuple[Sink, str | None]:
         """The sink, and its signing secret (webhooks only): returned here and never again."""
         record = self.subscriptions.get(subscription_id)
-        url = check_url(request.type, request.url, allow_loopback_http=self.allow_loopback_http)
-        secret = None
-        if request.type == WEBHOOK:
-            secret = check_secret(request.secret) if request.secret else new_secret()
-        elif request.secret:
-            raise InvalidSink("only webhook sinks take a secret")
-        sink = Sink(
-            id=f"sink_{random_ids.token_hex(8)}",
-            scope=record.scope,
-            subscription_id=record.id,
-            type=request.type,
-            url=url,
-            change_types=tuple(dict.fromkeys(kind.value for kind in request.change_types)),
-            created=self.clock(),
-            secret=secret,
-        )
-        self.sinks.save(sink)
+        with _audited("create", subscription_id, None, request.url, invocation_id) as note:
+            url, _warning = check_url(request.type, request.url, allow_loopback_http=self.allow_loopback_http)
+            secret = None
+            if request.type == WEBHOOK:
+                secret = check_secret(request.secret) if request.secret else new_secret()
+            elif request.secret:
+                raise InvalidSink("only webhook sinks take a secret")
+            if request.auth == AUTH_ENTRA and request.type != TEAMS_WORKFLOW:
+                raise InvalidSink("only teams-workflow sinks take auth 'entra' (a token for Power Automate)")
+            sink = self.sinks.create(
+                Sink(
+                    id=f"sink_{random_ids.token_hex(8)}",
+                    scope=record.scope,
+                    subscription_id=record.id,
+                    type=request.type,
+                    url=url,
+                    change_types=tuple(dict.fromkeys(kind.value for kind in request.change_types)),
+                    created=self.clock(),
+                    secret=secret,
+                    auth=request.auth,
+                )
+            )
+            self.delivery.start(sink)
+            note(f"created {sink.id}")
         return sink, secret
 
     def list(self, subscription_id: str) -> list[Sink]:
@@ -79,32 +115,163 @@ class SinkService:
             raise SinkNotFound(sink_id)
         return sink
 
-    def delete(self, subscription_id: str, sink_id: str) -> None:
-        """Nothing is sent to it afterwards: queued batches find no sink and are dropped."""
-        self.sinks.delete(self.get(subscription_id, sink_id))
+    def view(self, sink: Sink) -> dict[str, object]:
+        cursor = self.delivery.cursor(sink)
+        return {**sink.view(), **({"delivery": cursor.view()} if cursor else {})}
 
-    def test(self, subscription_id: str, sink_id: str) -> Outcome:
+    def states(self, subscription_id: str) -> Sequence[SinkDeliveryState]:
+        """Each sink's state and delivery, for the subscription's health."""
+        states: list[SinkDeliveryState] = []
+        for sink in self.list(subscription_id):
+            cursor = self.delivery.cursor(sink)
+            states.append(
+                SinkDeliveryState(
+                    id=sink.id,
+                    type=sink.type,
+                    state=sink.state.value,
+                    last_delivery=(cursor.last_delivery or None) if cursor else None,
+                    disabled_reason=sink.disabled_reason,
+                    failing_since=format_utc(cursor.failing_since)
+                    if cursor and cursor.failing_since
+                    else None,
+                )
+            )
+        return states
+
+    def delete_subscription(self, subscription_id: str) -> int:
+        """An explicit DELETE: the subscription, then its sinks (a subscription made again for the
+        same list starts with none). Only the automatic recreate after a 404 keeps them."""
+        record = self.subscriptions.get(subscription_id)
+        self.subscriptions.delete(subscription_id)
+        return self.delete_all(record.scope)
+
+    def delete(self, subscription_id: str, sink_id: str, invocation_id: str = "-") -> None:
+        """Nothing is sent to it afterwards: a drain finds no sink and stops."""
+        sink = self.get(subscription_id, sink_id)
+        with _audited("delete", subscription_id, sink.id, sink.url, invocation_id):
+            self._remove(sink)
+
+    def delete_all(self, scope: str) -> int:
+        """Every sink of a scope (an explicit DELETE of its subscription)."""
+        removed = 0
+        for sink in self.sinks.of_scope(scope):
+            with _audited("delete", sink.subscription_id, sink.id, sink.url, "-"):
+                self._remove(sink)
+            removed += 1
+        return removed
+
+    def _remove(self, sink: Sink) -> None:
+        for _ in range(4):
+            try:
+                self.sinks.delete(sink)
+                break
+            except SinkChanged:
+                fresh = self.sinks.get(sink.scope, sink.id)
+                if fresh is None:
+                    break
+                sink = fresh
+        self.delivery.forget(sink)
+
+    def test(self, subscription_id: str, sink_id: str, invocation_id: str = "-") -> Outcome:
         sink = self.get(subscription_id, sink_id)
         record = self.subscriptions.get(subscription_id)
-        site_url = record.site_url or None
-        return self.delivery.test(sink, sample_changes(record.id, site_url, record.resource, self.clock()))
+        with _audited("test", subscription_id, sink.id, sink.url, invocation_id) as note:
+            outcome = self.delivery.test(
+                sink, sample_changes(record.id, record.site_url or None, record.resource, self.clock())
+            )
+            note(outcome.detail)
+        return outcome
 
-    def redeliver(self, subscription_id: str, sink_id: str) -> int:
-        return self.delivery.redeliver(self.get(subscription_id, sink_id))
+    def retry_now(self, subscription_id: str, sink_id: str, invocation_id: str = "-") -> None:
+        sink = self.get(subscription_id, sink_id)
+        with _audited("redeliver", subscription_id, sink.id, sink.url, invocation_id):
+            self.delivery.resume(sink, "retry")
+
+    def enable(self, subscription_id: str, sink_id: str, invocation_id: str = "-") -> Sink:
+        """Active again, from where its cursor stopped: nothing in between is lost."""
+        with _audited("enable", subscription_id, sink_id, None, invocation_id):
+            enabled = self._change(
+                subscription_id,
+                sink_id,
+                lambda s: replace(s, state=SinkState.ACTIVE, disabled_reason=None, disabled_at=None),
+            )
+            self.delivery.resume(enabled, "enable")
+        return enabled
+
+    def disable(self, subscription_id: str, sink_id: str, invocation_id: str = "-") -> Sink:
+        with _audited("disable", subscription_id, sink_id, None, invocation_id):
+            sink = self.get(subscription_id, sink_id)
+            disabled = self.delivery.disable(sink, "disabled through the management API")
+            if disabled is None:
+                raise SinkNotFound(sink_id)
+        return disabled
+
+    def replay(
+        self, subscription_id: str, sink_id: str, request: ReplayRequest, invocation_id: str = "-"
+    ) -> int:
+        sink = self.get(subscription_id, sink_id)
+        until = request.until or self.clock()
+        if until < request.since:
+            raise InvalidSink("until must not be before since")
+        if until - request.since > MAX_REPLAY_RANGE:
+            raise InvalidSink(f"a replay covers at most {MAX_REPLAY_RANGE.days} days")
+        with _audited("replay", subscription_id, sink.id, sink.url, invocation_id) as note:
+            count = self.delivery.replay(sink, request.since, until)
+            note(f"{count} row(s) from {request.since.isoformat()} to {until.isoformat()}")
+        return count
 
     def rotate_secret(
-        self, subscription_id: str, sink_id: str, request: RotateSecretRequest
+        self, subscription_id: str, sink_id: str, request: RotateSecretRequest, invocation_id: str = "-"
     ) -> tuple[Sink, str]:
         """A new secret; the old one keeps signing beside it for ROTATION_OVERLAP."""
-        sink = self.get(subscription_id, sink_id)
-        if sink.type != WEBHOOK:
-            raise InvalidSink("only webhook sinks have a secret")
         secret = check_secret(request.secret) if request.secret else new_secret()
-        rotated = replace(
-            sink,
-            secret=secret,
-            previous_secret=sink.secret,
-            previous_secret_until=self.clock() + ROTATION_OVERLAP,
+        with _audited("rotate", subscription_id, sink_id, None, invocation_id):
+
+            def rotated(sink: Sink) -> Sink:
+                if sink.type != WEBHOOK:
+                    raise InvalidSink("only webhook sinks have a secret")
+                return replace(
+                    sink,
+                    secret=secret,
+                    previous_secret=sink.secret,
+                    previous_secret_until=self.clock() + ROTATION_OVERLAP,
+                )
+
+            sink = self._change(subscription_id, sink_id, rotated)
+        return sink, secret
+
+    def _change(self, subscription_id: str, sink_id: str, change: Callable[[Sink], Sink]) -> Sink:
+        """Apply `change` to the sink as stored, under its ETag, again if someone came first."""
+        for _ in range(4):
+            sink = self.get(subscription_id, sink_id)
+            try:
+                return self.sinks.replace(change(sink))
+            except SinkChanged:
+                continue
+        raise SinkChanged(sink_id)
+
+
+@contextmanager
+def _audited(
+    action: str, subscription_id: str, sink_id: str | None, url: str | None, invocation_id: str
+) -> Iterator[Callable[[str], None]]:
+    """One log line for the action, whatever its outcome."""
+    details: list[str] = []
+    outcome = "failed"
+    try:
+        yield details.append
+        outcome = "ok"
+    except (InvalidSink, SinkNotFound) as refused:
+        outcome = f"refused: {refused}"
+        raise
+    finally:
+        log.info(
+            "sink audit: %s sink %s of subscription %s (%s), invocation %s: %s%s",
+            action,
+            sink_id or "-",
+            subscription_id,
+            mask(url) if url else "-",
+            invocation_id,
+            outcome,
+            f" ({'; '.join(details)})" if details else "",
         )
-        self.sinks.save(rotated)
-        return rotated, secret

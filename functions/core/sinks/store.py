@@ -1,26 +1,50 @@
-"""The `sinks` table (one entity per sink, partitioned by the scope it follows) and the
-`sinkbatches` table (every batch handed to a sink, with its outcome: what redelivery re-sends)."""
+"""The `sinks` table: one entity per sink, partitioned by the scope it follows.
+
+Nothing in it is a credential in the clear: the signing secrets and the URL's query string (a
+workflow's `sig=`) are sealed (sealing.py), each bound to its sink and column. Every write after
+the first is conditional on the ETag read, so a delete or a rotation is never undone by a writer
+that read the record before it.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from ..storage import SINK_BATCHES_TABLE, SINKS_TABLE, TableRepository, is_valid_key, outages_reported
-from .record import Sink, SinkState
+from ..settings import SettingsError
+from ..storage import SINKS_TABLE, Storage, TableRepository, is_valid_key, outages_reported
+from .record import AUTH_NONE, Sink, SinkState
+from .sealing import SEALING_KEYS, KeyRing
+
+
+class SinkChanged(Exception):
+    """The sink was changed or removed by another request since it was read."""
 
 
 class SinkStore(TableRepository):
     table_name = SINKS_TABLE
 
-    def save(self, sink: Sink) -> None:
-        from azure.data.tables import UpdateMode
+    def __init__(self, storage: Storage, keys: KeyRing | None) -> None:
+        super().__init__(storage)
+        self._keys = keys
+
+    def create(self, sink: Sink) -> Sink:
+        with outages_reported(f"saving sink {sink.id}"):
+            metadata = self._table.create_entity(self._entity(sink))
+        return replace(sink, etag=metadata.get("etag"))
+
+    def replace(self, sink: Sink) -> Sink:
+        """Write the sink if nobody changed it since `sink.etag` was read; raises SinkChanged."""
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
         with outages_reported(f"saving sink {sink.id}"):
-            self._table.upsert_entity(_entity(sink), mode=UpdateMode.REPLACE)
+            try:
+                metadata = self._replace_if_unchanged(self._entity(sink), sink.etag or "")
+            except (ResourceModifiedError, ResourceNotFoundError):
+                raise SinkChanged(sink.id) from None
+        return replace(sink, etag=metadata.get("etag"))
 
     def get(self, scope: str, sink_id: str) -> Sink | None:
         from azure.core.exceptions import ResourceNotFoundError
@@ -29,132 +53,92 @@ class SinkStore(TableRepository):
             return None
         with outages_reported(f"reading sink {sink_id}"):
             try:
-                return _from_entity(self._table.get_entity(scope, sink_id))
+                return self._from_entity(self._table.get_entity(scope, sink_id))
             except ResourceNotFoundError:
                 return None
 
     def of_scope(self, scope: str) -> list[Sink]:
         with outages_reported(f"reading the sinks of {scope}"):
             entities = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": scope})
-            return [_from_entity(entity) for entity in entities]
+            return [self._from_entity(entity) for entity in entities]
+
+    def all(self) -> list[Sink]:
+        with outages_reported("reading every sink"):
+            return [self._from_entity(entity) for entity in self._table.list_entities()]
 
     def delete(self, sink: Sink) -> None:
+        """Delete the sink as read; raises SinkChanged if it changed (or went) since."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
         with outages_reported(f"deleting sink {sink.id}"):
-            self._table.delete_entity(sink.scope, sink.id)
+            try:
+                self._table.delete_entity(
+                    sink.scope, sink.id, etag=sink.etag, match_condition=MatchConditions.IfNotModified
+                )
+            except ResourceModifiedError:
+                raise SinkChanged(sink.id) from None
+            except ResourceNotFoundError:
+                pass
 
+    @property
+    def _ring(self) -> KeyRing:
+        if self._keys is None:
+            raise SettingsError(f"{SEALING_KEYS} is not set: sinks keep their secrets sealed under it")
+        return self._keys
 
-def _entity(sink: Sink) -> dict[str, Any]:
-    entity: dict[str, Any] = {
-        "PartitionKey": sink.scope,
-        "RowKey": sink.id,
-        "subscriptionId": sink.subscription_id,
-        "type": sink.type,
-        "url": sink.url,
-        "changeTypes": json.dumps(list(sink.change_types)),
-        "createdDateTime": sink.created,
-        "state": sink.state.value,
-        "lastDelivery": json.dumps(sink.last_delivery),
-    }
-    optional = {
-        "secret": sink.secret,
-        "previousSecret": sink.previous_secret,
-        "previousSecretUntil": sink.previous_secret_until,
-        "disabledReason": sink.disabled_reason,
-    }
-    entity.update({name: value for name, value in optional.items() if value is not None})
-    return entity
+    def _seal(self, sink: Sink, column: str, value: str | None) -> str | None:
+        return None if value is None else self._ring.seal(value, bound_to=f"{sink.scope}/{sink.id}/{column}")
 
+    def _open(self, entity: Any, column: str) -> str | None:
+        sealed = entity.get(column)
+        if not sealed:
+            return None
+        return self._ring.open(sealed, bound_to=f"{entity['PartitionKey']}/{entity['RowKey']}/{column}")
 
-def _from_entity(entity: Any) -> Sink:
-    return Sink(
-        id=entity["RowKey"],
-        scope=entity["PartitionKey"],
-        subscription_id=entity["subscriptionId"],
-        type=entity["type"],
-        url=entity["url"],
-        change_types=tuple(json.loads(entity["changeTypes"])),
-        created=entity["createdDateTime"],
-        secret=entity.get("secret"),
-        previous_secret=entity.get("previousSecret"),
-        previous_secret_until=entity.get("previousSecretUntil"),
-        state=SinkState(entity["state"]),
-        disabled_reason=entity.get("disabledReason"),
-        last_delivery=json.loads(entity.get("lastDelivery") or "{}"),
-    )
-
-
-# Row keys per batch: small enough for a queue message and a table property, large enough that a
-# sync of 1,000 changes makes five batches.
-MAX_BATCH_ROWS = 200
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Rows of a scope's change log, by key, for one sink. Its id is stable: the same rows for
-    the same sink are the same batch on every attempt and every redelivery."""
-
-    id: str
-    sink_id: str
-    scope: str
-    rows: tuple[str, ...]
-    status: str = "pending"  # pending, delivered, failed
-    attempts: int = 0
-    last_error: str | None = None
-
-    @classmethod
-    def of(cls, sink_id: str, scope: str, rows: tuple[str, ...]) -> Batch:
-        digest = hashlib.sha256("|".join((sink_id, scope, *rows)).encode()).hexdigest()[:32]
-        return cls(f"batch_{digest}", sink_id, scope, rows)
-
-    def to_message(self, attempt: int) -> str:
-        return json.dumps(
-            {
-                "batchId": self.id,
-                "sinkId": self.sink_id,
-                "scope": self.scope,
-                "rows": list(self.rows),
-                "attempt": attempt,
-            }
-        )
-
-    @classmethod
-    def from_message(cls, body: str) -> tuple[Batch, int]:
-        data = json.loads(body)
-        batch = cls(data["batchId"], data["sinkId"], data["scope"], tuple(data["rows"]))
-        return batch, int(data.get("attempt", 1))
-
-
-class BatchStore(TableRepository):
-    table_name = SINK_BATCHES_TABLE
-
-    def record(self, batch: Batch, at: datetime) -> None:
-        from azure.data.tables import UpdateMode
-
-        entity = {
-            "PartitionKey": batch.sink_id,
-            "RowKey": batch.id,
-            "scope": batch.scope,
-            "rows": json.dumps(list(batch.rows)),
-            "status": batch.status,
-            "attempts": batch.attempts,
-            "lastError": batch.last_error or "",
-            "updatedAt": at,
+    def _entity(self, sink: Sink) -> dict[str, Any]:
+        parts = urlsplit(sink.url)
+        entity: dict[str, Any] = {
+            "PartitionKey": sink.scope,
+            "RowKey": sink.id,
+            "subscriptionId": sink.subscription_id,
+            "type": sink.type,
+            # The URL without its query: the query is where workflows and many webhooks keep
+            # their signature or token, so it is sealed below.
+            "urlBase": urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")),
+            "changeTypes": json.dumps(list(sink.change_types)),
+            "createdDateTime": sink.created,
+            "state": sink.state.value,
+            "auth": sink.auth,
+            "keyId": self._ring.current_id,
         }
-        with outages_reported(f"recording batch {batch.id} of sink {batch.sink_id}"):
-            self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        optional = {
+            "urlQuerySealed": self._seal(sink, "urlQuerySealed", parts.query or None),
+            "secretSealed": self._seal(sink, "secretSealed", sink.secret),
+            "previousSecretSealed": self._seal(sink, "previousSecretSealed", sink.previous_secret),
+            "previousSecretUntil": sink.previous_secret_until,
+            "disabledReason": sink.disabled_reason,
+            "disabledAt": sink.disabled_at,
+        }
+        entity.update({name: value for name, value in optional.items() if value is not None})
+        return entity
 
-    def failed(self, sink_id: str) -> list[Batch]:
-        with outages_reported(f"reading the failed batches of sink {sink_id}"):
-            entities = self._table.query_entities(
-                "PartitionKey eq @pk and status eq 'failed'", parameters={"pk": sink_id}
-            )
-            return [
-                Batch(e["RowKey"], sink_id, e["scope"], tuple(json.loads(e["rows"])), e["status"],
-                      int(e["attempts"]), e["lastError"] or None)
-                for e in entities
-            ]  # fmt: skip
-
-    def mark(self, batch: Batch, status: str, attempts: int, error: str | None, at: datetime) -> Batch:
-        updated = replace(batch, status=status, attempts=attempts, last_error=error)
-        self.record(updated, at)
-        return updated
+    def _from_entity(self, entity: Any) -> Sink:
+        query = self._open(entity, "urlQuerySealed")
+        return Sink(
+            id=entity["RowKey"],
+            scope=entity["PartitionKey"],
+            subscription_id=entity["subscriptionId"],
+            type=entity["type"],
+            url=entity["urlBase"] + (f"?{query}" if query else ""),
+            change_types=tuple(json.loads(entity["changeTypes"])),
+            created=entity["createdDateTime"],
+            secret=self._open(entity, "secretSealed"),
+            previous_secret=self._open(entity, "previousSecretSealed"),
+            previous_secret_until=entity.get("previousSecretUntil"),
+            state=SinkState(entity["state"]),
+            disabled_reason=entity.get("disabledReason"),
+            disabled_at=entity.get("disabledAt"),
+            auth=entity.get("auth") or AUTH_NONE,
+            etag=entity.metadata.get("etag"),
+        )

@@ -21,7 +21,6 @@ from ..models import (
     format_utc,
 )
 from ..read_leases import ReadLeaseStore
-from ..sinks.record import Sink
 from ..sources.graph import GraphResource, InvalidGraphResource
 from ..sources.sharepoint import SubscriptionGone
 from ..storage import is_valid_key
@@ -224,14 +223,9 @@ class SubscriptionService:
         due = format_utc(self.renewal_due_at(record, window))
         return record.to_view().model_copy(update={"next_renewal_date_time": due})
 
-    def health(self, record: SubscriptionRecord, sinks: Sequence[Sink]) -> SubscriptionHealth:
+    def health(self, record: SubscriptionRecord, sinks: Sequence[SinkDeliveryState]) -> SubscriptionHealth:
         """How the subscription is doing, from its list's checkpoint (one read) and its sinks."""
-        states = [
-            SinkDeliveryState(
-                id=sink.id, type=sink.type, state=sink.state.value, last_delivery=sink.last_delivery or None
-            )
-            for sink in sinks
-        ]
+        states = list(sinks)
         checkpoint = self.checkpoints.read(record.scope, record.source)
         if checkpoint is None:
             return SubscriptionHealth(sinks=len(sinks), sink_states=states)
