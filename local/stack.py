@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from functions.core.sinks.sealing import new_key_ring_setting
 from local.azurite import development_connection_string
@@ -367,8 +368,8 @@ def local_sealing_keys(path: Path) -> str:
     (the file is git-ignored), so secrets sealed in one run open in the next."""
     import json
 
-    settings = json.loads(path.read_text()) if path.exists() else {"IsEncrypted": False, "Values": {}}
-    values = settings.setdefault("Values", {})
+    settings: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"IsEncrypted": False}
+    values: dict[str, Any] = settings.setdefault("Values", {})
     if not values.get("SINK_SEALING_KEYS"):
         values["SINK_SEALING_KEYS"] = new_key_ring_setting()
         path.write_text(json.dumps(settings, indent=2) + "\n")
