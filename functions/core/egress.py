@@ -143,8 +143,10 @@ def post_to_receiver(
         connection = http.client.HTTPConnection(host, port, timeout=CONNECT_TIMEOUT_SECONDS)
     connection._create_connection = _checked_connector(local)  # type: ignore[attr-defined]
     # A receiver that drips its answer a byte at a time is cut off at the deadline, whatever each
-    # read's own timeout.
-    watchdog = threading.Timer(deadline_seconds, _cut, args=(connection,))
+    # read's own timeout. (http.client lets go of the socket once the headers are read when the
+    # answer ends the connection, so the watchdog keeps its own reference.)
+    sent_on: list[socket.socket] = []
+    watchdog = threading.Timer(deadline_seconds, _cut, args=(connection, sent_on))
     watchdog.daemon = True
     watchdog.start()
     target = parts.path or "/"
@@ -157,6 +159,8 @@ def post_to_receiver(
             body=body,
             headers={"User-Agent": USER_AGENT, **headers, "Content-Length": str(len(body))},
         )
+        if connection.sock is not None:
+            sent_on.append(connection.sock)
         response = connection.getresponse()
         prefix = response.read(MAX_ANSWER_BYTES)
         if time.monotonic() > deadline:
@@ -212,8 +216,8 @@ def _checked_connector(local: bool):  # type: ignore[no-untyped-def]
     return connect
 
 
-def _cut(connection: http.client.HTTPConnection) -> None:
-    sock = connection.sock
+def _cut(connection: http.client.HTTPConnection, sent_on: list[socket.socket]) -> None:
+    sock = connection.sock or (sent_on[0] if sent_on else None)
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
