@@ -28,6 +28,8 @@ def stack():
         extra_settings={
             "AzureWebJobs.process_notifications.Disabled": "true",
             "AzureWebJobs.renew_subscriptions.Disabled": "true",
+            "AzureWebJobs.deliver_changes.Disabled": "true",
+            "AzureWebJobs.catch_up_sinks.Disabled": "true",
         },
     ) as running:
         yield running
