@@ -94,28 +94,43 @@ def test_a_failing_and_a_throttling_sink_still_get_the_change_and_block_no_one(a
     assert answers[:2] == [500, 500] and answers[-1] == 202
 
 
-def test_a_batch_that_failed_for_good_is_kept_and_redelivered(api, emulator, new_list):
+def test_a_receiver_down_for_a_while_gets_every_change_in_order_once_it_is_back(api, emulator, new_list):
     subscription = api.create_subscription(SITE, new_list).json()
-    name, url = receiver(emulator, "teams-workflow")
-    emulator.receiver_behaviour("teams-workflow", name, status=503, times=6)  # every attempt (3 x 2 tries)
-    sink = api.add_sink(subscription["id"], "teams-workflow", url).json()
-    emulator.add_item(SITE, new_list, "will need a redelivery")
+    name, url = receiver(emulator, "webhook")
+    emulator.receiver_behaviour("webhook", name, status=503, times=4)
+    sink = api.add_sink(subscription["id"], "webhook", url).json()
+    emulator.receiver_secret(name, sink["secret"])
+    items = [emulator.add_item(SITE, new_list, f"while down {n}") for n in range(3)]
     wait_until(
         lambda: (
-            next(s for s in api.sinks(subscription["id"]) if s["id"] == sink["id"])
-            .get("lastDelivery", {})
-            .get("status")
-            == "failed"
+            api.http.get(f"/api/subscriptions/{subscription['id']}/sinks/{sink['id']}")
+            .json()
+            .get("delivery", {})
+            .get("failedAttempts")
         ),
-        timeout=60,
-        what="the batch to fail for good",
+        what="a failed attempt on the sink's view",
     )
     response = api.http.post(f"/api/subscriptions/{subscription['id']}/sinks/{sink['id']}/redeliver")
-    assert (response.status_code, response.json()) == (202, {"requeued": 1})
-    arrivals(emulator, "teams-workflow", name)
+    assert response.status_code == 202
+
+    def delivered_items() -> list | None:
+        got = [
+            change["itemId"]
+            for arrival in emulator.received("webhook", name)
+            if arrival.get("valid")
+            for change in json.loads(arrival["body"])["changes"]
+        ]
+        return got if len(set(got)) == len(items) else None
+
+    assert (
+        sorted(set(wait_until(delivered_items, timeout=90, what="every change, once the receiver is back")))
+        == items
+    )
+    view = api.http.get(f"/api/subscriptions/{subscription['id']}/sinks/{sink['id']}").json()
+    assert view["delivery"]["lastDelivery"]["status"] == "delivered"
 
 
-def test_a_removed_sink_receives_nothing_more_and_a_410_disables_a_webhook(api, emulator, new_list):
+def test_a_removed_sink_receives_nothing_more_and_a_410_disables_until_enabled(api, emulator, new_list):
     subscription = api.create_subscription(SITE, new_list).json()
     removed, removed_url = receiver(emulator, "message-card")
     gone, gone_url = receiver(emulator, "webhook")
@@ -123,34 +138,98 @@ def test_a_removed_sink_receives_nothing_more_and_a_410_disables_a_webhook(api, 
     hook = api.add_sink(subscription["id"], "webhook", gone_url).json()
     emulator.receiver_secret(gone, hook["secret"])
     emulator.receiver_behaviour("webhook", gone, status=410, times=1)
-    emulator.add_item(SITE, new_list, "first")
+    first = emulator.add_item(SITE, new_list, "first")
     arrivals(emulator, "message-card", removed)
-    wait_until(
-        lambda: (
-            next(s for s in api.sinks(subscription["id"]) if s["id"] == hook["id"])["state"] == "disabled"
+    disabled = wait_until(
+        lambda: next(
+            (s for s in api.sinks(subscription["id"]) if s["id"] == hook["id"] and s["state"] == "disabled"),
+            None,
         ),
         what="the webhook sink disabled by its 410",
     )
+    assert disabled["disabledReason"] == "the receiver answered 410 Gone"
 
     assert api.http.delete(f"/api/subscriptions/{subscription['id']}/sinks/{sink['id']}").status_code == 204
-    before = len(emulator.received("message-card", removed)) + len(emulator.received("webhook", gone))
-    emulator.add_item(SITE, new_list, "second")
+    second = emulator.add_item(SITE, new_list, "second")
     wait_until(lambda: len(api.changes(subscription["id"])) == 2, what="the second change in the log")
     emulator.deliver()
-    after = len(emulator.received("message-card", removed)) + len(emulator.received("webhook", gone))
-    assert after == before
+    assert len(emulator.received("message-card", removed)) == 1
+    assert [a for a in emulator.received("webhook", gone) if a.get("valid")] == []
+
+    # Enabled again, it resumes where its cursor stopped: nothing made meanwhile is lost.
+    enabled = api.http.post(f"/api/subscriptions/{subscription['id']}/sinks/{hook['id']}/enable")
+    assert (enabled.status_code, enabled.json()["state"]) == (200, "active")
+    # The batch it answered 410 to goes again under the same id, then what came after it.
+    resumed = arrivals(emulator, "webhook", gone, 2)
+    assert [c["itemId"] for a in resumed for c in json.loads(a["body"])["changes"]] == [first, second]
 
 
-def test_the_test_button_reports_what_the_endpoint_answered(api, emulator, new_list):
+def test_the_test_button_reports_status_and_time_and_nothing_the_receiver_said(api, emulator, new_list):
     subscription = api.create_subscription(SITE, new_list).json()
-    name, url = receiver(emulator, "message-card")
-    sink = api.add_sink(subscription["id"], "message-card", url).json()
-    tested = api.http.post(f"/api/subscriptions/{subscription['id']}/sinks/{sink['id']}/test").json()
-    assert tested == {"delivered": True, "endpointStatus": 200, "detail": "HTTP 200"}
-    emulator.receiver_behaviour("message-card", name, status=429, times=1)
-    tested = api.http.post(f"/api/subscriptions/{subscription['id']}/sinks/{sink['id']}/test").json()
-    assert tested["delivered"] is False
-    assert "429" in tested["detail"]
+    name, url = receiver(emulator, "webhook")
+    sink = api.add_sink(subscription["id"], "webhook", url).json()
+    emulator.receiver_secret(name, sink["secret"])
+    test_url = f"/api/subscriptions/{subscription['id']}/sinks/{sink['id']}/test"
+    tested = [api.http.post(test_url).json() for _ in range(2)]
+    assert [(t["delivered"], t["endpointStatus"], t["detail"]) for t in tested] == [
+        (True, 204, "HTTP 204")
+    ] * 2
+    assert all(isinstance(t["elapsedMs"], int) for t in tested)
+    ids = [arrival["headers"]["webhook-id"] for arrival in emulator.received("webhook", name)]
+    assert len(set(ids)) == 2  # a de-duplicating receiver keeps both tests
+
+    emulator.receiver_behaviour("webhook", name, status=500, times=1)
+    failed = api.http.post(test_url).json()
+    assert (failed["delivered"], failed["endpointStatus"], failed["detail"]) == (False, 500, "HTTP 500")
+    assert "injected" not in json.dumps(failed)  # the receiver's body is never handed back
+
+
+def test_deleting_a_subscription_removes_its_sinks_so_a_new_one_starts_with_none(api, emulator, new_list):
+    subscription = api.create_subscription(SITE, new_list).json()
+    _, url = receiver(emulator, "webhook")
+    assert api.add_sink(subscription["id"], "webhook", url).status_code == 201
+    assert api.http.delete(f"/api/subscriptions/{subscription['id']}").status_code == 204
+    again = api.create_subscription(SITE, new_list).json()
+    assert api.sinks(again["id"]) == []
+
+
+def test_a_workflow_that_requires_entra_gets_a_bearer_token(api, emulator, new_list):
+    subscription = api.create_subscription(SITE, new_list).json()
+    name, url = receiver(emulator, "teams-workflow")
+    emulator.receiver_requires_token("teams-workflow", name)
+    plain = api.add_sink(subscription["id"], "teams-workflow", url).json()
+    tested = api.http.post(f"/api/subscriptions/{subscription['id']}/sinks/{plain['id']}/test").json()
+    assert (tested["delivered"], tested["endpointStatus"]) == (False, 401)
+
+    response = api.http.post(
+        f"/api/subscriptions/{subscription['id']}/sinks",
+        json={"type": "teams-workflow", "url": url, "auth": "entra"},
+    )
+    assert response.status_code == 201 and response.json()["auth"] == "entra"
+    tested = api.http.post(
+        f"/api/subscriptions/{subscription['id']}/sinks/{response.json()['id']}/test"
+    ).json()
+    assert (tested["delivered"], tested["endpointStatus"]) == (True, 202)
+
+
+def test_a_replay_sends_a_range_again_under_new_message_ids(api, emulator, new_list):
+    subscription = api.create_subscription(SITE, new_list).json()
+    name, url = receiver(emulator, "webhook")
+    sink = api.add_sink(subscription["id"], "webhook", url).json()
+    emulator.receiver_secret(name, sink["secret"])
+    items = [emulator.add_item(SITE, new_list, f"replayed {n}") for n in range(2)]
+    wait_until(lambda: len(api.changes(subscription["id"])) == 2, what="both changes in the log")
+    emulator.deliver()
+    first = arrivals(emulator, "webhook", name)
+    times = sorted(change["time"] for change in api.changes(subscription["id"]))
+    replay_url = f"/api/subscriptions/{subscription['id']}/sinks/{sink['id']}/replay"
+    response = api.http.post(replay_url, json={"since": times[0], "until": times[-1]})
+    assert (response.status_code, response.json()) == (202, {"rows": 2})
+    replayed = arrivals(emulator, "webhook", name, len(first) + 1)[-1]
+    assert [c["itemId"] for c in json.loads(replayed["body"])["changes"]] == items
+    assert replayed["headers"]["webhook-id"] not in {a["headers"]["webhook-id"] for a in first}
+    bad = api.http.post(replay_url, json={"since": "yesterday"})
+    assert bad.status_code == 400
 
 
 def test_sink_urls_are_checked_at_configuration(api, new_list):
@@ -160,11 +239,33 @@ def test_sink_urls_are_checked_at_configuration(api, new_list):
     )
     assert retired.status_code == 400
     assert "Teams workflow" in retired.json()["error"]["message"]
-    assert api.add_sink(subscription["id"], "webhook", "http://example.com/hook").status_code == 400
+    for internal in (
+        "http://example.com/hook",
+        "https://169.254.169.254/metadata",
+        "https://[::ffff:127.0.0.1]/x",
+        "https://2130706433/x",
+        "https://10.0.0.1/x",
+        "http://127.0.0.2:7072/x",
+    ):
+        assert api.add_sink(subscription["id"], "webhook", internal).status_code == 400, internal
     bad_secret = api.add_sink(
         subscription["id"], "webhook", "https://example.com/hook", secret="not-a-secret"
     )
     assert bad_secret.status_code == 400
+    moved = api.add_sink(
+        subscription["id"],
+        "teams-workflow",
+        "https://prod-1.westus.logic.azure.com/workflows/1/triggers?sig=x",
+    )
+    assert moved.status_code == 201 and "environment.api.powerplatform.com" in moved.json()["warning"]
+    assert "sig=" not in json.dumps(moved.json())
+    current = api.add_sink(
+        subscription["id"],
+        "teams-workflow",
+        "https://default1.environment.api.powerplatform.com:443/powerautomate/automations/direct/workflows/1"
+        "/triggers/manual/paths/invoke?api-version=1&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=abc",
+    )
+    assert current.status_code == 201 and "warning" not in current.json()
 
 
 def test_a_rotated_secret_signs_beside_the_old_one_so_receivers_can_switch_over(api, emulator, new_list):
