@@ -7,6 +7,7 @@
 #
 # Checks the login and Bicep first; deploys infra/subscription.bicep (the resource group, then
 # infra/main.bicep inside it), so --what-if previews a fresh subscription and creates nothing.
+# Creates the key ring that seals sink secrets in the app's Key Vault once (never replaced).
 # Then packages requirements.txt, function_app.py, host.json and functions/, deploys the package
 # (retrying while new role assignments propagate), and ends with the smoke check.
 #
@@ -80,6 +81,48 @@ output_of() {
     --query "properties.outputs.$2.value" --output tsv
 }
 
+# Who runs this: granted Key Vault Secrets Officer on the app's vault so the key ring can be made.
+# A person signed in with `az login`, or the service principal of a pipeline.
+deployer_principal() {
+  local id
+  if id="$(az ad signed-in-user show --query id --output tsv 2>/dev/null)" && [[ -n "$id" ]]; then
+    echo "$id User"
+    return
+  fi
+  local app_id
+  app_id="$(az account show --query user.name --output tsv)"
+  id="$(az ad sp show --id "$app_id" --query id --output tsv 2>/dev/null)" \
+    || fail "cannot find the object id of the signed-in identity ($app_id) in Entra ID"
+  echo "$id ServicePrincipal"
+}
+
+# The key ring that seals sink secrets, made once: a later deploy never replaces it (that would
+# leave every sealed secret unreadable). Written from a private file, never on a command line.
+ensure_sealing_keys() {
+  local vault="$1" deadline=$((SECONDS + PACKAGE_DEPLOY_TIMEOUT)) errors
+  if az keyvault secret show --vault-name "$vault" --name sink-sealing-keys --query id --output none 2>/dev/null; then
+    echo "sink sealing key ring: kept as it is in $vault"
+    return
+  fi
+  local file
+  file="$(umask 077 && mktemp)"
+  python3 -c 'import base64, secrets; print("k1=" + base64.b64encode(secrets.token_bytes(32)).decode(), end="")' >"$file"
+  errors="$(mktemp)"
+  # A role assignment made moments ago can take minutes to reach Key Vault.
+  until az keyvault secret set --vault-name "$vault" --name sink-sealing-keys --file "$file" \
+    --content-type "SINK_SEALING_KEYS key ring" --output none 2>"$errors"; do
+    if ! grep -qiE 'forbidden|403' "$errors" || ((SECONDS >= deadline)); then
+      rm -f "$file"
+      cat "$errors" >&2
+      fail "could not create the sink sealing key ring in $vault"
+    fi
+    echo "Key Vault refused the key ring (403) while the new role propagates; retrying in ${PACKAGE_RETRY_DELAY}s" >&2
+    sleep "$PACKAGE_RETRY_DELAY"
+  done
+  rm -f "$file"
+  echo "sink sealing key ring: created in $vault"
+}
+
 # Flex Consumption writes the package with the app's managed identity; right after the role
 # assignments are created, storage can still refuse it (403) for a few minutes.
 deploy_package() {
@@ -144,11 +187,13 @@ deploy() {
   local group="$1" location="$2" parameters="$3" what_if="$4"
   require_az
   require_bicep
-  local name
+  local name deployer
   name="$(deployment_name "$group")"
+  read -r -a deployer <<<"$(deployer_principal)"
   local template=(--name "$name" --location "$location"
     --template-file "$ROOT/infra/subscription.bicep" --parameters "@$parameters"
-    --parameters resourceGroupName="$group" location="$location")
+    --parameters resourceGroupName="$group" location="$location"
+    deployerPrincipalId="${deployer[0]}" deployerPrincipalType="${deployer[1]}")
 
   if [[ "$what_if" == "yes" ]]; then
     echo "previewing the deployment of $group in $location (nothing is created)"
@@ -164,6 +209,7 @@ deploy() {
   url="$(output_of "$group" functionAppUrl)"
   principal="$(output_of "$group" identityPrincipalId)"
   notification_url="$(output_of "$group" notificationUrl)"
+  ensure_sealing_keys "$(output_of "$group" vaultName)"
   zip="$(mktemp -d)/app.zip"
   package "$zip"
   deploy_package "$group" "$app" "$zip"

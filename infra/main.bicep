@@ -65,12 +65,29 @@ param sharePointTenantUrl string
 @description('Public base URL SharePoint calls (custom domain or front door); empty means the app\'s own host name.')
 param notificationBaseUrl string = ''
 
+@description('Object id of whoever runs the deployment: granted Key Vault Secrets Officer on the app\'s vault, so that infra/deploy.sh can create the key ring that seals sink secrets. Empty grants no one.')
+param deployerPrincipalId string = ''
+
+@description('User for a person, ServicePrincipal for a pipeline identity.')
+@allowed([
+  'User'
+  'ServicePrincipal'
+])
+param deployerPrincipalType string = 'User'
+
+@description('Hours a sink may keep failing before it is disabled (its cursor is kept: enabling it resumes).')
+@minValue(1)
+@maxValue(720)
+param sinkDisableAfterHours int = 72
+
 @description('Tags for every resource.')
 param tags object = {
   application: 'm365-webhooks'
 }
 
 var suffix = uniqueString(resourceGroup().id, namePrefix)
+// Key Vault names are global, 3-24 characters.
+var keyVaultName = take('kv${namePrefix}${suffix}', 24)
 var deploymentContainerName = 'app-package'
 // Must match functions/core/storage.py: QUEUES and TABLES.
 var queueNames = [
@@ -135,6 +152,20 @@ module app 'modules/functionapp.bicep' = {
     renewalWindowDays: renewalWindowDays
     sweepSchedule: sweepSchedule
     sweepMaxAgeHours: sweepMaxAgeHours
+    keyVaultName: keyVaultName
+    sinkDisableAfterHours: sinkDisableAfterHours
+    tags: tags
+  }
+}
+
+module vault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  params: {
+    name: keyVaultName
+    location: location
+    appPrincipalId: app.outputs.identityPrincipalId
+    deployerPrincipalId: deployerPrincipalId
+    deployerPrincipalType: deployerPrincipalType
     tags: tags
   }
 }
@@ -153,3 +184,4 @@ output functionAppUrl string = app.outputs.url
 output notificationUrl string = app.outputs.notificationUrl
 output identityClientId string = app.outputs.identityClientId
 output identityPrincipalId string = app.outputs.identityPrincipalId
+output vaultName string = vault.outputs.name

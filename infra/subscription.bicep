@@ -61,6 +61,18 @@ param sharePointTenantUrl string
 
 param notificationBaseUrl string = ''
 
+param deployerPrincipalId string = ''
+
+@allowed([
+  'User'
+  'ServicePrincipal'
+])
+param deployerPrincipalType string = 'User'
+
+@minValue(1)
+@maxValue(720)
+param sinkDisableAfterHours int = 72
+
 param tags object = {
   application: 'm365-webhooks'
 }
@@ -87,6 +99,9 @@ module app 'main.bicep' = {
     sweepMaxAgeHours: sweepMaxAgeHours
     sharePointTenantUrl: sharePointTenantUrl
     notificationBaseUrl: notificationBaseUrl
+    deployerPrincipalId: deployerPrincipalId
+    deployerPrincipalType: deployerPrincipalType
+    sinkDisableAfterHours: sinkDisableAfterHours
     tags: tags
   }
 }
@@ -97,3 +112,4 @@ output functionAppUrl string = app.outputs.functionAppUrl
 output notificationUrl string = app.outputs.notificationUrl
 output identityClientId string = app.outputs.identityClientId
 output identityPrincipalId string = app.outputs.identityPrincipalId
+output vaultName string = app.outputs.vaultName

@@ -137,6 +137,7 @@ class EmulatorClient:
         times: int = 1,
         path_contains: str = "",
         delay_seconds: float = 0.0,
+        after: int = 0,
     ) -> None:
         body: dict[str, Any] = {
             "operation": operation,
@@ -144,6 +145,7 @@ class EmulatorClient:
             "times": times,
             "pathContains": path_contains,
             "delaySeconds": delay_seconds,
+            "after": after,
         }
         if retry_after is not None:
             body["retryAfter"] = retry_after

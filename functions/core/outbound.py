@@ -93,11 +93,11 @@ class UpstreamError(Exception):
 
 
 # Connections kept per host, for Microsoft 365 and storage alike. One instance runs up to
-# batchSize + newBatchThreshold queue messages at once (host.json: 16 + 8), the renewal timer 8
+# batchSize + newBatchThreshold queue messages at once (host.json: 16 + 16), the renewal timer 8
 # renewals, and HTTP requests beside them: below that, requests (whose default is 10) drops
 # connections with "Connection pool is full" and opens new ones under load. A test keeps this in
 # step with host.json.
-CONNECTION_POOL_SIZE = 32
+CONNECTION_POOL_SIZE = 48
 
 
 def new_session() -> requests.Session:

@@ -20,6 +20,9 @@ param renewalSchedule string
 param renewalWindowDays int
 param sweepSchedule string
 param sweepMaxAgeHours int
+@description('The vault holding the key ring that seals sink secrets (secret sink-sealing-keys).')
+param keyVaultName string
+param sinkDisableAfterHours int
 param tags object = {}
 
 // The app's default host name (no unique-hostname scope is set, so it is this), unless a custom
@@ -73,6 +76,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     clientCertEnabled: false
     publicNetworkAccess: 'Enabled'
+    // Key Vault references resolve with the app's own identity (it has no system identity).
+    keyVaultReferenceIdentity: identity.id
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
@@ -140,12 +145,27 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           value: sweepSchedule
         }
         {
-          name: 'SINK_MAX_ATTEMPTS'
-          value: '8'
+          name: 'SINK_DISABLE_AFTER_HOURS'
+          value: string(sinkDisableAfterHours)
         }
         {
           name: 'SINK_RETRY_BASE_SECONDS'
           value: '30'
+        }
+        {
+          name: 'SINK_CATCH_UP_SCHEDULE'
+          value: '0 */5 * * * *'
+        }
+        {
+          // A Key Vault reference: the key ring itself never appears in a setting or template.
+          name: 'SINK_SEALING_KEYS'
+          value: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=sink-sealing-keys)'
+        }
+        {
+          // Sync functions share this pool: a slow connector receiver must not take the last
+          // thread (32 is the worker's maximum; host.json runs up to 16 + 16 messages at once).
+          name: 'PYTHON_THREADPOOL_THREAD_COUNT'
+          value: '32'
         }
         {
           name: 'SWEEP_MAX_AGE_HOURS'

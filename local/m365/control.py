@@ -27,8 +27,9 @@ async def issue_token(request: Request) -> Response:
 
 async def faults(request: Request) -> Response:
     """POST {"operation": "GetChanges" | "*", "status": 429, "retryAfter": 1, "times": 1,
-    "pathContains": "<list id>"} (pathContains optional); status 200 with "delaySeconds": N
-    answers normally, N seconds late."""
+    "pathContains": "<list id>", "after": 0} (pathContains optional; "after": N matching requests
+    are answered normally first); status 200 with "delaySeconds": N answers normally, N seconds
+    late."""
     tenant = _tenant(request)
     if request.method == "DELETE":
         tenant.faults.clear()
@@ -42,6 +43,7 @@ async def faults(request: Request) -> Response:
         operation=str(body.get("operation", "*")),
         path_contains=str(body.get("pathContains", "")),
         delay_seconds=float(body.get("delaySeconds", 0)),
+        after=int(body.get("after", 0)),
     )
     tenant.faults.append(fault)
     return JSONResponse({"operation": fault.operation, "status": fault.status, "times": fault.remaining}, 201)

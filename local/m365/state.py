@@ -229,6 +229,8 @@ class Fault:
     path_contains: str = ""
     # With status 200: answer normally, this many seconds late (a slow tenant).
     delay_seconds: float = 0.0
+    # Matching requests answered normally before the fault begins (the second page of a read).
+    after: int = 0
 
 
 @dataclass
@@ -703,6 +705,9 @@ class SharePointTenant:
                 return Fault(window.status, max(1, math.ceil(window.until - now)), 0, operation)
         for fault in self.faults:
             if _matches(fault.operation, fault.path_contains, operation, path) and fault.remaining > 0:
+                if fault.after > 0:
+                    fault.after -= 1
+                    continue
                 fault.remaining -= 1
                 if fault.retry_after is not None:
                     until = now + fault.retry_after

@@ -77,10 +77,16 @@ class FaultStack:
 
 @contextmanager
 def fault_stack(
-    tmp_path: Path, *, persistent: bool = False, settings: dict[str, str] | None = None
+    tmp_path: Path,
+    *,
+    persistent: bool = False,
+    settings: dict[str, str] | None = None,
+    delivery_interval: float = 0.3,
 ) -> Iterator[FaultStack]:
+    """`delivery_interval`: how often the emulator sends SharePoint's notifications (a test that
+    wants changes to pile up first sets it long and calls `emulator.deliver()`)."""
     stack = Stack(
-        delivery_interval=0.3,
+        delivery_interval=delivery_interval,
         retry_interval=1.0,
         extra_settings={**FAST_HOST, **(settings or {})},
         storage_dir=tmp_path / "azurite" if persistent else None,

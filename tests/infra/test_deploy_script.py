@@ -5,6 +5,7 @@ The smoke check runs for real against the local Functions host.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -22,7 +23,8 @@ GROUP = "rg-webhooks"
 
 
 class Run:
-    def __init__(self, result: subprocess.CompletedProcess[str], state: Path) -> None:
+    def __init__(self, result: subprocess.CompletedProcess[str], state: Path, vault: Path) -> None:
+        self.vault = vault
         self.code = result.returncode
         self.stdout = result.stdout
         self.stderr = result.stderr
@@ -36,8 +38,10 @@ class Run:
 @pytest.fixture
 def deploy_sh(tmp_path):
     def run(*args: str, scenario: dict[str, Any] | None = None, **env: str) -> Run:
-        state = tmp_path / f"az-{len(list(tmp_path.iterdir()))}"
+        state = tmp_path / f"az-{len(list(tmp_path.glob('az-*')))}"
         state.mkdir()
+        vault = tmp_path / "vault"
+        vault.mkdir(exist_ok=True)
         result = subprocess.run(
             ["bash", str(DEPLOY), *args],
             capture_output=True,
@@ -48,13 +52,14 @@ def deploy_sh(tmp_path):
                 **os.environ,
                 "PATH": f"{STANDIN}{os.pathsep}{os.environ['PATH']}",
                 "AZ_STANDIN_DIR": str(state),
+                "AZ_STANDIN_VAULT": str(vault),
                 "AZ_STANDIN_SCENARIO": json.dumps(scenario or {}),
                 "PACKAGE_RETRY_DELAY": "0.1",
                 "SMOKE_INTERVAL": "0.2",
                 **env,
             },
         )
-        return Run(result, state)
+        return Run(result, state, vault)
 
     return run
 
@@ -72,6 +77,7 @@ def outputs_for(base_url: str) -> dict[str, str]:
         "functionAppUrl": base_url,
         "notificationUrl": f"{base_url}/api/notifications/sharepoint",
         "identityPrincipalId": "11111111-1111-1111-1111-111111111111",
+        "vaultName": "kvm365hooksabc",
     }
 
 
@@ -162,3 +168,30 @@ def test_the_403_retries_are_bounded_in_time(deploy_sh, app):
     assert run.code == 1
     assert "still refused (403)" in run.stderr
     assert not run.stdout.count("smoke check passed")
+
+
+def test_the_sealing_key_ring_is_made_once_from_a_private_file_and_never_replaced(deploy_sh, app):
+    scenario = {"keyVault403": 1, "outputs": outputs_for(app.functions_url)}
+    first = deploy_sh(GROUP, "westus", scenario=scenario, PACKAGE_RETRY_DELAY="0")
+    assert first.code == 0, first.stderr
+    [create] = first.called("deployment", "sub", "create")
+    assert "deployerPrincipalId=11111111-1111-1111-1111-111111111111" in create
+    assert "deployerPrincipalType=User" in create
+    [_, written] = first.called("keyvault", "secret", "set")  # one 403 while the role propagates
+    assert "--file" in written and not any(arg.startswith("k1=") for arg in written)
+    ring = (first.vault / "sealing-keys").read_text()
+    assert ring.startswith("k1=") and len(base64.b64decode(ring[3:])) == 32
+
+    again = deploy_sh(GROUP, "westus", scenario={"outputs": outputs_for(app.functions_url)})
+    assert again.code == 0, again.stderr
+    assert not again.called("keyvault", "secret", "set")
+    assert (again.vault / "sealing-keys").read_text() == ring
+
+
+def test_a_pipeline_signed_in_as_a_service_principal_is_granted_as_one(deploy_sh, app):
+    scenario = {"servicePrincipal": True, "outputs": outputs_for(app.functions_url)}
+    run = deploy_sh(GROUP, "westus", scenario=scenario)
+    assert run.code == 0, run.stderr
+    [create] = run.called("deployment", "sub", "create")
+    assert "deployerPrincipalId=22222222-2222-2222-2222-222222222222" in create
+    assert "deployerPrincipalType=ServicePrincipal" in create

@@ -60,6 +60,7 @@ def test_every_bicep_file_parses_with_pycep(bicep):
     assert set(bicep) == {
         "main.bicep",
         "modules/functionapp.bicep",
+        "modules/keyvault.bicep",
         "modules/monitoring.bicep",
         "modules/roles.bicep",
         "modules/storage.bicep",
@@ -108,8 +109,10 @@ def test_the_bicep_sets_every_setting_the_code_reads(app_settings):
             "RENEWAL_SCHEDULE": "0 0 */6 * * *",
             "SWEEP_SCHEDULE": "0 0 * * * *",
             "SWEEP_MAX_AGE_HOURS": "24",
-            "SINK_MAX_ATTEMPTS": "8",
+            "SINK_DISABLE_AFTER_HOURS": "72",
             "SINK_RETRY_BASE_SECONDS": "30",
+            "SINK_CATCH_UP_SCHEDULE": "0 */5 * * * *",
+            "SINK_SEALING_KEYS": "",
         }
     )
     Settings.from_environ(environ)
