@@ -54,7 +54,7 @@ def assert_every_row_arrived_once(env: FaultStack, name: str, items: list[int]) 
         lambda: all_arrived(env, name, items), timeout=180, interval=1, what="every row at the sink"
     )
     assert set(got) == set(items)
-    assert got == Counter({item: 1 for item in items}), "a row came twice under different webhook-ids"
+    assert got == Counter(dict.fromkeys(items, 1)), "a row came twice under different webhook-ids"
     sent = Counter(c["itemId"] for a in valid_arrivals(env, name) for c in json.loads(a["body"])["changes"])
     assert set(sent) == set(items)  # at least once, without de-duplication too
 
