@@ -1,7 +1,7 @@
 """Benchmarks, run on demand with `make bench`: each row is measured side by side with its
 baseline in the same run (interleaved, so machine noise hits both), and reported as a ratio.
 
-    python -m bench [--rounds N]
+    python -m bench [--rounds N] [--only connectors]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from functions.core.subscriptions.store import to_entity
 from local.clients import EmulatorClient, notification_entry
 from local.stack import DEFAULT_FUNCTION_KEY, Stack
 
+from .connectors import bench_connectors
 from .scale import bench_burst, bench_intake_load, bench_worker_at_scale, host_memory_mib
 from .table import Row, fresh_python, peak_rss_mib, render, side_by_side
 
@@ -303,7 +304,11 @@ def bench_cold_start(rounds: int) -> list[Row]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--only", choices=["connectors"], help="run one group of rows")
     args = parser.parse_args()
+    if args.only == "connectors":
+        print(render(bench_connectors()))
+        return
     print(
         f"python {sys.version.split()[0]}, {args.rounds} rounds, interleaved with each baseline", flush=True
     )
@@ -334,6 +339,7 @@ def main() -> None:
     rows += bench_worker_at_scale()
     rows += bench_burst()
     rows += bench_cold_start(args.rounds)
+    rows += bench_connectors()
     print(render(rows))
 
 

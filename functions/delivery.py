@@ -5,6 +5,7 @@ owed rows, so that a lost signal only delays."""
 from __future__ import annotations
 
 import logging
+import uuid
 
 import azure.functions as func
 
@@ -22,7 +23,10 @@ def deliver_changes(message: func.QueueMessage) -> None:
     # Failed sends back off through the sink's cursor; an exception here is a storage outage or a
     # bug, and the host retries the message. Should it end in the poison queue, nothing is lost:
     # the cursor still says what is owed, and `catch_up_sinks` signals it again.
-    outcome = get_services().delivery.drain(message.get_body().decode("utf-8"), holder=message.id or "-")
+    # The message id names the cursor's lease holder: the same message, redelivered after a crash,
+    # takes its own lease back at once.
+    holder = message.id or uuid.uuid4().hex
+    outcome = get_services().delivery.drain(message.get_body().decode("utf-8"), holder=holder)
     log.info("deliver_changes: message %s (dequeue count %s): %s", message.id, message.dequeue_count, outcome)
 
 

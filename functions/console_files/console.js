@@ -176,20 +176,42 @@ async function loadSinks() {
   body.replaceChildren();
   for (const sink of value) {
     const actions = document.createElement("span");
+    const base = `/api/subscriptions/${state.selected}/sinks/${sink.id}`;
     actions.append(
       button("Send a test", () => attempt(async () => {
-        const result = await api("POST", `/api/subscriptions/${state.selected}/sinks/${sink.id}/test`);
-        say(`${result.delivered ? "Delivered" : "Not delivered"}: the endpoint answered ${result.endpointStatus ?? "nothing"} (${result.detail}).`,
+        const result = await api("POST", `${base}/test`);
+        say(`${result.delivered ? "Delivered" : "Not delivered"}: ${result.detail} in ${result.elapsedMs} ms.`,
           result.delivered ? "info" : "error");
       }), `Send a test message to connector ${sink.id}`),
+      sink.state === "disabled"
+        ? button("Enable", () => attempt(async () => {
+          await api("POST", `${base}/enable`);
+          await loadSinks();
+          say("Connector enabled: it resumes where it stopped.");
+        }), `Enable connector ${sink.id}`)
+        : button("Disable", () => attempt(async () => {
+          await api("POST", `${base}/disable`);
+          await loadSinks();
+          say("Connector disabled: its changes are kept until it is enabled.");
+        }), `Disable connector ${sink.id}`),
+      button("Replay last day", () => attempt(async () => {
+        const since = new Date(Date.now() - 24 * 3600 * 1000).toISOString();
+        const result = await api("POST", `${base}/replay`, { since });
+        say(`Replaying ${result.rows} change(s) of the last day to this connector.`);
+      }), `Send connector ${sink.id} the last day's changes again`),
       button("Remove", () => attempt(async () => {
-        await api("DELETE", `/api/subscriptions/${state.selected}/sinks/${sink.id}`);
+        await api("DELETE", base);
         await loadSinks();
         say("Connector removed.");
       }), `Remove connector ${sink.id}`),
     );
-    const stateText = sink.state + (sink.lastDelivery ? ` · last: ${sink.lastDelivery.status}` : "");
-    body.append(row([sink.type, sink.url, sink.changeTypes.join(", ") || "all", stateText, actions]));
+    const delivery = sink.delivery || {};
+    const notes = [sink.state];
+    if (sink.disabledReason) notes.push(sink.disabledReason);
+    if (delivery.lastDelivery) notes.push(`last: ${delivery.lastDelivery.status} (${delivery.lastDelivery.detail})`);
+    if (delivery.failingSince) notes.push(`failing since ${when(delivery.failingSince)}`);
+    if (sink.warning) notes.push(sink.warning);
+    body.append(row([sink.type, sink.url, sink.changeTypes.join(", ") || "all", notes.join(" · "), actions]));
   }
   if (!value.length) body.append(row(["No connectors.", "", "", "", ""]));
 }

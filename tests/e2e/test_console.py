@@ -111,6 +111,12 @@ def test_create_by_picking_a_list_see_a_change_add_and_test_a_teams_sink_then_re
     page.get_by_role("status").filter(has_text="Delivered").wait_for()
     assert "202" in page.get_by_role("status").inner_text()
     assert [r["valid"] for r in emulator.received("teams-workflow", receiver)] == [True]
+    sink_row.get_by_role("button", name="Disable").click()
+    page.get_by_role("status").filter(has_text="Connector disabled").wait_for()
+    expect(sink_row).to_contain_text("disabled through the management API")
+    sink_row.get_by_role("button", name="Enable").click()
+    page.get_by_role("status").filter(has_text="resumes where it stopped").wait_for()
+    expect(sink_row).to_contain_text("active")
     if SCREENSHOT:
         page.screenshot(path=SCREENSHOT, full_page=True)
     sink_row.get_by_role("button", name="Remove").click()

@@ -260,3 +260,33 @@ def test_deleting_a_subscription_deletes_its_sinks(connectors, services):
     connectors.sinks.delete_subscription(connectors.subscription_id)
     assert services.delivery.sinks.of_scope(sink.scope) == []
     assert connectors.cursor(sink) is None
+
+
+def test_a_sink_stored_in_plaintext_before_sealing_is_sealed_when_first_read_and_gets_a_cursor(
+    connectors, services
+):
+    secret = "whsec_" + "TEVHQUNZ" * 4
+    services.storage.table(SINKS_TABLE).create_entity(
+        {
+            "PartitionKey": connectors.scope,
+            "RowKey": "sink_legacy",
+            "subscriptionId": connectors.subscription_id,
+            "type": "webhook",
+            "url": "http://127.0.0.1:9/hook?token=LEGACYTOKEN",
+            "secret": secret,
+            "changeTypes": "[]",
+            "createdDateTime": T0,
+            "state": "active",
+            "lastDelivery": "{}",
+        }
+    )
+    sink = connectors.sinks.get(connectors.subscription_id, "sink_legacy")
+    assert (sink.url, sink.secret) == ("http://127.0.0.1:9/hook?token=LEGACYTOKEN", secret)
+    raw = repr(dict(services.storage.table(SINKS_TABLE).get_entity(connectors.scope, "sink_legacy")))
+    assert "LEGACYTOKEN" not in raw and secret not in raw and "TEVHQUNZ" not in raw
+    keys = connectors.write_rows(1, 1)
+    connectors.drain(sink)  # no cursor yet: it starts at the end of the log
+    connectors.write_rows(2, 1)
+    connectors.drain(sink)
+    assert connectors.receiver.rows() == [f"{2:020d}"]
+    assert keys[0] not in connectors.receiver.rows()

@@ -272,9 +272,9 @@ class SinkDelivery:
         or the budget is spent; returns what happened, for the function's log line."""
         signal = Signal.from_message(body)
         sink = self.sinks.get(signal.scope, signal.sink_id)
-        cursor = self.cursors.get(signal.scope, signal.sink_id)
-        if sink is None or cursor is None:
+        if sink is None:
             return f"sink {signal.sink_id} was removed: nothing sent"
+        cursor = self.cursors.get(signal.scope, signal.sink_id) or self._adopt(sink)
         if sink.state is not SinkState.ACTIVE:
             return f"sink {sink.id} is disabled ({sink.disabled_reason}): nothing sent"
         now = self.clock()
@@ -424,6 +424,18 @@ class SinkDelivery:
         self.queue.put_later(signal.to_message(), delay, queue=DELIVERIES_QUEUE)
 
     # --- what the management API asks ----------------------------------------------------------
+
+    def _adopt(self, sink: Sink) -> SinkCursor:
+        """A cursor for a sink made before sinks had one: it starts at the end of the log."""
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            return self.start(sink)
+        except ResourceExistsError:
+            cursor = self.cursors.get(sink.scope, sink.id)
+            if cursor is None:
+                raise CursorGone(sink.id) from None
+            return cursor
 
     def start(self, sink: Sink) -> SinkCursor:
         """A new sink's cursor: at the end of the log, so it is sent what comes after it."""

@@ -81,6 +81,29 @@ class SinkStore(TableRepository):
             except ResourceNotFoundError:
                 pass
 
+    def _reseal(self, entity: Any) -> Sink:
+        """A sink stored before secrets were sealed (plaintext `url`, `secret`, `previousSecret`):
+        written again, sealed, the first time it is read."""
+        sink = Sink(
+            id=entity["RowKey"],
+            scope=entity["PartitionKey"],
+            subscription_id=entity["subscriptionId"],
+            type=entity["type"],
+            url=entity["url"],
+            change_types=tuple(json.loads(entity["changeTypes"])),
+            created=entity["createdDateTime"],
+            secret=entity.get("secret"),
+            previous_secret=entity.get("previousSecret"),
+            previous_secret_until=entity.get("previousSecretUntil"),
+            state=SinkState(entity["state"]),
+            disabled_reason=entity.get("disabledReason"),
+            etag=entity.metadata.get("etag"),
+        )
+        try:
+            return self.replace(sink)
+        except SinkChanged:
+            return sink  # another reader sealed it first
+
     @property
     def _ring(self) -> KeyRing:
         if self._keys is None:
@@ -124,6 +147,8 @@ class SinkStore(TableRepository):
         return entity
 
     def _from_entity(self, entity: Any) -> Sink:
+        if "urlBase" not in entity:
+            return self._reseal(entity)
         query = self._open(entity, "urlQuerySealed")
         return Sink(
             id=entity["RowKey"],
