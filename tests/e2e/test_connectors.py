@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from standardwebhooks.webhooks import Webhook
 
@@ -288,3 +289,32 @@ def test_a_rotated_secret_signs_beside_the_old_one_so_receivers_can_switch_over(
     listed = json.dumps(api.sinks(subscription["id"]))
     assert old_secret not in listed
     assert new_secret not in listed
+
+
+def test_each_sink_operation_leaves_one_audit_line_with_the_url_masked(api, emulator, new_list, stack):
+    subscription = api.create_subscription(SITE, new_list).json()
+    _, url = receiver(emulator, "webhook")
+    url += "?token=NEVERLOGGED"
+    log = stack.service("functions-host").log_path
+    sink = api.add_sink(subscription["id"], "webhook", url).json()
+    base = f"/api/subscriptions/{subscription['id']}/sinks/{sink['id']}"
+    for action in ("test", "rotate-secret", "disable", "enable"):
+        assert api.http.post(f"{base}/{action}").status_code == 200, action
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    assert api.http.post(f"{base}/replay", json={"since": since}).status_code == 202
+    assert api.http.delete(base).status_code == 204
+
+    def audit_lines() -> list[str] | None:
+        lines = [
+            line
+            for line in log.read_text().splitlines()
+            if f"sink {sink['id']}" in line and "sink audit" in line
+        ]
+        return lines if len(lines) == 7 else None
+
+    lines = wait_until(audit_lines, what="seven audit lines")
+    assert [line.split("sink audit: ")[1].split(" ")[0] for line in lines] == [
+        "create", "test", "rotate", "disable", "enable", "replay", "delete",
+    ]  # fmt: skip
+    assert all("invocation " in line and ": ok" in line for line in lines)
+    assert "NEVERLOGGED" not in log.read_text()

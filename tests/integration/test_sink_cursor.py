@@ -5,6 +5,7 @@ holds no credential. The receiver is scripted here; the e2e and fault suites use
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -290,3 +291,19 @@ def test_a_sink_stored_in_plaintext_before_sealing_is_sealed_when_first_read_and
     connectors.drain(sink)
     assert connectors.receiver.rows() == [f"{2:020d}"]
     assert keys[0] not in connectors.receiver.rows()
+
+
+def test_teams_slots_are_shared_by_every_instance_sending_to_one_url(services):
+    """Two instances (two gates on one storage account) sending to one workflow URL at the same
+    moment are spaced a quarter second apart, as Teams' 4 requests a second asks."""
+    from functions.core.sinks.rate import RateGate
+
+    slept: list[float] = []
+    frozen = 1_000_000.0
+    url = f"https://default1.environment.api.powerplatform.com/workflows/{uuid.uuid4().hex}"
+    first, second = (RateGate(services.storage, clock=lambda: frozen, sleep=slept.append) for _ in range(2))
+    for gate in (first, second, first, second, first):
+        gate.wait(url, 4.0)
+    assert slept == [0.25, 0.5, 0.75, 1.0]
+    RateGate(services.storage, clock=lambda: frozen, sleep=slept.append).wait(url + "/other", 4.0)
+    assert len(slept) == 4  # another URL has slots of its own

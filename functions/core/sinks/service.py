@@ -8,7 +8,7 @@ import logging
 import secrets as random_ids
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -78,7 +78,8 @@ class SinkService:
     ) -> tuple[Sink, str | None]:
         """The sink, and its signing secret (webhooks only): returned here and never again."""
         record = self.subscriptions.get(subscription_id)
-        with _audited("create", subscription_id, None, request.url, invocation_id) as note:
+        with _audited("create", subscription_id, invocation_id) as audit:
+            audit.url = request.url
             url, _warning = check_url(request.type, request.url, allow_loopback_http=self.allow_loopback_http)
             secret = None
             if request.type == WEBHOOK:
@@ -101,7 +102,7 @@ class SinkService:
                 )
             )
             self.delivery.start(sink)
-            note(f"created {sink.id}")
+            audit.about(sink)
         return sink, secret
 
     def list(self, subscription_id: str) -> list[Sink]:
@@ -147,15 +148,18 @@ class SinkService:
 
     def delete(self, subscription_id: str, sink_id: str, invocation_id: str = "-") -> None:
         """Nothing is sent to it afterwards: a drain finds no sink and stops."""
-        sink = self.get(subscription_id, sink_id)
-        with _audited("delete", subscription_id, sink.id, sink.url, invocation_id):
+        with _audited("delete", subscription_id, invocation_id) as audit:
+            audit.sink_id = sink_id
+            sink = self.get(subscription_id, sink_id)
+            audit.about(sink)
             self._remove(sink)
 
     def delete_all(self, scope: str) -> int:
         """Every sink of a scope (an explicit DELETE of its subscription)."""
         removed = 0
         for sink in self.sinks.of_scope(scope):
-            with _audited("delete", sink.subscription_id, sink.id, sink.url, "-"):
+            with _audited("delete", sink.subscription_id, "-") as audit:
+                audit.about(sink)
                 self._remove(sink)
             removed += 1
         return removed
@@ -173,34 +177,42 @@ class SinkService:
         self.delivery.forget(sink)
 
     def test(self, subscription_id: str, sink_id: str, invocation_id: str = "-") -> Outcome:
-        sink = self.get(subscription_id, sink_id)
-        record = self.subscriptions.get(subscription_id)
-        with _audited("test", subscription_id, sink.id, sink.url, invocation_id) as note:
+        with _audited("test", subscription_id, invocation_id) as audit:
+            audit.sink_id = sink_id
+            sink = self.get(subscription_id, sink_id)
+            audit.about(sink)
+            record = self.subscriptions.get(subscription_id)
             outcome = self.delivery.test(
                 sink, sample_changes(record.id, record.site_url or None, record.resource, self.clock())
             )
-            note(outcome.detail)
+            audit.note(f"{outcome.detail} in {outcome.elapsed * 1000:.0f} ms")
         return outcome
 
     def retry_now(self, subscription_id: str, sink_id: str, invocation_id: str = "-") -> None:
-        sink = self.get(subscription_id, sink_id)
-        with _audited("redeliver", subscription_id, sink.id, sink.url, invocation_id):
+        with _audited("redeliver", subscription_id, invocation_id) as audit:
+            audit.sink_id = sink_id
+            sink = self.get(subscription_id, sink_id)
+            audit.about(sink)
             self.delivery.resume(sink, "retry")
 
     def enable(self, subscription_id: str, sink_id: str, invocation_id: str = "-") -> Sink:
         """Active again, from where its cursor stopped: nothing in between is lost."""
-        with _audited("enable", subscription_id, sink_id, None, invocation_id):
+        with _audited("enable", subscription_id, invocation_id) as audit:
+            audit.sink_id = sink_id
             enabled = self._change(
                 subscription_id,
                 sink_id,
                 lambda s: replace(s, state=SinkState.ACTIVE, disabled_reason=None, disabled_at=None),
             )
+            audit.about(enabled)
             self.delivery.resume(enabled, "enable")
         return enabled
 
     def disable(self, subscription_id: str, sink_id: str, invocation_id: str = "-") -> Sink:
-        with _audited("disable", subscription_id, sink_id, None, invocation_id):
+        with _audited("disable", subscription_id, invocation_id) as audit:
+            audit.sink_id = sink_id
             sink = self.get(subscription_id, sink_id)
+            audit.about(sink)
             disabled = self.delivery.disable(sink, "disabled through the management API")
             if disabled is None:
                 raise SinkNotFound(sink_id)
@@ -209,15 +221,17 @@ class SinkService:
     def replay(
         self, subscription_id: str, sink_id: str, request: ReplayRequest, invocation_id: str = "-"
     ) -> int:
-        sink = self.get(subscription_id, sink_id)
-        until = request.until or self.clock()
-        if until < request.since:
-            raise InvalidSink("until must not be before since")
-        if until - request.since > MAX_REPLAY_RANGE:
-            raise InvalidSink(f"a replay covers at most {MAX_REPLAY_RANGE.days} days")
-        with _audited("replay", subscription_id, sink.id, sink.url, invocation_id) as note:
+        with _audited("replay", subscription_id, invocation_id) as audit:
+            audit.sink_id = sink_id
+            sink = self.get(subscription_id, sink_id)
+            audit.about(sink)
+            until = request.until or self.clock()
+            if until < request.since:
+                raise InvalidSink("until must not be before since")
+            if until - request.since > MAX_REPLAY_RANGE:
+                raise InvalidSink(f"a replay covers at most {MAX_REPLAY_RANGE.days} days")
             count = self.delivery.replay(sink, request.since, until)
-            note(f"{count} row(s) from {request.since.isoformat()} to {until.isoformat()}")
+            audit.note(f"{count} row(s) from {request.since.isoformat()} to {until.isoformat()}")
         return count
 
     def rotate_secret(
@@ -225,7 +239,8 @@ class SinkService:
     ) -> tuple[Sink, str]:
         """A new secret; the old one keeps signing beside it for ROTATION_OVERLAP."""
         secret = check_secret(request.secret) if request.secret else new_secret()
-        with _audited("rotate", subscription_id, sink_id, None, invocation_id):
+        with _audited("rotate", subscription_id, invocation_id) as audit:
+            audit.sink_id = sink_id
 
             def rotated(sink: Sink) -> Sink:
                 if sink.type != WEBHOOK:
@@ -238,6 +253,7 @@ class SinkService:
                 )
 
             sink = self._change(subscription_id, sink_id, rotated)
+            audit.about(sink)
         return sink, secret
 
     def _change(self, subscription_id: str, sink_id: str, change: Callable[[Sink], Sink]) -> Sink:
@@ -251,15 +267,31 @@ class SinkService:
         raise SinkChanged(sink_id)
 
 
+@dataclass
+class _Audit:
+    """What one audit line says: the action, the sink (masked), the invocation, the outcome."""
+
+    action: str
+    subscription_id: str
+    invocation_id: str
+    sink_id: str = "-"
+    url: str | None = None
+    details: list[str] = field(default_factory=list)
+
+    def about(self, sink: Sink) -> None:
+        self.sink_id, self.url = sink.id, sink.url
+
+    def note(self, detail: str) -> None:
+        self.details.append(detail)
+
+
 @contextmanager
-def _audited(
-    action: str, subscription_id: str, sink_id: str | None, url: str | None, invocation_id: str
-) -> Iterator[Callable[[str], None]]:
+def _audited(action: str, subscription_id: str, invocation_id: str) -> Iterator[_Audit]:
     """One log line for the action, whatever its outcome."""
-    details: list[str] = []
+    audit = _Audit(action, subscription_id, invocation_id)
     outcome = "failed"
     try:
-        yield details.append
+        yield audit
         outcome = "ok"
     except (InvalidSink, SinkNotFound) as refused:
         outcome = f"refused: {refused}"
@@ -268,10 +300,10 @@ def _audited(
         log.info(
             "sink audit: %s sink %s of subscription %s (%s), invocation %s: %s%s",
             action,
-            sink_id or "-",
+            audit.sink_id,
             subscription_id,
-            mask(url) if url else "-",
+            mask(audit.url) if audit.url else "-",
             invocation_id,
             outcome,
-            f" ({'; '.join(details)})" if details else "",
+            f" ({'; '.join(audit.details)})" if audit.details else "",
         )
