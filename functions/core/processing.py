@@ -96,8 +96,8 @@ class Worker:
     # when the subscription had to be recreated).
     lifecycle: Callable[[SubscriptionRecord, str], SubscriptionRecord]
     queue: NotificationQueue
-    # Signals the scope's sinks that a sync wrote rows (scope, subscription id, row keys).
-    publish: Callable[[str, str, Sequence[str]], int]
+    # Signals the scope's sinks that a sync wrote rows (scope, subscription id, row keys, source).
+    publish: Callable[[str, str, Sequence[str], str], int]
     poison: PoisonQueue
     failures: FailureLog
     reads: ReadCoordinator
@@ -207,7 +207,7 @@ class Worker:
             return
         result = SyncResult.combined(coalesced.results)
         report.changes_written += result.written
-        report.sinks_signalled += self.publish(record.scope, record.id, result.rows)
+        report.sinks_signalled += self.publish(record.scope, record.id, result.rows, record.source)
         report.lists_synced += 1
         report.resyncs += int(result.resynced)
         self._note_health(record, notified_at=message.received_at)

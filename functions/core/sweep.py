@@ -53,7 +53,9 @@ class ChangeSweep:
                     report.busy.append(checkpoint.list_id)
                     continue
                 result = SyncResult.combined(coalesced.results)
-                self.worker.publish(checkpoint.list_id, checkpoint.subscription_id, result.rows)
+                self.worker.publish(
+                    checkpoint.list_id, checkpoint.subscription_id, result.rows, checkpoint.source
+                )
             except Exception as error:  # one list failing must not stop the others
                 log.error(
                     "sweep: reading changes failed for subscription %s (list %s): %s",

@@ -162,8 +162,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           value: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=sink-sealing-keys)'
         }
         {
-          // Sync functions share this pool: a slow connector receiver must not take the last
-          // thread (32 is the worker's maximum; host.json runs up to 16 + 16 messages at once).
+          // Sync functions share this pool, which is otherwise a few threads per core: slow
+          // connector receivers must not take every thread (host.json runs up to 16 + 16
+          // messages of a queue function at once).
           name: 'PYTHON_THREADPOOL_THREAD_COUNT'
           value: '32'
         }

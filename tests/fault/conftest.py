@@ -103,17 +103,25 @@ def fault_stack(
             emulator.close()
 
 
-def flood(url: str, entries: list[dict[str, str]], stop: threading.Event) -> Counter[int]:
-    """Post copies of the entries, round robin, until `stop`; the answers' status codes."""
-    statuses: Counter[int] = Counter()
+# What the intake may answer under overload: 202, or a 503 that says when to come back.
+ACCEPTED, SHED = "202", "503 with Retry-After"
+
+
+def flood(url: str, entries: list[dict[str, str]], stop: threading.Event) -> Counter[str]:
+    """Post copies of the entries, round robin, until `stop`; the answers, by kind: `ACCEPTED`,
+    `SHED` (load shed as SharePoint expects it, retried by SharePoint), or anything else."""
+    answers: Counter[str] = Counter()
     with httpx.Client(timeout=30) as http:
         n = 0
         while not stop.is_set():
             entry = entries[n % len(entries)]
             n += 1
             response = http.post(f"{url}/api/notifications/sharepoint", json={"value": [entry]})
-            statuses[response.status_code] += 1
-    return statuses
+            if response.status_code == 503 and response.headers.get("Retry-After"):
+                answers[SHED] += 1
+            else:
+                answers[str(response.status_code)] += 1
+    return answers
 
 
 def make_changes(emulator_url: str, list_id: str, items: int, pause: float = 0.0) -> Counter[tuple[Any, str]]:

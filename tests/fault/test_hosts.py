@@ -9,7 +9,7 @@ from functools import partial
 from functions.core.change_tokens import parse_change_token
 from functions.core.checkpoints import CheckpointStore
 from local.stack import free_port
-from tests.fault.conftest import SITE, arrived, fault_stack, flood, make_changes, run_all
+from tests.fault.conftest import ACCEPTED, SHED, SITE, arrived, fault_stack, flood, make_changes, run_all
 from tests.helpers import wait_until
 
 
@@ -72,7 +72,7 @@ def test_two_hosts_on_one_storage_write_every_change_once_and_never_move_a_check
                 stop.set()
 
         made, looks, *answers = run_all([changes_then_stop, watch_checkpoints, *flooding])
-        assert set(sum(answers, Counter())) == {202}
+        assert set(sum(answers, Counter())) <= {ACCEPTED, SHED}  # a 503 only with Retry-After
         assert looks > 1 and not went_back, went_back
         env.drain()
         assert [env.changes_of(entry) for entry in entries] == made

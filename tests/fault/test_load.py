@@ -7,7 +7,7 @@ from collections import Counter
 from functools import partial
 from typing import Any
 
-from tests.fault.conftest import arrived, fault_stack, flood, make_changes, run_all
+from tests.fault.conftest import ACCEPTED, SHED, arrived, fault_stack, flood, make_changes, run_all
 from tests.helpers import wait_until
 
 LISTS = 4
@@ -34,10 +34,11 @@ def test_every_change_arrives_exactly_once_under_32_concurrent_notifications(tmp
                 stop.set()
 
         made, *answers = run_all([changes_then_stop, *flooding])
-        statuses: Counter[int] = sum(answers, Counter())
-        print(f"{statuses.total()} notifications posted while the changes were made")
-        assert set(statuses) == {202}, statuses
-        assert statuses[202] >= FLOODERS  # every flooder got through at least once
+        statuses: Counter[str] = sum(answers, Counter())
+        print(f"{statuses.total()} notifications posted while the changes were made: {dict(statuses)}")
+        # Overloaded, the intake may shed load, always with a Retry-After; nothing is lost either way.
+        assert set(statuses) <= {ACCEPTED, SHED}, statuses
+        assert statuses[ACCEPTED] >= FLOODERS  # every flooder got through at least once
 
         for (_, entry), expected in zip(lists, made, strict=True):
             wait_until(

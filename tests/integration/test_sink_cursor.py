@@ -208,14 +208,26 @@ def test_a_sink_deleted_during_a_delivery_does_not_come_back(connectors):
     assert "removed" in connectors.drain(sink)
 
 
-def test_a_row_written_behind_the_position_moves_it_back(connectors):
+def test_a_graph_row_written_behind_the_position_moves_it_back(connectors):
     sink = connectors.add_sink()
     connectors.write_rows(10, 2)
     connectors.drain(sink)
     late = connectors.write_rows(5, 1)  # Graph: a delta page with an older change
-    assert connectors.delivery.signal(connectors.scope, connectors.subscription_id, late) == 1
+    assert connectors.delivery.signal(connectors.scope, connectors.subscription_id, late, "graph") == 1
     connectors.drain(sink)
     assert late[0] in connectors.receiver.sent[-1][1]
+
+
+def test_sharepoint_rows_read_again_are_not_sent_again(connectors):
+    """A read that starts again from an older checkpoint (a taken-over read lease, a retried
+    message) writes the same rows again: SharePoint's log only grows at its end, so they were sent."""
+    sink = connectors.add_sink()
+    keys = connectors.write_rows(1, 5)
+    connectors.drain(sink)
+    again = connectors.write_rows(1, 5)
+    assert connectors.delivery.signal(connectors.scope, connectors.subscription_id, again, "sharepoint") == 1
+    connectors.drain(sink)
+    assert connectors.receiver.rows() == keys
 
 
 def test_a_replay_sends_a_time_range_again_once_oldest_first_under_new_ids(connectors):

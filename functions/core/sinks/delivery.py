@@ -55,6 +55,8 @@ BUSY_RECHECK_SECONDS = 5
 MAX_RETRY_AFTER = timedelta(hours=1)
 UNREACHABLE = "the receiver could not be reached"
 TEAMS_REQUESTS_PER_SECOND = 4.0  # Teams throttles a workflow URL above this
+# Sources whose change-log keys can land behind rows already written (see `signal`).
+SOURCES_WRITING_BEHIND = frozenset({"graph"})
 
 
 def utc_now() -> datetime:
@@ -218,17 +220,21 @@ class SinkDelivery:
 
     # --- signals ------------------------------------------------------------------------------
 
-    def signal(self, scope: str, subscription_id: str, row_keys: Sequence[str]) -> int:
+    def signal(self, scope: str, subscription_id: str, row_keys: Sequence[str], source: str) -> int:
         """Tell each active sink of the scope that rows were written; returns the signals queued.
-        A row written behind a sink's position (Graph keys rows by the change's own time, which a
-        late delta page can put behind) moves that position back to it: sent again, never skipped."""
+
+        SharePoint's log only grows at its end (keys follow the change number), so a row written
+        again at or before a sink's position is one it was already sent. Graph keys rows by the
+        change's own time, and a late delta page can put a new row behind a position: for Graph
+        that position moves back to it, so the row is sent (with the rows after it, again)."""
         if not row_keys:
             return 0
-        first = min(row_keys)
         active = {sink.id for sink in self.sinks.of_scope(scope) if sink.state is SinkState.ACTIVE}
-        for cursor in self.cursors.of_scope(scope):
-            if cursor.sink_id in active and cursor.position >= first:
-                self._rewind(cursor, key_before(first))
+        if active and source in SOURCES_WRITING_BEHIND:
+            first = min(row_keys)
+            for cursor in self.cursors.of_scope(scope):
+                if cursor.sink_id in active and cursor.position >= first:
+                    self._rewind(cursor, key_before(first))
         for sink_id in sorted(active):
             self._queue(Signal(scope, sink_id, "rows"))
         return len(active)
