@@ -117,17 +117,22 @@ def test_a_new_sink_is_sent_only_what_comes_after_it(connectors):
     assert connectors.receiver.rows() == later
 
 
-def test_a_retry_after_a_crash_sends_the_same_rows_under_the_same_id(connectors):
+@pytest.mark.parametrize("rows", [10, 250], ids=["a partial batch", "a full batch"])
+def test_a_retry_after_a_crash_sends_the_same_rows_under_the_same_id(connectors, rows):
     sink = connectors.add_sink()
-    keys = connectors.write_rows(1, 10)
+    keys = connectors.write_rows(1, rows)
     connectors.receiver.script = [RuntimeError("host killed while the receiver was answering")]
     with pytest.raises(RuntimeError):
         connectors.drain(sink)
-    connectors.write_rows(11, 5)  # more rows land before the retry
+    connectors.write_rows(rows + 1, 5)  # more rows land before the retry
     connectors.drain(sink)  # the same queue message, visible again
-    (crashed_id, crashed_rows), (retried_id, retried_rows), (next_id, next_rows) = connectors.receiver.sent
-    assert (retried_id, retried_rows) == (crashed_id, crashed_rows) == (crashed_id, keys)
-    assert next_id != crashed_id and len(next_rows) == 5
+    (crashed_id, crashed_rows), (retried_id, retried_rows), *rest = connectors.receiver.sent
+    assert (retried_id, retried_rows) == (crashed_id, crashed_rows) == (crashed_id, keys[:200])
+    assert crashed_id not in {message_id for message_id, _ in rest}
+    assert [row for _, later in rest for row in later] == [
+        *keys[200:],
+        *(f"{n:020d}" for n in range(rows + 1, rows + 6)),
+    ]
 
 
 def test_a_failure_backs_off_honouring_retry_after_up_to_an_hour_and_loses_nothing(connectors):

@@ -21,7 +21,7 @@ import random
 import secrets as random_ids
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 # Rows per batch: a webhook body of 200 changes stays well under a megabyte; cards split further.
 MAX_BATCH_ROWS = 200
+# Rows read from the change log at once: five batches a query.
+READ_AHEAD_ROWS = 5 * MAX_BATCH_ROWS
 # One drain works this long, then hands over to a fresh message (one invocation stays short).
 DRAIN_BUDGET_SECONDS = 40.0
 # Longer than the budget plus one send's deadline: a live holder never loses its lease.
@@ -207,6 +209,16 @@ class Batch:
     rows: list[dict[str, Any]]
 
 
+@dataclass
+class ReadAhead:
+    """Rows read after a sink's position and not sent yet: one query serves several batches.
+    `after` is the position they follow; once the cursor is elsewhere (a rewind), they are read
+    again."""
+
+    after: str | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class SinkDelivery:
     sinks: SinkStore
@@ -230,12 +242,17 @@ class SinkDelivery:
         if not row_keys:
             return 0
         active = {sink.id for sink in self.sinks.of_scope(scope) if sink.state is SinkState.ACTIVE}
-        if active and source in SOURCES_WRITING_BEHIND:
+        rewinds = source in SOURCES_WRITING_BEHIND
+        cursors = self.cursors.of_scope(scope) if active and (rewinds or len(active) > 1) else []
+        if rewinds:
             first = min(row_keys)
-            for cursor in self.cursors.of_scope(scope):
+            for cursor in cursors:
                 if cursor.sink_id in active and cursor.position >= first:
                     self._rewind(cursor, key_before(first))
-        for sink_id in sorted(active):
+        # Sinks that answer well first: a receiver holding its deliveries open delays no other.
+        now = self.clock()
+        struggling = {c.sink_id for c in cursors if c.attempts or (c.lease_until and c.lease_until > now)}
+        for sink_id in sorted(active, key=lambda sink_id: (sink_id in struggling, sink_id)):
             self._queue(Signal(scope, sink_id, "rows"))
         return len(active)
 
@@ -309,12 +326,13 @@ class SinkDelivery:
     def _deliver_owed(self, sink: Sink, cursor: SinkCursor, holder: str) -> str:
         deadline = self.monotonic() + DRAIN_BUDGET_SECONDS
         sent = 0
+        ahead = ReadAhead()
         while True:
             if self.monotonic() > deadline:
                 self._release(cursor, holder)
                 self._queue(Signal(sink.scope, sink.id, "continue"))
                 return f"sink {sink.id}: {sent} batch(es) delivered; more owed, continued in a new message"
-            cut = self._next_batch(sink, cursor, holder)
+            cut = self._next_batch(sink, cursor, holder, ahead)
             if cut is None:
                 self._release(cursor, holder)
                 return f"sink {sink.id}: {sent} batch(es) delivered; nothing more owed"
@@ -339,9 +357,13 @@ class SinkDelivery:
                 continue
             return self._failed(sink, cursor, holder, outcome, now, sent)
 
-    def _next_batch(self, sink: Sink, cursor: SinkCursor, holder: str) -> tuple[SinkCursor, Batch] | None:
-        """The batch in flight, or the next one cut and recorded as in flight: a replay's rows
-        first (they are the older), then the rows after the position."""
+    def _next_batch(
+        self, sink: Sink, cursor: SinkCursor, holder: str, ahead: ReadAhead
+    ) -> tuple[SinkCursor, Batch] | None:
+        """The batch in flight, or the next one cut: a replay's rows first (they are the older),
+        then the rows after the position. A batch that a retry could cut otherwise (a partial
+        one, a replay's) is recorded as in flight before it is sent; a full batch after the
+        position is the same rows whenever it is cut, so it needs no write."""
         if cursor.inflight is not None:
             rows = self.change_log.rows(sink.scope, cursor.inflight.rows)
             return cursor, Batch(cursor.inflight, rows)
@@ -361,11 +383,17 @@ class SinkDelivery:
             if updated is None:
                 return None
             cursor = updated
-        page, _ = self.change_log.page(sink.scope, after=cursor.position, top=MAX_BATCH_ROWS)
-        if not page:
+        if ahead.after != cursor.position or not ahead.rows:
+            ahead.rows, _ = self.change_log.page(sink.scope, after=cursor.position, top=READ_AHEAD_ROWS)
+        if not ahead.rows:
             return None
-        keys = tuple(row["RowKey"] for row in page)
-        return self._record(cursor, holder, InFlight(batch_id(sink.id, keys), keys, cursor.position), page)
+        rows, ahead.rows = ahead.rows[:MAX_BATCH_ROWS], ahead.rows[MAX_BATCH_ROWS:]
+        keys = tuple(row["RowKey"] for row in rows)
+        ahead.after = keys[-1]
+        inflight = InFlight(batch_id(sink.id, keys), keys, cursor.position)
+        if len(keys) == MAX_BATCH_ROWS:
+            return cursor, Batch(inflight, rows)
+        return self._record(cursor, holder, inflight, rows)
 
     def _record(
         self, cursor: SinkCursor, holder: str, inflight: InFlight, rows: list[dict[str, Any]]
