@@ -14,6 +14,8 @@ from .storage import CHANGES_TABLE, TableRepository, outages_reported
 
 # Entity-group transactions take at most 100 operations, all in one partition.
 MAX_TRANSACTION_SIZE = 100
+# A table query answers at most this many entities a page.
+MAX_QUERY_PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,22 @@ class ChangeLog(TableRepository):
                 if len(rows) > top:
                     break
         return rows[:top], len(rows) > top
+
+    def following(self, list_id: str, *, after: str, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` rows after RowKey `after`, in key order, fetched in pages of exactly that
+        many (a table query answers at most 1,000 a page)."""
+        rows: list[dict[str, Any]] = []
+        with outages_reported(f"reading changes of {list_id}"):
+            entities = self._table.query_entities(
+                "PartitionKey eq @pk and RowKey gt @after",
+                parameters={"pk": list_id, "after": after},
+                results_per_page=min(limit, MAX_QUERY_PAGE),
+            )
+            for entity in entities:
+                rows.append(entity)
+                if len(rows) == limit:
+                    break
+        return rows
 
     def rows(self, list_id: str, keys: Sequence[str]) -> list[dict[str, Any]]:
         """The rows with these keys, in key order, with one range query."""

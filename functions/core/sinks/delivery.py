@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 # Rows per batch: a webhook body of 200 changes stays well under a megabyte; cards split further.
 MAX_BATCH_ROWS = 200
-# Rows read from the change log at once: five batches a query.
+# Rows read from the change log at once: five batches a query (one page of a table query).
 READ_AHEAD_ROWS = 5 * MAX_BATCH_ROWS
 # One drain works this long, then hands over to a fresh message (one invocation stays short).
 DRAIN_BUDGET_SECONDS = 40.0
@@ -384,7 +384,7 @@ class SinkDelivery:
                 return None
             cursor = updated
         if ahead.after != cursor.position or not ahead.rows:
-            ahead.rows, _ = self.change_log.page(sink.scope, after=cursor.position, top=READ_AHEAD_ROWS)
+            ahead.rows = self.change_log.following(sink.scope, after=cursor.position, limit=READ_AHEAD_ROWS)
         if not ahead.rows:
             return None
         rows, ahead.rows = ahead.rows[:MAX_BATCH_ROWS], ahead.rows[MAX_BATCH_ROWS:]
