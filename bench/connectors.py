@@ -132,10 +132,10 @@ def bench_outbox() -> list[Row]:
                 action()
                 samples.append((time.perf_counter() - started) * 1000)
         emulator.close()
-    name = f"{OUTBOX_ROWS:,} changes to a signed webhook through its cursor"
+    name = f"{OUTBOX_ROWS:,} changes → webhook, by cursor"
     return [
-        Row(name, "the same signed batches posted directly", ours, base),
-        Row(name, "the same rows read from the log and posted, no cursor", ours, read_too),
+        Row(name, "same batches posted directly", ours, base),
+        Row(name, "same rows read + posted, no cursor", ours, read_too),
     ]
 
 
@@ -219,7 +219,7 @@ def _drips(services: Services, emulator: EmulatorClient, api: httpx.Client) -> R
         without.append(_arrival(emulator, alone.list_id, lonely))
         time.sleep(ROUND_GAP_SECONDS)
     return Row(
-        f"healthy sink's change beside {DRIPPING_SINKS} dripping sinks",
+        f"a sink's change beside {DRIPPING_SINKS} dripping sinks",
         "the same sink alone",
         with_drips,
         without,
