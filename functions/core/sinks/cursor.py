@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from ..models import format_utc
 from ..storage import SINK_CURSORS_TABLE, TableRepository, is_valid_key, outages_reported
 
 # Conditional writes retried after another writer came first, before giving up.
@@ -90,11 +91,11 @@ class SinkCursor:
         if self.attempts:
             body["failedAttempts"] = self.attempts
         if self.failing_since:
-            body["failingSince"] = _utc(self.failing_since)
+            body["failingSince"] = format_utc(self.failing_since)
         if self.next_attempt_at:
-            body["nextAttemptDateTime"] = _utc(self.next_attempt_at)
+            body["nextAttemptDateTime"] = format_utc(self.next_attempt_at)
         if self.replay:
-            body["replay"] = {"since": _utc(self.replay.since), "until": _utc(self.replay.until)}
+            body["replay"] = {"since": format_utc(self.replay.since), "until": format_utc(self.replay.until)}
         return body
 
 
@@ -231,7 +232,3 @@ def _from_entity(entity: Any) -> SinkCursor:
         last_delivery=json.loads(entity.get("lastDelivery") or "{}"),
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
     )
-
-
-def _utc(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")

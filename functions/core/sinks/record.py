@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from ..egress import EgressRefused
 from ..egress import check_url as check_egress
+from ..models import format_utc
 
 TEAMS_WORKFLOW, MESSAGE_CARD, WEBHOOK = "teams-workflow", "message-card", "webhook"
 SINK_TYPES = (TEAMS_WORKFLOW, MESSAGE_CARD, WEBHOOK)
@@ -132,18 +133,14 @@ class Sink:
             "changeTypes": list(self.change_types),
             "state": self.state.value,
             "auth": self.auth,
-            "createdDateTime": _utc(self.created),
+            "createdDateTime": format_utc(self.created),
         }
         if self.disabled_reason:
             body["disabledReason"] = self.disabled_reason
         if self.disabled_at:
-            body["disabledDateTime"] = _utc(self.disabled_at)
+            body["disabledDateTime"] = format_utc(self.disabled_at)
         if self.previous_secret_until:
-            body["previousSecretValidUntil"] = _utc(self.previous_secret_until)
+            body["previousSecretValidUntil"] = format_utc(self.previous_secret_until)
         if self.warning:
             body["warning"] = self.warning
         return body
-
-
-def _utc(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -148,10 +148,8 @@ class SinkService:
 
     def delete(self, subscription_id: str, sink_id: str, invocation_id: str = "-") -> None:
         """Nothing is sent to it afterwards: a drain finds no sink and stops."""
-        with _audited("delete", subscription_id, invocation_id) as audit:
-            audit.sink_id = sink_id
-            sink = self.get(subscription_id, sink_id)
-            audit.about(sink)
+        with _audited("delete", subscription_id, invocation_id, sink_id) as audit:
+            sink = self._found(audit, subscription_id, sink_id)
             self._remove(sink)
 
     def delete_all(self, scope: str) -> int:
@@ -177,10 +175,8 @@ class SinkService:
         self.delivery.forget(sink)
 
     def test(self, subscription_id: str, sink_id: str, invocation_id: str = "-") -> Outcome:
-        with _audited("test", subscription_id, invocation_id) as audit:
-            audit.sink_id = sink_id
-            sink = self.get(subscription_id, sink_id)
-            audit.about(sink)
+        with _audited("test", subscription_id, invocation_id, sink_id) as audit:
+            sink = self._found(audit, subscription_id, sink_id)
             record = self.subscriptions.get(subscription_id)
             outcome = self.delivery.test(
                 sink, sample_changes(record.id, record.site_url or None, record.resource, self.clock())
@@ -189,16 +185,13 @@ class SinkService:
         return outcome
 
     def retry_now(self, subscription_id: str, sink_id: str, invocation_id: str = "-") -> None:
-        with _audited("redeliver", subscription_id, invocation_id) as audit:
-            audit.sink_id = sink_id
-            sink = self.get(subscription_id, sink_id)
-            audit.about(sink)
+        with _audited("redeliver", subscription_id, invocation_id, sink_id) as audit:
+            sink = self._found(audit, subscription_id, sink_id)
             self.delivery.resume(sink, "retry")
 
     def enable(self, subscription_id: str, sink_id: str, invocation_id: str = "-") -> Sink:
         """Active again, from where its cursor stopped: nothing in between is lost."""
-        with _audited("enable", subscription_id, invocation_id) as audit:
-            audit.sink_id = sink_id
+        with _audited("enable", subscription_id, invocation_id, sink_id) as audit:
             enabled = self._change(
                 subscription_id,
                 sink_id,
@@ -209,10 +202,8 @@ class SinkService:
         return enabled
 
     def disable(self, subscription_id: str, sink_id: str, invocation_id: str = "-") -> Sink:
-        with _audited("disable", subscription_id, invocation_id) as audit:
-            audit.sink_id = sink_id
-            sink = self.get(subscription_id, sink_id)
-            audit.about(sink)
+        with _audited("disable", subscription_id, invocation_id, sink_id) as audit:
+            sink = self._found(audit, subscription_id, sink_id)
             disabled = self.delivery.disable(sink, "disabled through the management API")
             if disabled is None:
                 raise SinkNotFound(sink_id)
@@ -221,10 +212,8 @@ class SinkService:
     def replay(
         self, subscription_id: str, sink_id: str, request: ReplayRequest, invocation_id: str = "-"
     ) -> int:
-        with _audited("replay", subscription_id, invocation_id) as audit:
-            audit.sink_id = sink_id
-            sink = self.get(subscription_id, sink_id)
-            audit.about(sink)
+        with _audited("replay", subscription_id, invocation_id, sink_id) as audit:
+            sink = self._found(audit, subscription_id, sink_id)
             until = request.until or self.clock()
             if until < request.since:
                 raise InvalidSink("until must not be before since")
@@ -239,8 +228,7 @@ class SinkService:
     ) -> tuple[Sink, str]:
         """A new secret; the old one keeps signing beside it for ROTATION_OVERLAP."""
         secret = check_secret(request.secret) if request.secret else new_secret()
-        with _audited("rotate", subscription_id, invocation_id) as audit:
-            audit.sink_id = sink_id
+        with _audited("rotate", subscription_id, invocation_id, sink_id) as audit:
 
             def rotated(sink: Sink) -> Sink:
                 if sink.type != WEBHOOK:
@@ -255,6 +243,11 @@ class SinkService:
             sink = self._change(subscription_id, sink_id, rotated)
             audit.about(sink)
         return sink, secret
+
+    def _found(self, audit: _Audit, subscription_id: str, sink_id: str) -> Sink:
+        sink = self.get(subscription_id, sink_id)
+        audit.about(sink)
+        return sink
 
     def _change(self, subscription_id: str, sink_id: str, change: Callable[[Sink], Sink]) -> Sink:
         """Apply `change` to the sink as stored, under its ETag, again if someone came first."""
@@ -286,9 +279,9 @@ class _Audit:
 
 
 @contextmanager
-def _audited(action: str, subscription_id: str, invocation_id: str) -> Iterator[_Audit]:
+def _audited(action: str, subscription_id: str, invocation_id: str, sink_id: str = "-") -> Iterator[_Audit]:
     """One log line for the action, whatever its outcome."""
-    audit = _Audit(action, subscription_id, invocation_id)
+    audit = _Audit(action, subscription_id, invocation_id, sink_id)
     outcome = "failed"
     try:
         yield audit
