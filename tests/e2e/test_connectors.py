@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 from standardwebhooks.webhooks import Webhook
 
+from functions.core.settings import StorageSettings
+from functions.core.storage import SINKS_TABLE, Storage
 from tests.e2e.conftest import SITE
 from tests.helpers import wait_until
 
@@ -318,3 +320,42 @@ def test_each_sink_operation_leaves_one_audit_line_with_the_url_masked(api, emul
     ]  # fmt: skip
     assert all("invocation " in line and ": ok" in line for line in lines)
     assert "NEVERLOGGED" not in log.read_text()
+
+
+def test_a_rotation_and_a_delete_made_while_a_receiver_holds_a_delivery_open_stay_done(
+    api, emulator, new_list, stack
+):
+    subscription = api.create_subscription(SITE, new_list).json()
+    rotated_name, rotated_url = receiver(emulator, "webhook")
+    deleted_name, deleted_url = receiver(emulator, "webhook")
+    rotated = api.add_sink(subscription["id"], "webhook", rotated_url).json()
+    deleted = api.add_sink(subscription["id"], "webhook", deleted_url).json()
+    for name, sink in ((rotated_name, rotated), (deleted_name, deleted)):
+        emulator.receiver_secret(name, sink["secret"])
+        emulator.receiver_behaviour("webhook", name, status=204, times=1, delaySeconds=8)
+    emulator.add_item(SITE, new_list, "held open")
+    base = f"/api/subscriptions/{subscription['id']}/sinks"
+    wait_until(
+        lambda: all(
+            api.http.get(f"{base}/{s['id']}").json()["delivery"]["inProgress"] for s in (rotated, deleted)
+        ),
+        what="both deliveries held open by their receivers",
+    )
+    new_secret = api.http.post(f"{base}/{rotated['id']}/rotate-secret").json()["secret"]
+    assert api.http.delete(f"{base}/{deleted['id']}").status_code == 204
+
+    emulator.receiver_secret(rotated_name, new_secret)
+    emulator.add_item(SITE, new_list, "after the rotation")
+    wait_until(
+        lambda: api.http.get(f"{base}/{rotated['id']}").json()["delivery"]["batchesDelivered"] >= 2,
+        timeout=60,
+        what="both changes delivered to the rotated sink",
+    )
+    last = emulator.received("webhook", rotated_name)[-1]
+    Webhook(new_secret).verify(last["body"], last["headers"])  # the rotation was not undone
+    assert api.http.get(f"{base}/{deleted['id']}").status_code == 404  # the delete was not undone
+    assert [s["id"] for s in api.sinks(subscription["id"])] == [rotated["id"]]
+
+    table = Storage(StorageSettings(connection_string=stack.connection_string)).table(SINKS_TABLE)
+    stored = repr([dict(e) for e in table.list_entities()])
+    assert new_secret not in stored and rotated["secret"] not in stored

@@ -83,9 +83,13 @@ class SinkCursor:
     def released(self) -> SinkCursor:
         return replace(self, lease_holder=None, lease_until=None)
 
-    def view(self) -> dict[str, object]:
+    def view(self, now: datetime) -> dict[str, object]:
         """What the sink's view shows of its delivery."""
-        body: dict[str, object] = {"position": self.position, "batchesDelivered": self.batches_delivered}
+        body: dict[str, object] = {
+            "position": self.position,
+            "batchesDelivered": self.batches_delivered,
+            "inProgress": self.lease_until is not None and self.lease_until > now,
+        }
         if self.last_delivery:
             body["lastDelivery"] = dict(self.last_delivery)
         if self.attempts:

@@ -118,7 +118,7 @@ class SinkService:
 
     def view(self, sink: Sink) -> dict[str, object]:
         cursor = self.delivery.cursor(sink)
-        return {**sink.view(), **({"delivery": cursor.view()} if cursor else {})}
+        return {**sink.view(), **({"delivery": cursor.view(self.clock())} if cursor else {})}
 
     def states(self, subscription_id: str) -> Sequence[SinkDeliveryState]:
         """Each sink's state and delivery, for the subscription's health."""
