@@ -281,8 +281,7 @@ def _create_sink(services: Services, req: func.HttpRequest, *, invocation_id: st
 
 
 def _list_sinks(services: Services, req: func.HttpRequest) -> func.HttpResponse:
-    sinks = services.sinks.list(req.route_params["id"])
-    return json_response({"value": [services.sinks.view(sink) for sink in sinks]})
+    return json_response({"value": services.sinks.views(req.route_params["id"])})
 
 
 def _get_sink(services: Services, req: func.HttpRequest) -> func.HttpResponse:

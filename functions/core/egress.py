@@ -20,7 +20,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from urllib.parse import urlsplit
@@ -186,7 +186,7 @@ def _is_local_http(scheme: str, host: str, allow_loopback_http: bool) -> bool:
     return allow_loopback_http and scheme == "http" and host.lower() in _LOOPBACK_NAMES
 
 
-def _checked_connector(local: bool):  # type: ignore[no-untyped-def]
+def _checked_connector(local: bool) -> Callable[..., socket.socket]:
     """A replacement for socket.create_connection that resolves the name itself, refuses any
     address outside the policy, and connects to the address it checked."""
 

@@ -80,9 +80,6 @@ class SinkCursor:
     def backing_off(self, now: datetime) -> bool:
         return self.next_attempt_at is not None and self.next_attempt_at > now
 
-    def released(self) -> SinkCursor:
-        return replace(self, lease_holder=None, lease_until=None)
-
     def view(self, now: datetime) -> dict[str, object]:
         """What the sink's view shows of its delivery."""
         body: dict[str, object] = {

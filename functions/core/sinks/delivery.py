@@ -281,7 +281,7 @@ class SinkDelivery:
             owed = (
                 cursor.inflight
                 or cursor.replay
-                or self.change_log.page(cursor.scope, after=cursor.position, top=1)[0]
+                or self.change_log.following(cursor.scope, after=cursor.position, limit=1)
             )
             if owed:
                 self._queue(Signal(cursor.scope, cursor.sink_id, "catch-up"))
@@ -398,9 +398,7 @@ class SinkDelivery:
     def _record(
         self, cursor: SinkCursor, holder: str, inflight: InFlight, rows: list[dict[str, Any]]
     ) -> tuple[SinkCursor, Batch] | None:
-        recorded = self.cursors.update(
-            cursor, lambda c: None if c.lease_holder != holder else replace(c, inflight=inflight)
-        )
+        recorded = self.cursors.update(cursor, partial(_held_replace, holder=holder, inflight=inflight))
         return None if recorded is None else (recorded, Batch(inflight, rows))
 
     def _failed(
@@ -417,8 +415,12 @@ class SinkDelivery:
             )
             self.cursors.update(
                 cursor,
-                lambda c: replace(
-                    c.released(), attempts=attempts, failing_since=failing_since, last_delivery=note
+                partial(
+                    _let_go,
+                    holder=holder,
+                    attempts=attempts,
+                    failing_since=failing_since,
+                    last_delivery=note,
                 ),
             )
             self.disable(sink, reason)
@@ -427,8 +429,9 @@ class SinkDelivery:
         retry_at = now + timedelta(seconds=delay)
         self.cursors.update(
             cursor,
-            lambda c: replace(
-                c.released(),
+            partial(
+                _let_go,
+                holder=holder,
                 attempts=attempts,
                 failing_since=failing_since,
                 next_attempt_at=retry_at,
@@ -446,7 +449,7 @@ class SinkDelivery:
         )
 
     def _release(self, cursor: SinkCursor, holder: str) -> None:
-        self.cursors.update(cursor, lambda c: None if c.lease_holder != holder else c.released())
+        self.cursors.update(cursor, partial(_let_go, holder=holder))
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         backoff = min(self.policy.max_delay, self.policy.base_delay * 2 ** (attempt - 1))
@@ -533,6 +536,11 @@ class SinkDelivery:
 def _held_replace(cursor: SinkCursor, *, holder: str, **changes: Any) -> SinkCursor | None:
     """`changes` applied, if `holder` still holds the cursor's lease."""
     return replace(cursor, **changes) if cursor.lease_holder == holder else None
+
+
+def _let_go(cursor: SinkCursor, *, holder: str, **changes: Any) -> SinkCursor | None:
+    """The lease released, with `changes`, if `holder` still holds it."""
+    return _held_replace(cursor, holder=holder, lease_holder=None, lease_until=None, **changes)
 
 
 def _acknowledged(

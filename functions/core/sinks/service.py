@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, Field
 
 from ..models import ChangeKind, SinkDeliveryState, WireModel, format_utc
 from ..subscriptions import SubscriptionService
+from .cursor import SinkCursor
 from .delivery import Outcome, SinkDelivery
 from .payloads import sample_changes
 from .record import (
@@ -117,14 +118,19 @@ class SinkService:
         return sink
 
     def view(self, sink: Sink) -> dict[str, object]:
-        cursor = self.delivery.cursor(sink)
-        return {**sink.view(), **({"delivery": cursor.view(self.clock())} if cursor else {})}
+        return self._view(sink, self.delivery.cursor(sink))
+
+    def views(self, subscription_id: str) -> Sequence[dict[str, object]]:
+        """Every sink of the subscription with its delivery: two queries, however many sinks."""
+        sinks, cursors = self._with_cursors(subscription_id)
+        return [self._view(sink, cursors.get(sink.id)) for sink in sinks]
 
     def states(self, subscription_id: str) -> Sequence[SinkDeliveryState]:
         """Each sink's state and delivery, for the subscription's health."""
+        sinks, cursors = self._with_cursors(subscription_id)
         states: list[SinkDeliveryState] = []
-        for sink in self.list(subscription_id):
-            cursor = self.delivery.cursor(sink)
+        for sink in sinks:
+            cursor = cursors.get(sink.id)
             states.append(
                 SinkDeliveryState(
                     id=sink.id,
@@ -138,6 +144,15 @@ class SinkService:
                 )
             )
         return states
+
+    def _with_cursors(self, subscription_id: str) -> tuple[Sequence[Sink], dict[str, SinkCursor]]:
+        sinks = self.list(subscription_id)
+        if not sinks:
+            return sinks, {}
+        return sinks, {cursor.sink_id: cursor for cursor in self.delivery.cursors.of_scope(sinks[0].scope)}
+
+    def _view(self, sink: Sink, cursor: SinkCursor | None) -> dict[str, object]:
+        return {**sink.view(), **({"delivery": cursor.view(self.clock())} if cursor else {})}
 
     def delete_subscription(self, subscription_id: str) -> int:
         """An explicit DELETE: the subscription, then its sinks (a subscription made again for the
