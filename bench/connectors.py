@@ -19,7 +19,6 @@ from functions.core.egress import post_to_receiver
 from functions.core.models import CreateSubscriptionRequest
 from functions.core.read_leases import MIN_READ_INTERVAL
 from functions.core.services import Services
-from functions.core.settings import Settings
 from functions.core.sinks.delivery import MAX_BATCH_ROWS, READ_AHEAD_ROWS, Signal, batch_id
 from functions.core.sinks.payloads import webhook_body
 from functions.core.sinks.service import CreateSinkRequest
@@ -28,7 +27,7 @@ from functions.core.subscriptions import SubscriptionRecord
 from local.clients import EmulatorClient
 from local.stack import DEFAULT_FUNCTION_KEY, Stack
 
-from .table import Row, p99
+from .table import Row, bench_services, p99
 
 SITE = "/sites/bench-connectors"
 OUTBOX_ROWS = 10_000
@@ -57,7 +56,7 @@ def bench_outbox() -> list[Row]:
             "AzureWebJobs.catch_up_sinks.Disabled": "true",
         },
     ) as stack:
-        services = Services.from_settings(Settings.from_environ(stack.app_settings()))
+        services = bench_services(stack)
         emulator = EmulatorClient(stack.emulator_url)
         subscription = _subscription(services, emulator)
         scope = subscription.scope
@@ -149,7 +148,7 @@ def bench_latency_and_drips() -> list[Row]:
             "SINK_RETRY_BASE_SECONDS": "1",
         },
     ) as stack:
-        services = Services.from_settings(Settings.from_environ(stack.app_settings()))
+        services = bench_services(stack)
         emulator = EmulatorClient(stack.emulator_url)
         api = httpx.Client(
             base_url=stack.functions_url, headers={"x-functions-key": DEFAULT_FUNCTION_KEY}, timeout=30

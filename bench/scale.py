@@ -26,13 +26,12 @@ from functions.core.changes import ListScope, change_row
 from functions.core.models import CreateSubscriptionRequest, NotificationMessage, QueuedNotification
 from functions.core.notification_queue import NotificationQueue
 from functions.core.services import Services
-from functions.core.settings import Settings
 from functions.core.sources.sharepoint import ListRef
 from functions.core.storage import CHANGES_TABLE, NOTIFICATIONS_QUEUE
 from local.clients import EmulatorClient, notification_entry
 from local.stack import Stack
 
-from .table import Row
+from .table import Row, bench_services
 
 SITE = "/sites/bench"
 LOAD_POSTS = 2_000
@@ -146,7 +145,7 @@ def bench_worker_at_scale() -> list[Row]:
         "AzureWebJobs.renew_subscriptions.Disabled": "true",
     }
     with Stack(delivery_interval=3600, extra_settings=settings) as stack:
-        return worker_rows(stack, Services.from_settings(Settings.from_environ(stack.app_settings())))
+        return worker_rows(stack, bench_services(stack))
 
 
 def worker_rows(stack: Stack, services: Services) -> list[Row]:
@@ -213,7 +212,7 @@ def bench_burst() -> list[Row]:
     }
     rows = []
     with Stack(delivery_interval=3600, extra_settings=settings) as stack:
-        services = Services.from_settings(Settings.from_environ(stack.app_settings()))
+        services = bench_services(stack)
         rows += burst_rows(stack, services, "queued", queued(services), QUEUED_VISIBLE_AFTER)
         rows += burst_rows(stack, services, "POSTed", posted(stack), 0, load=bare_puts(stack))
     return rows

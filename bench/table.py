@@ -9,6 +9,18 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from functions.core.services import Services
+from functions.core.settings import Settings
+from functions.core.storage import StorageTimeouts
+
+if TYPE_CHECKING:
+    from local.stack import Stack
+
+# The bench's own clients seed thousands of rows and read them back while the machine is busy
+# with the stack: set-up is not what is measured, so it may wait.
+SETUP_TIMEOUTS = StorageTimeouts(connection=10, read=60, retries=3)
 
 
 @dataclass
@@ -18,6 +30,12 @@ class Row:
     samples: list[float]
     baseline_samples: list[float]
     unit: str = "ms"
+    # Set when the row could not be measured: the table says why and the other rows still print.
+    failure: str | None = None
+
+    @classmethod
+    def failed(cls, name: str, error: BaseException) -> Row:
+        return cls(name, "", [], [], failure=f"{type(error).__name__}: {error}"[:200])
 
     @property
     def ratio(self) -> float:
@@ -64,6 +82,9 @@ def render(rows: list[Row]) -> str:
     )
     lines = [header, "-" * len(header)]
     for row in rows:
+        if row.failure:
+            lines.append(f"{row.name:<46} could not run: {row.failure}")
+            continue
         lines.append(
             f"{row.name:<46} {_value(statistics.median(row.samples), row.unit)} "
             f"{_value(p99(row.samples), row.unit)}   {row.baseline:<40} "
@@ -71,6 +92,20 @@ def render(rows: list[Row]) -> str:
             f"{_value(p99(row.baseline_samples), row.unit)}  {row.ratio:>5.2f}x"
         )
     return "\n".join(lines)
+
+
+def bench_services(stack: Stack) -> Services:
+    """The function app's object graph, talking to the stack, with set-up timeouts."""
+    return Services.from_settings(Settings.from_environ(stack.app_settings()), timeouts=SETUP_TIMEOUTS)
+
+
+def attempt(name: str, measure: Callable[[], list[Row]]) -> list[Row]:
+    """The rows of one group, or a row saying why the group could not run."""
+    try:
+        return measure()
+    except Exception as error:
+        print(f"{name}: could not run: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+        return [Row.failed(name, error)]
 
 
 def _value(number: float, unit: str) -> str:

@@ -38,7 +38,10 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Free to listen on: nothing listens there. Sockets of a closed server still in TIME-WAIT
+    do not count, as with the servers themselves (uvicorn and Azurite bind with SO_REUSEADDR)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -25,7 +25,7 @@ from .sinks.service import SinkService
 from .sinks.store import SinkStore
 from .sources.graph import GraphSource
 from .sources.sharepoint import SharePointSource
-from .storage import FAST_TIMEOUTS, Storage
+from .storage import DEFAULT_TIMEOUTS, FAST_TIMEOUTS, Storage, StorageTimeouts
 from .subscriptions import SubscriptionService, SubscriptionStore
 from .subscriptions.record import GRAPH, SHAREPOINT
 from .subscriptions.subscribers import GraphSubscriber, SharePointSubscriber
@@ -54,8 +54,8 @@ class Services:
         return timedelta(days=self.settings.renewal_window_days)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Services:
-        storage = Storage(settings.storage)
+    def from_settings(cls, settings: Settings, *, timeouts: StorageTimeouts = DEFAULT_TIMEOUTS) -> Services:
+        storage = Storage(settings.storage, timeouts)
         intake_storage = Storage(settings.storage, FAST_TIMEOUTS)
         store = SubscriptionStore(storage)
         checkpoints = CheckpointStore(storage)
