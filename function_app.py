@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from functions.api import bp as api
+from functions.api import BLUEPRINTS as API
 from functions.console import bp as console
 from functions.delivery import bp as delivery
 from functions.intake import bp as intake
@@ -11,5 +11,5 @@ from functions.sweep import bp as sweep
 from functions.worker import bp as worker
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-for blueprint in (intake, worker, delivery, renewal, sweep, api, console):
+for blueprint in (intake, worker, delivery, renewal, sweep, *API, console):
     app.register_functions(blueprint)

@@ -18,9 +18,9 @@ from functools import partial
 
 import httpx
 
-from functions.core.models import CreateSubscriptionRequest
 from functions.core.services import Services
-from functions.core.sources.sharepoint import ListRef
+from functions.core.sources.sharepoint import SHAREPOINT, ListRef
+from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
 from functions.core.storage import NOTIFICATIONS_QUEUE, SUBSCRIPTIONS_TABLE
 from functions.core.subscriptions.service import RENEWAL_CONCURRENCY
 from functions.core.subscriptions.store import to_entity
@@ -85,14 +85,14 @@ def bench_worker(stack: Stack, services: Services, rounds: int) -> list[Row]:
     """Worker time for a list with 100 new changes vs the raw I/O it cannot avoid
     (GetChanges for those changes + one 100-entity table transaction)."""
     emulator = EmulatorClient(stack.emulator_url)
-    source = services.worker.source
+    source = services.sharepoint.client
     ours, base = [], []
     for _ in range(max(3, rounds // 10)):
         list_id = emulator.create_list(SITE, f"work-{uuid.uuid4().hex[:6]}")
         record = services.subscriptions.create(CreateSubscriptionRequest(site_url=SITE, list_id=list_id))
-        checkpoint = services.subscriptions.checkpoints.read(list_id)
+        checkpoint = services.subscriptions.checkpoints.read(list_id, SHAREPOINT)
         assert checkpoint is not None
-        start_token = checkpoint.change_token
+        start_token = checkpoint.cursor
         for n in range(100):
             emulator.add_item(SITE, list_id, f"item {n}")
         message = json.dumps(
@@ -104,7 +104,7 @@ def bench_worker(stack: Stack, services: Services, rounds: int) -> list[Row]:
         table = services.storage.table("changes")
 
         started = time.perf_counter()
-        [page] = list(source.fetch_changes(ListRef(record.site_url, record.list_id), start_token))
+        [page] = list(source.fetch_changes(ListRef(record.address, record.scope), start_token))
         table.submit_transaction(
             [
                 (

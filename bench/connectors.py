@@ -16,13 +16,13 @@ from standardwebhooks.webhooks import Webhook
 
 from functions.core.changes import row_to_view
 from functions.core.egress import post_to_receiver
-from functions.core.models import CreateSubscriptionRequest
 from functions.core.read_leases import MIN_READ_INTERVAL
 from functions.core.services import Services
 from functions.core.sinks.delivery import MAX_BATCH_ROWS, READ_AHEAD_ROWS, Signal, batch_id
 from functions.core.sinks.payloads import webhook_body
 from functions.core.sinks.service import CreateSinkRequest
 from functions.core.sources.sharepoint import ListRef
+from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
 from functions.core.subscriptions import SubscriptionRecord
 from local.clients import EmulatorClient
 from local.stack import DEFAULT_FUNCTION_KEY, Stack
@@ -168,14 +168,14 @@ def _latency(stack: Stack, services: Services, emulator: EmulatorClient, api: ht
     url = emulator.receiver_url("webhook", name)
     intake = f"{stack.functions_url}/api/notifications/sharepoint"
     entry = {"subscriptionId": "00000000-0000-0000-0000-00000000dead", "clientState": "x", "resource": "x"}
-    target = ListRef(subscription.site_url, subscription.list_id)
-    token = services.worker.source.current_change_token(target)
+    target = ListRef(subscription.address, subscription.scope)
+    token = services.sharepoint.client.current_change_token(target)
     end_to_end: list[float] = []
     floor: list[float] = []
     for _ in range(LATENCY_ROUNDS):
         seen = len(emulator.received("webhook", name))
         started = time.perf_counter()
-        emulator.add_item(SITE, subscription.list_id, "latency")
+        emulator.add_item(SITE, subscription.scope, "latency")
         while len(emulator.received("webhook", name)) == seen:
             time.sleep(0.005)
         end_to_end.append((time.perf_counter() - started) * 1000)
@@ -183,7 +183,7 @@ def _latency(stack: Stack, services: Services, emulator: EmulatorClient, api: ht
 
         started = time.perf_counter()
         httpx.post(intake, json={"value": [entry]})
-        list(services.worker.source.fetch_changes(target, token, subscription_id=subscription.id))
+        list(services.sharepoint.client.fetch_changes(target, token, subscription_id=subscription.id))
         post_to_receiver(url, b"{}", {"Content-Type": "application/json"}, allow_loopback_http=True)
         floor.append((time.perf_counter() - started) * 1000)
     row = Row(
@@ -214,8 +214,8 @@ def _drips(services: Services, emulator: EmulatorClient, api: httpx.Client) -> R
         # Every attempt of every round drips past the egress deadline (30 s), and is retried.
         emulator.receiver_behaviour("webhook", name, status=204, times=1000, delaySeconds=45)
     for _ in range(DRIP_ROUNDS):
-        with_drips.append(_arrival(emulator, crowded.list_id, healthy))
-        without.append(_arrival(emulator, alone.list_id, lonely))
+        with_drips.append(_arrival(emulator, crowded.scope, healthy))
+        without.append(_arrival(emulator, alone.scope, lonely))
         time.sleep(ROUND_GAP_SECONDS)
     return Row(
         f"a sink's change beside {DRIPPING_SINKS} dripping sinks",

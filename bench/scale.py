@@ -22,11 +22,13 @@ import requests.adapters
 from azure.storage.queue import QueueClient
 
 from functions.core.change_log import ChangeLog
-from functions.core.changes import ListScope, change_row
-from functions.core.models import CreateSubscriptionRequest, NotificationMessage, QueuedNotification
+from functions.core.changes import RowScope
+from functions.core.models import NotificationMessage, QueuedNotification
 from functions.core.notification_queue import NotificationQueue
 from functions.core.services import Services
-from functions.core.sources.sharepoint import ListRef
+from functions.core.sources.sharepoint import SHAREPOINT, ListRef
+from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
+from functions.core.sources.sharepoint.rows import change_row
 from functions.core.storage import CHANGES_TABLE, NOTIFICATIONS_QUEUE
 from local.clients import EmulatorClient, notification_entry
 from local.stack import Stack
@@ -150,7 +152,7 @@ def bench_worker_at_scale() -> list[Row]:
 
 def worker_rows(stack: Stack, services: Services) -> list[Row]:
     emulator = EmulatorClient(stack.emulator_url)
-    source = services.worker.source
+    source = services.sharepoint.client
     table = services.storage.table(CHANGES_TABLE)
     ours: list[float] = []
     floor: list[float] = []
@@ -159,15 +161,15 @@ def worker_rows(stack: Stack, services: Services) -> list[Row]:
     for _ in range(2):
         list_id = emulator.create_list(SITE, f"scale-{uuid.uuid4().hex[:6]}")
         record = services.subscriptions.create(CreateSubscriptionRequest(site_url=SITE, list_id=list_id))
-        checkpoint = services.subscriptions.checkpoints.read(list_id)
+        checkpoint = services.subscriptions.checkpoints.read(list_id, SHAREPOINT)
         assert checkpoint is not None
         add_items(stack.emulator_url, list_id, WORKER_CHANGES)
-        scope = ListScope(record.site_url, list_id, record.id)
+        scope = RowScope(record.id, SHAREPOINT, site_url=record.address, list_id=list_id)
 
         with counted_requests() as sent:
             started = time.perf_counter()
             written = 0
-            for page in source.fetch_changes(ListRef(record.site_url, list_id), checkpoint.change_token):
+            for page in source.fetch_changes(ListRef(record.address, list_id), checkpoint.cursor):
                 # The same rows the worker keeps, in a partition of their own.
                 rows = [{**change_row(scope, change), "PartitionKey": f"raw-{list_id}"} for change in page]
                 for start in range(0, len(rows), 100):
@@ -259,6 +261,7 @@ def queued(services: Services) -> Delivery:
 
     def put(entry: dict[str, str]) -> None:
         message = NotificationMessage(
+            source=SHAREPOINT,
             received_at=datetime.now(UTC),
             notifications=[
                 QueuedNotification(subscription_id=entry["subscriptionId"], resource=entry["resource"])

@@ -8,7 +8,7 @@ import logging
 import azure.functions as func
 
 from .core.validation import InvalidValidationToken, checked_validation_token, find_validation_token
-from .responses import error_response, json_response
+from .responses import error_response, error_to_response, json_response
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -45,40 +45,22 @@ def _intake(req: func.HttpRequest, context: func.Context, route: str, name: str)
 
 def _receive(req: func.HttpRequest, context: func.Context, route: str, name: str) -> func.HttpResponse:
     # Imported here, not at the top: the validation echo above must not wait for them.
-    from .core.intake import (
-        ENTRY_KINDS,
-        BadNotificationRequest,
-        PayloadTooLarge,
-        receive_notifications,
-    )
+    from .core.intake import receive_notifications
     from .core.services import get_services
-    from .core.storage import StorageUnavailable
 
-    kind = ENTRY_KINDS[route]
-    services = get_services()
     traceparent = context.trace_context.trace_parent or None
-    sharepoint = kind.source == "sharepoint"
-    lookup = services.subscription_lookup if sharepoint else services.graph_subscription_lookup
     try:
+        services = get_services()
+        kind = services.sources.routes[route]
         result = receive_notifications(
             req.get_body(),
-            subscriptions=lookup,
+            subscriptions=services.subscription_lookups[kind.source],
             queue=services.notification_queue,
             traceparent=traceparent,
             kind=kind,
         )
-    except PayloadTooLarge as error:
-        return error_response(413, "PayloadTooLarge", str(error))
-    except BadNotificationRequest as error:
-        return error_response(400, "BadRequest", str(error))
-    except StorageUnavailable as error:
-        log.error("%s could not reach storage: %s", name, error)
-        return error_response(
-            503,
-            "StorageUnavailable",
-            "storage is unavailable; retry later",
-            headers={"Retry-After": "30"},
-        )
+    except Exception as error:
+        return error_to_response(error, operation=name)
     # One line per request, however many entries it holds (traceparent: the README's KQL).
     log.info("%s: %s (traceparent %s)", name, result.summary(), traceparent or "-")
     return json_response({"accepted": result.accepted, "rejected": result.rejected}, 202)
@@ -89,7 +71,7 @@ def _validation_echo(token: str) -> func.HttpResponse:
     try:
         body = checked_validation_token(token)
     except InvalidValidationToken as error:
-        return error_response(400, "InvalidValidationToken", str(error))
+        return error_to_response(error, operation="validation")
     return func.HttpResponse(
         body,
         status_code=200,

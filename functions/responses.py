@@ -22,6 +22,14 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
+def error_to_response(error: BaseException, *, operation: str) -> func.HttpResponse:
+    """Any failure of `operation` as the JSON error a caller can act on (core/errors.py)."""
+    from .core.errors import answer
+
+    reply = answer(error, operation=operation)
+    return json_response(reply.body, reply.http_status, reply.headers or None)
+
+
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> func.HttpResponse:

@@ -1,7 +1,8 @@
-"""Notification intake: the validation echo, and turning a webhook POST into queue messages.
+"""Notification intake: turning a webhook POST into queue messages, for any source.
 
-Nothing here waits on SharePoint: the POST is answered as soon as the accepted entries are on
-the queue, and the worker does the slow part.
+Nothing here waits on Microsoft 365: the POST is answered as soon as the accepted entries are on
+the queue, and the worker does the slow part. What an entry looks like, and what of it is queued,
+is its source's `EntryKind`.
 """
 
 from __future__ import annotations
@@ -13,17 +14,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from .models import (
-    GraphNotification,
-    NotificationEnvelope,
-    NotificationMessage,
-    QueuedNotification,
-    SharePointNotification,
-)
+from .errors import BadRequest, PayloadTooLarge
+from .models import NotificationEnvelope, NotificationMessage, QueuedNotification
+from .sources.base import EntryKind
 from .storage import StorageUnavailable
 from .subscriptions import SubscriptionRecord
 
@@ -41,32 +38,8 @@ MAX_REMEMBERED_MISSES = 10_000
 MAX_SAMPLE_IDS = 3
 
 
-Source = Literal["sharepoint", "graph"]
-Notification = SharePointNotification | GraphNotification
-
-
-@dataclass(frozen=True)
-class EntryKind:
-    """What one intake accepts: whose entries, of which shape, and whether lifecycle events."""
-
-    source: Source
-    model: type[SharePointNotification] | type[GraphNotification]
-    lifecycle: bool = False
-
-
-SHAREPOINT_CHANGE = EntryKind("sharepoint", SharePointNotification)
-GRAPH_CHANGE = EntryKind("graph", GraphNotification)
-GRAPH_LIFECYCLE = EntryKind("graph", GraphNotification, lifecycle=True)
-# By the intake's route under /api/notifications/.
-ENTRY_KINDS = {"sharepoint": SHAREPOINT_CHANGE, "graph": GRAPH_CHANGE, "graph/lifecycle": GRAPH_LIFECYCLE}
-
-
-class BadNotificationRequest(ValueError):
+class BadNotificationRequest(BadRequest):
     """The body is not JSON or not `{"value": [...]}`: answered 400."""
-
-
-class PayloadTooLarge(ValueError):
-    pass
 
 
 class SubscriptionLookup(Protocol):
@@ -121,8 +94,8 @@ def receive_notifications(
     queue: MessageSink,
     traceparent: str | None = None,
     now: datetime | None = None,
+    kind: EntryKind,
     deadline: Deadline | None = None,
-    kind: EntryKind = SHAREPOINT_CHANGE,
 ) -> IntakeResult:
     """Check each entry's subscription and clientState, then enqueue the accepted ones.
 
@@ -137,7 +110,7 @@ def receive_notifications(
     deadline = deadline or Deadline(INTAKE_STORAGE_BUDGET_SECONDS)
     envelope = _parse_envelope(body)
     result = IntakeResult()
-    parsed: list[tuple[int, Notification | None, str]] = []
+    parsed: list[tuple[int, Any, str]] = []
     for position, raw in enumerate(envelope.value):
         notification, reason = _parse_entry(raw, kind)
         parsed.append((position, notification, reason))
@@ -150,7 +123,7 @@ def receive_notifications(
     for position, notification, reason in parsed:
         entry = None
         if notification is not None:
-            entry, reason = _check_entry(notification, lookup, envelope_size)
+            entry, reason = _check_entry(notification, kind, lookup, envelope_size)
         if entry is None:
             subscription_id = (
                 notification.subscription_id if notification else _raw_id(envelope.value[position])
@@ -181,21 +154,15 @@ def _parse_envelope(body: bytes) -> NotificationEnvelope:
         raise BadNotificationRequest('body must be {"value": [...]} with at least one notification') from None
 
 
-def _parse_entry(raw: object, kind: EntryKind) -> tuple[Notification | None, str]:
+def _parse_entry(raw: object, kind: EntryKind) -> tuple[Any, str]:
+    """The entry in its source's model, or None and why not."""
     try:
         notification = kind.model.model_validate(raw)
     except ValidationError as error:
         fields = sorted({".".join(str(p) for p in e["loc"]) or "entry" for e in error.errors()})
         return None, f"malformed entry ({', '.join(fields)})"
-    if isinstance(notification, GraphNotification):
-        # A change notification names its change; a lifecycle notification its event; not both.
-        expected, other = (
-            ("lifecycleEvent", "changeType") if kind.lifecycle else ("changeType", "lifecycleEvent")
-        )
-        values = notification.model_dump(by_alias=True)
-        if values[expected] is None or values[other] is not None:
-            return None, f"malformed entry ({expected})"
-    return notification, ""
+    reason = kind.check(notification)
+    return (None, reason) if reason else (notification, "")
 
 
 def _raw_id(raw: object) -> str | None:
@@ -204,7 +171,7 @@ def _raw_id(raw: object) -> str | None:
 
 
 def _check_entry(
-    notification: Notification, lookup: LookupResult, envelope_size: int
+    notification: Any, kind: EntryKind, lookup: LookupResult, envelope_size: int
 ) -> tuple[QueuedNotification | None, str]:
     if notification.subscription_id in lookup.not_read:
         return None, "not looked up (too many unknown subscriptions in one request)"
@@ -213,22 +180,7 @@ def _check_entry(
         return None, "unknown subscription"
     if not record.client_state_matches(notification.client_state):
         return None, "clientState does not match"
-    if isinstance(notification, GraphNotification):
-        entry = QueuedNotification(
-            subscription_id=notification.subscription_id,
-            resource=notification.resource,
-            tenant_id=notification.tenant_id,
-            change_type=notification.change_type,
-            lifecycle_event=notification.lifecycle_event,
-        )
-    else:
-        entry = QueuedNotification(
-            subscription_id=notification.subscription_id,
-            resource=notification.resource,
-            site_url=notification.site_url,
-            tenant_id=notification.tenant_id,
-            web_id=notification.web_id,
-        )
+    entry = kind.queued(notification)
     if envelope_size + _size(entry) > MAX_MESSAGE_JSON_BYTES:
         return None, "too large for a queue message"
     return entry, ""
@@ -238,7 +190,7 @@ def _size(entry: QueuedNotification) -> int:
     return len(entry.model_dump_json(by_alias=True, exclude_none=True).encode("utf-8")) + 1
 
 
-def _envelope_size(received_at: datetime, traceparent: str | None, source: Source) -> int:
+def _envelope_size(received_at: datetime, traceparent: str | None, source: str) -> int:
     probe = NotificationMessage(
         source=source,
         received_at=received_at,
@@ -249,7 +201,7 @@ def _envelope_size(received_at: datetime, traceparent: str | None, source: Sourc
 
 
 def _messages(
-    entries: list[QueuedNotification], received_at: datetime, traceparent: str | None, source: Source
+    entries: list[QueuedNotification], received_at: datetime, traceparent: str | None, source: str
 ) -> Iterator[str]:
     """One message per request; split only where one would pass the queue's 64 KiB limit.
 
@@ -269,7 +221,7 @@ def _messages(
 
 
 def _encode(
-    entries: list[QueuedNotification], received_at: datetime, traceparent: str | None, source: Source
+    entries: list[QueuedNotification], received_at: datetime, traceparent: str | None, source: str
 ) -> str:
     message = NotificationMessage(
         source=source, received_at=received_at, traceparent=traceparent, notifications=entries

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -25,6 +25,10 @@ def format_utc(value: datetime) -> str:
     return _as_utc(value).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+# A source's name (the registry's key): short, lower-case letters.
+SOURCE_NAME = r"^[a-z][a-z0-9]{0,31}$"
+
+
 class WireModel(BaseModel):
     """Accepts Microsoft's field names (aliases) and ignores fields we do not use."""
 
@@ -40,39 +44,9 @@ class NotificationEnvelope(WireModel):
     value: list[Any] = Field(min_length=1)
 
 
-def _guid(value: str) -> str:
+def guid(value: str) -> str:
     """Subscription ids are GUIDs: anything else is refused before any storage lookup."""
     return str(UUID(value))
-
-
-class SharePointNotification(WireModel):
-    subscription_id: str = Field(alias="subscriptionId")
-    client_state: str | None = Field(default=None, alias="clientState", max_length=255)
-    expiration_date_time: UtcDatetime = Field(alias="expirationDateTime")
-    resource: str = Field(min_length=1, max_length=256)
-    tenant_id: str | None = Field(default=None, alias="tenantId", max_length=64)
-    site_url: str = Field(alias="siteUrl", min_length=1, max_length=1024)
-    web_id: str | None = Field(default=None, alias="webId", max_length=64)
-
-    _id = field_validator("subscription_id")(_guid)
-
-
-class GraphNotification(WireModel):
-    """One entry of a Graph change or lifecycle notification (`value[]`)."""
-
-    subscription_id: str = Field(alias="subscriptionId")
-    client_state: str | None = Field(default=None, alias="clientState", max_length=128)
-    change_type: Literal["created", "updated", "deleted"] | None = Field(default=None, alias="changeType")
-    lifecycle_event: Literal["reauthorizationRequired", "subscriptionRemoved", "missed"] | None = Field(
-        default=None, alias="lifecycleEvent"
-    )
-    resource: str | None = Field(default=None, max_length=1024)
-    tenant_id: str | None = Field(default=None, alias="tenantId", max_length=64)
-    subscription_expiration_date_time: UtcDatetime | None = Field(
-        default=None, alias="subscriptionExpirationDateTime"
-    )
-
-    _id = field_validator("subscription_id")(_guid)
 
 
 # --- intake -> worker: the queue message --------------------------------------------------------
@@ -94,7 +68,7 @@ class NotificationMessage(WireModel):
     # Ours, not the queue's: it stays the same when the worker puts the message back for later,
     # and names the message in the failure log and the poison API.
     id: str = Field(default_factory=lambda: uuid4().hex, min_length=1, max_length=64)
-    source: Literal["sharepoint", "graph"] = "sharepoint"
+    source: str = Field(pattern=SOURCE_NAME)
     received_at: UtcDatetime = Field(alias="receivedAt")
     # The W3C trace context of the intake invocation that queued it, so that the worker's log
     # lines for this message join the request in Application Insights.
@@ -102,100 +76,7 @@ class NotificationMessage(WireModel):
     notifications: list[QueuedNotification] = Field(min_length=1)
 
 
-# --- us -> SharePoint REST ----------------------------------------------------------------------
-
-
-class SharePointSubscriptionRequest(WireModel):
-    resource: str
-    notification_url: str = Field(alias="notificationUrl")
-    expiration_date_time: str = Field(alias="expirationDateTime")
-    client_state: str = Field(alias="clientState")
-
-
-class SharePointSubscription(WireModel):
-    id: str
-    expiration_date_time: UtcDatetime = Field(alias="expirationDateTime")
-    notification_url: str = Field(alias="notificationUrl")
-    resource: str
-    client_state: str | None = Field(default=None, alias="clientState")
-
-
-class ChangeTokenValue(WireModel):
-    string_value: str = Field(alias="StringValue")
-
-
-class SharePointChange(WireModel):
-    change_token: ChangeTokenValue = Field(alias="ChangeToken")
-    change_type: int = Field(alias="ChangeType")
-    item_id: int | None = Field(default=None, alias="ItemId")
-    site_id: str | None = Field(default=None, alias="SiteId")
-    web_id: str | None = Field(default=None, alias="WebId")
-    time: UtcDatetime = Field(alias="Time")
-    # Newer tenants; for files in document libraries.
-    unique_id: str | None = Field(default=None, alias="UniqueId")
-    server_relative_url: str | None = Field(default=None, alias="ServerRelativeUrl")
-
-
-class SharePointChangePage(WireModel):
-    value: list[SharePointChange]
-
-
-class SharePointListInfo(WireModel):
-    """A list as `GET _api/web/lists?$select=Id,Title,BaseTemplate` returns it."""
-
-    id: str = Field(alias="Id")
-    title: str = Field(alias="Title")
-    base_template: int = Field(alias="BaseTemplate")
-
-
-class SharePointListItem(WireModel):
-    """An item as `GET items?$select=Id,Modified,GUID,FileLeafRef,FileRef` returns it."""
-
-    id: int = Field(alias="Id")
-    modified: UtcDatetime = Field(alias="Modified")
-    unique_id: str | None = Field(default=None, alias="GUID")
-    file_name: str | None = Field(default=None, alias="FileLeafRef")
-    server_relative_url: str | None = Field(default=None, alias="FileRef")
-
-
-class SharePointItemPage(WireModel):
-    value: list[SharePointListItem]
-    next_link: str | None = Field(default=None, alias="odata.nextLink")
-
-
-class CurrentChangeToken(WireModel):
-    current_change_token: ChangeTokenValue = Field(alias="CurrentChangeToken")
-
-
 # --- management API -----------------------------------------------------------------------------
-
-
-class CreateSubscriptionRequest(WireModel):
-    """A SharePoint list: `{"siteUrl", "listId"}` (`"source": "sharepoint"` may be given)."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
-
-    source: Literal["sharepoint"] = "sharepoint"
-    site_url: str = Field(alias="siteUrl", min_length=1, max_length=1024)
-    list_id: UUID = Field(alias="listId")
-    expiration_date_time: UtcDatetime | None = Field(default=None, alias="expirationDateTime")
-
-    @field_validator("site_url")
-    @classmethod
-    def _site_url_is_a_path_or_url(cls, value: str) -> str:
-        if not (value.startswith("/") or value.startswith("https://") or value.startswith("http://")):
-            raise ValueError("must be a server-relative path like /sites/x or an absolute URL")
-        return value
-
-
-class CreateGraphSubscriptionRequest(WireModel):
-    """A Graph resource: `{"source": "graph", "resource", "changeType"}`."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
-
-    source: Literal["graph"]
-    resource: str = Field(min_length=1, max_length=512)
-    change_type: str = Field(alias="changeType", min_length=1, max_length=64)
 
 
 class SubscriptionStatus(StrEnum):
@@ -235,7 +116,7 @@ class SubscriptionHealth(WireModel):
 
 class SubscriptionView(WireModel):
     id: str
-    source: Literal["sharepoint", "graph"] = "sharepoint"
+    source: str
     site_url: str | None = Field(default=None, alias="siteUrl")
     list_id: str | None = Field(default=None, alias="listId")
     resource: str
@@ -248,15 +129,6 @@ class SubscriptionView(WireModel):
     previous_id: str | None = Field(default=None, alias="previousId")
     next_renewal_date_time: str | None = Field(default=None, alias="nextRenewalDateTime")
     health: SubscriptionHealth | None = None
-
-
-class SiteListView(WireModel):
-    """A list or library of a site, as `GET /api/sites/lists` offers it to pick from."""
-
-    id: str
-    title: str
-    base_template: int = Field(alias="baseTemplate")
-    kind: Literal["list", "library"]
 
 
 class ChangeKind(StrEnum):
@@ -272,29 +144,11 @@ class ChangeKind(StrEnum):
     # Not a change: a marker that the changes in a window could not be read and were rebuilt.
     RESYNC = "resync"
 
-    @classmethod
-    def from_sharepoint(cls, change_type: int) -> ChangeKind:
-        """SP.ChangeType: 1 Add, 2 Update, 3 DeleteObject, 4 Rename, 5 MoveAway, 6 MoveInto,
-        7 Restore, 15 SystemUpdate (an update that makes no new version); the rest is other."""
-        return _SHAREPOINT_CHANGE_KINDS.get(change_type, cls.OTHER)
-
-
-_SHAREPOINT_CHANGE_KINDS = {
-    1: ChangeKind.ADD,
-    2: ChangeKind.UPDATE,
-    3: ChangeKind.DELETE,
-    4: ChangeKind.RENAME,
-    5: ChangeKind.MOVE,
-    6: ChangeKind.MOVE,
-    7: ChangeKind.RESTORE,
-    15: ChangeKind.UPDATE,
-}
-
 
 class ChangeView(WireModel):
     id: str
     subscription_id: str = Field(alias="subscriptionId")
-    source: Literal["sharepoint", "graph"] = "sharepoint"
+    source: str
     site_url: str | None = Field(default=None, alias="siteUrl")
     list_id: str | None = Field(default=None, alias="listId")
     resource: str | None = None

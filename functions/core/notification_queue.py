@@ -73,7 +73,7 @@ class NotificationQueue:
         from .models import NotificationMessage, QueuedNotification
 
         message = NotificationMessage(
-            source="graph" if record.source == "graph" else "sharepoint",
+            source=record.source,
             received_at=datetime.now(UTC),
             notifications=[QueuedNotification(subscription_id=record.id, resource=record.resource)],
         )

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
+from .errors import ServiceError, retry_after_header
+
 if TYPE_CHECKING:
     import requests
 
@@ -64,8 +66,11 @@ def throttled_wait(error: BaseException) -> float | None:
     return None if error.retry_after is None else error.retry_after + 1
 
 
-class UpstreamError(Exception):
-    """A call to SharePoint, Graph or a connector failed for good."""
+class UpstreamError(ServiceError):
+    """A call to SharePoint, Graph or a connector failed for good. Passed on to an API caller with
+    the upstream's status where it is the caller's to fix (400, 404), else as 502 or 503."""
+
+    error_code = "UpstreamError"
 
     def __init__(
         self,
@@ -90,6 +95,19 @@ class UpstreamError(Exception):
         self.upstream_message = message
         status_text = f"HTTP {status}" if status is not None else "no response"
         super().__init__(f"{service} {operation} failed: {status_text}: {message}")
+        if status in (400, 404):
+            self.http_status = status
+        else:
+            self.http_status = 503 if status in (429, 503) else 502
+
+    def public_message(self) -> str:
+        return f"{self.service} {self.operation}: {self.upstream_message}"
+
+    def headers(self) -> dict[str, str]:
+        return retry_after_header(self.retry_after)
+
+    def details(self) -> dict[str, Any]:
+        return {"upstreamStatus": self.status, "upstreamCode": self.code, "requestId": self.request_id}
 
 
 # Connections kept per host, for Microsoft 365 and storage alike. One instance runs up to

@@ -1,10 +1,9 @@
-"""The worker: from a queue message (or the sweep) to rows in the change log, one list at a time.
+"""The worker: from a queue message to rows in the change log, one scope at a time.
 
-For each list: read the changes since the stored checkpoint, write them to the change log
-(idempotent by change token), then move the checkpoint forward under its ETag. A failure leaves
-the checkpoint where it was, so the retried message reads the same changes again and the upserts
-write nothing twice. What SharePoint can no longer give (a token older than its change log) is
-rebuilt by a resync and marked as such, never skipped.
+For each subscription a message names: its lifecycle events first, then a read of its scope by
+its source's reader, through the read lease (one reader per scope; notifications a read already
+covers cost nothing). A read that fails leaves the cursor where it was and fails the message,
+which the host retries; one throttled, or being read elsewhere, puts the message back for later.
 """
 
 from __future__ import annotations
@@ -12,40 +11,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from functools import partial
 
 from pydantic import ValidationError
 
-from .change_log import ChangeLog, SyncResult
-from .change_tokens import parse_change_token
-from .changes import ListScope, change_row, resync_entry, resynced_item_row
-from .checkpoints import Checkpoint, CheckpointStore, commit_sync
+from .change_log import SyncResult
+from .checkpoints import CheckpointStore
+from .clock import utc_now
 from .failures import FailureLog
-from .graph_sync import GraphSync
 from .models import NotificationMessage
 from .notification_queue import NotificationQueue
 from .outbound import UpstreamError, throttled_wait
 from .poison import PoisonQueue
 from .read_leases import Outcome, ReadCoordinator
-from .sources.sharepoint import (
-    DEFAULT_PAGE_SIZE,
-    ChangeTokenExpired,
-    ChangeTokenRejected,
-    ListRef,
-    SharePointSource,
-)
+from .sources.base import CursorRejected, target_of
+from .sources.registry import Sources, UnknownSource
 from .subscriptions import SubscriptionRecord, SubscriptionStore
 
 log = logging.getLogger(__name__)
-
-# A checkpoint whose token is older than this is refreshed to the list's current token when a
-# sync finds nothing newer, so no quiet list drifts towards SharePoint's 60-day change log edge.
-TOKEN_REFRESH_AGE = timedelta(days=1)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class InvalidMessage(ValueError):
@@ -89,9 +73,7 @@ class Unfinished:
 class Worker:
     subscriptions: SubscriptionStore
     checkpoints: CheckpointStore
-    change_log: ChangeLog
-    source: SharePointSource
-    graph: GraphSync
+    sources: Sources
     # Graph's lifecycle events for a subscription; returns the record to read with (a new one
     # when the subscription had to be recreated).
     lifecycle: Callable[[SubscriptionRecord, str], SubscriptionRecord]
@@ -101,12 +83,11 @@ class Worker:
     poison: PoisonQueue
     failures: FailureLog
     reads: ReadCoordinator
-    page_size: int = DEFAULT_PAGE_SIZE
     clock: Callable[[], datetime] = utc_now
 
     def process_message(self, body: str) -> ProcessingReport:
         try:
-            message = parse_message(body)
+            message = known_source(parse_message(body), self.sources)
         except InvalidMessage as error:
             # Retrying cannot help: poison it now, with the reason, instead of five times later.
             self.poison.put(body)
@@ -115,8 +96,8 @@ class Worker:
         report = ProcessingReport(message_id=message.id, traceparent=message.traceparent)
         try:
             self._process(message, report)
-        except ChangeTokenRejected as error:
-            reason = f"SharePoint refused the stored change token as not this list's: {error}"
+        except CursorRejected as error:
+            reason = f"the source refused the stored cursor as not this scope's: {error}"
             self.failures.record(message.id, reason, self.clock())
             self.poison.put(body)
             log.error("poisoned message %s: %s", message.id, reason)
@@ -179,7 +160,7 @@ class Worker:
                 partial(self.sync, record),
                 holder=message.id,
             )
-        except ChangeTokenRejected:
+        except CursorRejected:
             raise
         except UpstreamError as error:
             wait = throttled_wait(error)
@@ -257,99 +238,9 @@ class Worker:
             delay,
         )
 
-    def sync(self, record: SubscriptionRecord, *, refresh_token: bool = False) -> SyncResult:
+    def sync(self, record: SubscriptionRecord) -> SyncResult:
         """Read the subscription's changes, from whichever source it follows."""
-        if record.source == "graph":
-            return self.graph.sync(record.scope, record.resource, record.id)
-        return self.sync_list(
-            ListRef(record.site_url, record.list_id), record.id, refresh_token=refresh_token
-        )
-
-    def sync_list(self, target: ListRef, subscription_id: str, *, refresh_token: bool = False) -> SyncResult:
-        """Read and store every change since the checkpoint.
-
-        With `refresh_token` (the sweep), or when the checkpoint's token is getting old, the list's
-        current token is read first, so a sync that finds nothing still moves the checkpoint to
-        now: every change up to that token was in the reply.
-        """
-        checkpoint = self.checkpoints.read(target.list_id)
-        if checkpoint is None:
-            self._start_from_now(target, subscription_id)
-            log.error(
-                "no checkpoint was stored for list %s; reading from now on (subscription %s)",
-                target.list_id,
-                subscription_id,
-            )
-            return SyncResult(written=0)
-        started = self.clock()
-        token_age = started - parse_change_token(checkpoint.change_token).time
-        current = (
-            self.source.current_change_token(target)
-            if refresh_token or token_age > TOKEN_REFRESH_AGE
-            else None
-        )
-        scope = ListScope(target.site_url, target.list_id, subscription_id)
-        written = 0
-        rows: list[str] = []
-        try:
-            for page in self.source.fetch_changes(
-                target, checkpoint.change_token, subscription_id=subscription_id, page_size=self.page_size
-            ):
-                rows += self.change_log.append(target.list_id, [change_row(scope, change) for change in page])
-                written += len(page)
-                checkpoint, ours = commit_sync(
-                    self.checkpoints, checkpoint, page[-1].change_token.string_value, self.clock()
-                )
-                if not ours:
-                    log.info(
-                        "checkpoint of list %s was moved ahead by another worker; stopping here "
-                        "(subscription %s)",
-                        target.list_id,
-                        subscription_id,
-                    )
-                    return SyncResult(written, rows=tuple(rows))
-        except ChangeTokenExpired as error:
-            rows += self._resync(target, scope, checkpoint, f"SharePoint refused the change token: {error}")
-            return SyncResult(written, resynced=True, rows=tuple(rows))
-        if written == 0 or current is not None:
-            # Nothing was committed page by page, or the token read first is further on: record
-            # the sync (and move the token) now. Otherwise the last page's commit recorded it.
-            commit_sync(self.checkpoints, checkpoint, current or checkpoint.change_token, started)
-        log.info("read %d changes for subscription %s (list %s)", written, subscription_id, target.list_id)
-        return SyncResult(written, rows=tuple(rows))
-
-    def _resync(self, target: ListRef, scope: ListScope, checkpoint: Checkpoint, why: str) -> list[str]:
-        """The changes since the checkpoint are gone from SharePoint's change log: log a resync
-        entry, then every item modified since the checkpoint's time, and start over from now.
-
-        The current token is read first, so nothing made while the items are read is missed
-        (such an item may be logged twice: once here, once as the change it is)."""
-        restart = parse_change_token(self.source.current_change_token(target))
-        since = parse_change_token(checkpoint.change_token).time
-        rows = [resync_entry(scope, restart, since, why)]
-        for page in self.source.items_modified_since(target, since, subscription_id=scope.subscription_id):
-            rows.extend(resynced_item_row(scope, restart, item) for item in page)
-        keys = self.change_log.append(target.list_id, rows)
-        commit_sync(self.checkpoints, checkpoint, restart.value, self.clock())
-        log.error(
-            "%s; resynced list %s from %s: %d item(s) modified since were logged as updates; deletions "
-            "in that window cannot be read back (subscription %s)",
-            why,
-            target.list_id,
-            since.isoformat(),
-            len(rows) - 1,
-            scope.subscription_id,
-        )
-        return keys
-
-    def _start_from_now(self, target: ListRef, subscription_id: str) -> None:
-        self.checkpoints.start(
-            target.list_id,
-            site_url=target.site_url,
-            subscription_id=subscription_id,
-            change_token=self.source.current_change_token(target),
-            at=self.clock(),
-        )
+        return self.sources[record.source].reader.sync(target_of(record))
 
 
 def parse_message(body: str) -> NotificationMessage:
@@ -357,3 +248,11 @@ def parse_message(body: str) -> NotificationMessage:
         return NotificationMessage.model_validate_json(body)
     except ValidationError as error:
         raise InvalidMessage(f"not a notification message: {error.error_count()} problem(s)") from None
+
+
+def known_source(message: NotificationMessage, sources: Sources) -> NotificationMessage:
+    try:
+        sources[message.source]
+    except UnknownSource as error:
+        raise InvalidMessage(str(error)) from None
+    return message

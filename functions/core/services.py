@@ -9,12 +9,12 @@ from functools import lru_cache
 from .auth import POWER_AUTOMATE_RESOURCE, token_provider_for
 from .change_log import ChangeLog
 from .checkpoints import CheckpointStore
+from .clock import utc_now
 from .failures import FailureLog
-from .graph_sync import GraphSync
 from .intake import CachedSubscriptionLookup
 from .notification_queue import NotificationQueue
 from .poison import PoisonQueue
-from .processing import Worker, utc_now
+from .processing import Worker
 from .read_leases import ReadCoordinator, ReadLeaseStore
 from .settings import Settings, get_settings
 from .sinks.cursor import CursorStore
@@ -23,12 +23,10 @@ from .sinks.rate import RateGate
 from .sinks.sealing import KeyRing
 from .sinks.service import SinkService
 from .sinks.store import SinkStore
-from .sources.graph import GraphSource
-from .sources.sharepoint import SharePointSource
+from .sources.registry import Sources, build_sources
+from .sources.sharepoint import SharePoint
 from .storage import DEFAULT_TIMEOUTS, FAST_TIMEOUTS, Storage, StorageTimeouts
 from .subscriptions import SubscriptionService, SubscriptionStore
-from .subscriptions.record import GRAPH, SHAREPOINT
-from .subscriptions.subscribers import GraphSubscriber, SharePointSubscriber
 from .sweep import ChangeSweep
 
 
@@ -38,8 +36,11 @@ class Services:
     storage: Storage
     # The intake's own clients: short timeouts, no SDK retries (its answer is due within seconds).
     intake_storage: Storage
-    subscription_lookup: CachedSubscriptionLookup
-    graph_subscription_lookup: CachedSubscriptionLookup
+    sources: Sources
+    # SharePoint's own: the lists of a site, to pick a subscription from.
+    sharepoint: SharePoint
+    # Per source: the intake's subscription lookups.
+    subscription_lookups: dict[str, CachedSubscriptionLookup]
     notification_queue: NotificationQueue
     change_log: ChangeLog
     subscriptions: SubscriptionService
@@ -57,23 +58,19 @@ class Services:
     def from_settings(cls, settings: Settings, *, timeouts: StorageTimeouts = DEFAULT_TIMEOUTS) -> Services:
         storage = Storage(settings.storage, timeouts)
         intake_storage = Storage(settings.storage, FAST_TIMEOUTS)
-        store = SubscriptionStore(storage)
         checkpoints = CheckpointStore(storage)
         read_leases = ReadLeaseStore(storage)
         change_log = ChangeLog(storage)
         queue = NotificationQueue(storage)
         poison = PoisonQueue(storage, FailureLog(storage))
-        sharepoint = SharePointSource(token_provider_for(settings))
-        graph = GraphSource(token_provider_for(settings, settings.graph_base_url), settings.graph_base_url)
+        built = build_sources(settings, checkpoints, change_log)
+        sources = built.sources
+        store = SubscriptionStore(storage, sources.names)
         subscriptions = SubscriptionService(
             store=store,
             checkpoints=checkpoints,
             read_leases=read_leases,
-            subscribers={
-                SHAREPOINT: SharePointSubscriber(sharepoint, settings.sharepoint_notification_url),
-                GRAPH: GraphSubscriber(graph, settings.graph_notification_url, settings.graph_lifecycle_url),
-            },
-            tenant_url=settings.sharepoint_tenant_url,
+            sources=sources,
             request_sync=queue.request_sync,
         )
         keys = KeyRing.parse(settings.sink_sealing_keys) if settings.sink_sealing_keys else None
@@ -91,32 +88,41 @@ class Services:
                 base_delay=float(settings.sink_retry_base_seconds),
                 disable_after=timedelta(hours=settings.sink_disable_after_hours),
             ),
+            writing_behind=frozenset(source.name for source in sources if source.writes_behind),
         )
+        reads = ReadCoordinator(read_leases, clock=utc_now)
         worker = Worker(
             subscriptions=store,
             checkpoints=checkpoints,
-            change_log=change_log,
-            source=sharepoint,
-            graph=GraphSync(checkpoints, change_log, graph),
+            sources=sources,
             lifecycle=subscriptions.handle_lifecycle,
             queue=queue,
             publish=delivery.signal,
             poison=poison,
             failures=FailureLog(storage),
-            reads=ReadCoordinator(read_leases, clock=utc_now),
+            reads=reads,
         )
-        intake_store = SubscriptionStore(intake_storage)
+        intake_store = SubscriptionStore(intake_storage, sources.names)
         return cls(
             settings=settings,
             storage=storage,
             intake_storage=intake_storage,
-            subscription_lookup=CachedSubscriptionLookup(intake_store, source=SHAREPOINT),
-            graph_subscription_lookup=CachedSubscriptionLookup(intake_store, source=GRAPH),
+            sources=sources,
+            sharepoint=built.sharepoint,
+            subscription_lookups={
+                name: CachedSubscriptionLookup(intake_store, source=name) for name in sources.names
+            },
             notification_queue=NotificationQueue(intake_storage),
             change_log=change_log,
             subscriptions=subscriptions,
             worker=worker,
-            sweep=ChangeSweep(checkpoints, worker, timedelta(hours=settings.sweep_max_age_hours)),
+            sweep=ChangeSweep(
+                checkpoints,
+                sources,
+                reads,
+                delivery.signal,
+                timedelta(hours=settings.sweep_max_age_hours),
+            ),
             poison=poison,
             delivery=delivery,
             sinks=SinkService(

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .errors import Outage
 from .outbound import pooled_session
 from .settings import StorageSettings
 
@@ -46,8 +47,6 @@ TABLES = (
     READ_LEASES_TABLE,
 )
 
-SHAREPOINT_PARTITION = "sharepoint"
-
 
 @dataclass(frozen=True)
 class StorageTimeouts:
@@ -65,12 +64,17 @@ DEFAULT_TIMEOUTS = StorageTimeouts()
 FAST_TIMEOUTS = StorageTimeouts(connection=1, read=1, retries=0)
 
 
-class StorageUnavailable(Exception):
+class StorageUnavailable(Outage):
     """Storage could not be reached, timed out, throttled us or failed (5xx): retry later (503).
 
     Any other storage error (a 4xx) is a bug in this code or its configuration, and is left to
     surface as one.
     """
+
+    error_code = "StorageUnavailable"
+
+    def public_message(self) -> str:
+        return "storage is unavailable; retry later"
 
 
 def is_outage(error: BaseException) -> bool:

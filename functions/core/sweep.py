@@ -1,26 +1,28 @@
 """The change sweep: the safety net under notifications.
 
-Every list (and Graph resource) whose last completed sync is older than SWEEP_MAX_AGE_HOURS is read
-again, whether or not a notification came (SharePoint gives up after five retries; our own 503s;
-poisoned messages; Graph sends driveItem subscriptions no 'missed' event).
-Each visit also moves the list's checkpoint to its current change token, so no quiet list drifts to
-the edge of SharePoint's 60-day change log. One query finds the due lists; each costs one token
-read and one GetChanges.
+Every scope whose last completed sync is older than SWEEP_MAX_AGE_HOURS is read again, whether or
+not a notification came (SharePoint gives up after five retries; our own 503s; poisoned messages;
+Graph sends driveItem subscriptions no 'missed' event). Each visit is a refreshing read, so a
+cursor that found nothing still moves to now (no quiet SharePoint list drifts to the edge of its
+60-day change log). One query finds the due scopes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from typing import TYPE_CHECKING
 
 from .change_log import SyncResult
 from .checkpoints import Checkpoint, CheckpointStore
-from .processing import Worker, utc_now
-from .read_leases import Outcome
-from .sources.sharepoint import ListRef
+from .clock import utc_now
+from .read_leases import Outcome, ReadCoordinator
+
+if TYPE_CHECKING:
+    from .sources.registry import Sources
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,10 @@ class SweepReport:
 @dataclass(frozen=True)
 class ChangeSweep:
     checkpoints: CheckpointStore
-    worker: Worker
+    sources: Sources
+    reads: ReadCoordinator
+    # Signals the scope's sinks that a sync wrote rows (scope, subscription id, row keys, source).
+    publish: Callable[[str, str, Sequence[str], str], int]
     max_age: timedelta
     clock: Callable[[], datetime] = utc_now
 
@@ -46,33 +51,28 @@ class ChangeSweep:
         report = SweepReport()
         for checkpoint in self.checkpoints.not_synced_since(self.clock() - self.max_age):
             try:
-                coalesced = self.worker.reads.read(
-                    checkpoint.source, checkpoint.list_id, None, partial(self._read, checkpoint)
+                coalesced = self.reads.read(
+                    checkpoint.source, checkpoint.scope, None, partial(self._read, checkpoint)
                 )
                 if coalesced.outcome is not Outcome.READ:
-                    report.busy.append(checkpoint.list_id)
+                    report.busy.append(checkpoint.scope)
                     continue
                 result = SyncResult.combined(coalesced.results)
-                self.worker.publish(
-                    checkpoint.list_id, checkpoint.subscription_id, result.rows, checkpoint.source
-                )
-            except Exception as error:  # one list failing must not stop the others
+                self.publish(checkpoint.scope, checkpoint.subscription_id, result.rows, checkpoint.source)
+            except Exception as error:  # one scope failing must not stop the others
                 log.error(
-                    "sweep: reading changes failed for subscription %s (list %s): %s",
+                    "sweep: reading changes failed for subscription %s (%s %s): %s",
                     checkpoint.subscription_id,
-                    checkpoint.list_id,
+                    checkpoint.source,
+                    checkpoint.scope,
                     error,
                 )
-                report.failed.append((checkpoint.list_id, str(error)))
+                report.failed.append((checkpoint.scope, str(error)))
                 continue
-            report.synced.append(checkpoint.list_id)
+            report.synced.append(checkpoint.scope)
             report.changes_written += result.written
             report.resyncs += int(result.resynced)
         return report
 
     def _read(self, checkpoint: Checkpoint) -> SyncResult:
-        if checkpoint.source == "graph":
-            # driveItem subscriptions get no 'missed' event: this is their only safety net.
-            return self.worker.graph.sync(checkpoint.list_id, checkpoint.site_url, checkpoint.subscription_id)
-        target = ListRef(checkpoint.site_url, checkpoint.list_id)
-        return self.worker.sync_list(target, checkpoint.subscription_id, refresh_token=True)
+        return self.sources[checkpoint.source].reader.sync(checkpoint.target, refresh=True)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .errors import BadRequest
+
 MAX_VALIDATION_TOKEN_LENGTH = 1024
 
 
-class InvalidValidationToken(ValueError):
-    pass
+class InvalidValidationToken(BadRequest):
+    error_code = "InvalidValidationToken"
 
 
 def find_validation_token(params: Mapping[str, str]) -> str | None:

@@ -23,14 +23,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from functions.core.change_tokens import parse_change_token
 from functions.core.outbound import UpstreamError, new_session
-from functions.core.sources.sharepoint import (
+from functions.core.sources.sharepoint.change_tokens import parse_change_token
+from functions.core.sources.sharepoint.client import (
     CHANGE_QUERY_FLAGS,
     ChangeTokenExpired,
     ChangeTokenRejected,
     ListRef,
-    SharePointSource,
+    SharePointClient,
 )
 from local.clients import EmulatorClient
 from local.stack import Ports, Stack, free_port
@@ -60,7 +60,7 @@ class Target:
         notification_url: str | None,
     ) -> None:
         self.ref = ref
-        self.source = SharePointSource(StaticToken(token))
+        self.source = SharePointClient(StaticToken(token))
         self.add_item = add_item
         self.notification_url = notification_url
         self._session = new_session()

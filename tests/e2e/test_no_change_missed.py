@@ -9,7 +9,8 @@ import httpx
 from azure.data.tables import UpdateMode
 
 from functions.core.settings import StorageSettings
-from functions.core.storage import CHECKPOINTS_TABLE, SHAREPOINT_PARTITION, Storage
+from functions.core.sources.sharepoint import SHAREPOINT
+from functions.core.storage import CHECKPOINTS_TABLE, Storage
 from tests.e2e.conftest import SITE
 from tests.helpers import wait_until
 
@@ -142,7 +143,7 @@ def test_a_token_of_another_list_is_poisoned_at_once_with_the_reason(api, emulat
     other_token = emulator.sharepoint("GET", f"{SITE}/_api/web/lists('{other}')").json()["CurrentChangeToken"]
     table = Storage(StorageSettings(connection_string=stack.connection_string)).table(CHECKPOINTS_TABLE)
     table.update_entity(
-        {"PartitionKey": SHAREPOINT_PARTITION, "RowKey": new_list, "changeToken": other_token["StringValue"]},
+        {"PartitionKey": SHAREPOINT, "RowKey": new_list, "changeToken": other_token["StringValue"]},
         mode=UpdateMode.MERGE,
     )
     emulator.add_item(SITE, new_list, "after the corruption")

@@ -6,8 +6,9 @@ import threading
 from collections import Counter
 from functools import partial
 
-from functions.core.change_tokens import parse_change_token
 from functions.core.checkpoints import CheckpointStore
+from functions.core.sources.sharepoint import SHAREPOINT
+from functions.core.sources.sharepoint.change_tokens import parse_change_token
 from local.stack import free_port
 from tests.fault.conftest import ACCEPTED, SHED, SITE, arrived, fault_stack, flood, make_changes, run_all
 from tests.helpers import wait_until
@@ -48,8 +49,8 @@ def test_two_hosts_on_one_storage_write_every_change_once_and_never_move_a_check
             while not stop.is_set():
                 looks += 1
                 for list_id, _ in lists:
-                    checkpoint = checkpoints.read(list_id)
-                    number = parse_change_token(checkpoint.change_token).change_number if checkpoint else 0
+                    checkpoint = checkpoints.read(list_id, SHAREPOINT)
+                    number = parse_change_token(checkpoint.cursor).change_number if checkpoint else 0
                     if number < seen.get(list_id, 0):
                         went_back.append(f"{list_id}: {seen[list_id]} -> {number}")
                     seen[list_id] = max(number, seen.get(list_id, 0))

@@ -11,9 +11,9 @@ import uuid
 
 import pytest
 
-from functions.core.models import CreateSubscriptionRequest
 from functions.core.services import Services
 from functions.core.settings import Settings
+from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
 from functions.core.storage import NOTIFICATIONS_QUEUE
 from local.clients import EmulatorClient, FunctionsClient
 from local.stack import DEFAULT_FUNCTION_KEY, Stack

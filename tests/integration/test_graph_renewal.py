@@ -7,7 +7,8 @@ import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from functions.core.models import CreateGraphSubscriptionRequest, CreateSubscriptionRequest
+from functions.core.sources.graph.models import CreateGraphSubscriptionRequest
+from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
 from tests.integration.conftest import SITE
 
 DAY = 86_400

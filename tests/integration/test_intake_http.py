@@ -105,8 +105,9 @@ def test_storage_that_cannot_be_reached_is_reported_so_sharepoint_retries(stack,
     with pytest.raises(StorageUnavailable):
         receive_notifications(
             json.dumps({"value": [entry]}).encode(),
-            subscriptions=services.subscription_lookup,
+            subscriptions=services.subscription_lookups["sharepoint"],
             queue=services.notification_queue,
+            kind=services.sources.routes["sharepoint"],
         )
 
 

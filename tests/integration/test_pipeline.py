@@ -14,6 +14,7 @@ import pytest
 
 from functions.core.changes import list_changes
 from functions.core.processing import ListSyncFailed, parse_message
+from functions.core.sources.sharepoint import SHAREPOINT
 from tests.integration.conftest import SITE
 
 
@@ -84,7 +85,7 @@ def test_the_same_notification_delivered_twice_writes_nothing_twice(
 def test_a_replay_after_a_crash_before_the_checkpoint_moved_writes_no_duplicates(
     services, emulator, queue, subscription, new_list
 ):
-    before = services.subscriptions.checkpoints.read(new_list)
+    before = services.subscriptions.checkpoints.read(new_list, SHAREPOINT)
     emulator.add_item(SITE, new_list, "a")
     emulator.deliver()
     [body] = queue.take_all()
@@ -128,22 +129,22 @@ def test_a_throttled_get_changes_is_retried_after_retry_after(
 def test_a_failure_leaves_the_checkpoint_where_it_was_and_the_retry_catches_up(
     services, emulator, queue, subscription, new_list
 ):
-    checkpoint = services.subscriptions.checkpoints.read(new_list).change_token
+    checkpoint = services.subscriptions.checkpoints.read(new_list, SHAREPOINT).cursor
     emulator.add_item(SITE, new_list, "a")
     emulator.inject_fault("GetChanges", 400, times=1)
     emulator.deliver()
     [body] = queue.take_all()
     with pytest.raises(ListSyncFailed):
         services.worker.process_message(body)
-    assert services.subscriptions.checkpoints.read(new_list).change_token == checkpoint
+    assert services.subscriptions.checkpoints.read(new_list, SHAREPOINT).cursor == checkpoint
     assert logged(services, subscription) == []
 
-    failed = services.subscriptions.checkpoints.read(new_list)
+    failed = services.subscriptions.checkpoints.read(new_list, SHAREPOINT)
     assert failed.consecutive_failures == 1 and "HTTP 400" in (failed.last_failure or "")
 
     services.worker.process_message(body)  # the host's retry of the same message
     assert logged(services, subscription) == [("add", 1)]
-    recovered = services.subscriptions.checkpoints.read(new_list)
+    recovered = services.subscriptions.checkpoints.read(new_list, SHAREPOINT)
     assert recovered.consecutive_failures == 0 and recovered.last_failure is None
     assert recovered.last_notification == parse_message(body).received_at
 
@@ -151,14 +152,14 @@ def test_a_failure_leaves_the_checkpoint_where_it_was_and_the_retry_catches_up(
 def test_a_long_retry_after_puts_the_message_back_for_later_instead_of_failing_it(
     services, emulator, queue, subscription, new_list
 ):
-    checkpoint = services.subscriptions.checkpoints.read(new_list).change_token
+    checkpoint = services.subscriptions.checkpoints.read(new_list, SHAREPOINT).cursor
     emulator.add_item(SITE, new_list, "a")
     emulator.inject_fault("GetChanges", 503, retry_after=45, times=1)
     emulator.deliver()
     [body] = queue.take_all()
     report = services.worker.process_message(body)  # no exception: no dequeue is burnt
     assert (report.deferred, report.deferred_seconds) == ([subscription.id], 46)
-    assert services.subscriptions.checkpoints.read(new_list).change_token == checkpoint
+    assert services.subscriptions.checkpoints.read(new_list, SHAREPOINT).cursor == checkpoint
     # Put back, and invisible until SharePoint's Retry-After has passed.
     assert queue.take_all() == []
     assert queue.queue.get_queue_properties().approximate_message_count == 1
@@ -186,7 +187,7 @@ def test_two_workers_racing_on_one_list_write_each_change_once(
         thread.join()
     assert errors == []
     assert [item for _, item in logged(services, subscription)] == list(range(1, 31))
-    assert services.subscriptions.checkpoints.read(new_list).change_token == last_logged_token(
+    assert services.subscriptions.checkpoints.read(new_list, SHAREPOINT).cursor == last_logged_token(
         services, subscription
     )
 
@@ -207,14 +208,14 @@ def test_notifications_for_an_unknown_subscription_are_skipped_by_the_worker(ser
 
 def test_a_storage_4xx_on_a_management_call_is_a_500_with_its_cause_logged(services, monkeypatch, caplog):
     """A table that does not exist (a deployment bug) is not an outage: no 503, no Retry-After."""
-    from functions import api
+    from functions.api import subscriptions as api
     from functions.core import services as services_module
 
     missing = services.storage.table(f"missing{uuid.uuid4().hex[:8]}")
     monkeypatch.setattr(services.storage, "table", lambda name: missing)
     monkeypatch.setattr(services_module, "get_services", lambda: services)
     request = func.HttpRequest("GET", "http://localhost/api/subscriptions", body=b"")
-    with caplog.at_level(logging.ERROR, logger="functions.api"):
+    with caplog.at_level(logging.ERROR, logger="functions.core.errors"):
         response = api.list_subscriptions(request)
     assert response.status_code == 500
     assert json.loads(response.get_body())["error"]["code"] == "InternalError"

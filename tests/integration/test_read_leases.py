@@ -11,7 +11,7 @@ import pytest
 
 from functions.core.outbound import UpstreamError
 from functions.core.read_leases import READ_LEASE, Outcome, ReadCoordinator, ReadLeaseStore
-from functions.core.storage import SHAREPOINT_PARTITION
+from functions.core.sources.sharepoint import SHAREPOINT
 
 
 def now() -> datetime:
@@ -46,15 +46,15 @@ def scope() -> str:
 def test_a_notification_received_before_a_completed_read_began_costs_no_read(coordinator, scope):
     notified = now()
     reads = []
-    first = coordinator.read(SHAREPOINT_PARTITION, scope, notified, lambda: reads.append("first"))
-    again = coordinator.read(SHAREPOINT_PARTITION, scope, notified, lambda: reads.append("again"))
+    first = coordinator.read(SHAREPOINT, scope, notified, lambda: reads.append("first"))
+    again = coordinator.read(SHAREPOINT, scope, notified, lambda: reads.append("again"))
     assert (first.outcome, again.outcome, reads) == (Outcome.READ, Outcome.COVERED, ["first"])
 
 
 def test_a_notification_received_after_the_last_read_began_is_read(coordinator, scope):
     reads = []
-    coordinator.read(SHAREPOINT_PARTITION, scope, now(), lambda: reads.append(1))
-    later = coordinator.read(SHAREPOINT_PARTITION, scope, now(), lambda: reads.append(2))
+    coordinator.read(SHAREPOINT, scope, now(), lambda: reads.append(1))
+    later = coordinator.read(SHAREPOINT, scope, now(), lambda: reads.append(2))
     assert (later.outcome, reads) == (Outcome.READ, [1, 2])
 
 
@@ -65,10 +65,10 @@ def test_a_notification_arriving_during_a_read_is_read_after_it(coordinator, oth
     def read() -> int:
         reads.append(now())
         if len(reads) == 1:  # a second worker's message, received while this read runs
-            outcomes.append(other_instance.read(SHAREPOINT_PARTITION, scope, now(), must_not_read))
+            outcomes.append(other_instance.read(SHAREPOINT, scope, now(), must_not_read))
         return len(reads)
 
-    result = coordinator.read(SHAREPOINT_PARTITION, scope, now(), read)
+    result = coordinator.read(SHAREPOINT, scope, now(), read)
     assert result.outcome is Outcome.READ
     assert result.results == (1, 2)
     [busy] = outcomes
@@ -81,13 +81,13 @@ def test_a_notification_from_before_the_running_read_adds_no_read(coordinator, o
     waiting = []
 
     def read() -> str:
-        waiting.append(other_instance.read(SHAREPOINT_PARTITION, scope, before, must_not_read))
+        waiting.append(other_instance.read(SHAREPOINT, scope, before, must_not_read))
         return "read"
 
-    result = coordinator.read(SHAREPOINT_PARTITION, scope, now(), read)
+    result = coordinator.read(SHAREPOINT, scope, now(), read)
     assert result.results == ("read",)
     assert waiting[0].outcome is Outcome.BUSY  # put back, in case this reader dies
-    assert coordinator.read(SHAREPOINT_PARTITION, scope, before, must_not_read).outcome is Outcome.COVERED
+    assert coordinator.read(SHAREPOINT, scope, before, must_not_read).outcome is Outcome.COVERED
 
 
 def test_a_failed_read_covers_nothing_and_lets_go(coordinator, leases, scope):
@@ -97,9 +97,9 @@ def test_a_failed_read_covers_nothing_and_lets_go(coordinator, leases, scope):
         raise RuntimeError("SharePoint is down")
 
     with pytest.raises(RuntimeError):
-        coordinator.read(SHAREPOINT_PARTITION, scope, notified, fail)
-    assert leases.read(scope, SHAREPOINT_PARTITION).holder is None
-    retried = coordinator.read(SHAREPOINT_PARTITION, scope, notified, lambda: "read")
+        coordinator.read(SHAREPOINT, scope, notified, fail)
+    assert leases.read(scope, SHAREPOINT).holder is None
+    retried = coordinator.read(SHAREPOINT, scope, notified, lambda: "read")
     assert retried.results == ("read",)
 
 
@@ -110,13 +110,13 @@ def test_a_throttled_read_keeps_the_list_until_its_retry_after_has_passed(coordi
         )
 
     with pytest.raises(UpstreamError):
-        coordinator.read(SHAREPOINT_PARTITION, scope, now(), throttled, holder="message-1")
+        coordinator.read(SHAREPOINT, scope, now(), throttled, holder="message-1")
     # Another notification for the list must not ask SharePoint again before the Retry-After.
-    other = coordinator.read(SHAREPOINT_PARTITION, scope, now(), must_not_read, holder="message-2")
+    other = coordinator.read(SHAREPOINT, scope, now(), must_not_read, holder="message-2")
     assert other.outcome is Outcome.BUSY
     assert 5 <= other.recheck_seconds <= 6
-    assert leases.read(scope, SHAREPOINT_PARTITION).dirty  # it arrived after the throttled read began
-    retry = coordinator.read(SHAREPOINT_PARTITION, scope, now(), lambda: "read", holder="message-1")
+    assert leases.read(scope, SHAREPOINT).dirty  # it arrived after the throttled read began
+    retry = coordinator.read(SHAREPOINT, scope, now(), lambda: "read", holder="message-1")
     assert retry.results == ("read",)
 
 
@@ -124,39 +124,39 @@ def test_a_reader_whose_lease_was_deleted_meanwhile_lets_go_and_the_next_starts_
     coordinator, leases, scope, caplog
 ):
     def read_while_the_subscription_is_deleted() -> str:
-        leases.write(leases.read(scope, SHAREPOINT_PARTITION), dirty=True)  # a notification came
-        leases.delete(scope, SHAREPOINT_PARTITION)
+        leases.write(leases.read(scope, SHAREPOINT), dirty=True)  # a notification came
+        leases.delete(scope, SHAREPOINT)
         return "read"
 
-    first = coordinator.read(SHAREPOINT_PARTITION, scope, now(), read_while_the_subscription_is_deleted)
+    first = coordinator.read(SHAREPOINT, scope, now(), read_while_the_subscription_is_deleted)
     assert first.results == ("read",)
-    assert leases.read(scope, SHAREPOINT_PARTITION).etag is None
+    assert leases.read(scope, SHAREPOINT).etag is None
     assert "could not release" not in caplog.text  # a lease gone is a lease lost, not a failure
-    assert coordinator.read(SHAREPOINT_PARTITION, scope, now(), lambda: "again").results == ("again",)
+    assert coordinator.read(SHAREPOINT, scope, now(), lambda: "again").results == ("again",)
 
 
 def test_the_lease_of_a_reader_that_died_is_taken_once_it_expires(coordinator, leases, scope):
     notified = now()
-    dead = leases.read(scope, SHAREPOINT_PARTITION)
+    dead = leases.read(scope, SHAREPOINT)
     leases.write(dead, holder="dead", expires_at=now() + READ_LEASE, read_started=now(), dirty=True)
-    assert coordinator.read(SHAREPOINT_PARTITION, scope, notified, must_not_read).outcome is Outcome.BUSY
+    assert coordinator.read(SHAREPOINT, scope, notified, must_not_read).outcome is Outcome.BUSY
 
-    expired = leases.read(scope, SHAREPOINT_PARTITION)
+    expired = leases.read(scope, SHAREPOINT)
     leases.write(expired, expires_at=now() - timedelta(seconds=1))
-    assert coordinator.read(SHAREPOINT_PARTITION, scope, notified, lambda: "read").results == ("read",)
+    assert coordinator.read(SHAREPOINT, scope, notified, lambda: "read").results == ("read",)
 
 
 def test_the_sweep_neither_waits_for_nor_disturbs_a_running_read(coordinator, other_instance, leases, scope):
     swept = []
 
     def read() -> str:
-        swept.append(other_instance.read(SHAREPOINT_PARTITION, scope, None, must_not_read))
-        assert not leases.read(scope, SHAREPOINT_PARTITION).dirty
+        swept.append(other_instance.read(SHAREPOINT, scope, None, must_not_read))
+        assert not leases.read(scope, SHAREPOINT).dirty
         return "read"
 
-    assert coordinator.read(SHAREPOINT_PARTITION, scope, now(), read).results == ("read",)
+    assert coordinator.read(SHAREPOINT, scope, now(), read).results == ("read",)
     assert swept[0].outcome is Outcome.BUSY
-    assert coordinator.read(SHAREPOINT_PARTITION, scope, None, lambda: "swept").results == ("swept",)
+    assert coordinator.read(SHAREPOINT, scope, None, lambda: "swept").results == ("swept",)
 
 
 def test_sixteen_workers_on_one_burst_read_the_list_once(coordinator, scope):
@@ -167,7 +167,7 @@ def test_sixteen_workers_on_one_burst_read_the_list_once(coordinator, scope):
 
     def worker() -> None:
         start.wait()
-        result = coordinator.read(SHAREPOINT_PARTITION, scope, burst_received, lambda: reads.append(1))
+        result = coordinator.read(SHAREPOINT, scope, burst_received, lambda: reads.append(1))
         outcomes.append(result.outcome)
 
     threads = [threading.Thread(target=worker) for _ in range(16)]
@@ -188,7 +188,7 @@ def test_workers_on_two_instances_read_a_burst_once_or_twice(coordinator, other_
 
     def worker(instance: ReadCoordinator) -> None:
         start.wait()
-        result = instance.read(SHAREPOINT_PARTITION, scope, burst_received, lambda: reads.append(1))
+        result = instance.read(SHAREPOINT, scope, burst_received, lambda: reads.append(1))
         outcomes.append(result.outcome)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in [coordinator, other_instance] * 8]
@@ -202,11 +202,11 @@ def test_workers_on_two_instances_read_a_burst_once_or_twice(coordinator, other_
 
 def test_the_retry_of_a_message_whose_attempt_died_takes_its_lease_over_at_once(coordinator, leases, scope):
     notified = now()
-    dead_attempt = leases.read(scope, SHAREPOINT_PARTITION)
+    dead_attempt = leases.read(scope, SHAREPOINT)
     leases.write(dead_attempt, holder="message-1", expires_at=now() + READ_LEASE, read_started=now())
-    other = coordinator.read(SHAREPOINT_PARTITION, scope, notified, must_not_read, holder="message-2")
+    other = coordinator.read(SHAREPOINT, scope, notified, must_not_read, holder="message-2")
     assert other.outcome is Outcome.BUSY
-    retry = coordinator.read(SHAREPOINT_PARTITION, scope, notified, lambda: "read", holder="message-1")
+    retry = coordinator.read(SHAREPOINT, scope, notified, lambda: "read", holder="message-1")
     assert retry.results == ("read",)
 
 

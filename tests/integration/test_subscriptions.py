@@ -10,15 +10,17 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 
 from functions.core.changes import list_changes
-from functions.core.models import CreateSubscriptionRequest, SubscriptionStatus
+from functions.core.models import SubscriptionStatus
 from functions.core.outbound import UpstreamError
+from functions.core.sources.sharepoint import SHAREPOINT
+from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
+from functions.core.sources.sharepoint.subscriber import MAX_LIFETIME
 from functions.core.storage import StorageUnavailable
 from functions.core.subscriptions import (
     InvalidSubscriptionRequest,
     SubscriptionConflict,
     hash_client_state,
 )
-from functions.core.subscriptions.service import MAX_LIFETIME
 from tests.integration.conftest import SITE
 
 
@@ -227,7 +229,7 @@ def test_deleting_removes_the_subscription_here_and_at_sharepoint(services, emul
     services.subscriptions.delete(subscription.id)
     assert at_sharepoint(emulator, subscription.id) is None
     assert services.subscriptions.store.get(subscription.id) is None
-    assert services.subscriptions.checkpoints.read(new_list) is None
+    assert services.subscriptions.checkpoints.read(new_list, SHAREPOINT) is None
     assert leases.read(subscription.scope, subscription.source).etag is None
 
 

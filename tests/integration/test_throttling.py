@@ -47,7 +47,7 @@ def test_after_a_429_no_call_of_ours_goes_out_before_its_retry_after_whatever_it
     services, emulator, new_list, stack
 ):
     other = another_list(emulator)
-    source = services.worker.source
+    source = services.sharepoint.client
     site_url = f"{stack.emulator_url}{SITE}"
     before = (emulator.requests_while_throttled(), emulator.early_retries())
     emulator.inject_fault("GetList", 429, retry_after=2, times=1, path_contains=new_list)

@@ -21,8 +21,9 @@ def record(
     now = datetime(2026, 1, 1, tzinfo=UTC)
     return SubscriptionRecord(
         id=subscription_id,
-        site_url="https://contoso.sharepoint.com/sites/x",
-        list_id=list_id,
+        source="sharepoint",
+        scope=list_id,
+        address="https://contoso.sharepoint.com/sites/x",
         resource=list_id,
         notification_url="https://app/api/notifications/sharepoint",
         expiration=now,

@@ -1,6 +1,6 @@
 import pytest
 
-from functions.core.change_tokens import InvalidChangeToken, parse_change_token
+from functions.core.sources.sharepoint.change_tokens import InvalidChangeToken, parse_change_token
 
 LIST = "5c77031a-9621-4dfc-bb5d-57803a94e91d"
 

@@ -8,17 +8,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from functions.core.changes import ListScope, graph_change_row
-from functions.core.intake import (
-    GRAPH_CHANGE,
-    GRAPH_LIFECYCLE,
-    CachedSubscriptionLookup,
-    receive_notifications,
-)
-from functions.core.sources.graph import GraphResource, InvalidGraphResource
+from functions.core.changes import RowScope
+from functions.core.intake import CachedSubscriptionLookup, receive_notifications
+from functions.core.sources.graph import CHANGE_ENTRIES as GRAPH_CHANGE
+from functions.core.sources.graph import LIFECYCLE_ENTRIES as GRAPH_LIFECYCLE
+from functions.core.sources.graph.client import GraphResource, InvalidGraphResource
+from functions.core.sources.graph.rows import change_row as graph_change_row
 from tests.unit.fakes import SUB_1, MessageList, RecordLookup, record
 
-SCOPE = ListScope(None, None, SUB_1, source="graph", resource="/drives/b!x/root")
+SCOPE = RowScope(SUB_1, "graph", resource="/drives/b!x/root")
+
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 

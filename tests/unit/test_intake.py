@@ -5,6 +5,7 @@ import uuid
 import pytest
 
 from functions.core import intake
+from functions.core.errors import PayloadTooLarge
 from functions.core.intake import (
     MAX_BODY_BYTES,
     MAX_LOOKUPS_PER_REQUEST,
@@ -12,10 +13,10 @@ from functions.core.intake import (
     BadNotificationRequest,
     CachedSubscriptionLookup,
     Deadline,
-    PayloadTooLarge,
     receive_notifications,
 )
 from functions.core.models import NotificationMessage
+from functions.core.sources.sharepoint import NOTIFICATION_ENTRIES
 from functions.core.storage import StorageUnavailable
 from functions.core.validation import InvalidValidationToken, checked_validation_token, find_validation_token
 from tests.unit.fakes import SUB_1, SUB_2, MessageList, RecordLookup, record
@@ -41,7 +42,7 @@ def body(*entries) -> bytes:
 def receive(payload: bytes, lookup=None, queue=None):
     lookup = CachedSubscriptionLookup(lookup or RecordLookup(record()))
     queue = queue if queue is not None else MessageList()
-    return receive_notifications(payload, subscriptions=lookup, queue=queue), queue
+    return receive_notifications(payload, subscriptions=lookup, queue=queue, kind=NOTIFICATION_ENTRIES), queue
 
 
 def test_validation_token_is_found_whatever_the_casing_of_its_name():
@@ -252,9 +253,15 @@ def test_the_storage_budget_turns_a_slow_store_into_storage_unavailable():
     lookup = CachedSubscriptionLookup(RecordLookup(record()))
     entries = [{**DOC_ENTRY, "subscriptionId": str(uuid.UUID(int=n))} for n in range(1, 10)]
     with pytest.raises(StorageUnavailable, match="storage budget"):
-        receive_notifications(body(*entries), subscriptions=lookup, queue=MessageList(), deadline=deadline)
+        receive_notifications(
+            body(*entries),
+            subscriptions=lookup,
+            queue=MessageList(),
+            deadline=deadline,
+            kind=NOTIFICATION_ENTRIES,
+        )
 
 
 def receive_with(lookup, payload: bytes):
     queue = MessageList()
-    return receive_notifications(payload, subscriptions=lookup, queue=queue), queue
+    return receive_notifications(payload, subscriptions=lookup, queue=queue, kind=NOTIFICATION_ENTRIES), queue

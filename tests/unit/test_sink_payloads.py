@@ -16,6 +16,7 @@ def change(n: int, file_name: str | None = None) -> ChangeView:
     return ChangeView(
         id=f"{n:040d}",
         subscription_id="s",
+        source="sharepoint",
         site_url="https://contoso.sharepoint.com/sites/x",
         list_id="0b5ea4c5-3c3b-4a0e-9a57-6f0c3c7b1d2e",
         item_id=n,

@@ -14,10 +14,10 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from functions.api import error_to_response
 from functions.core.outbound import UpstreamError
 from functions.core.settings import Settings
 from functions.core.storage import Storage, StorageUnavailable, is_outage, outages_reported
+from functions.responses import error_to_response
 
 IDENTITY_SETTINGS = {
     "AzureWebJobsStorage__credential": "managedidentity",
@@ -122,7 +122,7 @@ def test_the_management_api_answers_a_throttled_call_with_503_and_a_retry_after_
 
 
 def test_the_management_api_answers_a_storage_4xx_with_500_and_logs_the_cause(caplog):
-    with caplog.at_level(logging.ERROR, logger="functions.api"):
+    with caplog.at_level(logging.ERROR, logger="functions.core.errors"):
         response = error_to_response(status_error(400), operation="list_subscriptions")
     assert response.status_code == 500
     assert "Retry-After" not in response.headers

@@ -22,12 +22,13 @@ import secrets as random_ids
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..change_log import ChangeLog, as_utc
 from ..changes import row_to_view
+from ..clock import utc_now
 from ..egress import EgressRefused, ReceiverUnreachable, post_to_receiver
 from ..models import ChangeView
 from ..notification_queue import NotificationQueue
@@ -57,12 +58,6 @@ BUSY_RECHECK_SECONDS = 5
 MAX_RETRY_AFTER = timedelta(hours=1)
 UNREACHABLE = "the receiver could not be reached"
 TEAMS_REQUESTS_PER_SECOND = 4.0  # Teams throttles a workflow URL above this
-# Sources whose change-log keys can land behind rows already written (see `signal`).
-SOURCES_WRITING_BEHIND = frozenset({"graph"})
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -227,6 +222,8 @@ class SinkDelivery:
     queue: NotificationQueue
     sender: SinkSender
     policy: DeliveryPolicy = DeliveryPolicy()
+    # Sources whose change-log keys can land behind rows already written (see `signal`).
+    writing_behind: frozenset[str] = frozenset()
     clock: Callable[[], datetime] = utc_now
     monotonic: Callable[[], float] = time.monotonic
 
@@ -235,14 +232,15 @@ class SinkDelivery:
     def signal(self, scope: str, subscription_id: str, row_keys: Sequence[str], source: str) -> int:
         """Tell each active sink of the scope that rows were written; returns the signals queued.
 
-        SharePoint's log only grows at its end (keys follow the change number), so a row written
-        again at or before a sink's position is one it was already sent. Graph keys rows by the
-        change's own time, and a late delta page can put a new row behind a position: for Graph
-        that position moves back to it, so the row is sent (with the rows after it, again)."""
+        A source whose log only grows at its end (SharePoint: keys follow the change number) writes
+        a row again at or before a sink's position only if the sink was already sent it. A source
+        that `writes_behind` (Graph keys rows by the change's own time, and a late delta page can
+        put a new row behind a position) has that position moved back to the row, so it is sent
+        (with the rows after it, again)."""
         if not row_keys:
             return 0
         active = {sink.id for sink in self.sinks.of_scope(scope) if sink.state is SinkState.ACTIVE}
-        rewinds = source in SOURCES_WRITING_BEHIND
+        rewinds = source in self.writing_behind
         cursors = self.cursors.of_scope(scope) if active and (rewinds or len(active) > 1) else []
         if rewinds:
             first = min(row_keys)

@@ -137,15 +137,13 @@ def webhook_body(batch_id: str, changes: list[ChangeView], now: datetime) -> str
     )
 
 
-def sample_changes(
-    subscription_id: str, site_url: str | None, resource: str | None, now: datetime
-) -> list[ChangeView]:
+def sample_changes(subscription_id: str, source: str, resource: str, now: datetime) -> list[ChangeView]:
     """What `POST …/sinks/{id}/test` sends: one made-up change, marked as a test."""
     return [
         ChangeView(
             id="test",
             subscription_id=subscription_id,
-            site_url=site_url,
+            source=source,
             resource=resource,
             change_type=ChangeKind.UPDATE,
             time=now.isoformat(timespec="seconds").replace("+00:00", "Z"),

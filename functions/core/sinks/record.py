@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from ..egress import EgressRefused
 from ..egress import check_url as check_egress
+from ..errors import BadRequest
 from ..models import format_utc
 
 TEAMS_WORKFLOW, MESSAGE_CARD, WEBHOOK = "teams-workflow", "message-card", "webhook"
@@ -32,7 +33,7 @@ ROTATION_OVERLAP = timedelta(hours=24)
 AUTH_NONE, AUTH_ENTRA = "none", "entra"
 
 
-class InvalidSink(ValueError):
+class InvalidSink(BadRequest):
     pass
 
 

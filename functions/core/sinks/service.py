@@ -9,11 +9,13 @@ import secrets as random_ids
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
+from ..clock import utc_now
+from ..errors import NotFound
 from ..models import ChangeKind, SinkDeliveryState, WireModel, format_utc
 from ..subscriptions import SubscriptionService
 from .cursor import SinkCursor
@@ -41,8 +43,9 @@ log = logging.getLogger(__name__)
 MAX_REPLAY_RANGE = timedelta(days=31)
 
 
-class SinkNotFound(LookupError):
-    pass
+class SinkNotFound(NotFound):
+    def public_message(self) -> str:
+        return f"no sink {self}"
 
 
 class CreateSinkRequest(WireModel):
@@ -60,10 +63,6 @@ class RotateSecretRequest(WireModel):
 class ReplayRequest(WireModel):
     since: AwareDatetime
     until: AwareDatetime | None = None
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -194,7 +193,7 @@ class SinkService:
             sink = self._found(audit, subscription_id, sink_id)
             record = self.subscriptions.get(subscription_id)
             outcome = self.delivery.test(
-                sink, sample_changes(record.id, record.site_url or None, record.resource, self.clock())
+                sink, sample_changes(record.id, record.source, record.resource, self.clock())
             )
             audit.note(f"{outcome.detail} in {outcome.elapsed * 1000:.0f} ms")
         return outcome

@@ -13,14 +13,18 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ..errors import Conflict
 from ..settings import SettingsError
 from ..storage import SINKS_TABLE, Storage, TableRepository, is_valid_key, outages_reported
 from .record import AUTH_NONE, Sink, SinkState
 from .sealing import SEALING_KEYS, KeyRing
 
 
-class SinkChanged(Exception):
+class SinkChanged(Conflict):
     """The sink was changed or removed by another request since it was read."""
+
+    def public_message(self) -> str:
+        return f"sink {self} was changed by another request; retry"
 
 
 class SinkStore(TableRepository):

@@ -1,8 +1,8 @@
 """Subscriptions: the record we keep, its table, and the operations on it."""
 
+from ..sources.base import InvalidSubscriptionRequest
 from .record import SubscriptionRecord, hash_client_state, new_client_state
 from .service import (
-    InvalidSubscriptionRequest,
     RenewalReport,
     SubscriptionConflict,
     SubscriptionNotFound,

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from ..models import SubscriptionStatus, SubscriptionView, format_utc
+from ..models import SubscriptionStatus
 
 
 def new_client_state() -> str:
@@ -21,22 +21,17 @@ def hash_client_state(client_state: str) -> str:
     return hashlib.sha256(client_state.encode("utf-8")).hexdigest()
 
 
-SHAREPOINT, GRAPH = "sharepoint", "graph"
-
-
-def graph_scope(resource: str) -> str:
-    """The key of a Graph resource's cursor and change log (table keys may not hold '/')."""
-    return "graph-" + hashlib.sha256(resource.lower().encode("utf-8")).hexdigest()[:40]
-
-
 @dataclass(frozen=True)
 class SubscriptionRecord:
-    """One subscription. `scope` keys the cursor and the change log it shares with any
-    subscription that replaces it: the list id for SharePoint, a hash of the resource for Graph."""
+    """One subscription to one `scope` of its `source`. The scope keys the cursor and the change
+    log it shares with any subscription that replaces it (a SharePoint list's id, a hash of a Graph
+    resource); `address` is where the source is read (a site URL, a Graph resource path) and
+    `resource` what the source itself calls the subscribed thing."""
 
     id: str
-    site_url: str
-    list_id: str
+    source: str
+    scope: str
+    address: str
     resource: str
     notification_url: str
     expiration: datetime
@@ -45,12 +40,7 @@ class SubscriptionRecord:
     created: datetime
     last_renewed: datetime | None = None
     previous_id: str | None = None
-    source: str = SHAREPOINT
     change_type: str | None = None
-
-    @property
-    def scope(self) -> str:
-        return self.list_id
 
     def client_state_matches(self, client_state: str | None) -> bool:
         if client_state is None:
@@ -59,20 +49,3 @@ class SubscriptionRecord:
 
     def renewed(self, expiration: datetime, at: datetime) -> SubscriptionRecord:
         return replace(self, expiration=expiration, last_renewed=at)
-
-    def to_view(self) -> SubscriptionView:
-        sharepoint = self.source == SHAREPOINT
-        return SubscriptionView(
-            id=self.id,
-            source=GRAPH if self.source == GRAPH else SHAREPOINT,
-            site_url=self.site_url if sharepoint else None,
-            list_id=self.list_id if sharepoint else None,
-            resource=self.resource,
-            change_type=self.change_type,
-            notification_url=self.notification_url,
-            expiration_date_time=format_utc(self.expiration),
-            status=self.status,
-            created_date_time=format_utc(self.created),
-            last_renewed_date_time=format_utc(self.last_renewed) if self.last_renewed else None,
-            previous_id=self.previous_id,
-        )

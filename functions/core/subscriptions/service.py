@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from ..change_tokens import parse_change_token
 from ..checkpoints import CheckpointStore
+from ..clock import utc_now
+from ..errors import Conflict, NotFound
 from ..models import (
-    CreateGraphSubscriptionRequest,
-    CreateSubscriptionRequest,
     FailureView,
     SinkDeliveryState,
     SubscriptionHealth,
@@ -21,35 +20,26 @@ from ..models import (
     format_utc,
 )
 from ..read_leases import ReadLeaseStore
-from ..sources.graph import GraphResource, InvalidGraphResource
-from ..sources.sharepoint import SubscriptionGone
+from ..sources.base import EXPIRY_SAFETY_MARGIN, Draft, InvalidSubscriptionRequest, SubscriptionGone
 from ..storage import is_valid_key
-from .record import GRAPH, SHAREPOINT, SubscriptionRecord, graph_scope, hash_client_state, new_client_state
-from .store import SOURCES, ListClaimed, SubscriptionStore
-from .subscribers import EXPIRY_SAFETY_MARGIN, SHAREPOINT_MAX_LIFETIME, GraphSubscriber, Subscriber
+from .record import SubscriptionRecord, hash_client_state, new_client_state
+from .store import ListClaimed, SubscriptionStore
+
+if TYPE_CHECKING:
+    from ..sources.registry import Sources
 
 log = logging.getLogger(__name__)
 
-# Kept for callers that speak of SharePoint's limit by name.
-MAX_LIFETIME = SHAREPOINT_MAX_LIFETIME
+
+class SubscriptionNotFound(NotFound):
+    def public_message(self) -> str:
+        return f"no subscription {self}"
 
 
-class SubscriptionNotFound(LookupError):
-    pass
-
-
-class SubscriptionConflict(Exception):
+class SubscriptionConflict(Conflict):
     def __init__(self, message: str, *, existing_id: str | None = None) -> None:
         super().__init__(message)
         self.existing_id = existing_id
-
-
-class InvalidSubscriptionRequest(ValueError):
-    pass
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 # Renewals in flight at once: each is a PATCH to SharePoint or Graph and a table write, so a few
@@ -71,29 +61,29 @@ class SubscriptionService:
     store: SubscriptionStore
     checkpoints: CheckpointStore
     read_leases: ReadLeaseStore
-    subscribers: Mapping[str, Subscriber]
-    tenant_url: str
+    sources: Sources
     # Asks the worker to read a subscription's changes now (after a recreate).
     request_sync: Callable[[SubscriptionRecord], None] = lambda record: None
     clock: Callable[[], datetime] = utc_now
 
-    def create(
-        self, request: CreateSubscriptionRequest | CreateGraphSubscriptionRequest
-    ) -> SubscriptionRecord:
+    def parse_request(self, body: bytes) -> Any:
+        """A create request, in the model of the source it names; raises pydantic's
+        ValidationError, or InvalidSubscriptionRequest for a source this service does not follow."""
+        import json
+
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError):
+            document = None  # the model's own parse reports it
+        return self.sources.for_request(document).request_model.model_validate_json(body)
+
+    def create(self, request: Any) -> SubscriptionRecord:
+        """Subscribe to what a create request (a source's `request_model`) names."""
         now = self.clock()
-        if isinstance(request, CreateGraphSubscriptionRequest):
-            try:
-                resource = GraphResource.parse(request.resource)
-                change_type = resource.check_change_type(request.change_type)
-            except InvalidGraphResource as error:
-                raise InvalidSubscriptionRequest(str(error)) from None
-            draft = _draft(GRAPH, "", graph_scope(resource.path), resource.path, now, change_type=change_type)
-            expiration = self._latest_expiration(draft, now)
-        else:
-            site_url = self.absolute_site_url(request.site_url)
-            list_id = str(request.list_id).lower()
-            draft = _draft(SHAREPOINT, site_url, list_id, f"{site_url}/_api/web/lists('{list_id}')", now)
-            expiration = self._checked_expiration(request.expiration_date_time, now)
+        source = self.sources[request.source]
+        planned = source.draft(request, now)
+        draft = _draft(source.name, planned, now)
+        expiration = planned.expiration
         # Claim the scope first: of any number of concurrent creates, exactly one gets past here.
         try:
             self.store.claim_list(draft.scope, now)
@@ -108,16 +98,16 @@ class SubscriptionService:
         return record
 
     def _create_claimed(self, draft: SubscriptionRecord, expiration: datetime) -> SubscriptionRecord:
-        subscriber = self.subscribers[draft.source]
+        subscriber = self.sources[draft.source].subscriber
         # Read the cursor before subscribing, so no change made in between is missed.
         cursor = subscriber.first_cursor(draft, self.clock())
         record = self._subscribe(draft, expiration, status=SubscriptionStatus.ACTIVE)
         try:
             self.checkpoints.start(
                 record.scope,
-                site_url=record.site_url or record.resource,
+                address=record.address,
                 subscription_id=record.id,
-                change_token=cursor,
+                cursor=cursor,
                 at=self.clock(),
                 source=record.source,
             )
@@ -142,7 +132,7 @@ class SubscriptionService:
         key: tuple[str, str] | None = None
         if after:
             source, _, subscription_id = after.partition(":")
-            if source not in SOURCES or not is_valid_key(subscription_id):
+            if source not in self.sources.names or not is_valid_key(subscription_id):
                 raise InvalidSubscriptionRequest("after must be the cursor from a nextLink")
             key = (source, subscription_id)
         records, more = self.store.page(after=key, top=top)
@@ -150,7 +140,7 @@ class SubscriptionService:
 
     def delete(self, subscription_id: str) -> None:
         record = self.get(subscription_id)
-        self.subscribers[record.source].delete(record)
+        self.sources[record.source].subscriber.delete(record)
         self.store.delete(record)
         self.checkpoints.delete(record.scope, record.source)
         self.read_leases.delete(record.scope, record.source)
@@ -179,7 +169,7 @@ class SubscriptionService:
 
         now = self.clock()
         due: list[SubscriptionRecord] = []
-        for source in self.subscribers:
+        for source in self.sources.names:
             # The widest window any of the source's resources can have; narrowed per record.
             for record in self.store.expiring_before(source, now + window):
                 if self.renewal_due_at(record, window) <= now:
@@ -216,12 +206,32 @@ class SubscriptionService:
     def renewal_due_at(self, record: SubscriptionRecord, window: timedelta) -> datetime:
         """When the subscription becomes due: less than the smaller of `window` and half its
         lifetime left (the renewal timer renews it at its next run after this)."""
-        return record.expiration - min(window, self.subscribers[record.source].max_lifetime(record) / 2)
+        return record.expiration - min(
+            window, self.sources[record.source].subscriber.max_lifetime(record) / 2
+        )
 
     def view(self, record: SubscriptionRecord, window: timedelta) -> SubscriptionView:
         """The record as the management API shows it, with when it will be renewed."""
         due = format_utc(self.renewal_due_at(record, window))
-        return record.to_view().model_copy(update={"next_renewal_date_time": due})
+        return self.plain_view(record).model_copy(update={"next_renewal_date_time": due})
+
+    def plain_view(self, record: SubscriptionRecord) -> SubscriptionView:
+        """The record as the API shows it: shared fields, then its source's own."""
+        return SubscriptionView.model_validate(
+            {
+                "id": record.id,
+                "source": record.source,
+                "resource": record.resource,
+                "changeType": record.change_type,
+                "notificationUrl": record.notification_url,
+                "expirationDateTime": format_utc(record.expiration),
+                "status": record.status,
+                "createdDateTime": format_utc(record.created),
+                "lastRenewedDateTime": format_utc(record.last_renewed) if record.last_renewed else None,
+                "previousId": record.previous_id,
+                **self.sources[record.source].view_fields(record),
+            }
+        )
 
     def health(self, record: SubscriptionRecord, sinks: Sequence[SinkDeliveryState]) -> SubscriptionHealth:
         """How the subscription is doing, from its list's checkpoint (one read) and its sinks."""
@@ -235,15 +245,13 @@ class SubscriptionService:
                 reason=checkpoint.last_failure or "", date_time=format_utc(checkpoint.last_failed)
             )
         last_notification = checkpoint.last_notification
-        token_issued = None
-        if record.source == SHAREPOINT:
-            token_issued = format_utc(parse_change_token(checkpoint.change_token).time)
+        issued = self.sources[record.source].cursor_issued(checkpoint.cursor)
         return SubscriptionHealth(
             sinks=len(sinks),
             sink_states=states,
             last_notification_date_time=format_utc(last_notification) if last_notification else None,
             last_synced_date_time=format_utc(checkpoint.last_synced),
-            change_token_date_time=token_issued,
+            change_token_date_time=format_utc(issued) if issued else None,
             consecutive_failures=checkpoint.consecutive_failures,
             last_failure=last_failure,
         )
@@ -251,7 +259,9 @@ class SubscriptionService:
     def _renew_record(self, record: SubscriptionRecord) -> SubscriptionRecord:
         now = self.clock()
         try:
-            expiration = self.subscribers[record.source].renew(record, self._latest_expiration(record, now))
+            expiration = self.sources[record.source].subscriber.renew(
+                record, self._latest_expiration(record, now)
+            )
         except SubscriptionGone:
             return self.recreate(record)
         renewed = record.renewed(expiration.replace(microsecond=0), now)
@@ -291,10 +301,9 @@ class SubscriptionService:
 
         reauthorizationRequired: reauthorize (recreate if Graph no longer knows it);
         subscriptionRemoved: recreate; missed: nothing more than that read."""
-        subscriber = self.subscribers[record.source]
-        if event == "reauthorizationRequired" and isinstance(subscriber, GraphSubscriber):
+        if event == "reauthorizationRequired":
             try:
-                subscriber.reauthorize(record)
+                self.sources[record.source].subscriber.reauthorize(record)
             except SubscriptionGone:
                 return self.recreate(record, sync=False)
             log.info("reauthorized subscription %s", record.id)
@@ -313,7 +322,7 @@ class SubscriptionService:
     ) -> SubscriptionRecord:
         """Subscribe at the source with a fresh clientState; the record keeps only its hash."""
         client_state = new_client_state()
-        remote = self.subscribers[draft.source].subscribe(draft, expiration, client_state)
+        remote = self.sources[draft.source].subscriber.subscribe(draft, expiration, client_state)
         return replace(
             draft,
             id=remote.id,
@@ -327,56 +336,21 @@ class SubscriptionService:
         )
 
     def _latest_expiration(self, record: SubscriptionRecord, now: datetime) -> datetime:
-        return now + self.subscribers[record.source].max_lifetime(record) - EXPIRY_SAFETY_MARGIN
-
-    def absolute_site_url(self, site_url: str) -> str:
-        """An absolute site URL of this tenant, from a path like /sites/x or a full URL; anything
-        else is refused."""
-        if site_url.startswith("/"):
-            absolute = f"{self.tenant_url}{site_url}"
-        else:
-            absolute = site_url
-            if urlsplit(absolute).netloc.lower() != urlsplit(self.tenant_url).netloc.lower():
-                raise InvalidSubscriptionRequest(f"siteUrl must be a site of {self.tenant_url}")
-        parts = urlsplit(absolute)
-        segments = parts.path.split("/")
-        if (
-            parts.query
-            or parts.fragment
-            or any(c in parts.path for c in "'\"\\ %")
-            or any(segment in (".", "..") for segment in segments)
-            or "" in segments[1:-1]
-        ):
-            raise InvalidSubscriptionRequest("siteUrl must be a plain site path like /sites/x")
-        return absolute.rstrip("/")
-
-    def _checked_expiration(self, requested: datetime | None, now: datetime) -> datetime:
-        latest = now + SHAREPOINT_MAX_LIFETIME - EXPIRY_SAFETY_MARGIN
-        if requested is None:
-            return latest
-        if requested <= now:
-            raise InvalidSubscriptionRequest("expirationDateTime must be in the future")
-        if requested > now + SHAREPOINT_MAX_LIFETIME:
-            raise InvalidSubscriptionRequest(
-                "expirationDateTime must be at most 180 days from now (SharePoint's limit)"
-            )
-        return min(requested, latest)
+        return now + self.sources[record.source].subscriber.max_lifetime(record) - EXPIRY_SAFETY_MARGIN
 
 
-def _draft(
-    source: str, site_url: str, scope: str, resource: str, now: datetime, *, change_type: str | None = None
-) -> SubscriptionRecord:
+def _draft(source: str, planned: Draft, now: datetime) -> SubscriptionRecord:
     """The record before the source has answered: what it watches, nothing it was given."""
     return SubscriptionRecord(
         id="",
-        site_url=site_url,
-        list_id=scope,
-        resource=resource,
+        source=source,
+        scope=planned.scope,
+        address=planned.address,
+        resource=planned.resource,
         notification_url="",
         expiration=now,
         client_state_hash="",
         status=SubscriptionStatus.ACTIVE,
         created=now,
-        source=source,
-        change_type=change_type,
+        change_type=planned.change_type,
     )

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from ..models import SubscriptionStatus
 from ..storage import (
     SUBSCRIPTIONS_TABLE,
+    Storage,
     TableRepository,
     is_valid_key,
     outages_reported,
 )
-from .record import GRAPH, SHAREPOINT, SubscriptionRecord
-
-# One partition per source: a notification's intake knows its source and reads one entity.
-SOURCES = (SHAREPOINT, GRAPH)
+from .record import SubscriptionRecord
 
 # Claims live beside the subscriptions, one entity per list: inserting one is what makes
 # "one subscription per list" atomic across instances.
@@ -35,7 +34,14 @@ class ListClaimed(Exception):
 
 
 class SubscriptionStore(TableRepository):
+    """One partition per source (a notification's intake knows its source and reads one entity),
+    in the order `sources` names them (the order listing pages walk)."""
+
     table_name = SUBSCRIPTIONS_TABLE
+
+    def __init__(self, storage: Storage, sources: Sequence[str]) -> None:
+        super().__init__(storage)
+        self.sources = tuple(sources)
 
     def claim_list(self, list_id: str, at: datetime) -> None:
         """Insert the list's claim; raises ListClaimed if it exists, unless it is a stale one."""
@@ -75,7 +81,7 @@ class SubscriptionStore(TableRepository):
 
         if not is_valid_key(subscription_id):
             return None
-        for partition in (source,) if source else SOURCES:
+        for partition in (source,) if source else self.sources:
             with outages_reported(f"reading subscription {subscription_id}"):
                 try:
                     return from_entity(self._table.get_entity(partition, subscription_id))
@@ -98,8 +104,8 @@ class SubscriptionStore(TableRepository):
         whether more follow. Each query stops at `top + 1` entities, so a page costs the same
         however large the table grows."""
         records: list[SubscriptionRecord] = []
-        start_source, start_id = after or (SOURCES[0], "")
-        for source in SOURCES[SOURCES.index(start_source) :]:
+        start_source, start_id = after or (self.sources[0], "")
+        for source in self.sources[self.sources.index(start_source) :]:
             after_id = start_id if source == start_source else ""
             with outages_reported("listing subscriptions"):
                 entities = self._table.query_entities(
@@ -133,8 +139,8 @@ def to_entity(record: SubscriptionRecord) -> dict[str, Any]:
         "PartitionKey": record.source,
         "RowKey": record.id,
         "source": record.source,
-        "siteUrl": record.site_url,
-        "listId": record.list_id,
+        "siteUrl": record.address,
+        "listId": record.scope,
         "resource": record.resource,
         "notificationUrl": record.notification_url,
         "expirationDateTime": record.expiration,
@@ -154,8 +160,10 @@ def to_entity(record: SubscriptionRecord) -> dict[str, Any]:
 def from_entity(entity: dict[str, Any]) -> SubscriptionRecord:
     return SubscriptionRecord(
         id=entity["RowKey"],
-        site_url=entity["siteUrl"],
-        list_id=entity["listId"],
+        source=entity["PartitionKey"],
+        scope=entity["listId"],
+        # Graph records written before the field was shared kept the resource path only.
+        address=entity["siteUrl"] or entity["resource"],
         resource=entity["resource"],
         notification_url=entity["notificationUrl"],
         expiration=entity["expirationDateTime"],
@@ -164,6 +172,5 @@ def from_entity(entity: dict[str, Any]) -> SubscriptionRecord:
         created=entity["createdDateTime"],
         last_renewed=entity.get("lastRenewedDateTime"),
         previous_id=entity.get("previousId"),
-        source=entity.get("source", SHAREPOINT),
         change_type=entity.get("changeType"),
     )

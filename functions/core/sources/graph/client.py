@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from ..auth import TokenProvider
-from ..models import UtcDatetime, WireModel, format_utc
-from ..outbound import DEFAULT_POLICY, RetryPolicy, ServiceThrottle, UpstreamError, new_session, send
-from .sharepoint import SubscriptionGone
+from ...auth import TokenProvider
+from ...models import UtcDatetime, WireModel, format_utc
+from ...outbound import DEFAULT_POLICY, RetryPolicy, ServiceThrottle, UpstreamError, new_session, send
+from ..base import InvalidSubscriptionRequest, SubscriptionGone
 
 if TYPE_CHECKING:
     import requests
@@ -42,7 +42,7 @@ _FOLDER_MESSAGES = re.compile(r"^/users/([^/()'\s]+)/mailFolders\('([A-Za-z0-9_\
 _EVENTS = re.compile(r"^/users/([^/()'\s]+)/events$")
 
 
-class InvalidGraphResource(ValueError):
+class InvalidGraphResource(InvalidSubscriptionRequest):
     pass
 
 
@@ -124,9 +124,7 @@ class DeltaLinkGone(Exception):
         self.restart_url = restart_url
 
 
-class GraphSource:
-    name = SERVICE
-
+class GraphClient:
     def __init__(
         self,
         tokens: TokenProvider,

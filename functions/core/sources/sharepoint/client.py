@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..auth import TokenProvider
-from ..models import (
+from ...auth import TokenProvider
+from ...models import format_utc
+from ...outbound import DEFAULT_POLICY, RetryPolicy, ServiceThrottle, UpstreamError, new_session, send
+from ..base import CursorRejected, SubscriptionGone
+from .models import (
     CurrentChangeToken,
     SharePointChange,
     SharePointChangePage,
@@ -19,9 +22,7 @@ from ..models import (
     SharePointSubscription,
     SharePointSubscriptionRequest,
     SiteListView,
-    format_utc,
 )
-from ..outbound import DEFAULT_POLICY, RetryPolicy, ServiceThrottle, UpstreamError, new_session, send
 
 if TYPE_CHECKING:
     import requests
@@ -53,15 +54,11 @@ CHANGE_QUERY_FLAGS = {
 _JSON = "application/json;odata=nometadata"
 
 
-class SubscriptionGone(Exception):
-    """SharePoint no longer knows the subscription (expired, or deleted behind our back)."""
-
-
 class ChangeTokenExpired(Exception):
     """The stored token is older than the list's change log: the changes since cannot be read."""
 
 
-class ChangeTokenRejected(Exception):
+class ChangeTokenRejected(CursorRejected):
     """SharePoint says the stored token is not this list's, or not a token: a bug, not weather."""
 
 
@@ -77,9 +74,7 @@ class ListRef:
         return f"{self.site_url}/_api/web/lists('{self.list_id}')"
 
 
-class SharePointSource:
-    name = SERVICE
-
+class SharePointClient:
     def __init__(
         self,
         tokens: TokenProvider,

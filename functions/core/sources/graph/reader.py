@@ -11,40 +11,41 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from .change_log import ChangeLog, SyncResult
-from .changes import ListScope, graph_change_row, graph_resync_rows
-from .checkpoints import Checkpoint, CheckpointConflict, CheckpointStore
-from .sources.graph import DeltaLinkGone, GraphResource, GraphSource
+from ...change_log import ChangeLog, SyncResult
+from ...changes import RowScope
+from ...checkpoints import Checkpoint, CheckpointConflict, CheckpointStore
+from ...clock import utc_now
+from ..base import ReadTarget
+from .client import DeltaLinkGone, GraphClient, GraphResource
+from .rows import change_row, resync_rows
 
 log = logging.getLogger(__name__)
 
 GRAPH = "graph"
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True)
-class GraphSync:
+class DeltaReader:
     checkpoints: CheckpointStore
     change_log: ChangeLog
-    source: GraphSource
+    client: GraphClient
     clock: Callable[[], datetime] = utc_now
 
-    def sync(self, scope: str, resource: str, subscription_id: str) -> SyncResult:
+    def sync(self, target: ReadTarget, *, refresh: bool = False) -> SyncResult:
+        """A delta round; `refresh` changes nothing: a round always ends with a new link."""
+        scope, resource, subscription_id = target.scope, target.address, target.subscription_id
         checkpoint = self.checkpoints.read(scope, GRAPH)
-        rows_scope = ListScope(None, None, subscription_id, source=GRAPH, resource=resource)
+        rows_scope = RowScope(subscription_id, GRAPH, resource=resource)
         if checkpoint is None:
-            link = self.source.latest_delta_link(GraphResource.parse(resource), self.clock())
+            link = self.client.latest_delta_link(GraphResource.parse(resource), self.clock())
             self.checkpoints.start(
                 scope,
-                site_url=resource,
+                address=resource,
                 subscription_id=subscription_id,
-                change_token=link,
+                cursor=link,
                 at=self.clock(),
                 source=GRAPH,
             )
@@ -57,10 +58,8 @@ class GraphSync:
         started = self.clock()
         keys: list[str] = []
         try:
-            for page in self.source.delta_pages(checkpoint.change_token, subscription_id=subscription_id):
-                rows = [
-                    graph_change_row(rows_scope, item, started, checkpoint.last_synced) for item in page.value
-                ]
+            for page in self.client.delta_pages(checkpoint.cursor, subscription_id=subscription_id):
+                rows = [change_row(rows_scope, item, started, checkpoint.last_synced) for item in page.value]
                 keys += self._write(scope, rows)
                 if page.delta_link:
                     self._commit(checkpoint, page.delta_link, started)
@@ -71,21 +70,19 @@ class GraphSync:
         return SyncResult(len(keys), rows=tuple(keys))
 
     def _resync(
-        self, scope: str, rows_scope: ListScope, checkpoint: Checkpoint, gone: DeltaLinkGone, resource: str
+        self, scope: str, rows_scope: RowScope, checkpoint: Checkpoint, gone: DeltaLinkGone, resource: str
     ) -> list[str]:
         started = self.clock()
         restart = gone.restart_url or GraphResource.parse(resource).first_delta_url(
-            self.source.base_url, started
+            self.client.base_url, started
         )
         items: list[dict[str, Any]] = []
         link = None
-        for page in self.source.delta_pages(restart, subscription_id=rows_scope.subscription_id):
+        for page in self.client.delta_pages(restart, subscription_id=rows_scope.subscription_id):
             items.extend(page.value)
             link = page.delta_link or link
         reason = f"Graph refused the delta link: {gone}"
-        keys = self._write(
-            scope, graph_resync_rows(rows_scope, items, started, checkpoint.last_synced, reason)
-        )
+        keys = self._write(scope, resync_rows(rows_scope, items, started, checkpoint.last_synced, reason))
         if link:
             self._commit(checkpoint, link, started)
         log.error(
@@ -107,6 +104,6 @@ class GraphSync:
         except CheckpointConflict:
             log.info(
                 "another worker finished a newer delta round of %s; keeping its link (subscription %s)",
-                checkpoint.site_url,
+                checkpoint.address,
                 checkpoint.subscription_id,
             )

@@ -1,0 +1,5 @@
+"""The management API, one blueprint per resource."""
+
+from . import changes, poison, sinks, subscriptions
+
+BLUEPRINTS = (subscriptions.bp, changes.bp, sinks.bp, poison.bp)

@@ -1,0 +1,161 @@
+"""What every source gives the rest of the service: one small `Source` protocol.
+
+A source is a package under `sources/` (SharePoint lists, Graph resources): its client, its wire
+models, how it subscribes (lifetime, renew, recreate), how it reads a scope's changes from a
+cursor into change-log rows, and how its notifications are parsed. The worker, the sweep, the
+renewal, the intake and the API ask the registry (`sources.Sources`) for the source a record,
+checkpoint, route or request names, and never branch on which one it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel
+
+from ..errors import BadRequest
+
+if TYPE_CHECKING:
+    from ..change_log import SyncResult
+    from ..models import QueuedNotification
+    from ..subscriptions.record import SubscriptionRecord
+
+# A source refuses an expiry past its maximum by *its* clock; stay clear of clock skew.
+EXPIRY_SAFETY_MARGIN = timedelta(hours=1)
+
+
+class SubscriptionGone(Exception):
+    """The source no longer knows the subscription (expired, or deleted behind our back)."""
+
+
+class CursorRejected(Exception):
+    """The source says the stored cursor is not this scope's, or not a cursor at all: a bug, not
+    weather. The message is poisoned at once instead of being retried five times."""
+
+
+class InvalidSubscriptionRequest(BadRequest):
+    """A create request the source cannot subscribe to, with the reason a caller can act on."""
+
+
+@dataclass(frozen=True)
+class ReadTarget:
+    """What a read needs, from a subscription record or a checkpoint alike: the scope (the key of
+    the cursor and the change log), the address the source is read at (a SharePoint site URL, a
+    Graph resource path) and the subscription the rows are logged for."""
+
+    scope: str
+    address: str
+    subscription_id: str
+
+
+@dataclass(frozen=True)
+class Subscribed:
+    """What the source answered to a create."""
+
+    id: str
+    resource: str
+    notification_url: str
+    expiration: datetime
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A subscription before the source has answered: what it will watch, and until when."""
+
+    scope: str
+    address: str
+    resource: str
+    expiration: datetime
+    change_type: str | None = None
+
+
+class Subscriber(Protocol):
+    def max_lifetime(self, record: SubscriptionRecord) -> timedelta: ...
+
+    def first_cursor(self, record: SubscriptionRecord, now: datetime) -> str: ...
+
+    def subscribe(
+        self, record: SubscriptionRecord, expiration: datetime, client_state: str
+    ) -> Subscribed: ...
+
+    def renew(self, record: SubscriptionRecord, expiration: datetime) -> datetime: ...
+
+    def reauthorize(self, record: SubscriptionRecord) -> None: ...
+
+    def delete(self, record: SubscriptionRecord) -> None: ...
+
+
+class Reader(Protocol):
+    def sync(self, target: ReadTarget, *, refresh: bool = False) -> SyncResult:
+        """Read and log every change of the target's scope since its cursor. `refresh` (the
+        sweep) also moves a cursor that found nothing to now."""
+        ...
+
+
+class Notification(Protocol):
+    @property
+    def subscription_id(self) -> str: ...
+
+    @property
+    def client_state(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class EntryKind:
+    """What one notification URL accepts: whose entries, of which shape, how one is checked beyond
+    its shape (a reason to refuse it, or ""), and what of it the queue message keeps."""
+
+    source: str
+    model: type[BaseModel]
+    check: Callable[[Any], str]
+    queued: Callable[[Any], QueuedNotification]
+
+
+class Source(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def subscriber(self) -> Subscriber: ...
+
+    @property
+    def reader(self) -> Reader: ...
+
+    @property
+    def request_model(self) -> type[BaseModel]:
+        """The management API's create request for this source."""
+        ...
+
+    @property
+    def entry_kinds(self) -> Mapping[str, EntryKind]:
+        """Its notification URLs, by route under /api/notifications/."""
+        ...
+
+    @property
+    def writes_behind(self) -> bool:
+        """Whether a read may log rows that sort before rows an earlier read logged (Graph keys
+        rows by each change's own time): the sinks' cursors then have to look back."""
+        ...
+
+    def draft(self, request: Any, now: datetime) -> Draft:
+        """Check a create request and say what it subscribes to; raises InvalidSubscriptionRequest."""
+        ...
+
+    def view_fields(self, record: SubscriptionRecord) -> dict[str, Any]:
+        """The source's own fields of the API's subscription view (by alias)."""
+        ...
+
+    def cursor_issued(self, cursor: str) -> datetime | None:
+        """When a cursor was issued, where the cursor says (a SharePoint change token does)."""
+        ...
+
+
+def target_of(record: SubscriptionRecord) -> ReadTarget:
+    return ReadTarget(record.scope, record.address, record.id)
+
+
+def source_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value is not None}

@@ -1,0 +1,89 @@
+"""The sources this service follows, by name: the one place that knows which exist.
+
+Adding a source is a package under `sources/` and one line in `build_sources` (docs/sources.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..auth import token_provider_for
+from ..change_log import ChangeLog
+from ..checkpoints import CheckpointStore
+from ..errors import BadRequest
+from ..settings import Settings
+from .base import EntryKind, Source
+from .graph import Graph, GraphClient
+from .graph.reader import DeltaReader
+from .graph.subscriber import GraphSubscriber
+from .sharepoint import SharePoint, SharePointClient
+from .sharepoint.reader import ListReader
+from .sharepoint.subscriber import ListSubscriber
+
+
+class UnknownSource(BadRequest):
+    pass
+
+
+class Sources:
+    """A registry keyed by each source's name, in the order given (the first is the default of a
+    create request that names none, as before there was more than one)."""
+
+    def __init__(self, sources: Iterable[Source]) -> None:
+        self._by_name = {source.name: source for source in sources}
+        self._by_route = {
+            route: kind for source in self._by_name.values() for route, kind in source.entry_kinds.items()
+        }
+
+    def __getitem__(self, name: str) -> Source:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise UnknownSource(f"unknown source {name!r}") from None
+
+    def __iter__(self) -> Iterator[Source]:
+        return iter(self._by_name.values())
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._by_name)
+
+    @property
+    def routes(self) -> Mapping[str, EntryKind]:
+        """Every notification URL's entry kind, by route under /api/notifications/."""
+        return self._by_route
+
+    def for_request(self, document: Any) -> Source:
+        """The source a create request names (`"source"`), or the default one."""
+        name = document.get("source") if isinstance(document, dict) else None
+        if name is None:
+            return next(iter(self._by_name.values()))
+        if not isinstance(name, str) or name not in self._by_name:
+            raise UnknownSource(f"source must be one of {', '.join(self._by_name)}")
+        return self._by_name[name]
+
+
+@dataclass(frozen=True)
+class Built:
+    sources: Sources
+    sharepoint: SharePoint
+
+
+def build_sources(settings: Settings, checkpoints: CheckpointStore, change_log: ChangeLog) -> Built:
+    sharepoint_client = SharePointClient(token_provider_for(settings))
+    sharepoint = SharePoint(
+        client=sharepoint_client,
+        subscriber=ListSubscriber(sharepoint_client, settings.sharepoint_notification_url),
+        reader=ListReader(checkpoints, change_log, sharepoint_client),
+        tenant_url=settings.sharepoint_tenant_url,
+    )
+    graph_client = GraphClient(token_provider_for(settings, settings.graph_base_url), settings.graph_base_url)
+    graph = Graph(
+        subscriber=GraphSubscriber(
+            graph_client, settings.graph_notification_url, settings.graph_lifecycle_url
+        ),
+        reader=DeltaReader(checkpoints, change_log, graph_client),
+    )
+    return Built(Sources([sharepoint, graph]), sharepoint)

@@ -1,0 +1,109 @@
+"""SharePoint Online lists and libraries: list webhooks, GetChanges with change tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel
+
+from ...models import QueuedNotification
+from ..base import EXPIRY_SAFETY_MARGIN, Draft, EntryKind, InvalidSubscriptionRequest
+from .change_tokens import InvalidChangeToken, parse_change_token
+from .client import ListRef, SharePointClient
+from .models import CreateSubscriptionRequest, SharePointNotification, SiteListView
+from .reader import SHAREPOINT, ListReader
+from .subscriber import MAX_LIFETIME, ListSubscriber
+
+if TYPE_CHECKING:
+    from ...subscriptions.record import SubscriptionRecord
+
+__all__ = ["SHAREPOINT", "ListRef", "SharePoint", "SharePointClient"]
+
+
+def _queued(notification: SharePointNotification) -> QueuedNotification:
+    return QueuedNotification(
+        subscription_id=notification.subscription_id,
+        resource=notification.resource,
+        site_url=notification.site_url,
+        tenant_id=notification.tenant_id,
+        web_id=notification.web_id,
+    )
+
+
+NOTIFICATION_ENTRIES = EntryKind(SHAREPOINT, SharePointNotification, lambda _: "", _queued)
+
+
+@dataclass(frozen=True)
+class SharePoint:
+    """The SharePoint source: one subscription per list of the tenant's sites."""
+
+    client: SharePointClient
+    subscriber: ListSubscriber
+    reader: ListReader
+    tenant_url: str
+    name: str = SHAREPOINT
+    request_model: type[BaseModel] = CreateSubscriptionRequest
+    writes_behind: bool = False
+    entry_kinds: Mapping[str, EntryKind] = field(default_factory=lambda: {SHAREPOINT: NOTIFICATION_ENTRIES})
+
+    def draft(self, request: Any, now: datetime) -> Draft:
+        assert isinstance(request, CreateSubscriptionRequest)
+        site_url = self.absolute_site_url(request.site_url)
+        list_id = str(request.list_id).lower()
+        return Draft(
+            scope=list_id,
+            address=site_url,
+            resource=ListRef(site_url, list_id).api_url,
+            expiration=_checked_expiration(request.expiration_date_time, now),
+        )
+
+    def view_fields(self, record: SubscriptionRecord) -> dict[str, Any]:
+        return {"siteUrl": record.address, "listId": record.scope}
+
+    def cursor_issued(self, cursor: str) -> datetime | None:
+        try:
+            return parse_change_token(cursor).time
+        except InvalidChangeToken:
+            return None
+
+    def site_lists(self, site_url: str) -> list[SiteListView]:
+        """What a person picks a subscription from: the site's lists and libraries."""
+        return self.client.lists(self.absolute_site_url(site_url))
+
+    def absolute_site_url(self, site_url: str) -> str:
+        """An absolute site URL of this tenant, from a path like /sites/x or a full URL; anything
+        else is refused."""
+        if site_url.startswith("/"):
+            absolute = f"{self.tenant_url}{site_url}"
+        else:
+            absolute = site_url
+            if urlsplit(absolute).netloc.lower() != urlsplit(self.tenant_url).netloc.lower():
+                raise InvalidSubscriptionRequest(f"siteUrl must be a site of {self.tenant_url}")
+        parts = urlsplit(absolute)
+        segments = parts.path.split("/")
+        if (
+            parts.query
+            or parts.fragment
+            or any(c in parts.path for c in "'\"\\ %")
+            or any(segment in (".", "..") for segment in segments)
+            or "" in segments[1:-1]
+        ):
+            raise InvalidSubscriptionRequest("siteUrl must be a plain site path like /sites/x")
+        return absolute.rstrip("/")
+
+
+def _checked_expiration(requested: datetime | None, now: datetime) -> datetime:
+    latest = now + MAX_LIFETIME - EXPIRY_SAFETY_MARGIN
+    if requested is None:
+        return latest
+    if requested <= now:
+        raise InvalidSubscriptionRequest("expirationDateTime must be in the future")
+    if requested > now + MAX_LIFETIME:
+        raise InvalidSubscriptionRequest(
+            "expirationDateTime must be at most 180 days from now (SharePoint's limit)"
+        )
+    return min(requested, latest)

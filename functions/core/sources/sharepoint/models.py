@@ -1,0 +1,124 @@
+"""SharePoint's wire shapes: its notifications, its REST answers, and our create request."""
+
+from __future__ import annotations
+
+from typing import Literal
+from uuid import UUID
+
+from pydantic import ConfigDict, Field, field_validator
+
+from ...models import ChangeKind, UtcDatetime, WireModel, guid
+
+# SP.ChangeType: 1 Add, 2 Update, 3 DeleteObject, 4 Rename, 5 MoveAway, 6 MoveInto, 7 Restore,
+# 15 SystemUpdate (an update that makes no new version); the rest is other.
+CHANGE_KINDS = {
+    1: ChangeKind.ADD,
+    2: ChangeKind.UPDATE,
+    3: ChangeKind.DELETE,
+    4: ChangeKind.RENAME,
+    5: ChangeKind.MOVE,
+    6: ChangeKind.MOVE,
+    7: ChangeKind.RESTORE,
+    15: ChangeKind.UPDATE,
+}
+
+
+class SharePointNotification(WireModel):
+    subscription_id: str = Field(alias="subscriptionId")
+    client_state: str | None = Field(default=None, alias="clientState", max_length=255)
+    expiration_date_time: UtcDatetime = Field(alias="expirationDateTime")
+    resource: str = Field(min_length=1, max_length=256)
+    tenant_id: str | None = Field(default=None, alias="tenantId", max_length=64)
+    site_url: str = Field(alias="siteUrl", min_length=1, max_length=1024)
+    web_id: str | None = Field(default=None, alias="webId", max_length=64)
+
+    _id = field_validator("subscription_id")(guid)
+
+
+class SharePointSubscriptionRequest(WireModel):
+    resource: str
+    notification_url: str = Field(alias="notificationUrl")
+    expiration_date_time: str = Field(alias="expirationDateTime")
+    client_state: str = Field(alias="clientState")
+
+
+class SharePointSubscription(WireModel):
+    id: str
+    expiration_date_time: UtcDatetime = Field(alias="expirationDateTime")
+    notification_url: str = Field(alias="notificationUrl")
+    resource: str
+    client_state: str | None = Field(default=None, alias="clientState")
+
+
+class ChangeTokenValue(WireModel):
+    string_value: str = Field(alias="StringValue")
+
+
+class SharePointChange(WireModel):
+    change_token: ChangeTokenValue = Field(alias="ChangeToken")
+    change_type: int = Field(alias="ChangeType")
+    item_id: int | None = Field(default=None, alias="ItemId")
+    site_id: str | None = Field(default=None, alias="SiteId")
+    web_id: str | None = Field(default=None, alias="WebId")
+    time: UtcDatetime = Field(alias="Time")
+    # Newer tenants; for files in document libraries.
+    unique_id: str | None = Field(default=None, alias="UniqueId")
+    server_relative_url: str | None = Field(default=None, alias="ServerRelativeUrl")
+
+
+class SharePointChangePage(WireModel):
+    value: list[SharePointChange]
+
+
+class SharePointListInfo(WireModel):
+    """A list as `GET _api/web/lists?$select=Id,Title,BaseTemplate` returns it."""
+
+    id: str = Field(alias="Id")
+    title: str = Field(alias="Title")
+    base_template: int = Field(alias="BaseTemplate")
+
+
+class SharePointListItem(WireModel):
+    """An item as `GET items?$select=Id,Modified,GUID,FileLeafRef,FileRef` returns it."""
+
+    id: int = Field(alias="Id")
+    modified: UtcDatetime = Field(alias="Modified")
+    unique_id: str | None = Field(default=None, alias="GUID")
+    file_name: str | None = Field(default=None, alias="FileLeafRef")
+    server_relative_url: str | None = Field(default=None, alias="FileRef")
+
+
+class SharePointItemPage(WireModel):
+    value: list[SharePointListItem]
+    next_link: str | None = Field(default=None, alias="odata.nextLink")
+
+
+class CurrentChangeToken(WireModel):
+    current_change_token: ChangeTokenValue = Field(alias="CurrentChangeToken")
+
+
+class CreateSubscriptionRequest(WireModel):
+    """A SharePoint list: `{"siteUrl", "listId"}` (`"source": "sharepoint"` may be given)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+
+    source: Literal["sharepoint"] = "sharepoint"
+    site_url: str = Field(alias="siteUrl", min_length=1, max_length=1024)
+    list_id: UUID = Field(alias="listId")
+    expiration_date_time: UtcDatetime | None = Field(default=None, alias="expirationDateTime")
+
+    @field_validator("site_url")
+    @classmethod
+    def _site_url_is_a_path_or_url(cls, value: str) -> str:
+        if not (value.startswith("/") or value.startswith("https://") or value.startswith("http://")):
+            raise ValueError("must be a server-relative path like /sites/x or an absolute URL")
+        return value
+
+
+class SiteListView(WireModel):
+    """A list or library of a site, as `GET /api/sites/lists` offers it to pick from."""
+
+    id: str
+    title: str
+    base_template: int = Field(alias="baseTemplate")
+    kind: Literal["list", "library"]
