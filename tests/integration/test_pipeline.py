@@ -14,6 +14,7 @@ import pytest
 
 from functions.core.changes import list_changes
 from functions.core.processing import ListSyncFailed, parse_message
+from functions.core.sources.registry import Sources
 from functions.core.sources.sharepoint import SHAREPOINT
 from tests.integration.conftest import SITE
 
@@ -92,10 +93,11 @@ def test_a_replay_after_a_crash_before_the_checkpoint_moved_writes_no_duplicates
     services.worker.process_message(body)
     services.subscriptions.checkpoints.start(  # as if we died before advancing
         new_list,
-        site_url=before.site_url,
+        address=before.address,
         subscription_id=before.subscription_id,
-        change_token=before.change_token,
+        cursor=before.cursor,
         at=before.last_synced,
+        source=SHAREPOINT,
     )
 
     services.worker.process_message(body)
@@ -105,7 +107,13 @@ def test_a_replay_after_a_crash_before_the_checkpoint_moved_writes_no_duplicates
 def test_changes_are_read_page_by_page_until_a_short_page(services, emulator, queue, subscription, new_list):
     for n in range(5):
         emulator.add_item(SITE, new_list, f"item {n}")
-    paged = dataclasses.replace(services.worker, page_size=2)
+    sharepoint = services.sharepoint
+    paged_sharepoint = dataclasses.replace(
+        sharepoint, reader=dataclasses.replace(sharepoint.reader, page_size=2)
+    )
+    paged = dataclasses.replace(
+        services.worker, sources=Sources([paged_sharepoint, *list(services.sources)[1:]])
+    )
     calls_before = emulator.calls("GetChanges")
     emulator.deliver()
     [body] = queue.take_all()

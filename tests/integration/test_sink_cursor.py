@@ -73,6 +73,7 @@ class Connectors:
             {
                 "RowKey": f"{n:020d}",
                 "subscriptionId": self.subscription_id,
+                "source": "sharepoint",
                 "changeType": "update",
                 "itemId": n,
                 "time": at + timedelta(seconds=n),

@@ -12,6 +12,7 @@ from azure.core.exceptions import HttpResponseError
 from functions.core.changes import list_changes
 from functions.core.models import SubscriptionStatus
 from functions.core.outbound import UpstreamError
+from functions.core.sources.registry import Sources
 from functions.core.sources.sharepoint import SHAREPOINT
 from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
 from functions.core.sources.sharepoint.subscriber import MAX_LIFETIME
@@ -73,14 +74,11 @@ def test_a_list_that_does_not_exist_is_sharepoints_404(services):
 
 
 def test_sharepoint_refuses_a_notification_url_that_does_not_echo_the_token(services, new_list):
-    sharepoint = services.subscriptions.subscribers["sharepoint"]
+    sharepoint = services.sharepoint
+    unreachable_url = "http://127.0.0.1:9/api/notifications/sharepoint"
+    subscriber = dataclasses.replace(sharepoint.subscriber, notification_url=unreachable_url)
     unreachable = dataclasses.replace(
-        services.subscriptions,
-        subscribers={
-            "sharepoint": dataclasses.replace(
-                sharepoint, notification_url="http://127.0.0.1:9/api/notifications/sharepoint"
-            )
-        },
+        services.subscriptions, sources=Sources([dataclasses.replace(sharepoint, subscriber=subscriber)])
     )
     with pytest.raises(UpstreamError) as caught:
         unreachable.create(CreateSubscriptionRequest(site_url=SITE, list_id=new_list))
@@ -88,7 +86,7 @@ def test_sharepoint_refuses_a_notification_url_that_does_not_echo_the_token(serv
     assert caught.value.upstream_message == (
         "Failed to validate the notification URL 'http://127.0.0.1:9/api/notifications/sharepoint'."
     )
-    assert [r for r in every_subscription(services) if r.list_id == new_list] == []
+    assert [r for r in every_subscription(services) if r.scope == new_list] == []
     # The list's claim was released: a later create may succeed.
     services.subscriptions.create(CreateSubscriptionRequest(site_url=SITE, list_id=new_list))
 

@@ -1,0 +1,126 @@
+"""The house rules a newcomer can rely on, kept by reading the code: outside `sources/` nothing
+branches on which source it handles; one clock; errors share one base."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from functions.core.errors import ServiceError
+from functions.core.sources.registry import Sources
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOYED = [ROOT / "function_app.py", *sorted((ROOT / "functions").rglob("*.py"))]
+SOURCES_PACKAGE = ROOT / "functions" / "core" / "sources"
+# The composition root builds the registry and hands SharePoint's site lists to the API.
+COMPOSITION_ROOT = ROOT / "functions" / "core" / "services.py"
+
+
+def source_names() -> set[str]:
+    names: set[str] = set()
+    for package in SOURCES_PACKAGE.iterdir():
+        if (package / "__init__.py").exists():
+            names.add(package.name)
+    return names
+
+
+def outside_sources() -> list[Path]:
+    return [path for path in DEPLOYED if SOURCES_PACKAGE not in path.parents]
+
+
+def branch_points(path: Path, names: set[str]) -> list[str]:
+    """Comparisons, `match` cases and membership tests against a source's name."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        values: list[ast.expr] = []
+        if isinstance(node, ast.Compare):
+            values = [node.left, *node.comparators]
+        elif isinstance(node, ast.MatchValue):
+            values = [node.value]
+        for value in values:
+            for constant in ast.walk(value):
+                if isinstance(constant, ast.Constant) and constant.value in names:
+                    found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def source_imports(path: Path, names: set[str]) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            parts = node.module.split(".")
+            if "sources" in parts and parts[parts.index("sources") + 1 :][:1] and parts[-1] in names:
+                found.append(f"{path.name}:{node.lineno}: from {node.module}")
+            if parts[-1] == "sources" and any(alias.name in names for alias in node.names):
+                found.append(f"{path.name}:{node.lineno}: from {node.module} import ...")
+    return found
+
+
+def test_the_sources_are_the_registrys_packages():
+    assert source_names() == {"sharepoint", "graph"}
+    assert SOURCES_PACKAGE.joinpath("registry.py").exists()
+    assert Sources.__init__  # the registry every other module asks
+
+
+def test_nothing_outside_sources_branches_on_a_source_name():
+    names = source_names()
+    found = [hit for path in outside_sources() for hit in branch_points(path, names)]
+    assert found == []
+
+
+def test_nothing_outside_sources_imports_a_source_package_but_the_composition_root():
+    names = source_names()
+    found = [
+        hit for path in outside_sources() if path != COMPOSITION_ROOT for hit in source_imports(path, names)
+    ]
+    assert found == []
+
+
+def test_the_checkers_find_what_they_look_for(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "from .sources.sharepoint import SharePoint\n"
+        'if record.source == "sharepoint":\n    pass\n'
+        'match source:\n    case "graph":\n        pass\n'
+    )
+    assert len(branch_points(probe, {"sharepoint", "graph"})) == 2
+    assert len(source_imports(probe, {"sharepoint", "graph"})) == 1
+
+
+def test_one_clock_helper():
+    defined = [
+        str(path.relative_to(ROOT))
+        for path in DEPLOYED
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef) and node.name == "utc_now"
+    ]
+    assert defined == ["functions/core/clock.py"]
+
+
+def test_every_error_a_caller_can_act_on_shares_the_base():
+    from functions.core.intake import BadNotificationRequest
+    from functions.core.outbound import UpstreamError
+    from functions.core.sinks.record import InvalidSink
+    from functions.core.sinks.service import SinkNotFound
+    from functions.core.sinks.store import SinkChanged
+    from functions.core.storage import StorageUnavailable
+    from functions.core.subscriptions import (
+        InvalidSubscriptionRequest,
+        SubscriptionConflict,
+        SubscriptionNotFound,
+    )
+    from functions.core.validation import InvalidValidationToken
+
+    for error in (
+        BadNotificationRequest,
+        UpstreamError,
+        InvalidSink,
+        SinkNotFound,
+        SinkChanged,
+        StorageUnavailable,
+        InvalidSubscriptionRequest,
+        SubscriptionConflict,
+        SubscriptionNotFound,
+        InvalidValidationToken,
+    ):
+        assert issubclass(error, ServiceError), error
