@@ -97,6 +97,7 @@ def bench_worker(stack: Stack, services: Services, rounds: int) -> list[Row]:
             emulator.add_item(SITE, list_id, f"item {n}")
         message = json.dumps(
             {
+                "source": "sharepoint",
                 "receivedAt": "2026-01-01T00:00:00Z",
                 "notifications": [{"subscriptionId": record.id, "resource": list_id, "siteUrl": SITE}],
             }

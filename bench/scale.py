@@ -181,6 +181,7 @@ def worker_rows(stack: Stack, services: Services) -> list[Row]:
 
         message = json.dumps(
             {
+                "source": "sharepoint",
                 "receivedAt": datetime.now(UTC).isoformat(),
                 "notifications": [{"subscriptionId": record.id, "resource": list_id, "siteUrl": SITE}],
             }

@@ -97,7 +97,7 @@ class Worker:
         try:
             self._process(message, report)
         except CursorRejected as error:
-            reason = f"the source refused the stored cursor as not this scope's: {error}"
+            reason = str(error)
             self.failures.record(message.id, reason, self.clock())
             self.poison.put(body)
             log.error("poisoned message %s: %s", message.id, reason)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from .auth import POWER_AUTOMATE_RESOURCE, token_provider_for
 from .change_log import ChangeLog
@@ -23,7 +24,7 @@ from .sinks.rate import RateGate
 from .sinks.sealing import KeyRing
 from .sinks.service import SinkService
 from .sinks.store import SinkStore
-from .sources.registry import Sources, build_sources
+from .sources.registry import Built, Sources, build_sources
 from .sources.sharepoint import SharePoint
 from .storage import DEFAULT_TIMEOUTS, FAST_TIMEOUTS, Storage, StorageTimeouts
 from .subscriptions import SubscriptionService, SubscriptionStore
@@ -56,21 +57,43 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, timeouts: StorageTimeouts = DEFAULT_TIMEOUTS) -> Services:
-        storage = Storage(settings.storage, timeouts)
-        intake_storage = Storage(settings.storage, FAST_TIMEOUTS)
+        return cls.assemble(
+            settings,
+            storage=Storage(settings.storage, timeouts),
+            intake_storage=Storage(settings.storage, FAST_TIMEOUTS),
+            sources=partial(build_sources, settings),
+            sender=SinkSender(
+                allow_loopback_http=settings.allow_loopback_http_sinks,
+                rate_gate=RateGate(Storage(settings.storage, timeouts)),
+                flow_tokens=token_provider_for(settings, POWER_AUTOMATE_RESOURCE),
+            ),
+        )
+
+    @classmethod
+    def assemble(
+        cls,
+        settings: Settings,
+        *,
+        storage: Storage,
+        intake_storage: Storage,
+        sources: Callable[[CheckpointStore, ChangeLog], Built],
+        sender: SinkSender,
+    ) -> Services:
+        """The object graph on the given storage, sources and connector sender (the fast tests
+        give in-memory ones)."""
         checkpoints = CheckpointStore(storage)
         read_leases = ReadLeaseStore(storage)
         change_log = ChangeLog(storage)
         queue = NotificationQueue(storage)
         poison = PoisonQueue(storage, FailureLog(storage))
-        built = build_sources(settings, checkpoints, change_log)
-        sources = built.sources
-        store = SubscriptionStore(storage, sources.names)
+        built = sources(checkpoints, change_log)
+        registry = built.sources
+        store = SubscriptionStore(storage, registry.names)
         subscriptions = SubscriptionService(
             store=store,
             checkpoints=checkpoints,
             read_leases=read_leases,
-            sources=sources,
+            sources=registry,
             request_sync=queue.request_sync,
         )
         keys = KeyRing.parse(settings.sink_sealing_keys) if settings.sink_sealing_keys else None
@@ -79,22 +102,18 @@ class Services:
             cursors=CursorStore(storage),
             change_log=change_log,
             queue=queue,
-            sender=SinkSender(
-                allow_loopback_http=settings.allow_loopback_http_sinks,
-                rate_gate=RateGate(storage),
-                flow_tokens=token_provider_for(settings, POWER_AUTOMATE_RESOURCE),
-            ),
+            sender=sender,
             policy=DeliveryPolicy(
                 base_delay=float(settings.sink_retry_base_seconds),
                 disable_after=timedelta(hours=settings.sink_disable_after_hours),
             ),
-            writing_behind=frozenset(source.name for source in sources if source.writes_behind),
+            writing_behind=frozenset(source.name for source in registry if source.writes_behind),
         )
         reads = ReadCoordinator(read_leases, clock=utc_now)
         worker = Worker(
             subscriptions=store,
             checkpoints=checkpoints,
-            sources=sources,
+            sources=registry,
             lifecycle=subscriptions.handle_lifecycle,
             queue=queue,
             publish=delivery.signal,
@@ -102,15 +121,15 @@ class Services:
             failures=FailureLog(storage),
             reads=reads,
         )
-        intake_store = SubscriptionStore(intake_storage, sources.names)
+        intake_store = SubscriptionStore(intake_storage, registry.names)
         return cls(
             settings=settings,
             storage=storage,
             intake_storage=intake_storage,
-            sources=sources,
+            sources=registry,
             sharepoint=built.sharepoint,
             subscription_lookups={
-                name: CachedSubscriptionLookup(intake_store, source=name) for name in sources.names
+                name: CachedSubscriptionLookup(intake_store, source=name) for name in registry.names
             },
             notification_queue=NotificationQueue(intake_storage),
             change_log=change_log,
@@ -118,7 +137,7 @@ class Services:
             worker=worker,
             sweep=ChangeSweep(
                 checkpoints,
-                sources,
+                registry,
                 reads,
                 delivery.signal,
                 timedelta(hours=settings.sweep_max_age_hours),

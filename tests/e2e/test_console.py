@@ -163,6 +163,7 @@ def test_a_poisoned_message_is_listed_and_replayed(page, stack):
     storage = Storage(StorageSettings(connection_string=stack.connection_string))
     marker = str(uuid.uuid4())
     body = {
+        "source": "sharepoint",
         "receivedAt": "2026-01-01T00:00:00Z",
         "notifications": [{"subscriptionId": marker, "resource": "r", "siteUrl": SITE}],
     }

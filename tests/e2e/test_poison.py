@@ -58,6 +58,7 @@ def test_a_message_that_keeps_failing_is_poisoned_listed_with_its_reason_and_rep
     storage = Storage(StorageSettings(connection_string=stack.connection_string))
     again = {
         "id": uuid.uuid4().hex,
+        "source": "sharepoint",
         "receivedAt": entry["receivedAt"],
         "notifications": [{"subscriptionId": subscription["id"], "resource": new_list, "siteUrl": SITE}],
     }

@@ -33,7 +33,8 @@ class SubscriptionGone(Exception):
 
 class CursorRejected(Exception):
     """The source says the stored cursor is not this scope's, or not a cursor at all: a bug, not
-    weather. The message is poisoned at once instead of being retried five times."""
+    weather. The message is poisoned at once, its message the reason, instead of being retried
+    five times."""
 
 
 class InvalidSubscriptionRequest(BadRequest):

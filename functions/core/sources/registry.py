@@ -9,18 +9,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..auth import token_provider_for
 from ..change_log import ChangeLog
 from ..checkpoints import CheckpointStore
 from ..errors import BadRequest
 from ..settings import Settings
 from .base import EntryKind, Source
 from .graph import Graph, GraphClient
-from .graph.reader import DeltaReader
-from .graph.subscriber import GraphSubscriber
 from .sharepoint import SharePoint, SharePointClient
-from .sharepoint.reader import ListReader
-from .sharepoint.subscriber import ListSubscriber
 
 
 class UnknownSource(BadRequest):
@@ -71,19 +66,16 @@ class Built:
     sharepoint: SharePoint
 
 
-def build_sources(settings: Settings, checkpoints: CheckpointStore, change_log: ChangeLog) -> Built:
-    sharepoint_client = SharePointClient(token_provider_for(settings))
-    sharepoint = SharePoint(
-        client=sharepoint_client,
-        subscriber=ListSubscriber(sharepoint_client, settings.sharepoint_notification_url),
-        reader=ListReader(checkpoints, change_log, sharepoint_client),
-        tenant_url=settings.sharepoint_tenant_url,
-    )
-    graph_client = GraphClient(token_provider_for(settings, settings.graph_base_url), settings.graph_base_url)
-    graph = Graph(
-        subscriber=GraphSubscriber(
-            graph_client, settings.graph_notification_url, settings.graph_lifecycle_url
-        ),
-        reader=DeltaReader(checkpoints, change_log, graph_client),
-    )
+def build_sources(
+    settings: Settings,
+    checkpoints: CheckpointStore,
+    change_log: ChangeLog,
+    *,
+    sharepoint_client: SharePointClient | None = None,
+    graph_client: GraphClient | None = None,
+) -> Built:
+    """Every source this service follows, one line each. Clients may be given: the fast tests'
+    talk to SharePoint and Graph in memory."""
+    sharepoint = SharePoint.build(settings, checkpoints, change_log, sharepoint_client)
+    graph = Graph.build(settings, checkpoints, change_log, graph_client)
     return Built(Sources([sharepoint, graph]), sharepoint)

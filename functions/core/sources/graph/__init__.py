@@ -11,7 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from ...auth import token_provider_for
+from ...change_log import ChangeLog
+from ...checkpoints import CheckpointStore
 from ...models import QueuedNotification
+from ...settings import Settings
 from ..base import EXPIRY_SAFETY_MARGIN, Draft, EntryKind
 from .client import GraphClient, GraphResource
 from .models import CreateGraphSubscriptionRequest, GraphNotification
@@ -62,6 +66,21 @@ class Graph:
     entry_kinds: Mapping[str, EntryKind] = field(
         default_factory=lambda: {GRAPH: CHANGE_ENTRIES, f"{GRAPH}/lifecycle": LIFECYCLE_ENTRIES}
     )
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        checkpoints: CheckpointStore,
+        change_log: ChangeLog,
+        client: GraphClient | None = None,
+    ) -> Graph:
+        base_url = settings.graph_base_url
+        client = client or GraphClient(token_provider_for(settings, base_url), base_url)
+        return cls(
+            subscriber=GraphSubscriber(client, settings.graph_notification_url, settings.graph_lifecycle_url),
+            reader=DeltaReader(checkpoints, change_log, client),
+        )
 
     def draft(self, request: Any, now: datetime) -> Draft:
         assert isinstance(request, CreateGraphSubscriptionRequest)

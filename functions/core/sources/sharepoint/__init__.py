@@ -10,7 +10,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from ...auth import token_provider_for
+from ...change_log import ChangeLog
+from ...checkpoints import CheckpointStore
 from ...models import QueuedNotification
+from ...settings import Settings
 from ..base import EXPIRY_SAFETY_MARGIN, Draft, EntryKind, InvalidSubscriptionRequest
 from .change_tokens import InvalidChangeToken, parse_change_token
 from .client import ListRef, SharePointClient
@@ -49,6 +53,22 @@ class SharePoint:
     request_model: type[BaseModel] = CreateSubscriptionRequest
     writes_behind: bool = False
     entry_kinds: Mapping[str, EntryKind] = field(default_factory=lambda: {SHAREPOINT: NOTIFICATION_ENTRIES})
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        checkpoints: CheckpointStore,
+        change_log: ChangeLog,
+        client: SharePointClient | None = None,
+    ) -> SharePoint:
+        client = client or SharePointClient(token_provider_for(settings))
+        return cls(
+            client=client,
+            subscriber=ListSubscriber(client, settings.sharepoint_notification_url),
+            reader=ListReader(checkpoints, change_log, client),
+            tenant_url=settings.sharepoint_tenant_url,
+        )
 
     def draft(self, request: Any, now: datetime) -> Draft:
         assert isinstance(request, CreateSubscriptionRequest)

@@ -176,7 +176,10 @@ class SharePointClient:
                 if code.startswith(TOO_OLD_TOKEN_CODE):
                     raise ChangeTokenExpired(error.upstream_message) from error
                 if code.startswith(OTHER_OBJECTS_TOKEN_CODE) or FORMAT_ERROR in code:
-                    raise ChangeTokenRejected(f"{code}: {error.upstream_message}") from error
+                    raise ChangeTokenRejected(
+                        "SharePoint refused the stored change token as not this list's: "
+                        f"{code}: {error.upstream_message}"
+                    ) from error
                 raise
             page = SharePointChangePage.model_validate(response.json()).value
             if page:
