@@ -1,0 +1,189 @@
+"""Connector delivery's decisions, in memory: rows go out in log order, once; the cursor moves only
+on a 2xx; failures back off, a 410 disables, a replay resends; cards and signed webhooks."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from functions.core.sinks.delivery import Outcome
+from functions.core.sinks.record import SinkState
+from functions.core.sinks.service import CreateSinkRequest, ReplayRequest, RotateSecretRequest
+from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
+from functions.core.storage import DELIVERIES_QUEUE
+from functions.core.subscriptions import SubscriptionRecord
+from tests.fakes.world import World, world
+
+HOOK = "https://20.30.40.50/hook"
+TEAMS = "https://prod-01.westeurope.logic.azure.com/workflows/1/triggers/manual/paths/invoke?sig=x"
+
+
+@pytest.fixture
+def env() -> World:
+    return world(SINK_RETRY_BASE_SECONDS="1")
+
+
+def subscribed(env: World) -> tuple[SubscriptionRecord, str]:
+    list_id = env.sharepoint.create_list()
+    record = env.services.subscriptions.create(
+        CreateSubscriptionRequest(site_url="/sites/team", list_id=list_id)
+    )
+    return record, list_id
+
+
+def changes(env: World, record: SubscriptionRecord, list_id: str, count: int) -> list[int]:
+    items = [env.sharepoint.change(list_id) for _ in range(count)]
+    env.services.worker.process_message(env.notification(record.id))
+    return items
+
+
+def deliver(env: World) -> list[str]:
+    """Drain every delivery signal, as the queue trigger would, until none is left."""
+    outcomes = []
+    while signals := env.storage.queue(DELIVERIES_QUEUE).take_visible():
+        outcomes += [
+            env.services.delivery.drain(body, holder=f"message-{n}") for n, body in enumerate(signals)
+        ]
+    return outcomes
+
+
+def sent_items(env: World, sink_id: str) -> list[int]:
+    return [change["itemId"] for body in env.receivers.bodies(sink_id) for change in body["changes"]]
+
+
+def test_every_row_goes_to_a_webhook_once_in_log_order_signed(env):
+    record, list_id = subscribed(env)
+    sink, secret = env.services.sinks.create(record.id, CreateSinkRequest(type="webhook", url=HOOK))
+    assert secret and secret.startswith("whsec_")
+    items = changes(env, record, list_id, 5)
+    deliver(env)
+    assert sent_items(env, sink.id) == items
+    _, headers, _ = env.receivers.posts[0]
+    assert headers["webhook-id"] and headers["webhook-signature"].startswith("v1,")
+    cursor = env.services.delivery.cursor(sink)
+    assert cursor is not None and cursor.attempts == 0
+
+    more = changes(env, record, list_id, 2)
+    deliver(env)
+    assert sent_items(env, sink.id) == items + more
+
+
+def test_a_failing_receiver_keeps_the_rows_and_backs_off(env):
+    record, list_id = subscribed(env)
+    sink, _ = env.services.sinks.create(record.id, CreateSinkRequest(type="webhook", url=HOOK))
+    env.receivers.answer = lambda sink: Outcome(False, 503, "HTTP 503", retry_after=7)
+    items = changes(env, record, list_id, 2)
+    deliver(env)
+    cursor = env.services.delivery.cursor(sink)
+    assert cursor is not None and cursor.attempts == 1 and cursor.failing_since is not None
+    assert cursor.next_attempt_at is not None and cursor.next_attempt_at > datetime.now(UTC)
+    [state] = env.services.sinks.states(record.id)
+    assert state.failing_since is not None
+
+    env.receivers.answer = lambda sink: Outcome(True, 200, "HTTP 200")
+    env.services.sinks.retry_now(record.id, sink.id)
+    deliver(env)
+    # The same rows, under the same message id: the receiver can tell a retry from news.
+    first, second = env.receivers.posts[0], env.receivers.posts[-1]
+    assert first[1]["webhook-id"] == second[1]["webhook-id"]
+    assert sent_items(env, sink.id)[-2:] == items
+
+
+def test_a_410_disables_the_sink_and_enable_resumes_where_it_stopped(env):
+    record, list_id = subscribed(env)
+    sink, _ = env.services.sinks.create(record.id, CreateSinkRequest(type="webhook", url=HOOK))
+    env.receivers.answer = lambda sink: Outcome(False, 410, "HTTP 410", gone=True)
+    items = changes(env, record, list_id, 1)
+    deliver(env)
+    disabled = env.services.sinks.get(record.id, sink.id)
+    assert disabled.state is SinkState.DISABLED and disabled.disabled_reason
+
+    env.receivers.answer = lambda sink: Outcome(True, 200, "HTTP 200")
+    more = changes(env, record, list_id, 1)
+    env.services.sinks.enable(record.id, sink.id)
+    deliver(env)
+    assert sent_items(env, sink.id)[-2:] == items + more
+
+
+def test_a_sink_disabled_by_hand_is_sent_nothing(env):
+    record, list_id = subscribed(env)
+    sink, _ = env.services.sinks.create(record.id, CreateSinkRequest(type="webhook", url=HOOK))
+    env.services.sinks.disable(record.id, sink.id)
+    changes(env, record, list_id, 2)
+    deliver(env)
+    assert env.receivers.bodies(sink.id) == []
+
+
+def test_a_replay_sends_a_range_again_under_new_ids(env):
+    record, list_id = subscribed(env)
+    sink, _ = env.services.sinks.create(record.id, CreateSinkRequest(type="webhook", url=HOOK))
+    items = changes(env, record, list_id, 3)
+    deliver(env)
+    ids = {headers["webhook-id"] for _, headers, _ in env.receivers.posts}
+    count = env.services.sinks.replay(
+        record.id, sink.id, ReplayRequest(since=datetime.now(UTC) - timedelta(days=1))
+    )
+    assert count == 3
+    deliver(env)
+    assert sent_items(env, sink.id) == items + items
+    assert not ids & {headers["webhook-id"] for _, headers, _ in env.receivers.posts[len(ids) :]}
+
+
+def test_a_teams_workflow_gets_adaptive_cards(env):
+    record, list_id = subscribed(env)
+    sink, _ = env.services.sinks.create(record.id, CreateSinkRequest(type="teams-workflow", url=TEAMS))
+    changes(env, record, list_id, 2)
+    deliver(env)
+    [body] = env.receivers.bodies(sink.id)
+    assert body["type"] == "message"
+    assert body["attachments"][0]["contentType"] == "application/vnd.microsoft.card.adaptive"
+
+
+def test_a_rotated_secret_signs_beside_the_old_one(env):
+    record, list_id = subscribed(env)
+    sink, _ = env.services.sinks.create(record.id, CreateSinkRequest(type="webhook", url=HOOK))
+    rotated, secret = env.services.sinks.rotate_secret(record.id, sink.id, RotateSecretRequest())
+    assert secret.startswith("whsec_") and rotated.previous_secret
+    changes(env, record, list_id, 1)
+    deliver(env)
+    _, headers, _ = env.receivers.posts[-1]
+    assert len(headers["webhook-signature"].split()) == 2
+
+
+def test_the_test_send_reports_the_receivers_status_only(env):
+    record, _ = subscribed(env)
+    sink, _ = env.services.sinks.create(record.id, CreateSinkRequest(type="webhook", url=HOOK))
+    env.receivers.answer = lambda sink: Outcome(False, 500, "HTTP 500")
+    outcome = env.services.sinks.test(record.id, sink.id)
+    assert (outcome.ok, outcome.status) == (False, 500)
+    [body] = env.receivers.bodies(sink.id)
+    assert body["changes"][0]["id"] == "test"
+
+
+def test_catch_up_signals_a_sink_still_owed_rows(env):
+    record, list_id = subscribed(env)
+    sink, _ = env.services.sinks.create(record.id, CreateSinkRequest(type="webhook", url=HOOK))
+    items = changes(env, record, list_id, 2)
+    env.queued(DELIVERIES_QUEUE)  # the signal is lost
+    assert env.services.delivery.catch_up() == 1
+    deliver(env)
+    assert sent_items(env, sink.id) == items
+
+
+def test_deleting_the_subscription_deletes_its_sinks_and_cursors(env):
+    record, _ = subscribed(env)
+    sink, _ = env.services.sinks.create(record.id, CreateSinkRequest(type="webhook", url=HOOK))
+    env.services.sinks.delete_subscription(record.id)
+    assert env.services.delivery.cursor(sink) is None
+    assert env.sharepoint.lists[record.scope].subscriptions == {}
+
+
+def test_views_mask_the_url_and_never_show_the_secret(env):
+    record, _ = subscribed(env)
+    sink, _ = env.services.sinks.create(record.id, CreateSinkRequest(type="webhook", url=HOOK + "?token=abc"))
+    view = json.dumps(env.services.sinks.views(record.id))
+    assert "abc" not in view and "whsec_" not in view
+    assert dataclasses.asdict(env.services.sinks.get(record.id, sink.id))["url"].endswith("abc")
