@@ -18,10 +18,10 @@ from functools import partial
 
 import httpx
 
+from functions.core.resources import NOTIFICATIONS_QUEUE, SUBSCRIPTIONS_TABLE
 from functions.core.services import Services
 from functions.core.sources.sharepoint import SHAREPOINT, ListRef
 from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
-from functions.core.storage import NOTIFICATIONS_QUEUE, SUBSCRIPTIONS_TABLE
 from functions.core.subscriptions.service import RENEWAL_CONCURRENCY
 from functions.core.subscriptions.store import to_entity
 from local.clients import EmulatorClient, notification_entry

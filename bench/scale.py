@@ -25,11 +25,11 @@ from functions.core.change_log import ChangeLog
 from functions.core.changes import RowScope
 from functions.core.models import NotificationMessage, QueuedNotification
 from functions.core.notification_queue import NotificationQueue
+from functions.core.resources import CHANGES_TABLE, NOTIFICATIONS_QUEUE
 from functions.core.services import Services
 from functions.core.sources.sharepoint import SHAREPOINT, ListRef
 from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
 from functions.core.sources.sharepoint.rows import change_row
-from functions.core.storage import CHANGES_TABLE, NOTIFICATIONS_QUEUE
 from local.clients import EmulatorClient, notification_entry
 from local.stack import Stack
 

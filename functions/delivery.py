@@ -9,7 +9,7 @@ import uuid
 
 import azure.functions as func
 
-from .core.storage import DELIVERIES_QUEUE
+from .core.resources import DELIVERIES_QUEUE
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]

@@ -6,7 +6,7 @@ import logging
 
 import azure.functions as func
 
-from .core.storage import NOTIFICATIONS_QUEUE
+from .core.resources import NOTIFICATIONS_QUEUE
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]

@@ -2,7 +2,7 @@
 
 In Azure: the app's managed identity (granted `Sites.Selected` + site `Manage`) or an Entra app
 with a certificate; SharePoint refuses client secrets for app-only REST. Locally: the emulator's
-token endpoint. azure-identity is imported only when a token is first needed (cold start).
+token endpoint.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
+
+from azure.identity import CertificateCredential, ManagedIdentityCredential
 
 from .outbound import new_session, send
 from .settings import Settings, SettingsError
@@ -65,14 +67,11 @@ class AzureIdentityTokenProvider:
     def _build_credential(self) -> TokenCredential:
         settings = self._settings
         if settings.sharepoint_auth == "certificate":
-            from azure.identity import CertificateCredential
-
             return CertificateCredential(
                 tenant_id=_required(settings.sharepoint_tenant_id, "SHAREPOINT_TENANT_ID"),
                 client_id=_required(settings.sharepoint_client_id, "SHAREPOINT_CLIENT_ID"),
                 certificate_path=settings.sharepoint_certificate_path,
             )
-        from azure.identity import ManagedIdentityCredential
 
         return ManagedIdentityCredential(client_id=settings.sharepoint_client_id)
 

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .storage import CHANGES_TABLE, TableRepository, outages_reported
+from azure.data.tables import TransactionOperation, UpdateMode
+
+from .resources import CHANGES_TABLE
+from .storage import TableRepository, outages_reported
 
 # Entity-group transactions take at most 100 operations, all in one partition.
 MAX_TRANSACTION_SIZE = 100
@@ -41,7 +44,6 @@ class ChangeLog(TableRepository):
 
     def append(self, list_id: str, entities: Sequence[dict[str, Any]]) -> list[str]:
         """Upsert the rows; returns their keys."""
-        from azure.data.tables import TransactionOperation, UpdateMode
 
         for start in range(0, len(entities), MAX_TRANSACTION_SIZE):
             chunk = entities[start : start + MAX_TRANSACTION_SIZE]

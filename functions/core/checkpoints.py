@@ -13,8 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from .resources import CHECKPOINTS_TABLE
 from .sources.base import ReadTarget
-from .storage import CHECKPOINTS_TABLE, TableRepository, outages_reported
+from .storage import TableRepository, outages_reported
 
 MAX_FAILURE_LENGTH = 1000
 
@@ -49,7 +53,6 @@ class CheckpointStore(TableRepository):
     table_name = CHECKPOINTS_TABLE
 
     def read(self, scope: str, source: str) -> Checkpoint | None:
-        from azure.core.exceptions import ResourceNotFoundError
 
         with outages_reported(f"reading the checkpoint of {scope}"):
             try:
@@ -69,7 +72,6 @@ class CheckpointStore(TableRepository):
         source: str,
     ) -> None:
         """Set unconditionally: when a subscription starts, or a resync starts the list over."""
-        from azure.data.tables import UpdateMode
 
         entity = _entity(source, scope, address, subscription_id, cursor, at)
         with outages_reported(f"setting the checkpoint of list {scope}"):
@@ -77,7 +79,6 @@ class CheckpointStore(TableRepository):
 
     def replace(self, checkpoint: Checkpoint, cursor: str, at: datetime) -> Checkpoint:
         """Write only if nobody moved it since `checkpoint` was read; raises CheckpointConflict."""
-        from azure.core.exceptions import ResourceModifiedError
 
         entity = _entity(
             checkpoint.source,
@@ -99,7 +100,6 @@ class CheckpointStore(TableRepository):
 
     def follow_subscription(self, scope: str, subscription_id: str, source: str) -> None:
         """A recreated subscription takes over the checkpoint where it stands."""
-        from azure.data.tables import UpdateMode
 
         with outages_reported(f"pointing the checkpoint of {scope} at {subscription_id}"):
             self._table.update_entity(
@@ -125,8 +125,6 @@ class CheckpointStore(TableRepository):
         self._merge(scope, source, fields, "recording a failed read of")
 
     def _merge(self, scope: str, source: str, fields: dict[str, Any], doing: str) -> None:
-        from azure.core.exceptions import ResourceNotFoundError
-        from azure.data.tables import UpdateMode
 
         with outages_reported(f"{doing} {scope}"):
             try:

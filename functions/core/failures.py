@@ -11,7 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .storage import FAILURES_TABLE, TableRepository, is_valid_key, outages_reported
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from .resources import FAILURES_TABLE
+from .storage import TableRepository, is_valid_key, outages_reported
 
 PARTITION = "notification"
 MAX_REASON_LENGTH = 1000
@@ -32,7 +36,6 @@ class FailureLog(TableRepository):
 
     def record(self, message_id: str, reason: str, at: datetime) -> Failure:
         """Count one more failure of the message; the first reason is kept as it was."""
-        from azure.data.tables import UpdateMode
 
         reason = reason[:MAX_REASON_LENGTH]
         previous = self.get(message_id)
@@ -49,7 +52,6 @@ class FailureLog(TableRepository):
         return failure
 
     def get(self, message_id: str) -> Failure | None:
-        from azure.core.exceptions import ResourceNotFoundError
 
         if not is_valid_key(message_id):
             return None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from .storage import NOTIFICATIONS_QUEUE, Storage
+from azure.core.exceptions import AzureError
+
+from .resources import NOTIFICATIONS_QUEUE
+from .storage import Storage
 
 
 def check_storage(storage: Storage) -> str | None:
     """None when the notifications queue answers, else a short reason (no secrets, no trace)."""
-    from azure.core.exceptions import AzureError
 
     try:
         storage.queue(NOTIFICATIONS_QUEUE).get_queue_properties()

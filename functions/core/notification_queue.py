@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from .storage import NOTIFICATIONS_QUEUE, Storage, StorageUnavailable, is_outage, outages_reported
+from azure.core.exceptions import ServiceResponseError, ServiceResponseTimeoutError
+
+from .models import NotificationMessage, QueuedNotification
+from .resources import NOTIFICATIONS_QUEUE
+from .storage import Storage, StorageUnavailable, is_outage, outages_reported
 
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient, QueueMessage
@@ -23,7 +28,6 @@ def _send(queue: QueueClient, message: str) -> QueueMessage:
     connection the server had just closed as idle. The intake's clients do not retry, and a 503
     for that would only make SharePoint send the notification again later. At worst the message
     is queued twice, which the worker reads once."""
-    from azure.core.exceptions import ServiceResponseError, ServiceResponseTimeoutError
 
     try:
         return queue.send_message(message)
@@ -68,9 +72,6 @@ class NotificationQueue:
 
     def request_sync(self, record: SubscriptionRecord) -> None:
         """Ask the worker to read the subscription's changes now, as a notification would."""
-        from datetime import UTC, datetime
-
-        from .models import NotificationMessage, QueuedNotification
 
         message = NotificationMessage(
             source=record.source,

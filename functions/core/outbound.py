@@ -13,6 +13,9 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
+import requests
+from requests.adapters import HTTPAdapter
+
 from .errors import ServiceError, retry_after_header
 
 if TYPE_CHECKING:
@@ -129,8 +132,6 @@ def pooled_session() -> requests.Session:
     Azure SDKs would keep 10). It ignores proxy variables and ~/.netrc, which requests otherwise
     reads again for every request (half a millisecond of CPU each); Functions call Azure and
     Microsoft 365 directly."""
-    import requests
-    from requests.adapters import HTTPAdapter
 
     session = requests.Session()
     session.trust_env = False
@@ -163,7 +164,6 @@ def send(
     `secret_url`: the URL is a credential (a connector's), so a network error is reported by its
     type only (the requests library puts the URL in its messages). `throttle`: the service's,
     waited for before each attempt and held on a 429."""
-    import requests
 
     subject = subscription_id or "-"
     for attempt in range(1, policy.max_attempts + 1):

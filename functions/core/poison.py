@@ -10,7 +10,8 @@ from pydantic import ValidationError
 
 from .failures import Failure, FailureLog
 from .models import NotificationMessage
-from .storage import NOTIFICATIONS_POISON_QUEUE, NOTIFICATIONS_QUEUE, Storage, outages_reported
+from .resources import NOTIFICATIONS_POISON_QUEUE, NOTIFICATIONS_QUEUE
+from .storage import Storage, outages_reported
 
 log = logging.getLogger(__name__)
 

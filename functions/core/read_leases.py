@@ -34,8 +34,11 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+
 from .outbound import throttled_wait
-from .storage import READ_LEASES_TABLE, TableRepository, outages_reported
+from .resources import READ_LEASES_TABLE
+from .storage import TableRepository, outages_reported
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +88,6 @@ class ReadLeaseStore(TableRepository):
     table_name = READ_LEASES_TABLE
 
     def read(self, scope: str, source: str) -> ReadLease:
-        from azure.core.exceptions import ResourceNotFoundError
 
         with outages_reported(f"reading the read lease of {scope}"):
             try:
@@ -105,7 +107,6 @@ class ReadLeaseStore(TableRepository):
 
     def write(self, lease: ReadLease, **changes: Any) -> ReadLease:
         """Write `lease` with `changes` if nobody wrote it since it was read; raises LeaseLost."""
-        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
         updated = replace(lease, **changes)
         entity: dict[str, Any] = {

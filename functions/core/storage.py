@@ -1,8 +1,8 @@
 """Storage clients (tables and queues) and what their errors mean.
 
 A connection string locally (`UseDevelopmentStorage=true` for Azurite, which both SDKs
-understand), or identity-based service URIs with the app's managed identity in Azure. The SDKs
-are imported on first use, so the validation echo never pays for them.
+understand), or identity-based service URIs with the app's managed identity in Azure. The trigger
+modules import this module on first use, so the validation echo never pays for the SDKs.
 """
 
 from __future__ import annotations
@@ -13,8 +13,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.data.tables import TableClient, UpdateMode
+from azure.identity import ManagedIdentityCredential
+from azure.storage.queue import (
+    LinearRetry,
+    QueueClient,
+    TextBase64DecodePolicy,
+    TextBase64EncodePolicy,
+)
+
 from .errors import Outage
 from .outbound import pooled_session
+from .resources import QUEUES, TABLES
 from .settings import StorageSettings
 
 if TYPE_CHECKING:
@@ -22,30 +39,6 @@ if TYPE_CHECKING:
     from azure.data.tables import TableClient
     from azure.identity import ManagedIdentityCredential
     from azure.storage.queue import QueueClient
-
-NOTIFICATIONS_QUEUE = "notifications"
-NOTIFICATIONS_POISON_QUEUE = "notifications-poison"
-SUBSCRIPTIONS_TABLE = "subscriptions"
-CHECKPOINTS_TABLE = "checkpoints"
-CHANGES_TABLE = "changes"
-FAILURES_TABLE = "failures"
-SINKS_TABLE = "sinks"
-SINK_CURSORS_TABLE = "sinkcursors"
-SINK_RATES_TABLE = "sinkrates"
-READ_LEASES_TABLE = "readleases"
-DELIVERIES_QUEUE = "deliveries"
-DELIVERIES_POISON_QUEUE = "deliveries-poison"
-QUEUES = (NOTIFICATIONS_QUEUE, NOTIFICATIONS_POISON_QUEUE, DELIVERIES_QUEUE, DELIVERIES_POISON_QUEUE)
-TABLES = (
-    SUBSCRIPTIONS_TABLE,
-    CHECKPOINTS_TABLE,
-    CHANGES_TABLE,
-    FAILURES_TABLE,
-    SINKS_TABLE,
-    SINK_CURSORS_TABLE,
-    SINK_RATES_TABLE,
-    READ_LEASES_TABLE,
-)
 
 
 @dataclass(frozen=True)
@@ -79,7 +72,6 @@ class StorageUnavailable(Outage):
 
 def is_outage(error: BaseException) -> bool:
     """Network errors, timeouts, 429 and 5xx: the kinds of failure that a retry can mend."""
-    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
     if isinstance(error, ServiceRequestError | ServiceResponseError):
         return True
@@ -128,7 +120,6 @@ class Storage:
 
     def ensure_resources(self) -> None:
         """Create the queues and tables the code uses; in Azure, infra/ creates them instead."""
-        from azure.core.exceptions import ResourceExistsError
 
         for table in TABLES:
             with contextlib.suppress(ResourceExistsError):
@@ -138,7 +129,6 @@ class Storage:
                 self.queue(queue).create_queue()
 
     def _new_table_client(self, name: str) -> TableClient:
-        from azure.data.tables import TableClient
 
         settings = self._settings
         if settings.connection_string:
@@ -159,12 +149,6 @@ class Storage:
         )
 
     def _new_queue_client(self, name: str) -> QueueClient:
-        from azure.storage.queue import (
-            LinearRetry,
-            QueueClient,
-            TextBase64DecodePolicy,
-            TextBase64EncodePolicy,
-        )
 
         # The queue SDK's default policy backs off from 15 s: far too long for the intake. (It
         # sleeps float seconds, though its annotations say int.)
@@ -207,8 +191,6 @@ class Storage:
 
     def _identity(self) -> ManagedIdentityCredential:
         if self._credential is None:
-            from azure.identity import ManagedIdentityCredential
-
             self._credential = ManagedIdentityCredential(client_id=self._settings.managed_identity_client_id)
         return self._credential
 
@@ -228,8 +210,6 @@ class TableRepository:
     def _replace_if_unchanged(self, entity: dict[str, Any], etag: str) -> dict[str, Any]:
         """Replace the entity only if it still has `etag`; raises azure-core's
         ResourceModifiedError when another writer came first. Returns the new metadata."""
-        from azure.core import MatchConditions
-        from azure.data.tables import UpdateMode
 
         return self._table.update_entity(
             entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified

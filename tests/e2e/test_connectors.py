@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 from standardwebhooks.webhooks import Webhook
 
+from functions.core.resources import SINKS_TABLE
 from functions.core.settings import StorageSettings
-from functions.core.storage import SINKS_TABLE, Storage
+from functions.core.storage import Storage
 from tests.e2e.conftest import SITE
 from tests.helpers import wait_until
 

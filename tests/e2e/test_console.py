@@ -12,8 +12,9 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
+from functions.core.resources import NOTIFICATIONS_POISON_QUEUE
 from functions.core.settings import StorageSettings
-from functions.core.storage import NOTIFICATIONS_POISON_QUEUE, Storage
+from functions.core.storage import Storage
 from local.stack import DEFAULT_FUNCTION_KEY
 from tests.e2e.conftest import SITE
 

@@ -8,9 +8,10 @@ import uuid
 import httpx
 from azure.data.tables import UpdateMode
 
+from functions.core.resources import CHECKPOINTS_TABLE
 from functions.core.settings import StorageSettings
 from functions.core.sources.sharepoint import SHAREPOINT
-from functions.core.storage import CHECKPOINTS_TABLE, Storage
+from functions.core.storage import Storage
 from tests.e2e.conftest import SITE
 from tests.helpers import wait_until
 

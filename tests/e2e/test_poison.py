@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import uuid
 
+from functions.core.resources import NOTIFICATIONS_POISON_QUEUE, NOTIFICATIONS_QUEUE
 from functions.core.settings import StorageSettings
-from functions.core.storage import NOTIFICATIONS_POISON_QUEUE, NOTIFICATIONS_QUEUE, Storage
+from functions.core.storage import Storage
 from tests.e2e.conftest import SITE
 from tests.helpers import wait_until
 

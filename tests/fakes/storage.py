@@ -21,8 +21,9 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableEntity, UpdateMode
 
+from functions.core.resources import QUEUES, TABLES
 from functions.core.settings import StorageSettings
-from functions.core.storage import QUEUES, TABLES, Storage
+from functions.core.storage import Storage
 
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "eq": operator.eq,

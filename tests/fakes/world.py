@@ -16,6 +16,7 @@ from typing import Any
 from functions.core.change_log import ChangeLog
 from functions.core.checkpoints import CheckpointStore
 from functions.core.models import NotificationMessage, QueuedNotification
+from functions.core.resources import NOTIFICATIONS_QUEUE
 from functions.core.services import Services
 from functions.core.settings import Settings
 from functions.core.sinks.delivery import Outcome, SinkSender
@@ -24,7 +25,6 @@ from functions.core.sinks.record import Sink
 from functions.core.sources.graph.client import GraphClient
 from functions.core.sources.registry import Built, build_sources
 from functions.core.sources.sharepoint.client import SharePointClient
-from functions.core.storage import NOTIFICATIONS_QUEUE
 from tests.fakes.m365 import NO_WAIT, FakeGraph, FakeSharePoint, StaticToken
 from tests.fakes.storage import MemoryStorage
 

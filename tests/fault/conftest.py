@@ -20,8 +20,9 @@ from typing import Any
 
 import httpx
 
+from functions.core.resources import NOTIFICATIONS_QUEUE
 from functions.core.settings import StorageSettings
-from functions.core.storage import NOTIFICATIONS_QUEUE, Storage
+from functions.core.storage import Storage
 from local.clients import EmulatorClient, FunctionsClient, notification_entry
 from local.stack import DEFAULT_FUNCTION_KEY, Stack
 from tests.helpers import wait_until

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from functions.core.models import NotificationMessage
-from functions.core.storage import NOTIFICATIONS_QUEUE
+from functions.core.resources import NOTIFICATIONS_QUEUE
 from tests.fault.conftest import FaultStack, fault_stack
 
 EXAMPLES = 150

@@ -12,8 +12,8 @@ import pytest
 
 import function_app
 from functions.core import settings as settings_module
+from functions.core.resources import QUEUES, TABLES
 from functions.core.settings import Settings
-from functions.core.storage import QUEUES, TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"

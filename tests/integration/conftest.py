@@ -11,10 +11,10 @@ import uuid
 
 import pytest
 
+from functions.core.resources import NOTIFICATIONS_QUEUE
 from functions.core.services import Services
 from functions.core.settings import Settings
 from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
-from functions.core.storage import NOTIFICATIONS_QUEUE
 from local.clients import EmulatorClient, FunctionsClient
 from local.stack import DEFAULT_FUNCTION_KEY, Stack
 

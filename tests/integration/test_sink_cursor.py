@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from functions.core.models import ChangeView
+from functions.core.resources import DELIVERIES_QUEUE, SINKS_TABLE
 from functions.core.sinks.delivery import Outcome, Signal, SinkDelivery
 from functions.core.sinks.record import Sink, SinkState
 from functions.core.sinks.service import CreateSinkRequest, ReplayRequest, RotateSecretRequest, SinkService
-from functions.core.storage import DELIVERIES_QUEUE, SINKS_TABLE
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 

@@ -44,8 +44,8 @@ def credentials(monkeypatch) -> list[FakeCredential]:
 
         return build
 
-    monkeypatch.setattr("azure.identity.ManagedIdentityCredential", factory("managed_identity"))
-    monkeypatch.setattr("azure.identity.CertificateCredential", factory("certificate"))
+    monkeypatch.setattr("functions.core.auth.ManagedIdentityCredential", factory("managed_identity"))
+    monkeypatch.setattr("functions.core.auth.CertificateCredential", factory("certificate"))
     return built
 
 

@@ -124,3 +124,18 @@ def test_every_error_a_caller_can_act_on_shares_the_base():
         InvalidValidationToken,
     ):
         assert issubclass(error, ServiceError), error
+
+
+def test_the_core_imports_at_the_top_and_only_the_triggers_import_lazily():
+    """One boundary for lazy imports: the trigger modules, which keep the validation echo free of
+    the SDKs. Inside the core every import is at the top, where a reader looks for it."""
+    core = ROOT / "functions" / "core"
+    inside_functions = [
+        f"{path.relative_to(ROOT)}:{inner.lineno}"
+        for path in sorted(core.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        for inner in ast.walk(node)
+        if isinstance(inner, ast.Import | ast.ImportFrom)
+    ]
+    assert inside_functions == []

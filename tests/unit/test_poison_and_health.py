@@ -8,7 +8,8 @@ import pytest
 from azure.core.exceptions import ServiceRequestError
 
 from functions.core.health import check_storage
-from functions.core.storage import NOTIFICATIONS_QUEUE, StorageUnavailable
+from functions.core.resources import NOTIFICATIONS_QUEUE
+from functions.core.storage import StorageUnavailable
 from tests.fakes.world import World, world
 
 

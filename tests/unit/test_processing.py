@@ -9,10 +9,10 @@ import pytest
 
 from functions.core.failures import FailureLog
 from functions.core.processing import ListSyncFailed
+from functions.core.resources import DELIVERIES_QUEUE, NOTIFICATIONS_POISON_QUEUE
 from functions.core.sources.graph.models import CreateGraphSubscriptionRequest
 from functions.core.sources.sharepoint import SHAREPOINT
 from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
-from functions.core.storage import DELIVERIES_QUEUE, NOTIFICATIONS_POISON_QUEUE
 from functions.core.subscriptions import SubscriptionRecord
 from tests.fakes.m365 import OTHER_OBJECTS_TOKEN, sharepoint_error
 from tests.fakes.world import World, world

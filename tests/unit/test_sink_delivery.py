@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from functions.core.resources import DELIVERIES_QUEUE
 from functions.core.sinks.delivery import Outcome
 from functions.core.sinks.record import SinkState
 from functions.core.sinks.service import CreateSinkRequest, ReplayRequest, RotateSecretRequest
 from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
-from functions.core.storage import DELIVERIES_QUEUE
 from functions.core.subscriptions import SubscriptionRecord
 from tests.fakes.world import World, world
 

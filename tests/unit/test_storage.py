@@ -49,7 +49,7 @@ def status_error(status: int, kind: type[HttpResponseError] = HttpResponseError)
 
 def test_identity_based_clients_use_the_service_uris_and_one_managed_identity(monkeypatch):
     FakeManagedIdentity.instances.clear()
-    monkeypatch.setattr("azure.identity.ManagedIdentityCredential", FakeManagedIdentity)
+    monkeypatch.setattr("functions.core.storage.ManagedIdentityCredential", FakeManagedIdentity)
     storage = Storage(Settings.from_environ(IDENTITY_SETTINGS).storage)
 
     table = storage.table("subscriptions")

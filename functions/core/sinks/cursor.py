@@ -15,8 +15,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
 from ..models import format_utc
-from ..storage import SINK_CURSORS_TABLE, TableRepository, is_valid_key, outages_reported
+from ..resources import SINK_CURSORS_TABLE
+from ..storage import TableRepository, is_valid_key, outages_reported
 
 # Conditional writes retried after another writer came first, before giving up.
 MAX_WRITE_TRIES = 8
@@ -108,7 +111,6 @@ class CursorStore(TableRepository):
             self._table.create_entity(_entity(cursor))
 
     def get(self, scope: str, sink_id: str) -> SinkCursor | None:
-        from azure.core.exceptions import ResourceNotFoundError
 
         if not (is_valid_key(scope) and is_valid_key(sink_id)):
             return None
@@ -133,7 +135,6 @@ class CursorStore(TableRepository):
         """Apply `change` to the cursor and write it under its ETag; when another writer came
         first, read it again and apply `change` to what it wrote. `change` returns None to give
         up (the lease was lost, say); so does this. Raises CursorGone if the sink was removed."""
-        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
         current = cursor
         for _ in range(MAX_WRITE_TRIES):

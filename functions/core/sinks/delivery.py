@@ -26,6 +26,9 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from standardwebhooks.webhooks import Webhook
+
 from ..change_log import ChangeLog, as_utc
 from ..changes import row_to_view
 from ..clock import utc_now
@@ -33,7 +36,7 @@ from ..egress import EgressRefused, ReceiverUnreachable, post_to_receiver
 from ..models import ChangeView
 from ..notification_queue import NotificationQueue
 from ..outbound import parse_retry_after
-from ..storage import DELIVERIES_QUEUE
+from ..resources import DELIVERIES_QUEUE
 from .cursor import CursorGone, CursorStore, InFlight, Replay, SinkCursor
 from .payloads import adaptive_card_messages, message_cards, webhook_body
 from .rate import RateGate
@@ -124,7 +127,6 @@ class SinkSender:
         return self._flow_tokens.get_token()
 
     def _webhook(self, sink: Sink, message_id: str, changes: list[ChangeView], now: datetime) -> Outcome:
-        from standardwebhooks.webhooks import Webhook
 
         body = webhook_body(message_id, changes, now)
         # One signature per secret while a rotation overlaps: receivers accept either.
@@ -462,7 +464,6 @@ class SinkDelivery:
 
     def _adopt(self, sink: Sink) -> SinkCursor:
         """A cursor for a sink made before sinks had one: it starts at the end of the log."""
-        from azure.core.exceptions import ResourceExistsError
 
         try:
             return self.start(sink)
@@ -482,7 +483,6 @@ class SinkDelivery:
         return self.cursors.get(sink.scope, sink.id)
 
     def forget(self, sink: Sink) -> None:
-        from azure.core.exceptions import ResourceNotFoundError
 
         with contextlib.suppress(ResourceNotFoundError):
             self.cursors.delete(sink.scope, sink.id)

@@ -8,7 +8,10 @@ import hashlib
 import time
 from collections.abc import Callable
 
-from ..storage import SINK_RATES_TABLE, Storage, TableRepository, outages_reported
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+
+from ..resources import SINK_RATES_TABLE
+from ..storage import Storage, TableRepository, outages_reported
 
 MAX_TRIES = 8
 
@@ -28,7 +31,6 @@ class RateGate(TableRepository):
 
     def wait(self, url: str, per_second: float) -> None:
         """Wait for this URL's next free slot, taken for us in storage."""
-        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
         key = hashlib.sha256(url.encode()).hexdigest()[:48]
         interval = 1.0 / per_second

@@ -15,6 +15,9 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from ..settings import SettingsError
 
 SEALING_KEYS = "SINK_SEALING_KEYS"
@@ -55,7 +58,6 @@ class KeyRing:
         return self.keys[0][0]
 
     def seal(self, plaintext: str, *, bound_to: str) -> str:
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         key_id, key = self.keys[0]
         nonce = os.urandom(_NONCE_BYTES)
@@ -63,8 +65,6 @@ class KeyRing:
         return f"{key_id}:{base64.b64encode(nonce + sealed).decode()}"
 
     def open(self, sealed: str, *, bound_to: str) -> str:
-        from cryptography.exceptions import InvalidTag
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         key_id, _, encoded = sealed.partition(":")
         key = dict(self.keys).get(key_id)

@@ -13,9 +13,13 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
 from ..errors import Conflict
+from ..resources import SINKS_TABLE
 from ..settings import SettingsError
-from ..storage import SINKS_TABLE, Storage, TableRepository, is_valid_key, outages_reported
+from ..storage import Storage, TableRepository, is_valid_key, outages_reported
 from .record import AUTH_NONE, Sink, SinkState
 from .sealing import SEALING_KEYS, KeyRing
 
@@ -41,7 +45,6 @@ class SinkStore(TableRepository):
 
     def replace(self, sink: Sink) -> Sink:
         """Write the sink if nobody changed it since `sink.etag` was read; raises SinkChanged."""
-        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
         with outages_reported(f"saving sink {sink.id}"):
             try:
@@ -51,7 +54,6 @@ class SinkStore(TableRepository):
         return replace(sink, etag=metadata.get("etag"))
 
     def get(self, scope: str, sink_id: str) -> Sink | None:
-        from azure.core.exceptions import ResourceNotFoundError
 
         if not (is_valid_key(scope) and is_valid_key(sink_id)):
             return None
@@ -72,8 +74,6 @@ class SinkStore(TableRepository):
 
     def delete(self, sink: Sink) -> None:
         """Delete the sink as read; raises SinkChanged if it changed (or went) since."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
         with outages_reported(f"deleting sink {sink.id}"):
             try:

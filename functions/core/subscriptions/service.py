@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -69,7 +71,6 @@ class SubscriptionService:
     def parse_request(self, body: bytes) -> Any:
         """A create request, in the model of the source it names; raises pydantic's
         ValidationError, or InvalidSubscriptionRequest for a source this service does not follow."""
-        import json
 
         try:
             document = json.loads(body)
@@ -165,7 +166,6 @@ class SubscriptionService:
         `deadline`, so a run that nears the function timeout ends cleanly and leaves the rest, in
         the report, to the next run.
         """
-        from concurrent.futures import ThreadPoolExecutor
 
         now = self.clock()
         due: list[SubscriptionRecord] = []

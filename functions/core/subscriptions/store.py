@@ -6,14 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
 from ..models import SubscriptionStatus
-from ..storage import (
-    SUBSCRIPTIONS_TABLE,
-    Storage,
-    TableRepository,
-    is_valid_key,
-    outages_reported,
-)
+from ..resources import SUBSCRIPTIONS_TABLE
+from ..storage import Storage, TableRepository, is_valid_key, outages_reported
 from .record import SubscriptionRecord
 
 # Claims live beside the subscriptions, one entity per list: inserting one is what makes
@@ -45,7 +43,6 @@ class SubscriptionStore(TableRepository):
 
     def claim_list(self, list_id: str, at: datetime) -> None:
         """Insert the list's claim; raises ListClaimed if it exists, unless it is a stale one."""
-        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 
         claim = {"PartitionKey": CLAIMS_PARTITION, "RowKey": list_id, "claimedAt": at}
         with outages_reported(f"claiming list {list_id}"):
@@ -63,7 +60,6 @@ class SubscriptionStore(TableRepository):
                 raise ListClaimed(list_id, None) from None
 
     def bind_claim(self, list_id: str, subscription_id: str) -> None:
-        from azure.data.tables import UpdateMode
 
         with outages_reported(f"recording subscription {subscription_id} on the claim of list {list_id}"):
             self._table.update_entity(
@@ -77,7 +73,6 @@ class SubscriptionStore(TableRepository):
 
     def get(self, subscription_id: str, source: str | None = None) -> SubscriptionRecord | None:
         """The record of `subscription_id` from one source's partition, or any (two reads)."""
-        from azure.core.exceptions import ResourceNotFoundError
 
         if not is_valid_key(subscription_id):
             return None
@@ -90,7 +85,6 @@ class SubscriptionStore(TableRepository):
         return None
 
     def save(self, record: SubscriptionRecord) -> None:
-        from azure.data.tables import UpdateMode
 
         with outages_reported(f"saving subscription {record.id}"):
             self._table.upsert_entity(to_entity(record), mode=UpdateMode.REPLACE)
