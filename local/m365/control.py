@@ -10,10 +10,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .state import DEFAULT_APP_ID, TOKEN_LIFETIME_SECONDS, Fault, SharePointTenant
+from .faults import Fault
+from .tenant import Tenant
+from .tokens import DEFAULT_APP_ID, TOKEN_LIFETIME_SECONDS
 
 
-def _tenant(request: Request) -> SharePointTenant:
+def _tenant(request: Request) -> Tenant:
     return request.app.state.tenant
 
 
@@ -21,7 +23,7 @@ async def issue_token(request: Request) -> Response:
     """Stands in for Entra ID's client-credentials grant; `{"client_id": ...}` names the app
     (subscriptions belong to the app that created them)."""
     body = await _optional_json(request)
-    token = _tenant(request).issue_token(time.time(), str(body.get("client_id") or DEFAULT_APP_ID))
+    token = _tenant(request).tokens.issue(time.time(), str(body.get("client_id") or DEFAULT_APP_ID))
     return JSONResponse({"token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECONDS, "access_token": token})
 
 
@@ -33,7 +35,6 @@ async def faults(request: Request) -> Response:
     tenant = _tenant(request)
     if request.method == "DELETE":
         tenant.faults.clear()
-        tenant.throttle_windows.clear()
         return Response(status_code=204)
     body = await request.json()
     fault = Fault(
@@ -45,7 +46,7 @@ async def faults(request: Request) -> Response:
         delay_seconds=float(body.get("delaySeconds", 0)),
         after=int(body.get("after", 0)),
     )
-    tenant.faults.append(fault)
+    tenant.faults.add(fault)
     return JSONResponse({"operation": fault.operation, "status": fault.status, "times": fault.remaining}, 201)
 
 
@@ -66,7 +67,7 @@ async def clock(request: Request) -> Response:
 async def drop_subscription(request: Request) -> Response:
     """Delete a subscription behind the app's back, as an admin or an expiry would."""
     tenant = _tenant(request)
-    found = tenant.find_subscription(request.path_params["subscription_id"])
+    found = tenant.sharepoint.find_subscription(request.path_params["subscription_id"])
     if found is None:
         return JSONResponse({"error": "no such subscription"}, 404)
     del found[1].subscriptions[found[2].id]
@@ -75,13 +76,13 @@ async def drop_subscription(request: Request) -> Response:
 
 async def subscriptions(request: Request) -> Response:
     """Every subscription in the tenant, clientState included, for tests to inspect."""
-    tenant = _tenant(request)
-    for site in tenant.sites.values():
+    sharepoint = _tenant(request).sharepoint
+    for site in sharepoint.sites.values():
         for sp_list in site.lists.values():
-            tenant.expire_subscriptions(sp_list)
+            sharepoint.expire_subscriptions(sp_list)
     value = [
         {**s.to_json(), "siteUrl": site.path}
-        for site in tenant.sites.values()
+        for site in sharepoint.sites.values()
         for sp_list in site.lists.values()
         for s in sp_list.subscriptions.values()
     ]
@@ -94,9 +95,9 @@ async def counters(request: Request) -> Response:
         {
             "calls": dict(tenant.calls),
             "delivery": dict(tenant.delivery),
-            "pendingNotifications": len(tenant.pending),
-            "earlyRetries": tenant.early_retries,
-            "requestsWhileThrottled": tenant.requests_while_throttled,
+            "pendingNotifications": len(tenant.sharepoint.pending),
+            "earlyRetries": tenant.faults.early_retries,
+            "requestsWhileThrottled": tenant.faults.requests_while_throttled,
         }
     )
 
@@ -108,7 +109,7 @@ async def deliver(request: Request) -> Response:
 
 async def reset(request: Request) -> Response:
     """Forget all state (sites, lists, changes, subscriptions, faults, counters, quirks)."""
-    from .receivers import forget_all
+    from .receivers.routes import forget_all
 
     _tenant(request).reset()
     forget_all()
@@ -117,12 +118,12 @@ async def reset(request: Request) -> Response:
 
 async def quirks(request: Request) -> Response:
     """POST {"acceptExpiredChangeTokens": true}: behave like SharePoint Online's known bug."""
-    tenant = _tenant(request)
+    quirks = _tenant(request).sharepoint.quirks
     if request.method == "POST":
         body = await _optional_json(request)
         if "acceptExpiredChangeTokens" in body:
-            tenant.quirks.accept_expired_change_tokens = bool(body["acceptExpiredChangeTokens"])
-    return JSONResponse({"acceptExpiredChangeTokens": tenant.quirks.accept_expired_change_tokens})
+            quirks.accept_expired_change_tokens = bool(body["acceptExpiredChangeTokens"])
+    return JSONResponse({"acceptExpiredChangeTokens": quirks.accept_expired_change_tokens})
 
 
 async def _optional_json(request: Request) -> dict:
@@ -136,8 +137,9 @@ async def _optional_json(request: Request) -> dict:
 async def graph_lifecycle(request: Request) -> Response:
     """POST {"subscriptionId", "lifecycleEvent"}: Graph sends that lifecycle notification now
     (to the subscription's lifecycleNotificationUrl) and applies it."""
-    from .graph import graph_error_response, lifecycle
-    from .graph_state import GraphError
+    from .graph.delivery import lifecycle
+    from .graph.http import graph_error_response
+    from .graph.state import GraphError
 
     tenant = _tenant(request)
     body = await _optional_json(request)

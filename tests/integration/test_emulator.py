@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from local.clients import EmulatorClient
-from local.m365.state import DEFAULT_APP_ID
+from local.m365.tokens import DEFAULT_APP_ID
 
 
 def token_for(emulator: EmulatorClient, client_id: str) -> str:

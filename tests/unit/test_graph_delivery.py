@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 import httpx
 
-from local.m365.graph import DeliveryPolicy, GraphDeliverer
-from local.m365.graph_state import GraphSubscription, GraphTenant, PendingGraphNotification
+from local.m365.graph.delivery import DeliveryPolicy, GraphDeliverer
+from local.m365.graph.state import GraphSubscription, GraphTenant, PendingGraphNotification
+from local.m365.tenant import Tenant
 
 URL = "https://receiver.example/hook"
 
@@ -21,7 +20,8 @@ def deliverer(answer: int, policy: DeliveryPolicy) -> tuple[GraphDeliverer, Grap
         "s", "/users/u/events", "event", ("created",), URL, None,
         datetime.now(UTC) + timedelta(days=1), None, "app", "u", "calendar",
     )  # fmt: skip
-    tenant = SimpleNamespace(graph=graph, delivery=Counter())
+    tenant = Tenant("tenant")
+    tenant.graph = graph
     transport = httpx.MockTransport(lambda request: httpx.Response(answer))
     return GraphDeliverer(tenant, httpx.AsyncClient(transport=transport), policy), graph
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from functions.core.models import ChangeKind, ChangeView
 from functions.core.sinks.payloads import MAX_PAYLOAD_BYTES, adaptive_card_messages, message_cards, plain
-from local.m365.receivers import adaptive_card_problems, message_card_problem, teams_problems
+from local.m365.receivers.cards import adaptive_card_problems, message_card_problem, teams_problems
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

@@ -20,12 +20,9 @@ lists what arrived and whether it was valid.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -33,11 +30,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from . import sharepoint
+from ..sharepoint.http import authorized_app
+from .cards import message_card_problem, teams_problems
 
-MAX_TEAMS_BYTES = 28 * 1024
 TEAMS_REQUESTS_PER_SECOND = 4
-ADAPTIVE_CARD_TYPE = "application/vnd.microsoft.card.adaptive"
 KINDS = ("teams-workflow", "message-card", "webhook")
 OAUTH_CLAIMS_MESSAGE = (
     "One or more claims either missing or does not match with the open authentication access control policy."
@@ -75,62 +71,6 @@ def _receiver(request: Request) -> Receiver:
     return receiver
 
 
-@cache
-def _adaptive_card_validator() -> Any:
-    from jsonschema.validators import Draft6Validator
-
-    schema = json.loads(resources.files("adaptive_cards").joinpath("schemas/schema-1.5.json").read_text())
-    return Draft6Validator(schema)
-
-
-def adaptive_card_problems(card: Any) -> list[str]:
-    """What Teams would refuse in a card: the official schema, and versions past 1.5."""
-    if not isinstance(card, dict):
-        return ["the attachment's content is not an object"]
-    problems = [error.message[:200] for error in _adaptive_card_validator().iter_errors(card)]
-    try:
-        if float(str(card.get("version"))) > 1.5:
-            problems.append(f"version {card.get('version')} is newer than Teams renders (1.5)")
-    except ValueError:
-        problems.append("version is not a number")
-    return problems
-
-
-def teams_problems(raw: bytes) -> tuple[int, list[str]]:
-    if len(raw) > MAX_TEAMS_BYTES:
-        return 413, [f"{len(raw)} bytes is over Teams' 28 KB"]
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return 400, ["not JSON"]
-    if not isinstance(body, dict) or body.get("type") != "message":
-        return 400, ['the envelope must be {"type": "message", "attachments": [...]}']
-    attachments = body.get("attachments")
-    if not isinstance(attachments, list) or not attachments:
-        return 400, ["attachments must be a non-empty list"]
-    problems = []
-    for attachment in attachments:
-        if not isinstance(attachment, dict) or attachment.get("contentType") != ADAPTIVE_CARD_TYPE:
-            problems.append(f"contentType must be {ADAPTIVE_CARD_TYPE}")
-            continue
-        problems += adaptive_card_problems(attachment.get("content"))
-    return (400 if problems else 202), problems
-
-
-def message_card_problem(raw: bytes) -> str | None:
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return "Request body is not valid JSON."
-    if not isinstance(body, dict) or body.get("@type") != "MessageCard":
-        return "Card type is not supported."
-    if body.get("@context") not in ("http://schema.org/extensions", "https://schema.org/extensions"):
-        return "Card @context is not supported."
-    if not body.get("summary") and not body.get("text"):
-        return "Summary or Text is required."
-    return None
-
-
 async def receive(request: Request) -> Response:
     receiver = _receiver(request)
     raw = await request.body()
@@ -155,7 +95,7 @@ async def receive(request: Request) -> Response:
             return PlainTextResponse(text, 200, headers=headers)
         return PlainTextResponse(f"injected {behaviour.status}", behaviour.status, headers=headers)
     if receiver.kind == "teams-workflow":
-        if receiver.requires_token and sharepoint.authorized_app(request) is None:
+        if receiver.requires_token and authorized_app(request) is None:
             entry.update(answered=401, problems=["no valid Entra bearer token"])
             receiver.received.append(entry)
             return JSONResponse(

@@ -9,177 +9,73 @@ Answers are `odata=nometadata` JSON, or wrapped in `{"d": ...}` when the caller 
 
 from __future__ import annotations
 
-import json
 import re
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from . import errors
 from .errors import SharePointError
-from .state import Change, SharePointTenant, SpList
+from .http import (
+    Endpoint,
+    app_id,
+    json_body,
+    method,
+    ok,
+    quoted,
+    resolve_list,
+    select,
+    sharepoint_endpoint,
+    site_path,
+    state_of,
+)
+from .model import Change, SpList
 
 VALIDATION_TIMEOUT_SECONDS = 5.0
-_NOMETADATA = "application/json;odata=nometadata;streaming=true;charset=utf-8"
-_VERBOSE = "application/json;odata=verbose;charset=utf-8"
-
-
-class _Pattern(Convertor):
-    regex = ""
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-class ListPathConvertor(_Pattern):
-    regex = r"lists\((?:guid)?'[^'/]+'\)|lists/getbytitle\('[^'/]+'\)"
-
-
-class SitePathConvertor(_Pattern):
-    """`sites/x` or `teams/x`, and any subsites below (never into `_api`)."""
-
-    regex = r"(?:sites|teams)/[^/]+(?:/(?!_api(?:/|$))[^/]+)*"
-
-
-class QuotedUrlConvertor(_Pattern):
-    """The argument of GetFileByServerRelativeUrl('...') and friends: a path in quotes."""
-
-    regex = r"'[^']*'"
-
-
-class MethodCallConvertor(_Pattern):
-    """`CheckIn(comment='',checkintype=1)`, `moveto(newurl='/sites/x/Docs/a.docx',flags=1)`."""
-
-    regex = r"[A-Za-z]+\([^)]*\)"
-
-
-class ArgumentsConvertor(_Pattern):
-    regex = r"[^)]*"
-
-
-register_url_convertor("listpath", ListPathConvertor())
-register_url_convertor("methodcall", MethodCallConvertor())
-register_url_convertor("arguments", ArgumentsConvertor())
-register_url_convertor("sitepath", SitePathConvertor())
-register_url_convertor("quotedurl", QuotedUrlConvertor())
-
-
-def _tenant(request: Request) -> SharePointTenant:
-    return request.app.state.tenant
-
-
-def _site_path(request: Request) -> str:
-    site = request.path_params.get("site")
-    return f"/{site}" if site else "/"
-
-
-def _app_id(request: Request) -> str:
-    return request.state.app_id
-
-
-def _quoted(request: Request, name: str) -> str:
-    """The path parameters arrive percent-decoded already; drop the quotes."""
-    return request.path_params[name][1:-1]
-
-
-def _resolve_list(request: Request) -> SpList:
-    ref = request.path_params["list"]
-    match = re.fullmatch(r"lists\((?:guid)?'([^']+)'\)", ref)
-    if match:
-        return _tenant(request).find_list(_site_path(request), list_id=match.group(1))
-    by_title = re.fullmatch(r"lists/getbytitle\('([^']+)'\)", ref)
-    if by_title is None:
-        raise errors.list_not_found()
-    return _tenant(request).find_list(_site_path(request), title=by_title.group(1))
-
-
-def wants_verbose(request: Request) -> bool:
-    return "odata=verbose" in request.headers.get("Accept", "").lower()
-
-
-def _ok(request: Request, body: Any, status: int = 200) -> JSONResponse:
-    if not wants_verbose(request):
-        return JSONResponse(body, status_code=status, media_type=_NOMETADATA)
-    if isinstance(body, dict) and isinstance(body.get("value"), list):
-        body = {"results": body["value"]}
-    return JSONResponse({"d": body}, status_code=status, media_type=_VERBOSE)
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise SharePointError(
-            400, errors.ARGUMENT, "Invalid JSON. A token was not recognized in the JSON content."
-        ) from None
-    if not isinstance(body, dict):
-        raise SharePointError(400, errors.ARGUMENT, "The request body must be a JSON object.")
-    return body
-
-
-def _select(body: dict[str, Any], request: Request) -> dict[str, Any]:
-    fields = request.query_params.get("$select")
-    if not fields:
-        return body
-    wanted = [f.strip() for f in fields.split(",")]
-    return {name: body[name] for name in wanted if name in body}
-
-
-def _method(request: Request) -> str:
-    return request.headers.get("X-HTTP-Method", request.method).upper()
 
 
 # --- lists -------------------------------------------------------------------------------------
 
 
 async def create_list(request: Request) -> Response:
-    body = await _json_body(request)
-    tenant = _tenant(request)
+    body = await json_body(request)
+    tenant = state_of(request)
     sp_list = tenant.create_list(
-        _site_path(request), body.get("Title", ""), int(body.get("BaseTemplate", 100))
+        site_path(request), body.get("Title", ""), int(body.get("BaseTemplate", 100))
     )
-    return _ok(request, tenant.list_json(tenant.site(_site_path(request)), sp_list), 201)
+    return ok(request, tenant.list_json(tenant.site(site_path(request)), sp_list), 201)
 
 
 async def get_lists(request: Request) -> Response:
-    tenant = _tenant(request)
-    site = tenant.site(_site_path(request))
+    tenant = state_of(request)
+    site = tenant.site(site_path(request))
     query = request.query_params.get("$filter", "").strip()
     if query and query.lower() != "hidden eq false":
         raise SharePointError(400, errors.INVALID_CLIENT_QUERY, "The expression is not valid.")
     lists = [{**tenant.list_json(site, sp_list), "Hidden": False} for sp_list in site.lists.values()]
-    return _ok(request, {"value": [_select(body, request) for body in lists]})
+    return ok(request, {"value": [select(body, request) for body in lists]})
 
 
 async def get_list(request: Request) -> Response:
-    tenant = _tenant(request)
-    sp_list = _resolve_list(request)
-    return _ok(request, _select(tenant.list_json(tenant.site(_site_path(request)), sp_list), request))
+    tenant = state_of(request)
+    sp_list = resolve_list(request)
+    return ok(request, select(tenant.list_json(tenant.site(site_path(request)), sp_list), request))
 
 
 # --- items -------------------------------------------------------------------------------------
 
 
 async def items(request: Request) -> Response:
-    tenant = _tenant(request)
-    sp_list = _resolve_list(request)
+    tenant = state_of(request)
+    sp_list = resolve_list(request)
     if request.method == "GET":
-        return _ok(request, _item_page(request, sp_list))
-    item = tenant.add_item(_site_path(request), sp_list, await _json_body(request))
-    return _ok(request, item.to_json(), 201)
+        return ok(request, _item_page(request, sp_list))
+    item = tenant.add_item(site_path(request), sp_list, await json_body(request))
+    return ok(request, item.to_json(), 201)
 
 
 _MODIFIED_FILTER = re.compile(r"^Modified\s+(ge|gt)\s+datetime'([^']+)'$", re.IGNORECASE)
@@ -221,31 +117,31 @@ def _item_page(request: Request, sp_list: SpList) -> dict[str, Any]:
 
 
 async def item(request: Request) -> Response:
-    tenant = _tenant(request)
-    sp_list = _resolve_list(request)
+    tenant = state_of(request)
+    sp_list = resolve_list(request)
     item_id = int(request.path_params["item_id"])
-    method = _method(request)
-    if method == "GET":
-        return _ok(request, tenant.get_item(sp_list, item_id).to_json())
-    if method in ("PATCH", "MERGE"):
-        tenant.update_item(_site_path(request), sp_list, item_id, await _json_body(request))
+    verb = method(request)
+    if verb == "GET":
+        return ok(request, tenant.get_item(sp_list, item_id).to_json())
+    if verb in ("PATCH", "MERGE"):
+        tenant.update_item(site_path(request), sp_list, item_id, await json_body(request))
         return Response(status_code=204)
-    if method == "DELETE":
-        tenant.delete_item(_site_path(request), sp_list, item_id)
+    if verb == "DELETE":
+        tenant.delete_item(site_path(request), sp_list, item_id)
         return Response(status_code=200)
-    raise SharePointError(405, errors.INVALID_OPERATION, f"The HTTP method '{method}' cannot be used here.")
+    raise SharePointError(405, errors.INVALID_OPERATION, f"The HTTP method '{verb}' cannot be used here.")
 
 
 async def recycle_item(request: Request) -> Response:
-    tenant = _tenant(request)
+    tenant = state_of(request)
     recycle_id = tenant.recycle_item(
-        _site_path(request), _resolve_list(request), int(request.path_params["item_id"])
+        site_path(request), resolve_list(request), int(request.path_params["item_id"])
     )
-    return _ok(request, {"value": recycle_id})
+    return ok(request, {"value": recycle_id})
 
 
 async def restore_recycled(request: Request) -> Response:
-    _tenant(request).restore(request.path_params["recycle_id"])
+    state_of(request).restore(request.path_params["recycle_id"])
     return Response(status_code=200)
 
 
@@ -260,64 +156,64 @@ async def add_file(request: Request) -> Response:
     match = _ADD_ARGUMENTS.match(request.path_params["arguments"])
     if match is None:
         raise SharePointError(400, errors.ARGUMENT, "The parameters of Files/add are not valid.")
-    item = _tenant(request).add_file(
-        _site_path(request),
-        _quoted(request, "folder"),
+    item = state_of(request).add_file(
+        site_path(request),
+        quoted(request, "folder"),
         match.group(1),
         await request.body(),
         overwrite=(match.group(2) or "false").lower() == "true",
     )
-    return _ok(request, item.file_json())
+    return ok(request, item.file_json())
 
 
 async def file(request: Request) -> Response:
-    tenant = _tenant(request)
-    url = _quoted(request, "url")
-    method = _method(request)
-    sp_list, found = tenant.find_file(_site_path(request), url)
-    if method == "GET":
-        return _ok(request, found.file_json())
-    if method == "DELETE":
-        tenant.delete_item(_site_path(request), sp_list, found.id)
+    tenant = state_of(request)
+    url = quoted(request, "url")
+    verb = method(request)
+    sp_list, found = tenant.find_file(site_path(request), url)
+    if verb == "GET":
+        return ok(request, found.file_json())
+    if verb == "DELETE":
+        tenant.delete_item(site_path(request), sp_list, found.id)
         return Response(status_code=200)
-    raise SharePointError(405, errors.INVALID_OPERATION, f"The HTTP method '{method}' cannot be used here.")
+    raise SharePointError(405, errors.INVALID_OPERATION, f"The HTTP method '{verb}' cannot be used here.")
 
 
 async def file_item(request: Request) -> Response:
     """`GetFileByServerRelativeUrl('{url}')/ListItemAllFields`: the file's list item (rename by
     updating `FileLeafRef`)."""
-    tenant = _tenant(request)
-    sp_list, found = tenant.find_file(_site_path(request), _quoted(request, "url"))
-    method = _method(request)
-    if method == "GET":
-        return _ok(request, found.to_json())
-    if method in ("PATCH", "MERGE"):
-        tenant.update_item(_site_path(request), sp_list, found.id, await _json_body(request))
+    tenant = state_of(request)
+    sp_list, found = tenant.find_file(site_path(request), quoted(request, "url"))
+    verb = method(request)
+    if verb == "GET":
+        return ok(request, found.to_json())
+    if verb in ("PATCH", "MERGE"):
+        tenant.update_item(site_path(request), sp_list, found.id, await json_body(request))
         return Response(status_code=204)
-    raise SharePointError(405, errors.INVALID_OPERATION, f"The HTTP method '{method}' cannot be used here.")
+    raise SharePointError(405, errors.INVALID_OPERATION, f"The HTTP method '{verb}' cannot be used here.")
 
 
 async def file_action(request: Request) -> Response:
     """CheckOut(), CheckIn(comment='…',checkintype=N), moveto(newurl='…',flags=N), recycle()."""
-    tenant = _tenant(request)
-    site_path = _site_path(request)
-    url = _quoted(request, "url")
+    tenant = state_of(request)
+    path = site_path(request)
+    url = quoted(request, "url")
     action = request.path_params["action"]
     name, _, arguments = action.partition("(")
     arguments = arguments.removesuffix(")")
     match name.lower():
         case "checkout":
-            tenant.check_out(site_path, url, _app_id(request))
+            tenant.check_out(path, url, app_id(request))
         case "checkin":
-            tenant.check_in(site_path, url)
+            tenant.check_in(path, url)
         case "moveto":
             move = _MOVE_ARGUMENTS.match(arguments)
             if move is None:
                 raise SharePointError(400, errors.ARGUMENT, "The parameters of moveto are not valid.")
-            tenant.move_file(site_path, url, move.group(1), overwrite=int(move.group(2) or 0) & 1 == 1)
+            tenant.move_file(path, url, move.group(1), overwrite=int(move.group(2) or 0) & 1 == 1)
         case "recycle":
-            sp_list, found = tenant.find_file(site_path, url)
-            return _ok(request, {"value": tenant.recycle_item(site_path, sp_list, found.id)})
+            sp_list, found = tenant.find_file(path, url)
+            return ok(request, {"value": tenant.recycle_item(path, sp_list, found.id)})
         case _:
             raise SharePointError(400, errors.INVALID_OPERATION, f"Unknown method '{name}'.")
     return Response(status_code=200)
@@ -327,13 +223,13 @@ async def file_action(request: Request) -> Response:
 
 
 async def get_changes(request: Request) -> Response:
-    tenant = _tenant(request)
-    site = tenant.site(_site_path(request))
-    query = (await _json_body(request)).get("query") or {}
+    tenant = state_of(request)
+    site = tenant.site(site_path(request))
+    query = (await json_body(request)).get("query") or {}
     if not isinstance(query, dict):
         raise SharePointError(400, errors.ARGUMENT, "The query must be an SP.ChangeQuery object.")
-    changes = tenant.get_changes(_resolve_list(request), query)
-    return _ok(request, {"value": [_change_json(change, site.id, site.web_id) for change in changes]})
+    changes = tenant.get_changes(resolve_list(request), query)
+    return ok(request, {"value": [_change_json(change, site.id, site.web_id) for change in changes]})
 
 
 def _change_json(change: Change, site_id: str, web_id: str) -> dict[str, Any]:
@@ -356,30 +252,30 @@ def _change_json(change: Change, site_id: str, web_id: str) -> dict[str, Any]:
 
 
 async def subscriptions(request: Request) -> Response:
-    tenant = _tenant(request)
-    sp_list = _resolve_list(request)
+    tenant = state_of(request)
+    sp_list = resolve_list(request)
     if request.method == "GET":
         tenant.expire_subscriptions(sp_list)
-        own = [s for s in sp_list.subscriptions.values() if s.app_id == _app_id(request)]
-        return _ok(request, {"value": [s.to_json() for s in own]})
-    notification_url, expiration, client_state = tenant.check_subscription_request(await _json_body(request))
+        own = [s for s in sp_list.subscriptions.values() if s.app_id == app_id(request)]
+        return ok(request, {"value": [s.to_json() for s in own]})
+    notification_url, expiration, client_state = tenant.check_subscription_request(await json_body(request))
     await _validate_notification_url(request, notification_url)
     subscription = tenant.add_subscription(
-        sp_list, notification_url, expiration, client_state, _app_id(request)
+        sp_list, notification_url, expiration, client_state, app_id(request)
     )
-    return _ok(request, subscription.to_json(), 201)
+    return ok(request, subscription.to_json(), 201)
 
 
 async def subscription(request: Request) -> Response:
-    tenant = _tenant(request)
-    sp_list = _resolve_list(request)
+    tenant = state_of(request)
+    sp_list = resolve_list(request)
     subscription_id = request.path_params["subscription_id"]
     if request.method == "GET":
-        return _ok(request, tenant.get_subscription(sp_list, subscription_id, _app_id(request)).to_json())
+        return ok(request, tenant.get_subscription(sp_list, subscription_id, app_id(request)).to_json())
     if request.method == "PATCH":
-        tenant.renew_subscription(sp_list, subscription_id, await _json_body(request), _app_id(request))
+        tenant.renew_subscription(sp_list, subscription_id, await json_body(request), app_id(request))
         return Response(status_code=204)
-    tenant.delete_subscription(sp_list, subscription_id, _app_id(request))
+    tenant.delete_subscription(sp_list, subscription_id, app_id(request))
     return Response(status_code=204)
 
 
@@ -400,8 +296,6 @@ async def _validate_notification_url(request: Request, notification_url: str) ->
     if answer.status_code != 200 or answer.text != token:
         raise errors.validation_failed(notification_url)
 
-
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 # (path below `{site}/_api/web`, endpoint, methods, operation name)
 _WEB_ROUTES: list[tuple[str, Endpoint, list[str], str]] = [
@@ -443,16 +337,7 @@ _WEB_ROUTES: list[tuple[str, Endpoint, list[str], str]] = [
 
 # Every route once for the root site and once for sites and subsites below it.
 routes = [
-    Route(f"{prefix}/_api/web{path}", endpoint, methods=methods, name=name)
+    Route(f"{prefix}/_api/web{path}", sharepoint_endpoint(name, endpoint), methods=methods, name=name)
     for prefix in ("", "/{site:sitepath}")
     for path, endpoint, methods, name in _WEB_ROUTES
 ]
-
-
-def authorized_app(request: Request) -> str | None:
-    """The app the request's bearer token was issued to, or None."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return _tenant(request).app_of(token.strip(), time.time())

@@ -10,7 +10,8 @@ from collections import defaultdict
 
 import httpx
 
-from .state import PendingNotification, SharePointTenant, notification_time
+from ..tenant import Tenant
+from .model import PendingNotification, notification_time
 
 log = logging.getLogger("m365.delivery")
 
@@ -20,7 +21,7 @@ MAX_RETRIES = 5
 
 class Deliverer:
     def __init__(
-        self, tenant: SharePointTenant, http: httpx.AsyncClient, *, interval: float, retry_interval: float
+        self, tenant: Tenant, http: httpx.AsyncClient, *, interval: float, retry_interval: float
     ) -> None:
         self.tenant = tenant
         self.http = http
@@ -39,14 +40,14 @@ class Deliverer:
     async def deliver_due(self, *, force: bool = False) -> dict[str, int]:
         async with self._lock:
             now = time.monotonic()
-            due = [p for p in self.tenant.pending if force or p.due <= now]
-            self.tenant.pending = [p for p in self.tenant.pending if p not in due]
+            due = [p for p in self.tenant.sharepoint.pending if force or p.due <= now]
+            self.tenant.sharepoint.pending = [p for p in self.tenant.sharepoint.pending if p not in due]
             batches: dict[str, dict[str, PendingNotification]] = defaultdict(dict)
             for pending in due:
-                found = self.tenant.find_subscription(pending.subscription_id)
+                found = self.tenant.sharepoint.find_subscription(pending.subscription_id)
                 if found is None:
                     continue
-                self.tenant.expire_subscriptions(found[1])
+                self.tenant.sharepoint.expire_subscriptions(found[1])
                 if pending.subscription_id not in found[1].subscriptions:
                     continue
                 # Several changes to one subscription since the last round become one entry.
@@ -61,12 +62,12 @@ class Deliverer:
                     self.tenant.delivery["delivered"] += len(entries)
                 else:
                     self._schedule_retry(list(entries.values()), now)
-            return {"requests": sent, "pending": len(self.tenant.pending)}
+            return {"requests": sent, "pending": len(self.tenant.sharepoint.pending)}
 
     async def _post(self, url: str, entries: list[PendingNotification]) -> bool:
         value = []
         for pending in entries:
-            found = self.tenant.find_subscription(pending.subscription_id)
+            found = self.tenant.sharepoint.find_subscription(pending.subscription_id)
             if found is None:  # deleted since the change: SharePoint sends nothing for it
                 continue
             site, _, subscription = found
@@ -100,4 +101,4 @@ class Deliverer:
                 self.tenant.delivery["dropped"] += 1
                 continue
             pending.due = now + self.retry_interval
-            self.tenant.pending.append(pending)
+            self.tenant.sharepoint.pending.append(pending)

@@ -1,0 +1,2 @@
+"""Microsoft Graph as the emulator serves it: OneDrive, Outlook, delta queries, subscriptions,
+and their delivery."""

@@ -1,0 +1,2 @@
+"""Connector receivers: Teams workflows, MessageCard endpoints and signed webhooks, checking what
+they are sent."""

@@ -1,0 +1,225 @@
+"""How SharePoint REST reads a request and writes an answer, and what every call goes through
+(bearer token, counters, injected faults, SharePoint's error bodies)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from . import errors
+from .errors import SharePointError
+from .model import SpList
+
+if TYPE_CHECKING:
+    from ..tenant import Tenant
+    from .state import SharePointState
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+_NOMETADATA = "application/json;odata=nometadata;streaming=true;charset=utf-8"
+_VERBOSE = "application/json;odata=verbose;charset=utf-8"
+
+
+class _Pattern(Convertor):
+    regex = ""
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+class ListPathConvertor(_Pattern):
+    regex = r"lists\((?:guid)?'[^'/]+'\)|lists/getbytitle\('[^'/]+'\)"
+
+
+class SitePathConvertor(_Pattern):
+    """`sites/x` or `teams/x`, and any subsites below (never into `_api`)."""
+
+    regex = r"(?:sites|teams)/[^/]+(?:/(?!_api(?:/|$))[^/]+)*"
+
+
+class QuotedUrlConvertor(_Pattern):
+    """The argument of GetFileByServerRelativeUrl('...') and friends: a path in quotes."""
+
+    regex = r"'[^']*'"
+
+
+class MethodCallConvertor(_Pattern):
+    """`CheckIn(comment='',checkintype=1)`, `moveto(newurl='/sites/x/Docs/a.docx',flags=1)`."""
+
+    regex = r"[A-Za-z]+\([^)]*\)"
+
+
+class ArgumentsConvertor(_Pattern):
+    regex = r"[^)]*"
+
+
+register_url_convertor("listpath", ListPathConvertor())
+register_url_convertor("methodcall", MethodCallConvertor())
+register_url_convertor("arguments", ArgumentsConvertor())
+register_url_convertor("sitepath", SitePathConvertor())
+register_url_convertor("quotedurl", QuotedUrlConvertor())
+
+
+def state_of(request: Request) -> SharePointState:
+    return request.app.state.tenant.sharepoint
+
+
+def site_path(request: Request) -> str:
+    site = request.path_params.get("site")
+    return f"/{site}" if site else "/"
+
+
+def app_id(request: Request) -> str:
+    return request.state.app_id
+
+
+def quoted(request: Request, name: str) -> str:
+    """The path parameters arrive percent-decoded already; drop the quotes."""
+    return request.path_params[name][1:-1]
+
+
+def resolve_list(request: Request) -> SpList:
+    ref = request.path_params["list"]
+    match = re.fullmatch(r"lists\((?:guid)?'([^']+)'\)", ref)
+    if match:
+        return state_of(request).find_list(site_path(request), list_id=match.group(1))
+    by_title = re.fullmatch(r"lists/getbytitle\('([^']+)'\)", ref)
+    if by_title is None:
+        raise errors.list_not_found()
+    return state_of(request).find_list(site_path(request), title=by_title.group(1))
+
+
+def wants_verbose(request: Request) -> bool:
+    return "odata=verbose" in request.headers.get("Accept", "").lower()
+
+
+def ok(request: Request, body: Any, status: int = 200) -> JSONResponse:
+    if not wants_verbose(request):
+        return JSONResponse(body, status_code=status, media_type=_NOMETADATA)
+    if isinstance(body, dict) and isinstance(body.get("value"), list):
+        body = {"results": body["value"]}
+    return JSONResponse({"d": body}, status_code=status, media_type=_VERBOSE)
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise SharePointError(
+            400, errors.ARGUMENT, "Invalid JSON. A token was not recognized in the JSON content."
+        ) from None
+    if not isinstance(body, dict):
+        raise SharePointError(400, errors.ARGUMENT, "The request body must be a JSON object.")
+    return body
+
+
+def select(body: dict[str, Any], request: Request) -> dict[str, Any]:
+    fields = request.query_params.get("$select")
+    if not fields:
+        return body
+    wanted = [f.strip() for f in fields.split(",")]
+    return {name: body[name] for name in wanted if name in body}
+
+
+def method(request: Request) -> str:
+    return request.headers.get("X-HTTP-Method", request.method).upper()
+
+
+def authorized_app(request: Request) -> str | None:
+    """The app the request's bearer token was issued to, or None."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return request.app.state.tenant.tokens.app_of(token.strip(), time.time())
+
+
+# (route name, method) -> the operation name that counters and injected faults use.
+_OPERATIONS = {
+    ("create_list", "POST"): "CreateList",
+    ("get_list", "GET"): "GetList",
+    ("items", "GET"): "GetItems",
+    ("items", "POST"): "AddItem",
+    ("item", "GET"): "GetItem",
+    ("item", "PATCH"): "UpdateItem",
+    ("item", "POST"): "UpdateItem",
+    ("item", "DELETE"): "DeleteItem",
+    ("recycle_item", "POST"): "RecycleItem",
+    ("restore_recycled", "POST"): "Restore",
+    ("get_changes", "POST"): "GetChanges",
+    ("subscriptions", "GET"): "ListSubscriptions",
+    ("subscriptions", "POST"): "CreateSubscription",
+    ("subscription", "GET"): "GetSubscription",
+    ("subscription", "PATCH"): "UpdateSubscription",
+    ("subscription", "DELETE"): "DeleteSubscription",
+    ("get_lists", "GET"): "GetLists",
+    ("add_file", "POST"): "AddFile",
+    ("file", "GET"): "GetFile",
+    ("file", "POST"): "DeleteFile",
+    ("file", "DELETE"): "DeleteFile",
+    ("file_item", "GET"): "GetFileItem",
+    ("file_item", "POST"): "UpdateFileItem",
+    ("file_item", "PATCH"): "UpdateFileItem",
+    ("file_action", "POST"): "FileAction",
+}
+
+
+def sharepoint_endpoint(name: str, endpoint: Endpoint) -> Endpoint:
+    """What every SharePoint call goes through: bearer token, counters, injected faults, errors."""
+
+    async def handle(request: Request) -> Response:
+        tenant: Tenant = request.app.state.tenant
+        request_id = str(uuid.uuid4())
+        operation = _OPERATIONS.get((name, request.method), name)
+        tenant.calls[operation] += 1
+        app_id = authorized_app(request)
+        if app_id is None:
+            return JSONResponse(
+                {"error_description": "Invalid JWT token. The token is missing or has expired."},
+                status_code=401,
+                headers={
+                    "WWW-Authenticate": (
+                        'Bearer realm="emulator", client_id="00000003-0000-0ff1-ce00-000000000000"'
+                    ),
+                    "request-id": request_id,
+                },
+            )
+        fault = tenant.faults.take("sharepoint", operation, request.url.path, app_id)
+        if fault is not None and fault.status == 200:
+            await asyncio.sleep(fault.delay_seconds)
+        elif fault is not None:
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            return errors.error_response(
+                SharePointError(
+                    fault.status,
+                    errors.THROTTLED,
+                    "The request has been throttled (injected by the emulator).",
+                    headers,
+                ),
+                request_id,
+                verbose=wants_verbose(request),
+            )
+        request.state.app_id = app_id
+        try:
+            response = await endpoint(request)
+        except SharePointError as error:
+            return errors.error_response(error, request_id, verbose=wants_verbose(request))
+        response.headers["request-id"] = request_id
+        response.headers["SPRequestGuid"] = request_id
+        return response
+
+    return handle

@@ -1,0 +1,177 @@
+"""What the emulator's SharePoint keeps: sites, lists, items and files, changes, subscriptions,
+and how SharePoint writes them."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..clock import ticks
+
+GENERIC_LIST, DOCUMENT_LIBRARY = 100, 101
+
+# SP.ChangeType
+CHANGE_ADD = 1
+CHANGE_UPDATE = 2
+CHANGE_DELETE = 3
+CHANGE_RENAME = 4
+CHANGE_MOVE_AWAY = 5
+CHANGE_MOVE_INTO = 6
+CHANGE_RESTORE = 7
+CHANGE_SYSTEM_UPDATE = 15
+
+
+def sharepoint_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def notification_time(moment: datetime) -> str:
+    """Notifications carry seven fractional digits: `2016-04-30T17:27:00.0000000Z`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
+@dataclass
+class StoredFile:
+    """What a document library keeps beside a file's list item."""
+
+    name: str
+    folder: str  # server-relative URL of the folder that holds it
+    content: bytes
+    checked_out_by: str | None = None
+    major_version: int = 1
+
+    @property
+    def server_relative_url(self) -> str:
+        return f"{self.folder}/{self.name}"
+
+
+@dataclass
+class Item:
+    id: int
+    fields: dict[str, Any]
+    created: datetime
+    modified: datetime
+    unique_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    file: StoredFile | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body = {
+            **self.fields,
+            "Id": self.id,
+            "ID": self.id,
+            "GUID": self.unique_id,
+            "Created": sharepoint_time(self.created),
+            "Modified": sharepoint_time(self.modified),
+        }
+        if self.file is not None:
+            body |= {
+                "FileLeafRef": self.file.name,
+                "FileRef": self.file.server_relative_url,
+                "FileDirRef": self.file.folder,
+                "FSObjType": 0,
+            }
+        return body
+
+    def file_json(self) -> dict[str, Any]:
+        assert self.file is not None
+        return {
+            "Name": self.file.name,
+            "ServerRelativeUrl": self.file.server_relative_url,
+            "UniqueId": self.unique_id,
+            "Length": str(len(self.file.content)),
+            "CheckOutType": 2 if self.file.checked_out_by is None else 0,
+            "MajorVersion": self.file.major_version,
+            "TimeCreated": sharepoint_time(self.created),
+            "TimeLastModified": sharepoint_time(self.modified),
+        }
+
+
+@dataclass
+class Change:
+    number: int
+    time: datetime
+    change_type: int
+    item_id: int
+    list_id: str
+    unique_id: str
+    server_relative_url: str | None = None
+
+    @property
+    def token(self) -> str:
+        return f"1;3;{self.list_id};{ticks(self.time)};{self.number}"
+
+
+@dataclass
+class Subscription:
+    id: str
+    list_id: str
+    notification_url: str
+    expiration: datetime
+    client_state: str | None
+    app_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "clientState": self.client_state,
+            "expirationDateTime": sharepoint_time(self.expiration),
+            "id": self.id,
+            "notificationUrl": self.notification_url,
+            "resource": self.list_id,
+            "resourceData": None,
+        }
+
+
+@dataclass
+class SpList:
+    id: str
+    title: str
+    base_template: int
+    created: datetime
+    root_folder: str
+    items: dict[int, Item] = field(default_factory=dict)
+    next_item_id: int = 1
+    changes: list[Change] = field(default_factory=list)
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+
+    @property
+    def is_library(self) -> bool:
+        return self.base_template == DOCUMENT_LIBRARY
+
+
+@dataclass
+class Site:
+    path: str
+    id: str
+    web_id: str
+    lists: dict[str, SpList] = field(default_factory=dict)
+
+    def url_of(self, relative: str) -> str:
+        """A server-relative URL below this site ('/' for the root site)."""
+        return f"{self.path.rstrip('/')}/{relative}"
+
+
+@dataclass
+class RecycledItem:
+    id: str
+    site_path: str
+    list_id: str
+    item: Item
+
+
+@dataclass
+class PendingNotification:
+    subscription_id: str
+    site_path: str
+    list_id: str
+    due: float
+    attempts: int = 0
+
+
+@dataclass
+class Quirks:
+    """Behaviours SharePoint Online has been seen to show, switched on by tests."""
+
+    # sp-dev-docs issue 10389: a token older than the change log is accepted without an error.
+    accept_expired_change_tokens: bool = False

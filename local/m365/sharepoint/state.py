@@ -1,0 +1,361 @@
+"""The emulator's SharePoint Online, in memory: sites -> lists -> items, change log, subscriptions.
+
+Keyed like the real service. All mutation happens on the server's event loop, one request at a
+time, so no locks are needed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..clock import Clock, parse_time, ticks
+from . import errors
+from .errors import SharePointError
+from .files import LibraryFiles
+from .model import (
+    CHANGE_ADD,
+    CHANGE_DELETE,
+    CHANGE_MOVE_AWAY,
+    CHANGE_MOVE_INTO,
+    CHANGE_RENAME,
+    CHANGE_RESTORE,
+    CHANGE_SYSTEM_UPDATE,
+    CHANGE_UPDATE,
+    DOCUMENT_LIBRARY,
+    GENERIC_LIST,
+    Change,
+    Item,
+    PendingNotification,
+    Quirks,
+    RecycledItem,
+    Site,
+    SpList,
+    Subscription,
+    sharepoint_time,
+)
+
+MAX_SUBSCRIPTION_LIFETIME = timedelta(days=180)
+CHANGE_LOG_RETENTION = timedelta(days=60)
+DEFAULT_FETCH_LIMIT = 1000
+MAX_FETCH_LIMIT = 2000
+
+# SP.ChangeQuery: which flag asks for which change types, and every property the type defines.
+QUERY_CHANGE_TYPES = {
+    "Add": {CHANGE_ADD},
+    "Update": {CHANGE_UPDATE},
+    "DeleteObject": {CHANGE_DELETE},
+    "Rename": {CHANGE_RENAME},
+    "Move": {CHANGE_MOVE_AWAY, CHANGE_MOVE_INTO},
+    "Restore": {CHANGE_RESTORE},
+    "SystemUpdate": {CHANGE_SYSTEM_UPDATE},
+}
+CHANGE_QUERY_PROPERTIES = frozenset(
+    {
+        "Add", "Alert", "ChangeTokenEnd", "ChangeTokenStart", "ContentType", "DeleteObject",
+        "FetchLimit", "Field", "File", "Folder", "Group", "GroupMembershipAdd",
+        "GroupMembershipDelete", "Item", "LatestFirst", "List", "Move", "Navigation",
+        "RecursiveAll", "Rename", "RequireSecurityTrim", "Restore", "RoleAssignmentAdd",
+        "RoleAssignmentDelete", "RoleDefinitionAdd", "RoleDefinitionDelete",
+        "RoleDefinitionUpdate", "SecurityPolicy", "Site", "SystemUpdate", "Update", "User",
+        "View", "Web",
+    }
+)  # fmt: skip
+
+
+class SharePointState(LibraryFiles):
+    """The tenant's SharePoint: sites, lists, items, the change log, subscriptions, and the
+    notifications waiting for delivery."""
+
+    def __init__(self, tenant_id: str, clock: Clock) -> None:
+        self.tenant_id = tenant_id
+        self.clock = clock
+        self.reset()
+
+    def reset(self) -> None:
+        self.quirks = Quirks()
+        self.sites: dict[str, Site] = {}
+        self.recycle_bin: dict[str, RecycledItem] = {}
+        self.change_number = 0
+        self.pending: list[PendingNotification] = []
+
+    # --- sites and lists ---------------------------------------------------------------------
+
+    def site(self, path: str) -> Site:
+        """A site exists on first use, as if an admin had created it."""
+        if path not in self.sites:
+            self.sites[path] = Site(path=path, id=str(uuid.uuid4()), web_id=str(uuid.uuid4()))
+        return self.sites[path]
+
+    def create_list(self, site_path: str, title: str, base_template: int) -> SpList:
+        site = self.site(site_path)
+        if not title:
+            raise SharePointError(400, errors.ARGUMENT, "The list title must not be empty.")
+        if base_template not in (GENERIC_LIST, DOCUMENT_LIBRARY):
+            raise SharePointError(400, errors.ARGUMENT, f"Invalid list template: {base_template}.")
+        if any(lst.title.lower() == title.lower() for lst in site.lists.values()):
+            raise SharePointError(
+                409,
+                errors.DUPLICATE_LIST,
+                "A list, survey, discussion board, or document library with the specified title "
+                "already exists in this Web site.  Please choose another title.",
+            )
+        url_name = "".join(c for c in title if c.isalnum() or c in "-_")
+        root = site.url_of(url_name if base_template == DOCUMENT_LIBRARY else f"Lists/{url_name}")
+        new_list = SpList(
+            id=str(uuid.uuid4()),
+            title=title,
+            base_template=base_template,
+            created=self.clock.now(),
+            root_folder=root,
+        )
+        site.lists[new_list.id] = new_list
+        return new_list
+
+    def find_list(self, site_path: str, *, list_id: str | None = None, title: str | None = None) -> SpList:
+        site = self.site(site_path)
+        if list_id is not None:
+            found = site.lists.get(list_id.lower().strip("{}"))
+        else:
+            found = next(
+                (
+                    candidate
+                    for candidate in site.lists.values()
+                    if candidate.title.lower() == (title or "").lower()
+                ),
+                None,
+            )
+        if found is None:
+            raise errors.list_not_found()
+        return found
+
+    def list_json(self, site: Site, sp_list: SpList) -> dict[str, Any]:
+        return {
+            "Id": sp_list.id,
+            "Title": sp_list.title,
+            "BaseTemplate": sp_list.base_template,
+            "BaseType": 1 if sp_list.is_library else 0,
+            "ItemCount": len(sp_list.items),
+            "Created": sharepoint_time(sp_list.created),
+            "ParentWebUrl": site.path,
+            "RootFolder": {"ServerRelativeUrl": sp_list.root_folder},
+            "CurrentChangeToken": {"StringValue": self.current_change_token(sp_list)},
+        }
+
+    def current_change_token(self, sp_list: SpList) -> str:
+        return f"1;3;{sp_list.id};{ticks(self.clock.now())};{self.change_number}"
+
+    # --- items ---------------------------------------------------------------------------------
+
+    def add_item(self, site_path: str, sp_list: SpList, fields: dict[str, Any]) -> Item:
+        if sp_list.is_library:
+            raise SharePointError(
+                400,
+                errors.INVALID_OPERATION,
+                "To add an item to a document library, use SPFileCollection.Add()",
+            )
+        now = self.clock.now()
+        item = Item(id=sp_list.next_item_id, fields=_writable(fields), created=now, modified=now)
+        sp_list.next_item_id += 1
+        sp_list.items[item.id] = item
+        self._record_change(site_path, sp_list, CHANGE_ADD, item)
+        return item
+
+    def update_item(self, site_path: str, sp_list: SpList, item_id: int, fields: dict[str, Any]) -> None:
+        item = self.get_item(sp_list, item_id)
+        fields = _writable(fields)
+        new_name = fields.pop("FileLeafRef", None)
+        if new_name is not None and item.file is not None and new_name != item.file.name:
+            self._check_file_name(sp_list, item.file.folder, new_name)
+            item.file.name = new_name
+            item.modified = self.clock.now()
+            self._record_change(site_path, sp_list, CHANGE_RENAME, item)
+        if fields:
+            item.fields.update(fields)
+            item.modified = self.clock.now()
+            self._record_change(site_path, sp_list, CHANGE_UPDATE, item)
+
+    def delete_item(self, site_path: str, sp_list: SpList, item_id: int) -> None:
+        item = self.get_item(sp_list, item_id)
+        del sp_list.items[item_id]
+        self._record_change(site_path, sp_list, CHANGE_DELETE, item)
+
+    def recycle_item(self, site_path: str, sp_list: SpList, item_id: int) -> str:
+        item = self.get_item(sp_list, item_id)
+        del sp_list.items[item_id]
+        recycled = RecycledItem(str(uuid.uuid4()), site_path, sp_list.id, item)
+        self.recycle_bin[recycled.id] = recycled
+        self._record_change(site_path, sp_list, CHANGE_DELETE, item)
+        return recycled.id
+
+    def restore(self, recycle_id: str) -> None:
+        recycled = self.recycle_bin.pop(recycle_id.lower().strip("{}"), None)
+        if recycled is None:
+            raise errors.item_not_found()
+        sp_list = self.find_list(recycled.site_path, list_id=recycled.list_id)
+        sp_list.items[recycled.item.id] = recycled.item
+        self._record_change(recycled.site_path, sp_list, CHANGE_RESTORE, recycled.item)
+
+    def get_item(self, sp_list: SpList, item_id: int) -> Item:
+        if item_id not in sp_list.items:
+            raise errors.item_not_found()
+        return sp_list.items[item_id]
+
+    def items_modified_since(self, sp_list: SpList, moment: datetime) -> list[Item]:
+        return [item for item in sp_list.items.values() if item.modified >= moment]
+
+    # --- change log ----------------------------------------------------------------------------
+
+    def _record_change(self, site_path: str, sp_list: SpList, change_type: int, item: Item) -> None:
+        self.change_number += 1
+        sp_list.changes.append(
+            Change(
+                self.change_number,
+                self.clock.now(),
+                change_type,
+                item.id,
+                sp_list.id,
+                item.unique_id,
+                item.file.server_relative_url if item.file is not None else None,
+            )
+        )
+        self.expire_subscriptions(sp_list)
+        for subscription in sp_list.subscriptions.values():
+            self.pending.append(PendingNotification(subscription.id, site_path, sp_list.id, due=0.0))
+
+    def get_changes(self, sp_list: SpList, query: dict[str, Any]) -> list[Change]:
+        """`GetChanges` with SP.ChangeQuery's rules: unknown properties, FetchLimit and tokens
+        are refused as SharePoint refuses them."""
+        for name in query:
+            if name not in CHANGE_QUERY_PROPERTIES and not name.startswith(("__", "odata.")):
+                raise errors.unknown_property(name, "SP.ChangeQuery")
+        limit = query.get("FetchLimit", DEFAULT_FETCH_LIMIT)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= MAX_FETCH_LIMIT:
+            raise errors.argument_out_of_range("FetchLimit")
+        start = (query.get("ChangeTokenStart") or {}).get("StringValue")
+        after = self._change_number_after(sp_list, start) if start else 0
+        if not query.get("Item"):
+            return []
+        wanted = set().union(*(types for flag, types in QUERY_CHANGE_TYPES.items() if query.get(flag)))
+        oldest = self.clock.now() - CHANGE_LOG_RETENTION
+        selected = [
+            c for c in sp_list.changes if c.number > after and c.change_type in wanted and c.time >= oldest
+        ]
+        return selected[:limit]
+
+    def _change_number_after(self, sp_list: SpList, token: Any) -> int:
+        parts = token.split(";") if isinstance(token, str) else []
+        try:
+            version, scope, scope_id, token_ticks, number = (
+                int(parts[0]), int(parts[1]), parts[2], int(parts[3]), int(parts[4])
+            )  # fmt: skip
+        except (IndexError, ValueError):
+            raise errors.malformed_change_token() from None
+        if len(parts) != 5 or version != 1 or scope_id.lower().strip("{}") != sp_list.id or scope != 3:
+            raise errors.change_token_of_another_object()
+        if (
+            token_ticks < ticks(self.clock.now() - CHANGE_LOG_RETENTION)
+            and not self.quirks.accept_expired_change_tokens
+        ):
+            raise errors.change_token_too_old()
+        return number
+
+    # --- subscriptions -------------------------------------------------------------------------
+
+    def check_subscription_request(self, body: dict[str, Any]) -> tuple[str, datetime, str | None]:
+        notification_url = body.get("notificationUrl")
+        if not isinstance(notification_url, str) or not notification_url.startswith(("https://", "http://")):
+            raise SharePointError(400, errors.ARGUMENT, "The notificationUrl must be an absolute URL.")
+        now = self.clock.now()
+        if body.get("expirationDateTime") is None:
+            expiration = now + MAX_SUBSCRIPTION_LIFETIME
+        else:
+            expiration = _parse_time(body.get("expirationDateTime"))
+        if expiration <= now:
+            raise SharePointError(
+                400, errors.ARGUMENT_OUT_OF_RANGE, "The expirationDateTime must be in the future."
+            )
+        if expiration > now + MAX_SUBSCRIPTION_LIFETIME:
+            raise SharePointError(
+                400,
+                errors.ARGUMENT_OUT_OF_RANGE,
+                "The expirationDateTime must not be more than 180 days from now.",
+            )
+        client_state = body.get("clientState")
+        if client_state is not None and (not isinstance(client_state, str) or len(client_state) > 255):
+            raise SharePointError(400, errors.ARGUMENT, "The clientState is not valid.")
+        return notification_url, expiration, client_state
+
+    def add_subscription(
+        self,
+        sp_list: SpList,
+        notification_url: str,
+        expiration: datetime,
+        client_state: str | None,
+        app_id: str,
+    ) -> Subscription:
+        subscription = Subscription(
+            str(uuid.uuid4()), sp_list.id, notification_url, expiration, client_state, app_id
+        )
+        sp_list.subscriptions[subscription.id] = subscription
+        return subscription
+
+    def get_subscription(self, sp_list: SpList, subscription_id: str, app_id: str) -> Subscription:
+        """Only the app that created a subscription may read, renew or delete it."""
+        self.expire_subscriptions(sp_list)
+        subscription = sp_list.subscriptions.get(subscription_id.lower().strip("{}"))
+        if subscription is None:
+            raise errors.subscription_not_found(subscription_id)
+        if subscription.app_id != app_id:
+            raise errors.access_denied()
+        return subscription
+
+    def renew_subscription(
+        self, sp_list: SpList, subscription_id: str, body: dict[str, Any], app_id: str
+    ) -> None:
+        subscription = self.get_subscription(sp_list, subscription_id, app_id)
+        if "expirationDateTime" in body:
+            expiration = _parse_time(body["expirationDateTime"])
+            now = self.clock.now()
+            if not now < expiration <= now + MAX_SUBSCRIPTION_LIFETIME:
+                raise SharePointError(
+                    400,
+                    errors.ARGUMENT_OUT_OF_RANGE,
+                    "The expirationDateTime must be in the future and not more than 180 days from now.",
+                )
+            subscription.expiration = expiration
+        if "notificationUrl" in body:
+            subscription.notification_url = body["notificationUrl"]
+
+    def delete_subscription(self, sp_list: SpList, subscription_id: str, app_id: str) -> None:
+        self.get_subscription(sp_list, subscription_id, app_id)
+        del sp_list.subscriptions[subscription_id.lower().strip("{}")]
+
+    def find_subscription(self, subscription_id: str) -> tuple[Site, SpList, Subscription] | None:
+        for site in self.sites.values():
+            for sp_list in site.lists.values():
+                if subscription_id in sp_list.subscriptions:
+                    return site, sp_list, sp_list.subscriptions[subscription_id]
+        return None
+
+    def expire_subscriptions(self, sp_list: SpList) -> None:
+        """SharePoint removes a subscription once it has expired."""
+        now = self.clock.now()
+        for subscription_id in [s.id for s in sp_list.subscriptions.values() if s.expiration <= now]:
+            del sp_list.subscriptions[subscription_id]
+
+
+def _writable(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if k not in ("Id", "ID", "__metadata", "odata.type")}
+
+
+def _parse_time(value: Any) -> datetime:
+    """SharePoint reads an ISO 8601 time in any zone (a naive one as UTC)."""
+    if not isinstance(value, str):
+        raise SharePointError(400, errors.ARGUMENT, "The expirationDateTime is required.")
+    try:
+        parsed = parse_time(value)
+    except ValueError:
+        raise SharePointError(400, errors.ARGUMENT, f"'{value}' is not a valid date and time.") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed

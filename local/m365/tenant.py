@@ -1,0 +1,34 @@
+"""One Microsoft 365 tenant: what SharePoint and Graph share (the clock, the app tokens, injected
+faults, call counters) and each service's own state."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+
+from .clock import Clock
+from .faults import Faults
+from .graph.state import GraphTenant
+from .sharepoint.state import SharePointState
+from .tokens import Tokens
+
+
+class Tenant:
+    def __init__(self, tenant_id: str | None = None) -> None:
+        self.tenant_id = tenant_id or str(uuid.uuid4())
+        self.tokens = Tokens()
+        self.clock = Clock()
+        self.faults = Faults()
+        self.sharepoint = SharePointState(self.tenant_id, self.clock)
+        self.graph = GraphTenant(self.tenant_id)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every site, list, drive, mailbox, subscription, fault and counter (issued tokens
+        stay valid)."""
+        self.clock.offset = Clock().offset
+        self.faults.clear()
+        self.calls: Counter[str] = Counter()
+        self.delivery: Counter[str] = Counter()
+        self.sharepoint.reset()
+        self.graph.reset()

@@ -1,0 +1,27 @@
+"""Bearer tokens, as Entra ID's client-credentials grant would issue them: each names its app."""
+
+from __future__ import annotations
+
+import secrets
+
+TOKEN_LIFETIME_SECONDS = 3599
+DEFAULT_APP_ID = "00000000-0000-0000-0000-0000000000a1"
+
+
+class Tokens:
+    """Issued tokens stay valid across a reset, as real ones outlive a test's tenant state."""
+
+    def __init__(self) -> None:
+        self._issued: dict[str, tuple[float, str]] = {}
+
+    def issue(self, wall_time: float, app_id: str = DEFAULT_APP_ID) -> str:
+        token = secrets.token_urlsafe(32)
+        self._issued[token] = (wall_time + TOKEN_LIFETIME_SECONDS, app_id)
+        return token
+
+    def app_of(self, token: str, wall_time: float) -> str | None:
+        """The app a valid bearer token was issued to; None for a missing or expired token."""
+        issued = self._issued.get(token)
+        if issued is None or wall_time >= issued[0]:
+            return None
+        return issued[1]
