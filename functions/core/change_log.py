@@ -1,4 +1,4 @@
-"""The `changes` table: every change read, one partition per list, RowKey sorted like the token.
+"""The `changes` table: every change read, one partition per scope, RowKeys in change order.
 
 Writes are upserts in entity-group transactions, so replaying a page writes no duplicates.
 """
@@ -42,17 +42,17 @@ class SyncResult:
 class ChangeLog(TableRepository):
     table_name = CHANGES_TABLE
 
-    def append(self, list_id: str, entities: Sequence[dict[str, Any]]) -> list[str]:
+    def append(self, scope: str, entities: Sequence[dict[str, Any]]) -> list[str]:
         """Upsert the rows; returns their keys."""
 
         for start in range(0, len(entities), MAX_TRANSACTION_SIZE):
             chunk = entities[start : start + MAX_TRANSACTION_SIZE]
-            with outages_reported(f"writing {len(chunk)} change(s) of list {list_id}"):
+            with outages_reported(f"writing {len(chunk)} change(s) of {scope}"):
                 self._table.submit_transaction(
                     [
                         (
                             TransactionOperation.UPSERT,
-                            {**entity, "PartitionKey": list_id},
+                            {**entity, "PartitionKey": scope},
                             {"mode": UpdateMode.REPLACE},
                         )
                         for entity in chunk
@@ -60,13 +60,13 @@ class ChangeLog(TableRepository):
                 )
         return [entity["RowKey"] for entity in entities]
 
-    def page(self, list_id: str, *, after: str, top: int) -> tuple[list[dict[str, Any]], bool]:
+    def page(self, scope: str, *, after: str, top: int) -> tuple[list[dict[str, Any]], bool]:
         """Up to `top` changes after RowKey `after`, and whether more follow."""
         rows: list[dict[str, Any]] = []
-        with outages_reported(f"reading changes of list {list_id}"):
+        with outages_reported(f"reading changes of {scope}"):
             entities = self._table.query_entities(
                 "PartitionKey eq @pk and RowKey gt @after",
-                parameters={"pk": list_id, "after": after},
+                parameters={"pk": scope, "after": after},
                 results_per_page=top + 1,
             )
             for entity in entities:
@@ -75,14 +75,14 @@ class ChangeLog(TableRepository):
                     break
         return rows[:top], len(rows) > top
 
-    def following(self, list_id: str, *, after: str, limit: int) -> list[dict[str, Any]]:
+    def following(self, scope: str, *, after: str, limit: int) -> list[dict[str, Any]]:
         """Up to `limit` rows after RowKey `after`, in key order, fetched in pages of exactly that
         many (a table query answers at most 1,000 a page)."""
         rows: list[dict[str, Any]] = []
-        with outages_reported(f"reading changes of {list_id}"):
+        with outages_reported(f"reading changes of {scope}"):
             entities = self._table.query_entities(
                 "PartitionKey eq @pk and RowKey gt @after",
-                parameters={"pk": list_id, "after": after},
+                parameters={"pk": scope, "after": after},
                 results_per_page=min(limit, MAX_QUERY_PAGE),
             )
             for entity in entities:
@@ -91,36 +91,36 @@ class ChangeLog(TableRepository):
                     break
         return rows
 
-    def rows(self, list_id: str, keys: Sequence[str]) -> list[dict[str, Any]]:
+    def rows(self, scope: str, keys: Sequence[str]) -> list[dict[str, Any]]:
         """The rows with these keys, in key order, with one range query."""
         if not keys:
             return []
         wanted = set(keys)
-        with outages_reported(f"reading {len(keys)} change(s) of {list_id}"):
+        with outages_reported(f"reading {len(keys)} change(s) of {scope}"):
             entities = self._table.query_entities(
                 "PartitionKey eq @pk and RowKey ge @first and RowKey le @last",
-                parameters={"pk": list_id, "first": min(keys), "last": max(keys)},
+                parameters={"pk": scope, "first": min(keys), "last": max(keys)},
             )
             return [entity for entity in entities if entity["RowKey"] in wanted]
 
-    def last_key(self, list_id: str) -> str:
+    def last_key(self, scope: str) -> str:
         """The greatest RowKey of the scope's log ("" when it is empty): where a new sink starts.
         Reads keys only, a thousand a page."""
         last = ""
-        with outages_reported(f"finding the end of the change log of {list_id}"):
+        with outages_reported(f"finding the end of the change log of {scope}"):
             entities = self._table.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": list_id}, select=["RowKey"], results_per_page=1000
+                "PartitionKey eq @pk", parameters={"pk": scope}, select=["RowKey"], results_per_page=1000
             )
             for entity in entities:
                 last = max(last, entity["RowKey"])
         return last
 
-    def count_between(self, list_id: str, since: datetime, until: datetime, *, through: str) -> int:
+    def count_between(self, scope: str, since: datetime, until: datetime, *, through: str) -> int:
         """How many rows up to RowKey `through` carry a change time in [since, until]."""
-        with outages_reported(f"counting changes of {list_id}"):
+        with outages_reported(f"counting changes of {scope}"):
             entities = self._table.query_entities(
                 "PartitionKey eq @pk and RowKey le @through",
-                parameters={"pk": list_id, "through": through},
+                parameters={"pk": scope, "through": through},
                 select=["RowKey", "time"],
                 results_per_page=1000,
             )

@@ -87,7 +87,7 @@ class SubscriptionService:
         expiration = planned.expiration
         # Claim the scope first: of any number of concurrent creates, exactly one gets past here.
         try:
-            self.store.claim_list(draft.scope, now)
+            self.store.claim_scope(draft.scope, now)
         except ListClaimed as claimed:
             raise SubscriptionConflict(str(claimed), existing_id=claimed.subscription_id) from None
         try:

@@ -14,8 +14,8 @@ from ..resources import SUBSCRIPTIONS_TABLE
 from ..storage import Storage, TableRepository, is_valid_key, outages_reported
 from .record import SubscriptionRecord
 
-# Claims live beside the subscriptions, one entity per list: inserting one is what makes
-# "one subscription per list" atomic across instances.
+# Claims live beside the subscriptions, one entity per scope: inserting one is what makes
+# "one subscription per list (or Graph resource)" atomic across instances.
 CLAIMS_PARTITION = "list"
 # A claim that never got its subscription (the creating instance died) may be taken over after this.
 STALE_CLAIM_AFTER = timedelta(minutes=5)
@@ -41,35 +41,35 @@ class SubscriptionStore(TableRepository):
         super().__init__(storage)
         self.sources = tuple(sources)
 
-    def claim_list(self, list_id: str, at: datetime) -> None:
-        """Insert the list's claim; raises ListClaimed if it exists, unless it is a stale one."""
+    def claim_scope(self, scope: str, at: datetime) -> None:
+        """Insert the scope's claim; raises ListClaimed if it exists, unless it is a stale one."""
 
-        claim = {"PartitionKey": CLAIMS_PARTITION, "RowKey": list_id, "claimedAt": at}
-        with outages_reported(f"claiming list {list_id}"):
+        claim = {"PartitionKey": CLAIMS_PARTITION, "RowKey": scope, "claimedAt": at}
+        with outages_reported(f"claiming {scope}"):
             try:
                 self._table.create_entity(claim)
                 return
             except ResourceExistsError:
-                existing = self._table.get_entity(CLAIMS_PARTITION, list_id)
+                existing = self._table.get_entity(CLAIMS_PARTITION, scope)
             holder = existing.get("subscriptionId")
             if holder or existing["claimedAt"] > at - STALE_CLAIM_AFTER:
-                raise ListClaimed(list_id, holder)
+                raise ListClaimed(scope, holder)
             try:
                 self._replace_if_unchanged(claim, str(existing.metadata["etag"]))
             except ResourceModifiedError:
-                raise ListClaimed(list_id, None) from None
+                raise ListClaimed(scope, None) from None
 
-    def bind_claim(self, list_id: str, subscription_id: str) -> None:
+    def bind_claim(self, scope: str, subscription_id: str) -> None:
 
-        with outages_reported(f"recording subscription {subscription_id} on the claim of list {list_id}"):
+        with outages_reported(f"recording subscription {subscription_id} on the claim of {scope}"):
             self._table.update_entity(
-                {"PartitionKey": CLAIMS_PARTITION, "RowKey": list_id, "subscriptionId": subscription_id},
+                {"PartitionKey": CLAIMS_PARTITION, "RowKey": scope, "subscriptionId": subscription_id},
                 mode=UpdateMode.MERGE,
             )
 
-    def release_claim(self, list_id: str) -> None:
-        with outages_reported(f"releasing the claim of list {list_id}"):
-            self._table.delete_entity(CLAIMS_PARTITION, list_id)
+    def release_claim(self, scope: str) -> None:
+        with outages_reported(f"releasing the claim of {scope}"):
+            self._table.delete_entity(CLAIMS_PARTITION, scope)
 
     def get(self, subscription_id: str, source: str | None = None) -> SubscriptionRecord | None:
         """The record of `subscription_id` from one source's partition, or any (two reads)."""
