@@ -25,7 +25,7 @@ from .notification_queue import NotificationQueue
 from .outbound import UpstreamError, throttled_wait
 from .poison import PoisonQueue
 from .read_leases import Outcome, ReadCoordinator
-from .sources.base import CursorRejected, target_of
+from .sources.base import CursorRejected
 from .sources.registry import Sources, UnknownSource
 from .subscriptions import SubscriptionRecord, SubscriptionStore
 
@@ -240,7 +240,7 @@ class Worker:
 
     def sync(self, record: SubscriptionRecord) -> SyncResult:
         """Read the subscription's changes, from whichever source it follows."""
-        return self.sources[record.source].reader.sync(target_of(record))
+        return self.sources[record.source].reader.sync(record.target)
 
 
 def parse_message(body: str) -> NotificationMessage:

@@ -96,14 +96,6 @@ class Reader(Protocol):
         ...
 
 
-class Notification(Protocol):
-    @property
-    def subscription_id(self) -> str: ...
-
-    @property
-    def client_state(self) -> str | None: ...
-
-
 @dataclass(frozen=True)
 class EntryKind:
     """What one notification URL accepts: whose entries, of which shape, how one is checked beyond
@@ -152,11 +144,3 @@ class Source(Protocol):
     def cursor_issued(self, cursor: str) -> datetime | None:
         """When a cursor was issued, where the cursor says (a SharePoint change token does)."""
         ...
-
-
-def target_of(record: SubscriptionRecord) -> ReadTarget:
-    return ReadTarget(record.scope, record.address, record.id)
-
-
-def source_fields(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in values.items() if value is not None}

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from ..models import SubscriptionStatus
+from ..sources.base import ReadTarget
 
 
 def new_client_state() -> str:
@@ -41,6 +42,10 @@ class SubscriptionRecord:
     last_renewed: datetime | None = None
     previous_id: str | None = None
     change_type: str | None = None
+
+    @property
+    def target(self) -> ReadTarget:
+        return ReadTarget(self.scope, self.address, self.id)
 
     def client_state_matches(self, client_state: str | None) -> bool:
         if client_state is None:
