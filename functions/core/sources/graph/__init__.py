@@ -16,7 +16,7 @@ from ...change_log import ChangeLog
 from ...checkpoints import CheckpointStore
 from ...models import QueuedNotification
 from ...settings import Settings
-from ..base import EXPIRY_SAFETY_MARGIN, Draft, EntryKind
+from ..base import EXPIRY_SAFETY_MARGIN, Draft, EntryKind, InvalidSubscriptionRequest
 from .client import GraphClient, GraphResource
 from .models import CreateGraphSubscriptionRequest, GraphNotification
 from .reader import GRAPH, DeltaReader
@@ -83,7 +83,8 @@ class Graph:
         )
 
     def draft(self, request: Any, now: datetime) -> Draft:
-        assert isinstance(request, CreateGraphSubscriptionRequest)
+        if not isinstance(request, CreateGraphSubscriptionRequest):
+            raise InvalidSubscriptionRequest("the request is not a Graph subscription request")
         resource = GraphResource.parse(request.resource)
         return Draft(
             scope=scope_of(resource.path),

@@ -71,7 +71,8 @@ class SharePoint:
         )
 
     def draft(self, request: Any, now: datetime) -> Draft:
-        assert isinstance(request, CreateSubscriptionRequest)
+        if not isinstance(request, CreateSubscriptionRequest):
+            raise InvalidSubscriptionRequest("the request is not a SharePoint subscription request")
         site_url = self.absolute_site_url(request.site_url)
         list_id = str(request.list_id).lower()
         return Draft(
