@@ -67,6 +67,7 @@ def bench_outbox() -> list[Row]:
                 {
                     "RowKey": f"{n:020d}",
                     "subscriptionId": subscription.id,
+                    "source": subscription.source,
                     "changeType": "update",
                     "itemId": n,
                     "time": now,
