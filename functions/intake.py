@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import azure.functions as func
 
+from .core.answer_times import INTAKE_ANSWERS
 from .core.validation import InvalidValidationToken, checked_validation_token, find_validation_token
 from .responses import error_response, error_to_response, json_response
 
@@ -44,6 +46,14 @@ def _intake(req: func.HttpRequest, context: func.Context, route: str, name: str)
 
 
 def _receive(req: func.HttpRequest, context: func.Context, route: str, name: str) -> func.HttpResponse:
+    started = time.monotonic()
+    try:
+        return _receive_timed(req, context, route, name)
+    finally:
+        INTAKE_ANSWERS.record(time.monotonic() - started)
+
+
+def _receive_timed(req: func.HttpRequest, context: func.Context, route: str, name: str) -> func.HttpResponse:
     # Imported here, not at the top: the validation echo above must not wait for them.
     from .core.intake import receive_notifications
     from .core.services import get_services
@@ -58,6 +68,7 @@ def _receive(req: func.HttpRequest, context: func.Context, route: str, name: str
             queue=services.notification_queue,
             traceparent=traceparent,
             kind=kind,
+            tenant_id=services.settings.sharepoint_tenant_id,
         )
     except Exception as error:
         return error_to_response(error, operation=name)

@@ -59,6 +59,11 @@ param sweepSchedule string = '0 0 * * * *'
 @maxValue(720)
 param sweepMaxAgeHours int = 24
 
+@description('Hours after which a Graph resource (OneDrive, Outlook) is read again without a notification (0: every run). Graph may announce a drive change up to 6 hours late.')
+@minValue(0)
+@maxValue(720)
+param graphSweepMaxAgeHours int = 6
+
 @description('SharePoint Online tenant URL, e.g. https://contoso.sharepoint.com')
 param sharePointTenantUrl string
 
@@ -152,6 +157,7 @@ module app 'modules/functionapp.bicep' = {
     renewalWindowDays: renewalWindowDays
     sweepSchedule: sweepSchedule
     sweepMaxAgeHours: sweepMaxAgeHours
+    graphSweepMaxAgeHours: graphSweepMaxAgeHours
     keyVaultName: keyVaultName
     sinkDisableAfterHours: sinkDisableAfterHours
     tags: tags

@@ -57,6 +57,10 @@ param sweepSchedule string = '0 0 * * * *'
 @maxValue(720)
 param sweepMaxAgeHours int = 24
 
+@minValue(0)
+@maxValue(720)
+param graphSweepMaxAgeHours int = 6
+
 param sharePointTenantUrl string
 
 param notificationBaseUrl string = ''
@@ -97,6 +101,7 @@ module app 'main.bicep' = {
     renewalWindowDays: renewalWindowDays
     sweepSchedule: sweepSchedule
     sweepMaxAgeHours: sweepMaxAgeHours
+    graphSweepMaxAgeHours: graphSweepMaxAgeHours
     sharePointTenantUrl: sharePointTenantUrl
     notificationBaseUrl: notificationBaseUrl
     deployerPrincipalId: deployerPrincipalId

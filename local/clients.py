@@ -205,8 +205,16 @@ class EmulatorClient:
         body = {"subscriptionId": subscription_id, "lifecycleEvent": event}
         return self._ok(self.http.post("/_emulator/graph/lifecycle", json=body)).json()
 
-    def expire_delta_tokens(self) -> None:
-        self._ok(self.http.post("/_emulator/graph/expire-delta-tokens"))
+    def expire_delta_tokens(self, outlook_status: int = 410, outlook_code: str = "resyncRequired") -> None:
+        """Every delta link issued so far is refused; Outlook's with `outlook_status` (as an
+        expired Outlook token may answer 400 syncStateNotFound, without a Location)."""
+        body = {"outlookStatus": outlook_status, "outlookCode": outlook_code}
+        self._ok(self.http.post("/_emulator/graph/expire-delta-tokens", json=body))
+
+    def delay_graph_notifications(self, seconds: float, subscription_id: str | None = None) -> None:
+        """Graph holds new notifications back (all, or one subscription's) for `seconds`."""
+        body = {"seconds": seconds, "subscriptionId": subscription_id}
+        self._ok(self.http.post("/_emulator/graph/delay", json=body))
 
     # --- connector receivers --------------------------------------------------------------------
 

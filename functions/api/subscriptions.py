@@ -61,13 +61,18 @@ def list_site_lists(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("health")
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
+    from ..core.answer_times import INTAKE_ANSWERS, WINDOW_SECONDS
     from ..core.health import check_storage
     from ..core.services import get_services
 
+    late = INTAKE_ANSWERS.late_share()
+    # This instance's notification answers over Graph's 3-s deadline, in the last 10 minutes.
+    intake = {"answers": late.answers, "over3s": late.late, "share": round(late.share, 3)}
+    intake["windowSeconds"] = int(WINDOW_SECONDS)
     problem = check_storage(get_services().intake_storage)
     if problem:
-        return json_response({"status": "unhealthy", "storage": problem}, 503)
-    return json_response({"status": "ok", "storage": "ok"})
+        return json_response({"status": "unhealthy", "storage": problem, "intake": intake}, 503)
+    return json_response({"status": "ok", "storage": "ok", "intake": intake})
 
 
 # --- the operations ----------------------------------------------------------------------------

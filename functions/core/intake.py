@@ -96,9 +96,11 @@ def receive_notifications(
     now: datetime | None = None,
     kind: EntryKind,
     deadline: Deadline | None = None,
+    tenant_id: str | None = None,
 ) -> IntakeResult:
     """Check each entry's subscription and clientState, then enqueue the accepted ones.
 
+    With `tenant_id`, entries that name another tenant are refused (and counted).
     A bad entry never fails the request (SharePoint would retry all of it and put the endpoint
     on probation); storage trouble does (StorageUnavailable, so SharePoint retries later). The
     cost does not grow with how many unknown or repeated ids a request holds: ids are looked up
@@ -112,7 +114,7 @@ def receive_notifications(
     result = IntakeResult()
     parsed: list[tuple[int, Any, str]] = []
     for position, raw in enumerate(envelope.value):
-        notification, reason = _parse_entry(raw, kind)
+        notification, reason = _parse_entry(raw, kind, tenant_id)
         parsed.append((position, notification, reason))
     wanted = [n.subscription_id for _, n, _ in parsed if n is not None]
     lookup = subscriptions.lookup(wanted, max_reads=MAX_LOOKUPS_PER_REQUEST, deadline=deadline)
@@ -154,13 +156,17 @@ def _parse_envelope(body: bytes) -> NotificationEnvelope:
         raise BadNotificationRequest('body must be {"value": [...]} with at least one notification') from None
 
 
-def _parse_entry(raw: object, kind: EntryKind) -> tuple[Any, str]:
-    """The entry in its source's model, or None and why not."""
+def _parse_entry(raw: object, kind: EntryKind, tenant_id: str | None) -> tuple[Any, str]:
+    """The entry in its source's model, or None and why not. With `tenant_id` (the configured
+    tenant), an entry naming another tenant is refused before any storage read."""
     try:
         notification = kind.model.model_validate(raw)
     except ValidationError as error:
         fields = sorted({".".join(str(p) for p in e["loc"]) or "entry" for e in error.errors()})
         return None, f"malformed entry ({', '.join(fields)})"
+    named = getattr(notification, "tenant_id", None)
+    if tenant_id and named and named.lower() != tenant_id.lower():
+        return None, "another tenant's"
     reason = kind.check(notification)
     return (None, reason) if reason else (notification, "")
 

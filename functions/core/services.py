@@ -140,7 +140,6 @@ class Services:
                 registry,
                 reads,
                 delivery.signal,
-                timedelta(hours=settings.sweep_max_age_hours),
             ),
             poison=poison,
             delivery=delivery,

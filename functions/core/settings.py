@@ -12,6 +12,9 @@ DEFAULT_RENEWAL_SCHEDULE = "0 0 */6 * * *"
 DEFAULT_RENEWAL_WINDOW_DAYS = 45
 DEFAULT_SWEEP_SCHEDULE = "0 0 * * * *"
 DEFAULT_SWEEP_MAX_AGE_HOURS = 24
+# Graph may deliver a drive or list notification up to 6 hours late (2026-09): a change it has not
+# announced yet is found by a sweep within that.
+DEFAULT_GRAPH_SWEEP_MAX_AGE_HOURS = 6
 SHAREPOINT_AUTH_MODES = ("managed_identity", "certificate", "emulator")
 
 # Names of the settings, so that tests and infra checks can refer to them.
@@ -37,6 +40,7 @@ SINK_RETRY_BASE_SECONDS = "SINK_RETRY_BASE_SECONDS"
 # Set by the local stack only: lets sinks be plain-http URLs on loopback (emulator receivers).
 ALLOW_LOOPBACK_HTTP_SINKS = "ALLOW_LOOPBACK_HTTP_SINKS"
 SWEEP_MAX_AGE_HOURS = "SWEEP_MAX_AGE_HOURS"
+GRAPH_SWEEP_MAX_AGE_HOURS = "GRAPH_SWEEP_MAX_AGE_HOURS"
 
 
 class SettingsError(ValueError):
@@ -67,6 +71,7 @@ class Settings:
     renewal_window_days: int
     sweep_schedule: str
     sweep_max_age_hours: int
+    graph_sweep_max_age_hours: int
     sink_disable_after_hours: int
     sink_retry_base_seconds: int
     sink_catch_up_schedule: str
@@ -109,6 +114,13 @@ class Settings:
             # 0: every list on every run. At most 30 days, well inside SharePoint's 60-day log.
             sweep_max_age_hours=_whole_number(
                 environ, SWEEP_MAX_AGE_HOURS, DEFAULT_SWEEP_MAX_AGE_HOURS, minimum=0, maximum=720
+            ),
+            graph_sweep_max_age_hours=_whole_number(
+                environ,
+                GRAPH_SWEEP_MAX_AGE_HOURS,
+                DEFAULT_GRAPH_SWEEP_MAX_AGE_HOURS,
+                minimum=0,
+                maximum=720,
             ),
             # Standard Webhooks' example schedule spans about 75 hours; Svix disables after 5 days.
             sink_disable_after_hours=_whole_number(

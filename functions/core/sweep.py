@@ -1,8 +1,9 @@
 """The change sweep: the safety net under notifications.
 
-Every scope whose last completed sync is older than SWEEP_MAX_AGE_HOURS is read again, whether or
-not a notification came (SharePoint gives up after five retries; our own 503s; poisoned messages;
-Graph sends driveItem subscriptions no 'missed' event). Each visit is a refreshing read, so a
+Every scope whose last completed sync is older than its source's sweep age is read again, whether
+or not a notification came (SharePoint gives up after five retries; our own 503s; poisoned messages;
+Graph sends driveItem subscriptions no 'missed' event and may announce a drive change 6 hours late):
+SWEEP_MAX_AGE_HOURS for SharePoint, GRAPH_SWEEP_MAX_AGE_HOURS for Graph. Each visit is a refreshing read, so a
 cursor that found nothing still moves to now (no quiet SharePoint list drifts to the edge of its
 60-day change log). One query finds the due scopes.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -44,12 +45,21 @@ class ChangeSweep:
     reads: ReadCoordinator
     # Signals the scope's sinks that a sync wrote rows (scope, subscription id, row keys, source).
     publish: Callable[[str, str, Sequence[str], str], int]
-    max_age: timedelta
     clock: Callable[[], datetime] = utc_now
+
+    def due(self) -> list[Checkpoint]:
+        """The scopes not read within their source's sweep age (one query, for the youngest age)."""
+        now = self.clock()
+        youngest = min(source.sweep_max_age for source in self.sources)
+        return [
+            checkpoint
+            for checkpoint in self.checkpoints.not_synced_since(now - youngest)
+            if checkpoint.last_synced < now - self.sources[checkpoint.source].sweep_max_age
+        ]
 
     def run(self) -> SweepReport:
         report = SweepReport()
-        for checkpoint in self.checkpoints.not_synced_since(self.clock() - self.max_age):
+        for checkpoint in self.due():
             try:
                 coalesced = self.reads.read(
                     checkpoint.source, checkpoint.scope, None, partial(self._read, checkpoint)

@@ -20,6 +20,7 @@ param renewalSchedule string
 param renewalWindowDays int
 param sweepSchedule string
 param sweepMaxAgeHours int
+param graphSweepMaxAgeHours int
 @description('The vault holding the key ring that seals sink secrets (secret sink-sealing-keys).')
 param keyVaultName string
 param sinkDisableAfterHours int
@@ -171,6 +172,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'SWEEP_MAX_AGE_HOURS'
           value: string(sweepMaxAgeHours)
+        }
+        {
+          name: 'GRAPH_SWEEP_MAX_AGE_HOURS'
+          value: string(graphSweepMaxAgeHours)
         }
       ]
     }

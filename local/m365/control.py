@@ -157,9 +157,32 @@ async def graph_lifecycle(request: Request) -> Response:
 
 
 async def graph_expire_delta_tokens(request: Request) -> Response:
-    """Every delta and skip link issued so far answers 410 Gone from now on."""
-    _tenant(request).graph.delta_generation += 1
+    """Every delta and skip link issued so far is refused from now on: 410 Gone with a Location;
+    for Outlook, `{"outlookStatus": 400, "outlookCode": "syncStateNotFound"}` answers that instead,
+    without a Location, as an expired Outlook token may."""
+    graph = _tenant(request).graph
+    body = await _optional_json(request)
+    graph.outlook_expiry = (
+        int(body.get("outlookStatus", 410)),
+        str(body.get("outlookCode", "resyncRequired")),
+    )
+    graph.delta_generation += 1
     return Response(status_code=204)
+
+
+async def graph_delay(request: Request) -> Response:
+    """POST {"seconds": N, "subscriptionId": "…"}: Graph holds that subscription's new notifications
+    back for N seconds (without subscriptionId: every subscription's; 0 ends it). Graph may deliver
+    a drive or list notification up to 6 hours late."""
+    body = await _optional_json(request)
+    delays = _tenant(request).graph.notification_delays
+    key = str(body.get("subscriptionId") or "*")
+    seconds = float(body.get("seconds", 0))
+    if seconds > 0:
+        delays[key] = seconds
+    else:
+        delays.pop(key, None)
+    return JSONResponse({"subscriptionId": key, "seconds": seconds})
 
 
 async def graph_subscriptions(request: Request) -> Response:
@@ -195,6 +218,7 @@ routes = [
     Route("/_emulator/graph/lifecycle", graph_lifecycle, methods=["POST"]),
     Route("/_emulator/graph/expire-delta-tokens", graph_expire_delta_tokens, methods=["POST"]),
     Route("/_emulator/graph/subscriptions", graph_subscriptions, methods=["GET"]),
+    Route("/_emulator/graph/delay", graph_delay, methods=["POST"]),
     Route("/_emulator/graph/deliver", graph_deliver, methods=["POST"]),
     Route("/_emulator/quirks", quirks, methods=["GET", "POST"]),
 ]

@@ -25,6 +25,7 @@ def stack():
             # Every list is due whenever a test runs the sweep (our clock does not move; the
             # emulator's does).
             "SWEEP_MAX_AGE_HOURS": "0",
+            "GRAPH_SWEEP_MAX_AGE_HOURS": "0",
             # Connector retries in seconds, not minutes.
             "SINK_RETRY_BASE_SECONDS": "1",
         },

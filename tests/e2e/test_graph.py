@@ -92,6 +92,22 @@ def test_a_onedrive_folder_from_upload_to_delete_with_reauthorization_and_an_exp
     }
 
 
+def test_a_drive_change_graph_announces_hours_late_is_found_by_the_sweep(api, emulator, user, stack):
+    """Graph may deliver a drive notification up to 6 hours late (2026-09): the sweep, which visits
+    Graph scopes every GRAPH_SWEEP_MAX_AGE_HOURS, reads the change before it is announced."""
+    drive = emulator.drive_of(user)
+    subscription = subscribe(api, emulator, f"/drives/{drive}/root", "updated")
+    emulator.delay_graph_notifications(6 * 3600, subscription["id"])
+    try:
+        emulator.put_file(drive, "late/news.txt")
+        assert api.changes(subscription["id"]) == []  # no notification has come
+        assert api.run_function("sweep_changes").status_code == 202
+        changes = changes_of(api, subscription["id"], 2)  # the folder and the file
+        assert "news.txt" in {c.get("fileName") for c in changes}
+    finally:
+        emulator.delay_graph_notifications(0, subscription["id"])
+
+
 def test_an_outlook_inbox_with_missed_and_removed_subscription_events(api, emulator, user):
     emulator.send_to_folder(user, "inbox", "already there")  # history: never replayed
     resource = f"/users/{user}/mailFolders('inbox')/messages"
@@ -120,6 +136,17 @@ def test_an_outlook_inbox_with_missed_and_removed_subscription_events(api, emula
     later = emulator.send_to_folder(user, "inbox", "after the removal")
     changes = changes_of(api, replacement["id"], 4)
     assert changes[-1]["itemId"] == later
+
+    # An expired Outlook delta token may answer 400 syncStateNotFound, without a Location: that
+    # too starts the round over, with a resync entry.
+    emulator.expire_delta_tokens(outlook_status=400, outlook_code="syncStateNotFound")
+    emulator.send_to_folder(user, "inbox", "after the expiry")
+    wait_until(
+        lambda: any(c["changeType"] == "resync" for c in api.changes(replacement["id"])),
+        what="the inbox's resync after a 400 syncStateNotFound",
+    )
+    # The reauthorization above was one renewing PATCH: never a reauthorize beside a PATCH.
+    assert emulator.counters()["calls"].get("ReauthorizeAndPatchWithin10Minutes", 0) == 0
 
 
 def test_a_calendar_through_every_lifecycle_event_and_an_expired_delta_link(api, emulator, user):

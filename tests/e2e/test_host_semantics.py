@@ -28,7 +28,9 @@ def test_the_management_api_needs_the_function_key_or_the_master_key(stack, head
 
 
 def test_anonymous_functions_need_no_key(stack):
-    assert httpx.get(f"{stack.functions_url}/api/health").json() == {"status": "ok", "storage": "ok"}
+    health = httpx.get(f"{stack.functions_url}/api/health").json()
+    assert (health["status"], health["storage"]) == ("ok", "ok")
+    assert set(health["intake"]) == {"answers", "over3s", "share", "windowSeconds"}
 
 
 def test_the_admin_api_takes_only_the_master_key(stack):

@@ -230,8 +230,9 @@ class FakeGraph(Session):
         # Every change as (sequence, item id); a delta link names the sequence it has read up to.
         self.journal: list[tuple[int, str]] = []
         self._sequence = itertools.count(1)
-        # Links below this sequence answer 410.
+        # Links below this sequence are refused with expired_answer.
         self.links_valid_from = 0
+        self.expired_answer = (410, "resyncRequired")
         self.subscriptions: dict[str, dict[str, Any]] = {}
 
     def put(self, name: str, item_id: str | None = None) -> str:
@@ -249,8 +250,10 @@ class FakeGraph(Session):
         self.items[item_id].deleted = True
         self.journal.append((next(self._sequence), item_id))
 
-    def expire_links(self) -> None:
+    def expire_links(self, status: int = 410, code: str = "resyncRequired") -> None:
+        """Every link issued so far is refused: 410 with a Location, or (Outlook) another 4xx."""
         self.links_valid_from = next(self._sequence)
+        self.expired_answer = (status, code)
 
     def handle(self, method: str, url: str, body: Any) -> requests.Response:
         parts = urlsplit(url)
@@ -279,11 +282,10 @@ class FakeGraph(Session):
             return response(200, {"value": [], "@odata.deltaLink": f"{link}{last}"})
         after = int(query["token"][0]) if "token" in query else -1
         if 0 <= after < self.links_valid_from:
-            restart = f"{self.base_url}{path}"
+            status, code = self.expired_answer
+            headers = {"Location": f"{self.base_url}{path}"} if status == 410 else {}
             return response(
-                410,
-                {"error": {"code": "resyncRequired", "message": "Resync required.", "innerError": {}}},
-                {"Location": restart},
+                status, {"error": {"code": code, "message": "Resync required.", "innerError": {}}}, headers
             )
         changed = dict.fromkeys(item for sequence, item in self.journal if sequence > after)
         value = [self._item_json(self.items[item]) for item in changed]

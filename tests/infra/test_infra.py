@@ -109,6 +109,7 @@ def test_the_bicep_sets_every_setting_the_code_reads(app_settings):
             "RENEWAL_SCHEDULE": "0 0 */6 * * *",
             "SWEEP_SCHEDULE": "0 0 * * * *",
             "SWEEP_MAX_AGE_HOURS": "24",
+            "GRAPH_SWEEP_MAX_AGE_HOURS": "6",
             "SINK_DISABLE_AFTER_HOURS": "72",
             "SINK_RETRY_BASE_SECONDS": "30",
             "SINK_CATCH_UP_SCHEDULE": "0 */5 * * * *",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -72,3 +73,39 @@ def test_reset_forgets_every_site_list_and_counter(stack):
     assert emulator.sharepoint("GET", f"/sites/reset/_api/web/lists('{list_id}')").status_code == 404
     assert emulator.counters()["calls"] == {"GetList": 1}
     emulator.close()
+
+
+def test_a_reauthorize_and_a_patch_within_ten_minutes_are_counted(emulator, stack):
+    """Graph (2026-03): never both on one subscription within 10 minutes. The emulator serves
+    both, as Graph does, and counts the pair for the service's tests to assert against."""
+    user = f"ten-minutes-{uuid.uuid4().hex[:6]}@contoso.com"
+    created = emulator.graph(
+        "POST",
+        "/subscriptions",
+        json={
+            "changeType": "updated",
+            "notificationUrl": f"{stack.functions_url}/api/notifications/graph",
+            "resource": f"/users/{user}/drive/root",
+            "expirationDateTime": "2099-01-01T00:00:00Z",
+        },
+    )
+    assert created.status_code == 400  # too far ahead: Graph's per-resource maximum
+    expiry = (datetime.now(UTC) + timedelta(days=2)).isoformat()  # microseconds and an offset
+    created = emulator.graph(
+        "POST",
+        "/subscriptions",
+        json={
+            "changeType": "updated",
+            "notificationUrl": f"{stack.functions_url}/api/notifications/graph",
+            "resource": f"/users/{user}/drive/root",
+            "expirationDateTime": expiry,
+        },
+    )
+    assert created.status_code == 201, created.text
+    subscription = created.json()["id"]
+    before = emulator.calls("ReauthorizeAndPatchWithin10Minutes")
+    patched = emulator.graph("PATCH", f"/subscriptions/{subscription}", json={"expirationDateTime": expiry})
+    assert patched.status_code == 200
+    assert emulator.calls("ReauthorizeAndPatchWithin10Minutes") == before
+    assert emulator.graph("POST", f"/subscriptions/{subscription}/reauthorize").status_code == 204
+    assert emulator.calls("ReauthorizeAndPatchWithin10Minutes") == before + 1

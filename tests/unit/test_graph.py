@@ -35,11 +35,32 @@ def test_the_three_resources_are_recognised(path, kind):
 
 @pytest.mark.parametrize(
     "path",
-    ["/drives/x/root/children", "/users/a/messages", "/users/a/mailFolders('in box')/messages", "/sites/x"],
+    [
+        "/drives/x/root/children",
+        "/users/a/messages",
+        "/users/a/mailFolders('in box')/messages",
+        "/sites/x",
+        # Anything in a user part that would change the Graph URL it is pasted into:
+        "/users/a?$select=x/events",
+        "/users/a#b/events",
+        "/users/../events",
+        "/users/a..b@contoso.com/events",
+        "/users/a%2Fb/events",
+        "/users/a%2fb/mailFolders('inbox')/messages",
+        "/users/a/b/events",
+        "/users/alice@contoso.com/events?x=1",
+        "/users/.alice/events",
+    ],
 )
 def test_anything_else_is_refused(path):
     with pytest.raises(InvalidGraphResource):
         GraphResource.parse(path)
+
+
+def test_a_resource_is_rebuilt_from_its_parts():
+    resource = GraphResource.parse("/users/alice.smith+test@contoso.com/mailFolders('AAMk-1=')/messages")
+    assert resource.path == "/users/alice.smith+test@contoso.com/mailFolders('AAMk-1=')/messages"
+    assert GraphResource.parse("/users/0b5ea4c5-3c3b-4a0e-9a57-6f0c3c7b1d2e/events").kind == "event"
 
 
 def test_change_types_follow_each_resources_rules():

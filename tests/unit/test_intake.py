@@ -265,3 +265,21 @@ def test_the_storage_budget_turns_a_slow_store_into_storage_unavailable():
 def receive_with(lookup, payload: bytes):
     queue = MessageList()
     return receive_notifications(payload, subscriptions=lookup, queue=queue, kind=NOTIFICATION_ENTRIES), queue
+
+
+def test_with_a_configured_tenant_entries_naming_another_are_refused_before_any_read():
+    ours = {**DOC_ENTRY, "tenantId": "A1B2C3D4-0000-0000-0000-000000000001"}
+    foreign = {**DOC_ENTRY, "subscriptionId": SUB_2, "tenantId": str(uuid.uuid4())}
+    lookup = RecordLookup(record(SUB_1), record(SUB_2))
+    queue = MessageList()
+    result = receive_notifications(
+        body(ours, foreign),
+        subscriptions=CachedSubscriptionLookup(lookup),
+        queue=queue,
+        kind=NOTIFICATION_ENTRIES,
+        tenant_id="a1b2c3d4-0000-0000-0000-000000000001",
+    )
+    assert (result.accepted, result.rejected) == (1, 1)
+    assert result.rejections == [(SUB_2, "another tenant's")]
+    assert "1 another tenant's" in result.summary()
+    assert lookup.reads == 1

@@ -177,13 +177,37 @@ def test_a_gone_delta_link_starts_the_round_over_with_a_resync(env):
     assert [row["changeType"] for row in rows] == ["resync", "update"]
 
 
-def test_reauthorization_required_reauthorizes_then_reads(env):
+def test_an_outlook_sync_state_refused_without_410_is_a_resync_too(env):
+    """An expired Outlook delta token may answer 400 syncStateNotFound, without a Location."""
+    record = graph_subscription(env)
+    env.graph.put("a.txt")
+    env.graph.expire_links(status=400, code="syncStateNotFound")
+    report = env.services.worker.process_message(env.notification(record.id, "graph", change_type="updated"))
+    assert report.resyncs == 1
+    rows, _ = env.services.change_log.page(record.scope, after="", top=10)
+    assert [row["changeType"] for row in rows] == ["resync", "update"]
+
+
+def test_reauthorization_required_is_answered_by_one_renewing_patch(env):
     record = graph_subscription(env)
     report = env.services.worker.process_message(
         env.notification(record.id, "graph", lifecycle_event="reauthorizationRequired")
     )
     assert report.lifecycle_events == ["reauthorizationRequired"]
-    assert env.graph.count(f"/subscriptions/{record.id}/reauthorize") == 1
+    calls = [(method, url) for method, url in env.graph.requests if f"/subscriptions/{record.id}" in url]
+    assert [method for method, _ in calls] == ["PATCH"]  # never POST …/reauthorize beside a PATCH
+    assert env.services.subscriptions.get(record.id).last_renewed is not None
+
+
+def test_a_challenge_just_after_a_renewal_is_answered_by_it(env):
+    """Graph forbids a reauthorize and a PATCH on one subscription within 10 minutes."""
+    record = graph_subscription(env)
+    env.services.subscriptions.renew(record.id)
+    before = len(env.graph.requests)
+    env.services.worker.process_message(
+        env.notification(record.id, "graph", lifecycle_event="reauthorizationRequired")
+    )
+    assert [m for m, url in env.graph.requests[before:] if "/subscriptions/" in url] == []
 
 
 def test_a_removed_subscription_is_recreated_and_keeps_its_cursor(env):

@@ -47,7 +47,14 @@ def test_a_second_subscription_for_one_list_is_a_conflict(env):
 
 @pytest.mark.parametrize(
     "site_url",
-    ["https://evil.example/sites/x", "/sites/x?y=1", "/sites/../admin", "/sites//x", "/sites/x y"],
+    [
+        "https://evil.example/sites/x",
+        "http://contoso.sharepoint.com/sites/x",  # the bearer token would travel in the clear
+        "/sites/x?y=1",
+        "/sites/../admin",
+        "/sites//x",
+        "/sites/x y",
+    ],
 )
 def test_a_site_outside_the_tenant_or_not_plain_is_refused(env, site_url):
     with pytest.raises(InvalidSubscriptionRequest):

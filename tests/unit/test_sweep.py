@@ -4,7 +4,7 @@ to their reader, one failure stops no other."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,7 +18,7 @@ from tests.fakes.world import World, world
 
 @pytest.fixture
 def env() -> World:
-    return world(SWEEP_MAX_AGE_HOURS="0")
+    return world(SWEEP_MAX_AGE_HOURS="0", GRAPH_SWEEP_MAX_AGE_HOURS="0")
 
 
 def sweep(env: World) -> ChangeSweep:
@@ -67,8 +67,22 @@ def test_a_scope_being_read_by_a_worker_is_left_to_it(env):
     assert report.busy == [list_id] and report.synced == []
 
 
-def test_nothing_is_due_when_every_scope_was_read_lately(env):
+def test_nothing_is_due_when_every_scope_was_read_lately():
+    env = world()  # SharePoint 24 hours, Graph 6
     list_id = env.sharepoint.create_list()
     env.services.subscriptions.create(CreateSubscriptionRequest(site_url="/sites/team", list_id=list_id))
-    patient = dataclasses.replace(sweep(env), max_age=READ_LEASE * 60)
-    assert patient.run().synced == []
+    assert sweep(env).run().synced == []
+
+
+def test_graph_scopes_are_swept_on_their_own_shorter_age():
+    """Graph may announce a drive change 6 hours late; SharePoint keeps SWEEP_MAX_AGE_HOURS."""
+    env = world(SWEEP_MAX_AGE_HOURS="24", GRAPH_SWEEP_MAX_AGE_HOURS="6")
+    list_id = env.sharepoint.create_list()
+    env.services.subscriptions.create(CreateSubscriptionRequest(site_url="/sites/team", list_id=list_id))
+    graph = env.services.subscriptions.create(
+        CreateGraphSubscriptionRequest(source="graph", resource="/drives/b!d/root", change_type="updated")
+    )
+    seven_hours_on = dataclasses.replace(sweep(env), clock=lambda: datetime.now(UTC) + timedelta(hours=7))
+    assert seven_hours_on.run().synced == [graph.scope]
+    a_day_on = dataclasses.replace(sweep(env), clock=lambda: datetime.now(UTC) + timedelta(hours=25))
+    assert sorted(a_day_on.run().synced) == sorted([list_id, graph.scope])

@@ -84,8 +84,6 @@ class Subscriber(Protocol):
 
     def renew(self, record: SubscriptionRecord, expiration: datetime) -> datetime: ...
 
-    def reauthorize(self, record: SubscriptionRecord) -> None: ...
-
     def delete(self, record: SubscriptionRecord) -> None: ...
 
 
@@ -125,6 +123,12 @@ class Source(Protocol):
     @property
     def entry_kinds(self) -> Mapping[str, EntryKind]:
         """Its notification URLs, by route under /api/notifications/."""
+        ...
+
+    @property
+    def sweep_max_age(self) -> timedelta:
+        """How long a scope may go unread before the sweep reads it: the source's worst delay in
+        announcing a change, or the settings' choice."""
         ...
 
     @property

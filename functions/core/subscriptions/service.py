@@ -44,6 +44,8 @@ class SubscriptionConflict(Conflict):
         self.existing_id = existing_id
 
 
+# Graph: a reauthorize and a PATCH must never reach one subscription within this (2026-03).
+REAUTHORIZE_SPACING = timedelta(minutes=10)
 # Renewals in flight at once: each is a PATCH to SharePoint or Graph and a table write, so a few
 # threads hide the round trips without crowding the outbound connection pools.
 RENEWAL_CONCURRENCY = 8
@@ -256,14 +258,16 @@ class SubscriptionService:
             last_failure=last_failure,
         )
 
-    def _renew_record(self, record: SubscriptionRecord) -> SubscriptionRecord:
+    def _renew_record(
+        self, record: SubscriptionRecord, *, sync_if_recreated: bool = True
+    ) -> SubscriptionRecord:
         now = self.clock()
         try:
             expiration = self.sources[record.source].subscriber.renew(
                 record, self._latest_expiration(record, now)
             )
         except SubscriptionGone:
-            return self.recreate(record)
+            return self.recreate(record, sync=sync_if_recreated)
         renewed = record.renewed(expiration.replace(microsecond=0), now)
         self.store.save(renewed)
         log.info("renewed subscription %s until %s", record.id, renewed.expiration.isoformat())
@@ -299,15 +303,24 @@ class SubscriptionService:
     def handle_lifecycle(self, record: SubscriptionRecord, event: str) -> SubscriptionRecord:
         """Graph's lifecycle events; the caller reads the changes afterwards in every case.
 
-        reauthorizationRequired: reauthorize (recreate if Graph no longer knows it);
+        reauthorizationRequired: a renewing PATCH, which also reauthorizes; Graph forbids a
+        reauthorize and a PATCH on one subscription within 10 minutes, so the service never sends
+        the reauthorize call at all, and a challenge that finds a PATCH sent less than 10 minutes
+        ago is answered by it (recreate if Graph no longer knows the subscription).
         subscriptionRemoved: recreate; missed: nothing more than that read."""
         if event == "reauthorizationRequired":
-            try:
-                self.sources[record.source].subscriber.reauthorize(record)
-            except SubscriptionGone:
-                return self.recreate(record, sync=False)
-            log.info("reauthorized subscription %s", record.id)
-        elif event == "subscriptionRemoved":
+            if record.last_renewed is not None and self.clock() - record.last_renewed < REAUTHORIZE_SPACING:
+                log.info(
+                    "subscription %s was renewed at %s, which reauthorized it; no second call within "
+                    "10 minutes",
+                    record.id,
+                    record.last_renewed.isoformat(),
+                )
+                return record
+            renewed = self._renew_record(record, sync_if_recreated=False)
+            log.info("reauthorized subscription %s with a renewing PATCH", record.id)
+            return renewed
+        if event == "subscriptionRemoved":
             return self.recreate(record, sync=False)
         return record
 

@@ -62,8 +62,10 @@ def notify(
                 "@odata.etag": f'W/"{item.version}"',
                 "id": item.id,
             }
+        delay = graph.notification_delays.get(subscription.id, graph.notification_delays.get("*", 0.0))
+        due = time.monotonic() + delay if delay else 0.0
         graph.pending.append(
-            PendingGraphNotification(subscription.id, subscription.notification_url, entry, due=0.0)
+            PendingGraphNotification(subscription.id, subscription.notification_url, entry, due)
         )
 
 

@@ -18,6 +18,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -41,6 +42,7 @@ from .state import (
 )
 
 VALIDATION_TIMEOUT_SECONDS = 10.0
+REAUTHORIZE_SPACING = timedelta(minutes=10)
 
 
 # --- OneDrive ---------------------------------------------------------------------------------
@@ -224,6 +226,9 @@ def _delta(
                 if state.get("w")
                 else ""
             )
+            status, code = graph.outlook_expiry if not collection.startswith("drive:") else (410, "")
+            if status != 410:
+                raise GraphError(status, code, "The sync state is not valid any more; start a new round.")
             raise GraphError(
                 410,
                 "resyncRequired",
@@ -335,13 +340,28 @@ async def subscription(request: Request) -> Response:
         raise bad_request("Only expirationDateTime can be updated.", "InvalidRequest")
     found.expiration = expiration_of(body["expirationDateTime"], found.kind, now_of(request))
     found.needs_reauthorization = False  # a renewing PATCH also reauthorizes
+    found.last_patch = now_of(request)
+    _count_reauthorize_beside_patch(request, found)
     return JSONResponse(found.to_json())
 
 
 async def reauthorize(request: Request) -> Response:
     found = _own_subscription(request)
     found.needs_reauthorization = False
+    found.last_reauthorize = now_of(request)
+    _count_reauthorize_beside_patch(request, found)
     return Response(status_code=204)
+
+
+def _count_reauthorize_beside_patch(request: Request, found: GraphSubscription) -> None:
+    """Graph (2026-03): a reauthorize and a PATCH on one subscription within 10 minutes can leave
+    it inconsistent. The emulator serves both, and counts each such pair for tests to check."""
+    if (
+        found.last_patch is not None
+        and found.last_reauthorize is not None
+        and abs(found.last_patch - found.last_reauthorize) < REAUTHORIZE_SPACING
+    ):
+        request.app.state.tenant.calls["ReauthorizeAndPatchWithin10Minutes"] += 1
 
 
 def _own_subscription(request: Request) -> GraphSubscription:

@@ -165,6 +165,10 @@ class GraphSubscription:
     user_id: str
     container: str  # what it watches: "drive", a mail folder name, or "calendar"
     needs_reauthorization: bool = False
+    # When it was last PATCHed and last reauthorized (the emulator's clock): Graph forbids both on
+    # one subscription within 10 minutes, and the emulator counts any such pair.
+    last_patch: datetime | None = None
+    last_reauthorize: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -204,6 +208,12 @@ class GraphTenant:
         self.sequence = 0
         # Delta links issued before this generation answer 410 Gone (a test ends their life).
         self.delta_generation = 0
+        # How an expired Outlook link answers: 410 with a Location, or (as Outlook may) another 4xx
+        # such as 400 syncStateNotFound, without one.
+        self.outlook_expiry = (410, "resyncRequired")
+        # Seconds Graph holds a subscription's new notifications back ("*": every subscription's):
+        # a drive or list notification may come up to 6 hours late (2026-09).
+        self.notification_delays: dict[str, float] = {}
         self.pending: list[PendingGraphNotification] = []
 
     # --- users and their collections -------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -59,6 +59,7 @@ class Graph:
 
     subscriber: GraphSubscriber
     reader: DeltaReader
+    sweep_max_age: timedelta
     name: str = GRAPH
     request_model: type[BaseModel] = CreateGraphSubscriptionRequest
     # Rows are keyed by each change's own time, and a late delta page can land behind them.
@@ -80,6 +81,7 @@ class Graph:
         return cls(
             subscriber=GraphSubscriber(client, settings.graph_notification_url, settings.graph_lifecycle_url),
             reader=DeltaReader(checkpoints, change_log, client),
+            sweep_max_age=timedelta(hours=settings.graph_sweep_max_age_hours),
         )
 
     def draft(self, request: Any, now: datetime) -> Draft:

@@ -37,9 +37,25 @@ CALENDAR_WINDOW_BACK = timedelta(days=30)
 CALENDAR_WINDOW_AHEAD = timedelta(days=365)
 DELTA_PAGE_SIZE = 200
 
-_DRIVE_ROOT = re.compile(r"^/drives/([A-Za-z0-9!_\-]+)/root$")
-_FOLDER_MESSAGES = re.compile(r"^/users/([^/()'\s]+)/mailFolders\('([A-Za-z0-9_\-=]+)'\)/messages$")
-_EVENTS = re.compile(r"^/users/([^/()'\s]+)/events$")
+# A resource is parsed into its parts and rebuilt from them, so that nothing but an id reaches a
+# Graph URL: a user is a GUID or a user principal name (no '?', '#', '/', '%' or '..').
+_USER = (
+    r"(?P<user>[A-Za-z0-9](?:[A-Za-z0-9._+\-]*[A-Za-z0-9])?(?:@[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?)?)"
+)
+_DRIVE_ROOT = re.compile(r"/drives/(?P<drive>[A-Za-z0-9!_\-]+)/root")
+_FOLDER_MESSAGES = re.compile(rf"/users/{_USER}/mailFolders\('(?P<folder>[A-Za-z0-9_\-=]+)'\)/messages")
+_EVENTS = re.compile(rf"/users/{_USER}/events")
+# Codes of an expired delta link: with 410 (and a Location to start over from), or, for Outlook,
+# with another 4xx and no Location (delta-query-overview).
+RESYNC_CODES = frozenset(
+    {
+        "resyncRequired",
+        "syncStateNotFound",
+        "syncStateInvalid",
+        "resyncChangesApplyDifferences",
+        "resyncChangesUploadDifferences",
+    }
+)
 
 
 class InvalidGraphResource(InvalidSubscriptionRequest):
@@ -55,12 +71,12 @@ class GraphResource:
 
     @classmethod
     def parse(cls, path: str) -> GraphResource:
-        if _DRIVE_ROOT.match(path):
-            return cls(path, "driveItem")
-        if _FOLDER_MESSAGES.match(path):
-            return cls(path, "message")
-        if _EVENTS.match(path):
-            return cls(path, "event")
+        if (drive := _DRIVE_ROOT.fullmatch(path)) is not None:
+            return cls(f"/drives/{drive['drive']}/root", "driveItem")
+        if (folder := _FOLDER_MESSAGES.fullmatch(path)) is not None and ".." not in folder["user"]:
+            return cls(f"/users/{folder['user']}/mailFolders('{folder['folder']}')/messages", "message")
+        if (calendar := _EVENTS.fullmatch(path)) is not None and ".." not in calendar["user"]:
+            return cls(f"/users/{calendar['user']}/events", "event")
         raise InvalidGraphResource(
             "resource must be a OneDrive folder (/drives/{drive-id}/root), a mail folder's messages "
             "(/users/{id}/mailFolders('{folder}')/messages) or a calendar (/users/{id}/events)"
@@ -116,6 +132,10 @@ class DeltaPage(WireModel):
     delta_link: str | None = Field(default=None, alias="@odata.deltaLink")
 
 
+def is_client_error(status: int | None) -> bool:
+    return status is not None and 400 <= status < 500
+
+
 class DeltaLinkGone(Exception):
     """Graph answered 410: the link is no use any more; start over from `restart_url`."""
 
@@ -159,16 +179,14 @@ class GraphClient:
         )
         return GraphSubscription.model_validate(response.json())
 
-    def reauthorize_subscription(self, subscription_id: str) -> None:
-        self._to_subscription("POST", subscription_id, "reauthorize subscription", suffix="/reauthorize")
-
     def delete_subscription(self, subscription_id: str) -> None:
         with contextlib.suppress(SubscriptionGone):
             self._to_subscription("DELETE", subscription_id, "delete subscription")
 
     def delta_pages(self, url: str, *, subscription_id: str | None = None) -> Iterator[DeltaPage]:
         """A delta round from `url`: every page, following @odata.nextLink, the last one carrying
-        @odata.deltaLink. A 410 (any code) raises DeltaLinkGone with the link to start over from."""
+        @odata.deltaLink. A 410 (any code), or another 4xx naming an expired sync state, raises
+        DeltaLinkGone with the link to start over from ("" when Graph gave none)."""
         while True:
             try:
                 response = self._send(
@@ -179,7 +197,7 @@ class GraphClient:
                     headers={"Prefer": f"odata.maxpagesize={DELTA_PAGE_SIZE}"},
                 )
             except UpstreamError as error:
-                if error.status == 410:
+                if error.status == 410 or (is_client_error(error.status) and error.code in RESYNC_CODES):
                     raise DeltaLinkGone(
                         error.location or "", f"{error.code}: {error.upstream_message}"
                     ) from error
@@ -210,9 +228,9 @@ class GraphClient:
         return last.delta_link or ""
 
     def _to_subscription(
-        self, method: str, subscription_id: str, operation: str, *, json: Any = None, suffix: str = ""
+        self, method: str, subscription_id: str, operation: str, *, json: Any = None
     ) -> requests.Response:
-        url = f"{self.base_url}/v1.0/subscriptions/{subscription_id}{suffix}"
+        url = f"{self.base_url}/v1.0/subscriptions/{subscription_id}"
         try:
             return self._send(method, url, operation, json=json, subscription_id=subscription_id)
         except UpstreamError as error:

@@ -43,8 +43,5 @@ class GraphSubscriber:
     def renew(self, record: SubscriptionRecord, expiration: datetime) -> datetime:
         return self.client.renew_subscription(record.id, expiration).expiration_date_time
 
-    def reauthorize(self, record: SubscriptionRecord) -> None:
-        self.client.reauthorize_subscription(record.id)
-
     def delete(self, record: SubscriptionRecord) -> None:
         self.client.delete_subscription(record.id)

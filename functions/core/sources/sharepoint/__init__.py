@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from ...subscriptions.record import SubscriptionRecord
 
 __all__ = ["SHAREPOINT", "ListRef", "SharePoint", "SharePointClient"]
+
+# Plain http is allowed only to these: the local emulator.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _queued(notification: SharePointNotification) -> QueuedNotification:
@@ -49,6 +52,7 @@ class SharePoint:
     subscriber: ListSubscriber
     reader: ListReader
     tenant_url: str
+    sweep_max_age: timedelta
     name: str = SHAREPOINT
     request_model: type[BaseModel] = CreateSubscriptionRequest
     writes_behind: bool = False
@@ -68,6 +72,7 @@ class SharePoint:
             subscriber=ListSubscriber(client, settings.sharepoint_notification_url),
             reader=ListReader(checkpoints, change_log, client),
             tenant_url=settings.sharepoint_tenant_url,
+            sweep_max_age=timedelta(hours=settings.sweep_max_age_hours),
         )
 
     def draft(self, request: Any, now: datetime) -> Draft:
@@ -105,6 +110,9 @@ class SharePoint:
             if urlsplit(absolute).netloc.lower() != urlsplit(self.tenant_url).netloc.lower():
                 raise InvalidSubscriptionRequest(f"siteUrl must be a site of {self.tenant_url}")
         parts = urlsplit(absolute)
+        if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS):
+            # The bearer token goes wherever the site is: never over plain http but to this machine.
+            raise InvalidSubscriptionRequest("siteUrl must be an https URL")
         segments = parts.path.split("/")
         if (
             parts.query

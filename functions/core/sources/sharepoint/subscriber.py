@@ -39,9 +39,6 @@ class ListSubscriber:
         self.client.renew_subscription(list_of(record), record.id, expiration)
         return expiration
 
-    def reauthorize(self, record: SubscriptionRecord) -> None:
-        """SharePoint sends no lifecycle events: nothing to reauthorize."""
-
     def delete(self, record: SubscriptionRecord) -> None:
         self.client.delete_subscription(list_of(record), record.id)
 
