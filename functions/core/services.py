@@ -57,14 +57,15 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, timeouts: StorageTimeouts = DEFAULT_TIMEOUTS) -> Services:
+        storage = Storage(settings.storage, timeouts)
         return cls.assemble(
             settings,
-            storage=Storage(settings.storage, timeouts),
+            storage=storage,
             intake_storage=Storage(settings.storage, FAST_TIMEOUTS),
             sources=partial(build_sources, settings),
             sender=SinkSender(
                 allow_loopback_http=settings.allow_loopback_http_sinks,
-                rate_gate=RateGate(Storage(settings.storage, timeouts)),
+                rate_gate=RateGate(storage),
                 flow_tokens=token_provider_for(settings, POWER_AUTOMATE_RESOURCE),
             ),
         )
