@@ -1,0 +1,90 @@
+"""Delta queries as Graph pages them: `@odata.nextLink` while more follow, then `@odata.deltaLink`,
+links that carry their own state, and what an expired link answers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .state import DEFAULT_PAGE_SIZE, GraphError, GraphTenant, Journal, bad_request
+
+
+def max_page_size(request: Request) -> int:
+    match = re.search(r"odata\.maxpagesize=(\d+)", request.headers.get("Prefer", ""))
+    return int(match.group(1)) if match else DEFAULT_PAGE_SIZE
+
+
+def delta_page(
+    request: Request,
+    graph: GraphTenant,
+    collection: str,
+    objects: dict[str, Any],
+    journal: Journal,
+    base: str,
+    size: int,
+    render: Callable[[str], dict[str, Any]],
+    param: str = "$deltatoken",
+    window: dict[str, str] | None = None,
+) -> Response:
+    """One page of a delta round: `@odata.nextLink` while more follow, else `@odata.deltaLink`
+    (never both). A link from before the tokens expired answers 410 with a `Location` to start
+    over from (the same window, for a calendar)."""
+    query = request.query_params
+    link = query.get("$skiptoken") or query.get(param)
+    state: dict[str, Any]
+    if link == "latest":
+        state = {"since": graph.sequence, "upto": graph.sequence, "offset": 0, "w": window}
+        latest = delta_link(graph, base, param, collection, state)
+        return JSONResponse({"value": [], "@odata.deltaLink": latest})
+    if link is None:
+        state = {"since": None, "upto": graph.sequence, "offset": 0, "w": window}
+    else:
+        state = _read_link(graph, link, collection)
+        if state["g"] != graph.delta_generation:
+            restart = base + (
+                f"?startDateTime={state['w']['start']}&endDateTime={state['w']['end']}"
+                if state.get("w")
+                else ""
+            )
+            status, code = graph.outlook_expiry if not collection.startswith("drive:") else (410, "")
+            if status != 410:
+                raise GraphError(status, code, "The sync state is not valid any more; start a new round.")
+            raise GraphError(
+                410,
+                "resyncRequired",
+                "Resync required. Replace any local items with the server's version (including deletes) if "
+                "you're sure that the service was up to date with your local changes when you last sync'd.",
+                {"Location": restart},
+            )
+        if "$skiptoken" not in query:  # a delta link: a new round from where the last one ended
+            state = {"since": state["upto"], "upto": graph.sequence, "offset": 0, "w": state.get("w")}
+    ids, more = graph.delta_page(objects, journal, state["since"], state["upto"], state["offset"], size)
+    body: dict[str, Any] = {"value": [render(object_id) for object_id in ids]}
+    if more:
+        following = {**state, "offset": state["offset"] + size}
+        body["@odata.nextLink"] = delta_link(graph, base, "$skiptoken", collection, following)
+    else:
+        body["@odata.deltaLink"] = delta_link(graph, base, param, collection, state)
+    return JSONResponse(body)
+
+
+def delta_link(graph: GraphTenant, base: str, param: str, collection: str, state: dict[str, Any]) -> str:
+    raw = json.dumps({**state, "c": collection, "g": graph.delta_generation}).encode()
+    return f"{base}?{param}={base64.urlsafe_b64encode(raw).decode().rstrip('=')}"
+
+
+def _read_link(graph: GraphTenant, token: str, collection: str) -> dict[str, Any]:
+    try:
+        state = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if not isinstance(state, dict) or state.get("c") != collection:
+            raise ValueError
+        int(state["g"]), int(state["upto"]), int(state["offset"])
+    except (ValueError, KeyError, TypeError):
+        raise bad_request("The delta or skip token is not valid for this resource.", "badRequest") from None
+    return state
