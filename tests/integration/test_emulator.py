@@ -109,3 +109,41 @@ def test_a_reauthorize_and_a_patch_within_ten_minutes_are_counted(emulator, stac
     assert emulator.calls("ReauthorizeAndPatchWithin10Minutes") == before
     assert emulator.graph("POST", f"/subscriptions/{subscription}/reauthorize").status_code == 204
     assert emulator.calls("ReauthorizeAndPatchWithin10Minutes") == before + 1
+
+
+def test_graph_answers_what_its_sdk_sends_and_every_error_in_json(emulator):
+    """The forms msgraph-sdk writes: `delta()` functions, a user's own drive, item paths given as
+    `root:/{path}:` item ids (percent-encoded), messages posted to the mailbox; errors as JSON."""
+    user = f"sdk-{uuid.uuid4().hex[:6]}@contoso.com"
+    drive = emulator.drive_of(user)
+    uploaded = emulator.graph("PUT", f"/drives/{drive}/items/root:%2Fdocs%2Fa.txt:/content", content=b"a")
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["name"] == "a.txt"
+    mine = emulator.graph("PUT", f"/users/{user}/drive/root:/docs/b.txt:/content", content=b"b")
+    assert mine.status_code == 201, mine.text
+    for path in (
+        f"/drives/{drive}/root/delta()",
+        f"/users/{user}/drive/root/delta",
+        f"/drives/{drive}/items/root/delta()",
+    ):
+        names = {item.get("name") for item in emulator.graph("GET", path).json()["value"]}
+        assert {"a.txt", "b.txt"} <= names, path
+    draft = emulator.graph("POST", f"/users/{user}/messages", json={"subject": "draft"})
+    assert draft.status_code == 201, draft.text
+    inbox = emulator.graph("GET", f"/users/{user}/mailFolders('drafts')/messages/delta()")
+    assert [m["subject"] for m in inbox.json()["value"]] == ["draft"]
+
+    unknown = emulator.graph("GET", "/nothing/here")
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["code"] == "BadRequest"
+    assert set(unknown.json()["error"]) == {"code", "message", "innerError"}
+    wrong_method = emulator.graph("PUT", "/subscriptions")
+    assert wrong_method.status_code == 405 and "error" in wrong_method.json()
+
+
+def test_graph_without_a_token_says_how_to_get_one(emulator):
+    answer = emulator.http.get("/v1.0/subscriptions")
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "InvalidAuthenticationToken"
+    assert answer.headers["WWW-Authenticate"].startswith("Bearer ")
+    assert "00000003-0000-0000-c000-000000000000" in answer.headers["WWW-Authenticate"]

@@ -16,6 +16,10 @@ from starlette.responses import JSONResponse, Response
 from .state import GraphError, GraphTenant, bad_request
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+WWW_AUTHENTICATE = (
+    'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
+    'client_id="00000003-0000-0000-c000-000000000000"'
+)
 
 
 def graph_error_response(error: GraphError, request_id: str) -> JSONResponse:
@@ -73,8 +77,12 @@ def graph_endpoint(operation: str, endpoint: Endpoint) -> Endpoint:
         scheme, _, token = header.partition(" ")
         app_id = tenant.tokens.app_of(token.strip(), time.time()) if scheme.lower() == "bearer" else None
         if app_id is None:
+            # As Graph: the challenge names the authority and Graph's own app id.
+            challenge = {"WWW-Authenticate": WWW_AUTHENTICATE}
             return graph_error_response(
-                GraphError(401, "InvalidAuthenticationToken", "Access token is empty or has expired."),
+                GraphError(
+                    401, "InvalidAuthenticationToken", "Access token is empty or has expired.", challenge
+                ),
                 request_id,
             )
         fault = tenant.faults.take("graph", operation, request.url.path, app_id)

@@ -13,28 +13,33 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from .delivery import notify
 from .delta import delta_page, max_page_size
 from .http import Endpoint, base_of, body_of, graph_endpoint, graph_of, now_of
 from .state import (
     DEFAULT_PAGE_SIZE,
+    Drive,
+    GraphError,
     bad_request,
     not_found,
 )
 from .subscriptions import reauthorize, subscription, subscriptions
 
-VALIDATION_TIMEOUT_SECONDS = 10.0
-REAUTHORIZE_SPACING = timedelta(minutes=10)
-
-
 # --- OneDrive ---------------------------------------------------------------------------------
+
+
+def _drive(request: Request) -> Drive:
+    """The drive a route names: `/drives/{drive}` or a user's own, `/users/{user}/drive`."""
+    graph = graph_of(request)
+    if "drive" in request.path_params:
+        return graph.drive(request.path_params["drive"])
+    return graph.user(request.path_params["user"], now_of(request)).drive
 
 
 async def user_drive(request: Request) -> Response:
@@ -44,7 +49,7 @@ async def user_drive(request: Request) -> Response:
 
 async def upload(request: Request) -> Response:
     graph = graph_of(request)
-    drive = graph.drive(request.path_params["drive"])
+    drive = _drive(request)
     item = graph.put_file(drive, request.path_params["path"], await request.body(), now_of(request))
     notify(request, drive.owner, "drive", "updated", f"drives/{drive.id}/root", None)
     return JSONResponse(item.to_json(drive.id), status_code=201 if item.version == 1 else 200)
@@ -52,7 +57,7 @@ async def upload(request: Request) -> Response:
 
 async def drive_item(request: Request) -> Response:
     graph = graph_of(request)
-    drive = graph.drive(request.path_params["drive"])
+    drive = _drive(request)
     item_id = request.path_params["item"]
     if request.method == "GET":
         return JSONResponse(graph.drive_item(drive, item_id).to_json(drive.id))
@@ -67,7 +72,7 @@ async def drive_item(request: Request) -> Response:
 
 async def drive_delta(request: Request) -> Response:
     graph = graph_of(request)
-    drive = graph.drive(request.path_params["drive"])
+    drive = _drive(request)
     objects = {drive.root.id: drive.root, **drive.items}
     base = f"{base_of(request)}/drives/{drive.id}/root/delta"
     size = int(request.query_params.get("$top", DEFAULT_PAGE_SIZE))
@@ -96,6 +101,28 @@ async def folder_messages(request: Request) -> Response:
     path = f"Users/{user.id}/Messages/{message.id}"
     notify(request, user.id, message.container, "created", path, message)
     return JSONResponse(message.to_json(), status_code=201)
+
+
+async def user_messages(request: Request) -> Response:
+    """`POST /users/{id}/messages`: a new message in the user's Drafts folder, as Graph files it."""
+    graph = graph_of(request)
+    user = graph.user(request.path_params["user"], now_of(request))
+    message = graph.add_outlook_item(user, "message", "drafts", await body_of(request), now_of(request))
+    path = f"Users/{user.id}/Messages/{message.id}"
+    notify(request, user.id, message.container, "created", path, message)
+    return JSONResponse(message.to_json(), status_code=201)
+
+
+async def unknown_segment(request: Request) -> Response:
+    """What Graph answers for a path it has no resource for (JSON, as every Graph error), or for a
+    method a resource does not take."""
+    scope = {**request.scope, "method": request.method}
+    if any(route.matches(scope)[0] is Match.PARTIAL for route in _known):
+        raise GraphError(
+            405, "BadRequest", f"The HTTP method '{request.method}' is not allowed for this resource."
+        )
+    segment = request.path_params["rest"].rstrip("/").rsplit("/", 1)[-1]
+    raise GraphError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
 
 
 async def outlook_item(request: Request) -> Response:
@@ -182,15 +209,32 @@ async def calendar_delta(request: Request) -> Response:
 V = "/v1.0"
 routes: list[tuple[str, Endpoint, list[str], str]] = [
     (V + "/users/{user}/drive", user_drive, ["GET"], "GetDrive"),
-    (V + "/drives/{drive}/root:/{path:path}:/content", upload, ["PUT"], "UploadDriveItem"),
-    (V + "/drives/{drive}/root/delta", drive_delta, ["GET"], "DriveDelta"),
-    (V + "/drives/{drive}/items/{item}", drive_item, ["GET", "PATCH", "DELETE"], "DriveItem"),
+    # A drive by id or a user's own; an item path as `root:/{path}:` (the SDKs write it as an item
+    # id, percent-encoded); delta as a path or as the function `delta()`.
+    *[
+        (V + prefix + suffix, endpoint, methods, name)
+        for prefix in ("/drives/{drive}", "/users/{user}/drive")
+        for suffix, endpoint, methods, name in (
+            ("/root:/{path:path}:/content", upload, ["PUT"], "UploadDriveItem"),
+            ("/items/root:/{path:path}:/content", upload, ["PUT"], "UploadDriveItem"),
+            ("/root/delta", drive_delta, ["GET"], "DriveDelta"),
+            ("/root/delta()", drive_delta, ["GET"], "DriveDelta"),
+            ("/items/root/delta", drive_delta, ["GET"], "DriveDelta"),
+            ("/items/root/delta()", drive_delta, ["GET"], "DriveDelta"),
+            ("/items/{item}", drive_item, ["GET", "PATCH", "DELETE"], "DriveItem"),
+        )
+    ],
     (V + "/users/{user}/mailFolders('{folder}')/messages", folder_messages, ["POST"], "CreateMessage"),
     (V + "/users/{user}/mailFolders/{folder}/messages", folder_messages, ["POST"], "CreateMessage"),
-    (V + "/users/{user}/mailFolders('{folder}')/messages/delta", messages_delta, ["GET"], "MessagesDelta"),
-    (V + "/users/{user}/mailFolders/{folder}/messages/delta", messages_delta, ["GET"], "MessagesDelta"),
+    *[
+        (V + folder + "/messages/" + delta, messages_delta, ["GET"], "MessagesDelta")
+        for folder in ("/users/{user}/mailFolders('{folder}')", "/users/{user}/mailFolders/{folder}")
+        for delta in ("delta", "delta()")
+    ],
+    (V + "/users/{user}/messages", user_messages, ["POST"], "CreateMessage"),
     (V + "/users/{user}/events", events, ["POST"], "CreateEvent"),
     (V + "/users/{user}/calendarView/delta", calendar_delta, ["GET"], "EventsDelta"),
+    (V + "/users/{user}/calendarView/delta()", calendar_delta, ["GET"], "EventsDelta"),
     (V + "/users/{user}/{collection}/{item}", outlook_item, ["GET", "PATCH", "DELETE"], "OutlookItem"),
     (V + "/subscriptions", subscriptions, ["GET", "POST"], "GraphSubscriptions"),
     (V + "/subscriptions/{subscription_id}", subscription, ["GET", "PATCH", "DELETE"], "GraphSubscription"),
@@ -198,6 +242,15 @@ routes: list[tuple[str, Endpoint, list[str], str]] = [
 ]
 
 
-graph_routes = [
+_known = [
     Route(path, graph_endpoint(name, endpoint), methods=methods) for path, endpoint, methods, name in routes
+]
+# Last: anything else under /v1.0 gets Graph's JSON error, never the server's plain-text 404 or 405.
+graph_routes = [
+    *_known,
+    Route(
+        V + "/{rest:path}",
+        graph_endpoint("Unknown", unknown_segment),
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+    ),
 ]
