@@ -79,28 +79,19 @@ def test_a_reauthorize_and_a_patch_within_ten_minutes_are_counted(emulator, stac
     """Graph (2026-03): never both on one subscription within 10 minutes. The emulator serves
     both, as Graph does, and counts the pair for the service's tests to assert against."""
     user = f"ten-minutes-{uuid.uuid4().hex[:6]}@contoso.com"
-    created = emulator.graph(
-        "POST",
-        "/subscriptions",
-        json={
-            "changeType": "updated",
-            "notificationUrl": f"{stack.functions_url}/api/notifications/graph",
-            "resource": f"/users/{user}/drive/root",
-            "expirationDateTime": "2099-01-01T00:00:00Z",
-        },
-    )
-    assert created.status_code == 400  # too far ahead: Graph's per-resource maximum
-    expiry = (datetime.now(UTC) + timedelta(days=2)).isoformat()  # microseconds and an offset
-    created = emulator.graph(
-        "POST",
-        "/subscriptions",
-        json={
+
+    def create(expiry: str) -> httpx.Response:
+        body = {
             "changeType": "updated",
             "notificationUrl": f"{stack.functions_url}/api/notifications/graph",
             "resource": f"/users/{user}/drive/root",
             "expirationDateTime": expiry,
-        },
-    )
+        }
+        return emulator.graph("POST", "/subscriptions", json=body)
+
+    assert create("2099-01-01T00:00:00Z").status_code == 400  # past Graph's per-resource maximum
+    expiry = (datetime.now(UTC) + timedelta(days=2)).isoformat()  # microseconds and an offset
+    created = create(expiry)
     assert created.status_code == 201, created.text
     subscription = created.json()["id"]
     before = emulator.calls("ReauthorizeAndPatchWithin10Minutes")
