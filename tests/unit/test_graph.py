@@ -14,7 +14,7 @@ from functions.core.sources.graph import CHANGE_ENTRIES as GRAPH_CHANGE
 from functions.core.sources.graph import LIFECYCLE_ENTRIES as GRAPH_LIFECYCLE
 from functions.core.sources.graph.client import GraphResource, InvalidGraphResource
 from functions.core.sources.graph.rows import change_row as graph_change_row
-from tests.unit.fakes import SUB_1, MessageList, RecordLookup, record
+from tests.fakes.intake import SUB_1, MessageList, RecordLookup, record
 
 SCOPE = RowScope(SUB_1, "graph", resource="/drives/b!x/root")
 

@@ -19,7 +19,7 @@ from functions.core.models import NotificationMessage
 from functions.core.sources.sharepoint import NOTIFICATION_ENTRIES
 from functions.core.storage import StorageUnavailable
 from functions.core.validation import InvalidValidationToken, checked_validation_token, find_validation_token
-from tests.unit.fakes import SUB_1, SUB_2, MessageList, RecordLookup, record
+from tests.fakes.intake import SUB_1, SUB_2, MessageList, RecordLookup, record
 
 STRANGER = "5f0d8a57-58b6-4d4c-a7c3-0c9a3d1e3e11"
 

@@ -1,7 +1,5 @@
-"""In-memory stand-ins for the core's collaborators, for unit tests of core logic only.
-
-Integration and end-to-end tests use real Azurite and the emulator instead.
-"""
+"""What the intake's unit tests look subscriptions up in and put messages on: a record or two and
+a list of messages (the rest of the fast tier uses storage.py, m365.py and world.py)."""
 
 from __future__ import annotations
 
