@@ -13,12 +13,14 @@ import os
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from . import control
 from .graph.delivery import DeliveryPolicy, GraphDeliverer
 from .graph.routes import graph_routes
 from .receivers.routes import routes as receiver_routes
 from .sharepoint.delivery import Deliverer
+from .sharepoint.paths import SharePointPaths
 from .sharepoint.routes import routes as sharepoint_routes
 from .tenant import Tenant
 
@@ -54,7 +56,9 @@ def create_app(
                         await task
 
     app = Starlette(
-        routes=[*control.routes, *receiver_routes, *graph_routes, *sharepoint_routes], lifespan=lifespan
+        routes=[*control.routes, *receiver_routes, *graph_routes, *sharepoint_routes],
+        middleware=[Middleware(SharePointPaths)],
+        lifespan=lifespan,
     )
     app.state.tenant = tenant
     return app

@@ -12,13 +12,10 @@ Without them the `live` cases are skipped; the emulator cases run in `make test`
 from __future__ import annotations
 
 import os
-import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -33,7 +30,6 @@ from functions.core.sources.sharepoint.client import (
     SharePointClient,
 )
 from local.clients import EmulatorClient
-from local.stack import Ports, Stack, free_port
 
 SITE = "/sites/contract"
 NOMETADATA = "application/json;odata=nometadata"
@@ -76,38 +72,6 @@ class Target:
             timeout=30,
             headers={"Authorization": f"Bearer {self._token}", "Accept": accept},
         )
-
-
-@pytest.fixture(scope="module")
-def echo_url():
-    """A notification URL that echoes SharePoint's validation token, as the service does."""
-
-    class Echo(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            token = parse_qs(urlsplit(self.path).query).get("validationtoken", [""])[0]
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-            self.end_headers()
-            self.wfile.write(token.encode())
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/api/notifications/sharepoint"
-    server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def emulator_url():
-    stack = Stack(ports=Ports(emulator=free_port()))
-    try:
-        stack.start_emulator()
-        yield stack.emulator_url
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(params=["emulator", "live"])

@@ -8,6 +8,7 @@ from . import errors
 from .errors import SharePointError
 from .model import (
     CHANGE_ADD,
+    CHANGE_DELETE,
     CHANGE_MOVE_AWAY,
     CHANGE_MOVE_INTO,
     CHANGE_SYSTEM_UPDATE,
@@ -46,24 +47,77 @@ class LibraryFiles:
 
     def find_file(self, site_path: str, server_relative_url: str) -> tuple[SpList, Item]:
         sp_list = self.library_of(site_path, server_relative_url)
-        for item in sp_list.items.values():
-            if item.file is not None and item.file.server_relative_url.lower() == server_relative_url.lower():
-                return sp_list, item
-        raise errors.file_not_found(server_relative_url)
+        found = _entry(sp_list, server_relative_url)
+        if found is None or found.file is None or found.file.is_folder:
+            raise errors.file_not_found(server_relative_url)
+        return sp_list, found
+
+    def url_of_unique_id(self, site_path: str, unique_id: str) -> str:
+        wanted = unique_id.lower().strip("{}")
+        for sp_list in self.site(site_path).lists.values():
+            for item in sp_list.items.values():
+                if item.unique_id == wanted and item.file is not None:
+                    return item.file.server_relative_url
+        raise errors.file_not_found(unique_id)
+
+    def find_folder(self, site_path: str, server_relative_url: str) -> tuple[SpList, Item | None]:
+        """A folder's list item; None for the library's root folder, which has none."""
+        sp_list = self.library_of(site_path, server_relative_url)
+        if server_relative_url.rstrip("/").lower() == sp_list.root_folder.lower():
+            return sp_list, None
+        found = _entry(sp_list, server_relative_url)
+        if found is None or found.file is None or not found.file.is_folder:
+            raise errors.file_not_found(server_relative_url)
+        return sp_list, found
+
+    def folder_contents(self, site_path: str, server_relative_url: str) -> list[Item]:
+        sp_list, _ = self.find_folder(site_path, server_relative_url)
+        folder = server_relative_url.rstrip("/").lower()
+        return [
+            item
+            for item in sp_list.items.values()
+            if item.file is not None and not item.file.is_folder and item.file.folder.lower() == folder
+        ]
+
+    def add_folder(self, site_path: str, server_relative_url: str) -> Item:
+        """`Folders/Add`: the folder, created in its parent; one that exists is given back."""
+        parent, _, name = server_relative_url.rstrip("/").rpartition("/")
+        sp_list, _ = self.find_folder(site_path, parent)
+        existing = _entry(sp_list, server_relative_url)
+        if existing is not None and existing.file is not None and existing.file.is_folder:
+            return existing
+        self._check_file_name(sp_list, parent, name)
+        now = self.clock.now()
+        folder = Item(
+            id=sp_list.next_item_id,
+            fields={"Title": None},
+            created=now,
+            modified=now,
+            file=StoredFile(name=name, folder=parent, content=b"", is_folder=True),
+        )
+        sp_list.next_item_id += 1
+        sp_list.items[folder.id] = folder
+        self._record_change(site_path, sp_list, CHANGE_ADD, folder)
+        return folder
+
+    def delete_folder(self, site_path: str, server_relative_url: str) -> None:
+        sp_list, folder = self.find_folder(site_path, server_relative_url)
+        if folder is None:
+            raise SharePointError(400, errors.INVALID_OPERATION, "The root folder cannot be deleted.")
+        prefix = server_relative_url.rstrip("/").lower()
+        for item in list(sp_list.items.values()):
+            url = item.file.server_relative_url.lower() if item.file is not None else ""
+            if url == prefix or url.startswith(prefix + "/"):
+                del sp_list.items[item.id]
+                self._record_change(site_path, sp_list, CHANGE_DELETE, item)
 
     def add_file(self, site_path: str, folder: str, name: str, content: bytes, *, overwrite: bool) -> Item:
-        sp_list = self.library_of(site_path, folder)
+        sp_list, _ = self.find_folder(site_path, folder)
         folder = folder.rstrip("/")
-        existing = next(
-            (
-                item
-                for item in sp_list.items.values()
-                if item.file is not None
-                and item.file.server_relative_url.lower() == f"{folder}/{name}".lower()
-            ),
-            None,
-        )
+        existing = _entry(sp_list, f"{folder}/{name}")
         now = self.clock.now()
+        if existing is not None and existing.file is not None and existing.file.is_folder:
+            raise errors.file_exists(existing.file.server_relative_url)
         if existing is not None:
             assert existing.file is not None
             if not overwrite:
@@ -111,7 +165,7 @@ class LibraryFiles:
         source_list, item = self.find_file(site_path, server_relative_url)
         assert item.file is not None
         folder, _, name = new_url.rstrip("/").rpartition("/")
-        target_list = self.library_of(site_path, folder)
+        target_list, _ = self.find_folder(site_path, folder)
         if any(
             other.file is not None and other.file.server_relative_url.lower() == new_url.lower()
             for other in target_list.items.values()
@@ -142,3 +196,15 @@ class LibraryFiles:
             for i in sp_list.items.values()
         ):
             raise errors.file_exists(f"{folder}/{name}")
+
+
+def _entry(sp_list: SpList, server_relative_url: str) -> Item | None:
+    wanted = server_relative_url.rstrip("/").lower()
+    return next(
+        (
+            item
+            for item in sp_list.items.values()
+            if item.file is not None and item.file.server_relative_url.lower() == wanted
+        ),
+        None,
+    )

@@ -38,8 +38,26 @@ class _Pattern(Convertor):
         return value
 
 
+_LIST = r"lists\((?:guid)?'[^'/]+'\)|lists/getbytitle\('[^'/]+'\)"
+
+
+class FolderPathConvertor(_Pattern):
+    """A folder by URL, or a list's root folder, and folders below it by name."""
+
+    regex = (
+        rf"(?:getfolderby(?:serverrelativeurl|id)\('[^']*'\)|(?:{_LIST})/rootfolder)"
+        r"(?:/folders\('[^']*'\))*"
+    )
+
+
+class FilePathConvertor(_Pattern):
+    """A file by URL or by its unique id (the address a client keeps after reading the file)."""
+
+    regex = r"get(?:filebyserverrelativeurl|filebyid)\('[^']*'\)"
+
+
 class ListPathConvertor(_Pattern):
-    regex = r"lists\((?:guid)?'[^'/]+'\)|lists/getbytitle\('[^'/]+'\)"
+    regex = _LIST
 
 
 class SitePathConvertor(_Pattern):
@@ -68,6 +86,8 @@ register_url_convertor("listpath", ListPathConvertor())
 register_url_convertor("methodcall", MethodCallConvertor())
 register_url_convertor("arguments", ArgumentsConvertor())
 register_url_convertor("sitepath", SitePathConvertor())
+register_url_convertor("folderpath", FolderPathConvertor())
+register_url_convertor("filepath", FilePathConvertor())
 register_url_convertor("quotedurl", QuotedUrlConvertor())
 
 
@@ -89,8 +109,29 @@ def quoted(request: Request, name: str) -> str:
     return request.path_params[name][1:-1]
 
 
-def resolve_list(request: Request) -> SpList:
-    ref = request.path_params["list"]
+def folder_url(request: Request) -> str:
+    """The server-relative URL of the `{folder:folderpath}` a request addresses."""
+    address = request.path_params["folder"]
+    base, *names = re.split(r"/folders\('", address)
+    if base.startswith("getfolderbyserverrelativeurl("):
+        url = base[len("getfolderbyserverrelativeurl('") : -2]
+    elif base.startswith("getfolderbyid("):
+        url = state_of(request).url_of_unique_id(site_path(request), base[len("getfolderbyid('") : -2])
+    else:
+        url = resolve_list(request, base.removesuffix("/rootfolder")).root_folder
+    return "/".join([url.rstrip("/"), *(name[:-2] for name in names)])
+
+
+def file_url(request: Request) -> str:
+    """The server-relative URL of the `{file:filepath}` a request addresses."""
+    address = request.path_params["file"]
+    if address.startswith("getfilebyid("):
+        return state_of(request).url_of_unique_id(site_path(request), address[len("getfilebyid('") : -2])
+    return address[len("getfilebyserverrelativeurl('") : -2]
+
+
+def resolve_list(request: Request, ref: str | None = None) -> SpList:
+    ref = ref or request.path_params["list"]
     match = re.fullmatch(r"lists\((?:guid)?'([^']+)'\)", ref)
     if match:
         return state_of(request).find_list(site_path(request), list_id=match.group(1))
@@ -105,11 +146,69 @@ def wants_verbose(request: Request) -> bool:
 
 
 def ok(request: Request, body: Any, status: int = 200) -> JSONResponse:
+    """`odata=nometadata` JSON, or verbose (`{"d": ...}`, collections as `results` with `__next`,
+    each entity with its `__metadata`) when the caller asks for it."""
     if not wants_verbose(request):
-        return JSONResponse(body, status_code=status, media_type=_NOMETADATA)
+        return JSONResponse(_without_metadata(body), status_code=status, media_type=_NOMETADATA)
     if isinstance(body, dict) and isinstance(body.get("value"), list):
-        body = {"results": body["value"]}
+        page: dict[str, Any] = {"results": body["value"]}
+        if "odata.nextLink" in body:
+            page["__next"] = body["odata.nextLink"]
+        body = page
     return JSONResponse({"d": body}, status_code=status, media_type=_VERBOSE)
+
+
+def _without_metadata(body: Any) -> Any:
+    if isinstance(body, dict):
+        return {key: _without_metadata(value) for key, value in body.items() if key != "__metadata"}
+    if isinstance(body, list):
+        return [_without_metadata(value) for value in body]
+    return body
+
+
+def api_url(request: Request, relative: str) -> str:
+    """The absolute URL of `{site}/_api/{relative}`, as SharePoint writes `__metadata.uri`."""
+    root = str(request.base_url).rstrip("/")
+    return f"{root}{site_path(request).rstrip('/')}/_api/{relative}"
+
+
+def entity(body: dict[str, Any], type_name: str, uri: str, etag: int | None = None) -> dict[str, Any]:
+    """An entity with the verbose `__metadata` SharePoint gives it (dropped again in nometadata)."""
+    metadata: dict[str, Any] = {"id": uri, "uri": uri, "type": type_name}
+    if etag is not None:
+        metadata["etag"] = f'"{etag}"'
+    return {"__metadata": metadata, **body}
+
+
+def check_etag(request: Request, item: Any) -> None:
+    """`IF-MATCH: "N"` must name the item's current version; `*` or no header matches any."""
+    wanted = request.headers.get("If-Match", "*").strip()
+    if wanted != "*" and wanted.removeprefix("W/") != f'"{item.version}"':
+        raise SharePointError(
+            412,
+            "-1, Microsoft.SharePoint.Client.ClientServiceException",
+            f"The request ETag value '{wanted}' does not match the object's ETag value '\"{item.version}\"'.",
+        )
+
+
+_ARGUMENT = re.compile(r"\s*(\w+)\s*=\s*('(?:[^']|'')*'|[^,]*)\s*(?:,|$)")
+
+
+def function_arguments(text: str) -> dict[str, str]:
+    """`url='a, b.docx',overwrite=true` -> {"url": "a, b.docx", "overwrite": "true"}, in any order,
+    as SharePoint binds a function's named parameters."""
+    found: dict[str, str] = {}
+    position = 0
+    while position < len(text):
+        match = _ARGUMENT.match(text, position)
+        if match is None or match.end() == position:
+            raise SharePointError(400, errors.ARGUMENT, f"The parameters '{text}' are not valid.")
+        value = match.group(2)
+        if value.startswith("'"):
+            value = value[1:-1].replace("''", "'")
+        found[match.group(1).lower()] = value
+        position = match.end()
+    return found
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -135,10 +234,6 @@ def select(body: dict[str, Any], request: Request) -> dict[str, Any]:
     return {name: body[name] for name in wanted if name in body}
 
 
-def method(request: Request) -> str:
-    return request.headers.get("X-HTTP-Method", request.method).upper()
-
-
 def authorized_app(request: Request) -> str | None:
     """The app the request's bearer token was issued to, or None."""
     header = request.headers.get("Authorization", "")
@@ -156,7 +251,6 @@ _OPERATIONS = {
     ("items", "POST"): "AddItem",
     ("item", "GET"): "GetItem",
     ("item", "PATCH"): "UpdateItem",
-    ("item", "POST"): "UpdateItem",
     ("item", "DELETE"): "DeleteItem",
     ("recycle_item", "POST"): "RecycleItem",
     ("restore_recycled", "POST"): "Restore",
@@ -169,12 +263,16 @@ _OPERATIONS = {
     ("get_lists", "GET"): "GetLists",
     ("add_file", "POST"): "AddFile",
     ("file", "GET"): "GetFile",
-    ("file", "POST"): "DeleteFile",
     ("file", "DELETE"): "DeleteFile",
     ("file_item", "GET"): "GetFileItem",
-    ("file_item", "POST"): "UpdateFileItem",
     ("file_item", "PATCH"): "UpdateFileItem",
     ("file_action", "POST"): "FileAction",
+    ("get_web", "GET"): "GetWeb",
+    ("contextinfo", "POST"): "ContextInfo",
+    ("add_folder", "POST"): "AddFolder",
+    ("folder", "GET"): "GetFolder",
+    ("folder", "DELETE"): "DeleteFolder",
+    ("batch", "POST"): "Batch",
 }
 
 

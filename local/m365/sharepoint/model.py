@@ -41,6 +41,7 @@ class StoredFile:
     content: bytes
     checked_out_by: str | None = None
     major_version: int = 1
+    is_folder: bool = False
 
     @property
     def server_relative_url(self) -> str:
@@ -55,6 +56,7 @@ class Item:
     modified: datetime
     unique_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     file: StoredFile | None = None
+    version: int = 1  # the item's ETag: every write moves it on
 
     def to_json(self) -> dict[str, Any]:
         body = {
@@ -70,9 +72,20 @@ class Item:
                 "FileLeafRef": self.file.name,
                 "FileRef": self.file.server_relative_url,
                 "FileDirRef": self.file.folder,
-                "FSObjType": 0,
+                "FSObjType": 1 if self.file.is_folder else 0,
             }
         return body
+
+    def folder_json(self) -> dict[str, Any]:
+        assert self.file is not None
+        return {
+            "Exists": True,
+            "Name": self.file.name,
+            "ServerRelativeUrl": self.file.server_relative_url,
+            "UniqueId": self.unique_id,
+            "TimeCreated": sharepoint_time(self.created),
+            "TimeLastModified": sharepoint_time(self.modified),
+        }
 
     def file_json(self) -> dict[str, Any]:
         assert self.file is not None
@@ -138,6 +151,14 @@ class SpList:
     @property
     def is_library(self) -> bool:
         return self.base_template == DOCUMENT_LIBRARY
+
+    @property
+    def item_entity_type(self) -> str:
+        """`ListItemEntityTypeFullName`: `SP.Data.TasksListItem`, `SP.Data.Shared_x0020_DocumentsItem`
+        (the title, first letter upper case, other characters than letters and digits escaped)."""
+        name = "".join(c if c.isalnum() else f"_x{ord(c):04x}_" for c in self.title)
+        name = name[:1].upper() + name[1:]
+        return f"SP.Data.{name}{'Item' if self.is_library else 'ListItem'}"
 
 
 @dataclass

@@ -16,15 +16,29 @@ from typing import Any
 import httpx
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from . import errors
+from .batch import batch
 from .errors import SharePointError
+from .file_routes import (
+    add_file,
+    add_folder,
+    file,
+    file_action,
+    file_content,
+    file_item,
+    folder,
+    folder_files,
+)
 from .http import (
     Endpoint,
+    api_url,
     app_id,
+    check_etag,
+    entity,
+    function_arguments,
     json_body,
-    method,
     ok,
     quoted,
     resolve_list,
@@ -32,38 +46,117 @@ from .http import (
     sharepoint_endpoint,
     site_path,
     state_of,
+    wants_verbose,
 )
-from .model import Change, SpList
+from .model import Change, Item, SpList, Subscription
+from .state import parse_sharepoint_time
 
 VALIDATION_TIMEOUT_SECONDS = 5.0
+FORM_DIGEST_SECONDS = 1800
+
+
+# --- the web, the site, the form digest ----------------------------------------------------------
+
+
+async def get_web(request: Request) -> Response:
+    site = state_of(request).site(site_path(request))
+    url = api_url(request, "Web")
+    body = {
+        "Id": site.web_id,
+        "Title": site.path.rstrip("/").rpartition("/")[2] or "Communication site",
+        "ServerRelativeUrl": site.path,
+        "Url": url.removesuffix("/_api/Web"),
+        "WebTemplate": "STS",
+        "Language": 1033,
+    }
+    return ok(request, select(entity(body, "SP.Web", url), request))
+
+
+async def get_site(request: Request) -> Response:
+    site = state_of(request).site(site_path(request))
+    url = api_url(request, "Site")
+    body = {"Id": site.id, "ServerRelativeUrl": site.path, "Url": url.removesuffix("/_api/Site")}
+    return ok(request, select(entity(body, "SP.Site", url), request))
+
+
+async def context_info(request: Request) -> Response:
+    """`POST _api/contextinfo`: the form digest a client sends back in `X-RequestDigest`. With a
+    bearer token SharePoint Online does not check the digest, so neither does the emulator."""
+    now = state_of(request).clock.now()
+    digest = f"0x{uuid.uuid4().hex.upper()}{uuid.uuid4().hex.upper()},{now:%d %b %Y %H:%M:%S} -0000"
+    web_url = api_url(request, "").removesuffix("/_api/")
+    body = {
+        "FormDigestTimeoutSeconds": FORM_DIGEST_SECONDS,
+        "FormDigestValue": digest,
+        "LibraryVersion": "16.0.26811.12009",
+        "SiteFullUrl": web_url,
+        "SupportedSchemaVersions": ["14.0.0.0", "15.0.0.0"],
+        "WebFullUrl": web_url,
+    }
+    if wants_verbose(request):
+        body = {"GetContextWebInformation": {"__metadata": {"type": "SP.ContextWebInformation"}, **body}}
+    return ok(request, body)
+
+
+async def unknown_resource(request: Request) -> Response:
+    """What no route serves: a known address with another verb is 405, anything else 404."""
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] == Match.PARTIAL:
+            raise SharePointError(
+                405, errors.INVALID_OPERATION, f"The HTTP method '{request.method}' cannot be used here."
+            )
+    segment = request.path_params["rest"].rpartition("/")[2]
+    raise SharePointError(404, errors.NOT_FOUND, f"Cannot find resource for the request {segment}.")
 
 
 # --- lists -------------------------------------------------------------------------------------
 
 
+def list_entity(request: Request, sp_list: SpList) -> dict[str, Any]:
+    tenant = state_of(request)
+    body = tenant.list_json(tenant.site(site_path(request)), sp_list)
+    return entity(body, "SP.List", api_url(request, f"Web/Lists(guid'{sp_list.id}')"))
+
+
+def item_entity(request: Request, sp_list: SpList, item: Item) -> dict[str, Any]:
+    uri = api_url(request, f"Web/Lists(guid'{sp_list.id}')/Items({item.id})")
+    return entity(item.to_json(), sp_list.item_entity_type, uri, etag=item.version)
+
+
 async def create_list(request: Request) -> Response:
     body = await json_body(request)
-    tenant = state_of(request)
-    sp_list = tenant.create_list(
+    sp_list = state_of(request).create_list(
         site_path(request), body.get("Title", ""), int(body.get("BaseTemplate", 100))
     )
-    return ok(request, tenant.list_json(tenant.site(site_path(request)), sp_list), 201)
+    return ok(request, list_entity(request, sp_list), 201)
 
 
 async def get_lists(request: Request) -> Response:
-    tenant = state_of(request)
-    site = tenant.site(site_path(request))
-    query = request.query_params.get("$filter", "").strip()
-    if query and query.lower() != "hidden eq false":
+    """`GET lists` with `$filter=Hidden eq false`, `$top` and `$skip` (which SharePoint honours on
+    lists, though not on items)."""
+    site = state_of(request).site(site_path(request))
+    query = request.query_params
+    if query.get("$filter", "").strip() and query["$filter"].strip().lower() != "hidden eq false":
         raise SharePointError(400, errors.INVALID_CLIENT_QUERY, "The expression is not valid.")
-    lists = [{**tenant.list_json(site, sp_list), "Hidden": False} for sp_list in site.lists.values()]
-    return ok(request, {"value": [select(body, request) for body in lists]})
+    lists = [select(list_entity(request, sp_list), request) for sp_list in site.lists.values()]
+    skip, top = _count(query, "$skip", 0), _count(query, "$top", 100)
+    page: dict[str, Any] = {"value": lists[skip : skip + top]}
+    if skip + top < len(lists):
+        page["odata.nextLink"] = str(request.url.include_query_params(**{"$skip": skip + top, "$top": top}))
+    return ok(request, page)
+
+
+def _count(query: Any, name: str, default: int) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or (name == "$top" and int(raw) == 0):
+        raise errors.argument_out_of_range(name)
+    return int(raw)
 
 
 async def get_list(request: Request) -> Response:
-    tenant = state_of(request)
-    sp_list = resolve_list(request)
-    return ok(request, select(tenant.list_json(tenant.site(site_path(request)), sp_list), request))
+    return ok(request, select(list_entity(request, resolve_list(request)), request))
 
 
 # --- items -------------------------------------------------------------------------------------
@@ -74,8 +167,23 @@ async def items(request: Request) -> Response:
     sp_list = resolve_list(request)
     if request.method == "GET":
         return ok(request, _item_page(request, sp_list))
-    item = tenant.add_item(site_path(request), sp_list, await json_body(request))
-    return ok(request, item.to_json(), 201)
+    fields = await json_body(request)
+    _check_entity_type(fields, sp_list)
+    item = tenant.add_item(site_path(request), sp_list, fields)
+    return ok(request, item_entity(request, sp_list, item), 201)
+
+
+def _check_entity_type(fields: dict[str, Any], sp_list: SpList) -> None:
+    """Verbose bodies name their type; SharePoint refuses one that is not the list's."""
+    metadata = fields.get("__metadata")
+    named = metadata.get("type") if isinstance(metadata, dict) else None
+    if named is not None and named != sp_list.item_entity_type:
+        raise SharePointError(
+            400,
+            errors.INVALID_CLIENT_QUERY,
+            f"A type named '{named}' could not be resolved by the model. When a model is available, "
+            "each type name must resolve to a valid type.",
+        )
 
 
 _MODIFIED_FILTER = re.compile(r"^Modified\s+(ge|gt)\s+datetime'([^']+)'$", re.IGNORECASE)
@@ -84,16 +192,15 @@ _SKIPTOKEN = re.compile(r"^Paged=TRUE&p_ID=(\d+)$")
 
 def _item_page(request: Request, sp_list: SpList) -> dict[str, Any]:
     """`GET items` with the OData a resync needs: `$filter=Modified ge datetime'…'`, `$top`,
-    `$orderby=ID` and `__next` paging with `$skiptoken=Paged=TRUE&p_ID=…`."""
-    from .state import _parse_time
-
+    `$orderby=ID` and paging with `$skiptoken=Paged=TRUE&p_ID=…`. SharePoint ignores `$skip` on
+    items, and so does the emulator: a client that pages with it sees page one again."""
     found = sorted(sp_list.items.values(), key=lambda i: i.id)
     query = request.query_params
     if "$filter" in query:
         match = _MODIFIED_FILTER.match(query["$filter"].strip())
         if match is None:
             raise SharePointError(400, errors.INVALID_CLIENT_QUERY, "The expression is not valid.")
-        since = _parse_time(match.group(2))
+        since = parse_sharepoint_time(match.group(2))
         found = [
             i
             for i in found
@@ -104,10 +211,12 @@ def _item_page(request: Request, sp_list: SpList) -> dict[str, Any]:
         if skip is None:
             raise SharePointError(400, errors.ARGUMENT, "The skiptoken is not valid.")
         found = [i for i in found if i.id > int(skip.group(1))]
-    top = int(query.get("$top", "100"))
-    if not 0 < top <= 5000:
+    top = _count(query, "$top", 100)
+    if top > 5000:
         raise errors.argument_out_of_range("$top")
-    page: dict[str, Any] = {"value": [item.to_json() for item in found[:top]]}
+    page: dict[str, Any] = {
+        "value": [select(item_entity(request, sp_list, item), request) for item in found[:top]]
+    }
     if len(found) > top:
         next_query = {k: v for k, v in query.items() if k != "$skiptoken"} | {
             "$skiptoken": f"Paged=TRUE&p_ID={found[top - 1].id}"
@@ -120,16 +229,17 @@ async def item(request: Request) -> Response:
     tenant = state_of(request)
     sp_list = resolve_list(request)
     item_id = int(request.path_params["item_id"])
-    verb = method(request)
-    if verb == "GET":
-        return ok(request, tenant.get_item(sp_list, item_id).to_json())
-    if verb in ("PATCH", "MERGE"):
-        tenant.update_item(site_path(request), sp_list, item_id, await json_body(request))
+    if request.method == "GET":
+        return ok(request, select(item_entity(request, sp_list, tenant.get_item(sp_list, item_id)), request))
+    if request.method == "PATCH":
+        fields = await json_body(request)
+        _check_entity_type(fields, sp_list)
+        check_etag(request, tenant.get_item(sp_list, item_id))
+        tenant.update_item(site_path(request), sp_list, item_id, fields)
         return Response(status_code=204)
-    if verb == "DELETE":
-        tenant.delete_item(site_path(request), sp_list, item_id)
-        return Response(status_code=200)
-    raise SharePointError(405, errors.INVALID_OPERATION, f"The HTTP method '{verb}' cannot be used here.")
+    check_etag(request, tenant.get_item(sp_list, item_id))
+    tenant.delete_item(site_path(request), sp_list, item_id)
+    return Response(status_code=200)
 
 
 async def recycle_item(request: Request) -> Response:
@@ -141,81 +251,7 @@ async def recycle_item(request: Request) -> Response:
 
 
 async def restore_recycled(request: Request) -> Response:
-    state_of(request).restore(request.path_params["recycle_id"])
-    return Response(status_code=200)
-
-
-# --- files in document libraries ---------------------------------------------------------------
-
-_ADD_ARGUMENTS = re.compile(r"^url='([^']+)'(?:,overwrite=(true|false))?$", re.IGNORECASE)
-_MOVE_ARGUMENTS = re.compile(r"^newurl='([^']+)'(?:,flags=(\d+))?$", re.IGNORECASE)
-
-
-async def add_file(request: Request) -> Response:
-    """`GetFolderByServerRelativeUrl('{folder}')/Files/add(url='{name}',overwrite=true)`."""
-    match = _ADD_ARGUMENTS.match(request.path_params["arguments"])
-    if match is None:
-        raise SharePointError(400, errors.ARGUMENT, "The parameters of Files/add are not valid.")
-    item = state_of(request).add_file(
-        site_path(request),
-        quoted(request, "folder"),
-        match.group(1),
-        await request.body(),
-        overwrite=(match.group(2) or "false").lower() == "true",
-    )
-    return ok(request, item.file_json())
-
-
-async def file(request: Request) -> Response:
-    tenant = state_of(request)
-    url = quoted(request, "url")
-    verb = method(request)
-    sp_list, found = tenant.find_file(site_path(request), url)
-    if verb == "GET":
-        return ok(request, found.file_json())
-    if verb == "DELETE":
-        tenant.delete_item(site_path(request), sp_list, found.id)
-        return Response(status_code=200)
-    raise SharePointError(405, errors.INVALID_OPERATION, f"The HTTP method '{verb}' cannot be used here.")
-
-
-async def file_item(request: Request) -> Response:
-    """`GetFileByServerRelativeUrl('{url}')/ListItemAllFields`: the file's list item (rename by
-    updating `FileLeafRef`)."""
-    tenant = state_of(request)
-    sp_list, found = tenant.find_file(site_path(request), quoted(request, "url"))
-    verb = method(request)
-    if verb == "GET":
-        return ok(request, found.to_json())
-    if verb in ("PATCH", "MERGE"):
-        tenant.update_item(site_path(request), sp_list, found.id, await json_body(request))
-        return Response(status_code=204)
-    raise SharePointError(405, errors.INVALID_OPERATION, f"The HTTP method '{verb}' cannot be used here.")
-
-
-async def file_action(request: Request) -> Response:
-    """CheckOut(), CheckIn(comment='…',checkintype=N), moveto(newurl='…',flags=N), recycle()."""
-    tenant = state_of(request)
-    path = site_path(request)
-    url = quoted(request, "url")
-    action = request.path_params["action"]
-    name, _, arguments = action.partition("(")
-    arguments = arguments.removesuffix(")")
-    match name.lower():
-        case "checkout":
-            tenant.check_out(path, url, app_id(request))
-        case "checkin":
-            tenant.check_in(path, url)
-        case "moveto":
-            move = _MOVE_ARGUMENTS.match(arguments)
-            if move is None:
-                raise SharePointError(400, errors.ARGUMENT, "The parameters of moveto are not valid.")
-            tenant.move_file(path, url, move.group(1), overwrite=int(move.group(2) or 0) & 1 == 1)
-        case "recycle":
-            sp_list, found = tenant.find_file(path, url)
-            return ok(request, {"value": tenant.recycle_item(path, sp_list, found.id)})
-        case _:
-            raise SharePointError(400, errors.INVALID_OPERATION, f"Unknown method '{name}'.")
+    state_of(request).restore(quoted(request, "recycle_id"))
     return Response(status_code=200)
 
 
@@ -229,7 +265,15 @@ async def get_changes(request: Request) -> Response:
     if not isinstance(query, dict):
         raise SharePointError(400, errors.ARGUMENT, "The query must be an SP.ChangeQuery object.")
     changes = tenant.get_changes(resolve_list(request), query)
-    return ok(request, {"value": [_change_json(change, site.id, site.web_id) for change in changes]})
+    uri = api_url(request, "Web/Lists/GetChanges")
+    return ok(
+        request,
+        {
+            "value": [
+                entity(_change_json(change, site.id, site.web_id), "SP.ChangeItem", uri) for change in changes
+            ]
+        },
+    )
 
 
 def _change_json(change: Change, site_id: str, web_id: str) -> dict[str, Any]:
@@ -251,32 +295,56 @@ def _change_json(change: Change, site_id: str, web_id: str) -> dict[str, Any]:
 # --- subscriptions -----------------------------------------------------------------------------
 
 
+def _subscription_entity(request: Request, sp_list: SpList, subscription: Subscription) -> dict[str, Any]:
+    uri = api_url(request, f"Web/Lists(guid'{sp_list.id}')/Subscriptions('{subscription.id}')")
+    return entity(subscription.to_json(), "Microsoft.SharePoint.Webhooks.Subscription", uri)
+
+
 async def subscriptions(request: Request) -> Response:
+    """`GET`/`POST subscriptions`, and `POST subscriptions/Add` with the body in `parameters`."""
     tenant = state_of(request)
     sp_list = resolve_list(request)
     if request.method == "GET":
         tenant.expire_subscriptions(sp_list)
         own = [s for s in sp_list.subscriptions.values() if s.app_id == app_id(request)]
-        return ok(request, {"value": [s.to_json() for s in own]})
-    notification_url, expiration, client_state = tenant.check_subscription_request(await json_body(request))
+        return ok(request, {"value": [_subscription_entity(request, sp_list, s) for s in own]})
+    body = await json_body(request)
+    if request.url.path.endswith("/add"):
+        parameters = body.get("parameters")
+        if not isinstance(parameters, dict):
+            raise SharePointError(400, errors.ARGUMENT, "The parameter parameters is required.")
+        body = parameters
+    notification_url, expiration, client_state = tenant.check_subscription_request(body)
     await _validate_notification_url(request, notification_url)
     subscription = tenant.add_subscription(
         sp_list, notification_url, expiration, client_state, app_id(request)
     )
-    return ok(request, subscription.to_json(), 201)
+    return ok(request, _subscription_entity(request, sp_list, subscription), 201)
 
 
 async def subscription(request: Request) -> Response:
     tenant = state_of(request)
     sp_list = resolve_list(request)
-    subscription_id = request.path_params["subscription_id"]
+    subscription_id = quoted(request, "subscription_id")
     if request.method == "GET":
-        return ok(request, tenant.get_subscription(sp_list, subscription_id, app_id(request)).to_json())
+        found = tenant.get_subscription(sp_list, subscription_id, app_id(request))
+        return ok(request, _subscription_entity(request, sp_list, found))
     if request.method == "PATCH":
         tenant.renew_subscription(sp_list, subscription_id, await json_body(request), app_id(request))
         return Response(status_code=204)
     tenant.delete_subscription(sp_list, subscription_id, app_id(request))
     return Response(status_code=204)
+
+
+async def remove_subscription(request: Request) -> Response:
+    """`subscriptions/Remove('{id}')`: the function form of a delete."""
+    arguments = request.path_params["arguments"]
+    if arguments.startswith("'"):
+        subscription_id = arguments[1:-1]
+    else:
+        subscription_id = function_arguments(arguments).get("subscriptionid", "")
+    state_of(request).delete_subscription(resolve_list(request), subscription_id, app_id(request))
+    return Response(status_code=200)
 
 
 async def _validate_notification_url(request: Request, notification_url: str) -> None:
@@ -297,38 +365,64 @@ async def _validate_notification_url(request: Request, notification_url: str) ->
         raise errors.validation_failed(notification_url)
 
 
-# (path below `{site}/_api/web`, endpoint, methods, operation name)
+# (path below `{site}/_api/web`, lower case as `paths.canonical_path` writes it, endpoint,
+# methods, operation name)
 _WEB_ROUTES: list[tuple[str, Endpoint, list[str], str]] = [
+    ("", get_web, ["GET"], "get_web"),
     ("/lists", create_list, ["POST"], "create_list"),
     ("/lists", get_lists, ["GET"], "get_lists"),
-    ("/{list:listpath}/GetChanges", get_changes, ["POST"], "get_changes"),
+    ("/{list:listpath}/getchanges", get_changes, ["POST"], "get_changes"),
     ("/{list:listpath}/items", items, ["GET", "POST"], "items"),
-    ("/{list:listpath}/items({item_id:int})", item, ["GET", "PATCH", "POST", "DELETE"], "item"),
+    ("/{list:listpath}/items({item_id:int})", item, ["GET", "PATCH", "DELETE"], "item"),
     ("/{list:listpath}/items({item_id:int})/recycle()", recycle_item, ["POST"], "recycle_item"),
     ("/{list:listpath}/subscriptions", subscriptions, ["GET", "POST"], "subscriptions"),
+    ("/{list:listpath}/subscriptions/add", subscriptions, ["POST"], "subscriptions"),
     (
-        "/{list:listpath}/subscriptions('{subscription_id}')",
+        "/{list:listpath}/subscriptions({subscription_id:quotedurl})",
         subscription,
         ["GET", "PATCH", "DELETE"],
         "subscription",
     ),
-    ("/{list:listpath}", get_list, ["GET"], "get_list"),
-    ("/RecycleBin('{recycle_id}')/restore()", restore_recycled, ["POST"], "restore_recycled"),
     (
-        "/GetFolderByServerRelativeUrl({folder:quotedurl})/Files/add({arguments:arguments})",
+        "/{list:listpath}/subscriptions/remove({arguments:arguments})",
+        remove_subscription,
+        ["POST"],
+        "subscription",
+    ),
+    ("/{list:listpath}", get_list, ["GET"], "get_list"),
+    ("/{list:listpath}/items({item_id:int})/parentlist", get_list, ["GET"], "get_list"),
+    ("/recyclebin({recycle_id:quotedurl})/restore()", restore_recycled, ["POST"], "restore_recycled"),
+    ("/folders", add_folder, ["POST"], "add_folder"),
+    ("/folders/add({url:quotedurl})", add_folder, ["POST"], "add_folder"),
+    ("/{folder:folderpath}", folder, ["GET", "DELETE"], "folder"),
+    (
+        "/{folder:folderpath}/files/add({arguments:arguments})",
         add_file,
         ["POST"],
         "add_file",
     ),
-    ("/GetFileByServerRelativeUrl({url:quotedurl})", file, ["GET", "POST", "DELETE"], "file"),
     (
-        "/GetFileByServerRelativeUrl({url:quotedurl})/ListItemAllFields",
+        "/{folder:folderpath}/files",
+        folder_files,
+        ["GET"],
+        "folder_files",
+    ),
+    (
+        "/{folder:folderpath}/folders/add({url:quotedurl})",
+        add_folder,
+        ["POST"],
+        "add_folder",
+    ),
+    ("/{file:filepath}", file, ["GET", "DELETE"], "file"),
+    ("/{file:filepath}/$value", file_content, ["GET"], "file_content"),
+    (
+        "/{file:filepath}/listitemallfields",
         file_item,
-        ["GET", "POST", "PATCH"],
+        ["GET", "PATCH"],
         "file_item",
     ),
     (
-        "/GetFileByServerRelativeUrl({url:quotedurl})/{action:methodcall}",
+        "/{file:filepath}/{action:methodcall}",
         file_action,
         ["POST"],
         "file_action",
@@ -337,7 +431,22 @@ _WEB_ROUTES: list[tuple[str, Endpoint, list[str], str]] = [
 
 # Every route once for the root site and once for sites and subsites below it.
 routes = [
-    Route(f"{prefix}/_api/web{path}", sharepoint_endpoint(name, endpoint), methods=methods, name=name)
+    route
     for prefix in ("", "/{site:sitepath}")
-    for path, endpoint, methods, name in _WEB_ROUTES
+    for route in [
+        *(
+            Route(f"{prefix}/_api/web{path}", sharepoint_endpoint(name, endpoint), methods=methods, name=name)
+            for path, endpoint, methods, name in _WEB_ROUTES
+        ),
+        Route(
+            f"{prefix}/_api/contextinfo", sharepoint_endpoint("contextinfo", context_info), methods=["POST"]
+        ),
+        Route(f"{prefix}/_api/site", sharepoint_endpoint("get_site", get_site), methods=["GET"]),
+        Route(f"{prefix}/_api/$batch", sharepoint_endpoint("batch", batch), methods=["POST"]),
+        Route(
+            f"{prefix}/_api/{{rest:path}}",
+            sharepoint_endpoint("unknown", unknown_resource),
+            methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+        ),
+    ]
 ]

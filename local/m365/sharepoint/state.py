@@ -53,13 +53,13 @@ QUERY_CHANGE_TYPES = {
 }
 CHANGE_QUERY_PROPERTIES = frozenset(
     {
-        "Add", "Alert", "ChangeTokenEnd", "ChangeTokenStart", "ContentType", "DeleteObject",
-        "FetchLimit", "Field", "File", "Folder", "Group", "GroupMembershipAdd",
-        "GroupMembershipDelete", "Item", "LatestFirst", "List", "Move", "Navigation",
-        "RecursiveAll", "Rename", "RequireSecurityTrim", "Restore", "RoleAssignmentAdd",
-        "RoleAssignmentDelete", "RoleDefinitionAdd", "RoleDefinitionDelete",
-        "RoleDefinitionUpdate", "SecurityPolicy", "Site", "SystemUpdate", "Update", "User",
-        "View", "Web",
+        "Activity", "Add", "Alert", "AppConsentPrincipal", "ChangeTokenEnd", "ChangeTokenStart",
+        "ContentType", "DeleteObject", "FetchLimit", "Field", "File", "Folder", "Group",
+        "GroupMembershipAdd", "GroupMembershipDelete", "IgnoreStartTokenNotFoundError", "Item",
+        "LatestFirst", "List", "Move", "Navigation", "RecursiveAll", "Rename", "RequireSecurityTrim",
+        "Restore", "RoleAssignmentAdd", "RoleAssignmentDelete", "RoleDefinitionAdd",
+        "RoleDefinitionDelete", "RoleDefinitionUpdate", "SecurityPolicy", "Site", "SystemUpdate",
+        "Update", "User", "View", "Web",
     }
 )  # fmt: skip
 
@@ -141,6 +141,8 @@ class SharePointState(LibraryFiles):
             "ParentWebUrl": site.path,
             "RootFolder": {"ServerRelativeUrl": sp_list.root_folder},
             "CurrentChangeToken": {"StringValue": self.current_change_token(sp_list)},
+            "ListItemEntityTypeFullName": sp_list.item_entity_type,
+            "Hidden": False,
         }
 
     def current_change_token(self, sp_list: SpList) -> str:
@@ -209,6 +211,8 @@ class SharePointState(LibraryFiles):
 
     def _record_change(self, site_path: str, sp_list: SpList, change_type: int, item: Item) -> None:
         self.change_number += 1
+        if change_type != CHANGE_ADD:
+            item.version += 1
         sp_list.changes.append(
             Change(
                 self.change_number,
@@ -234,17 +238,29 @@ class SharePointState(LibraryFiles):
         if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= MAX_FETCH_LIMIT:
             raise errors.argument_out_of_range("FetchLimit")
         start = (query.get("ChangeTokenStart") or {}).get("StringValue")
-        after = self._change_number_after(sp_list, start) if start else 0
+        after = (
+            self._change_number_after(sp_list, start, bool(query.get("IgnoreStartTokenNotFoundError")))
+            if start
+            else 0
+        )
+        end = (query.get("ChangeTokenEnd") or {}).get("StringValue")
+        until = self._change_number_after(sp_list, end, True) if end else self.change_number
         if not query.get("Item"):
             return []
         wanted = set().union(*(types for flag, types in QUERY_CHANGE_TYPES.items() if query.get(flag)))
         oldest = self.clock.now() - CHANGE_LOG_RETENTION
         selected = [
-            c for c in sp_list.changes if c.number > after and c.change_type in wanted and c.time >= oldest
+            c
+            for c in sp_list.changes
+            if after < c.number <= until and c.change_type in wanted and c.time >= oldest
         ]
+        if query.get("LatestFirst"):
+            selected.reverse()
         return selected[:limit]
 
-    def _change_number_after(self, sp_list: SpList, token: Any) -> int:
+    def _change_number_after(self, sp_list: SpList, token: Any, accept_expired: bool = False) -> int:
+        """The change number a token stands for; a token older than the log is refused unless
+        the query sets `IgnoreStartTokenNotFoundError` (then the log is read from its start)."""
         parts = token.split(";") if isinstance(token, str) else []
         try:
             version, scope, scope_id, token_ticks, number = (
@@ -254,11 +270,11 @@ class SharePointState(LibraryFiles):
             raise errors.malformed_change_token() from None
         if len(parts) != 5 or version != 1 or scope_id.lower().strip("{}") != sp_list.id or scope != 3:
             raise errors.change_token_of_another_object()
-        if (
-            token_ticks < ticks(self.clock.now() - CHANGE_LOG_RETENTION)
-            and not self.quirks.accept_expired_change_tokens
-        ):
-            raise errors.change_token_too_old()
+        if token_ticks < ticks(self.clock.now() - CHANGE_LOG_RETENTION):
+            if accept_expired:
+                return 0
+            if not self.quirks.accept_expired_change_tokens:
+                raise errors.change_token_too_old()
         return number
 
     # --- subscriptions -------------------------------------------------------------------------
@@ -271,7 +287,7 @@ class SharePointState(LibraryFiles):
         if body.get("expirationDateTime") is None:
             expiration = now + MAX_SUBSCRIPTION_LIFETIME
         else:
-            expiration = _parse_time(body.get("expirationDateTime"))
+            expiration = parse_sharepoint_time(body.get("expirationDateTime"))
         if expiration <= now:
             raise SharePointError(
                 400, errors.ARGUMENT_OUT_OF_RANGE, "The expirationDateTime must be in the future."
@@ -316,7 +332,7 @@ class SharePointState(LibraryFiles):
     ) -> None:
         subscription = self.get_subscription(sp_list, subscription_id, app_id)
         if "expirationDateTime" in body:
-            expiration = _parse_time(body["expirationDateTime"])
+            expiration = parse_sharepoint_time(body["expirationDateTime"])
             now = self.clock.now()
             if not now < expiration <= now + MAX_SUBSCRIPTION_LIFETIME:
                 raise SharePointError(
@@ -350,7 +366,7 @@ def _writable(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if k not in ("Id", "ID", "__metadata", "odata.type")}
 
 
-def _parse_time(value: Any) -> datetime:
+def parse_sharepoint_time(value: Any) -> datetime:
     """SharePoint reads an ISO 8601 time in any zone (a naive one as UTC)."""
     if not isinstance(value, str):
         raise SharePointError(400, errors.ARGUMENT, "The expirationDateTime is required.")
