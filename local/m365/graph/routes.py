@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 
+from .batch import batch
 from .delivery import notify
 from .delta import delta_page, max_page_size
 from .http import Endpoint, base_of, body_of, graph_endpoint, graph_of, now_of
@@ -27,7 +28,6 @@ from .state import (
     Drive,
     GraphError,
     bad_request,
-    not_found,
 )
 from .subscriptions import reauthorize, subscription, subscriptions
 
@@ -130,7 +130,7 @@ async def outlook_item(request: Request) -> Response:
     user = graph.user(request.path_params["user"], now_of(request))
     collection = request.path_params["collection"].lower()
     if collection not in ("messages", "events"):
-        raise not_found()
+        return await unknown_segment(request)
     kind = "message" if collection == "messages" else "event"
     item_id = request.path_params["item"]
     if request.method == "GET":
@@ -239,6 +239,7 @@ routes: list[tuple[str, Endpoint, list[str], str]] = [
     (V + "/subscriptions", subscriptions, ["GET", "POST"], "GraphSubscriptions"),
     (V + "/subscriptions/{subscription_id}", subscription, ["GET", "PATCH", "DELETE"], "GraphSubscription"),
     (V + "/subscriptions/{subscription_id}/reauthorize", reauthorize, ["POST"], "Reauthorize"),
+    (V + "/$batch", batch, ["POST"], "Batch"),
 ]
 
 

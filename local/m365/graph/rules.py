@@ -12,6 +12,7 @@ from ..clock import parse_time
 from .state import MAX_LIFETIME_MINUTES, MIN_LIFETIME, GraphTenant, User, bad_request
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+EVERY_MAIL_FOLDER = "*"  # `users/{id}/messages` watches the whole mailbox
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ _USER_DRIVE_ROOT = re.compile(r"^/?users/([^/]+)/drive/root$", re.IGNORECASE)
 _FOLDER_MESSAGES = re.compile(
     r"^/?users/([^/]+)/mailFolders(?:\('([^']+)'\)|/([^/]+))/messages$", re.IGNORECASE
 )
+_USER_MESSAGES = re.compile(r"^/?users/([^/]+)/messages$", re.IGNORECASE)
 _EVENTS = re.compile(r"^/?users/([^/]+)/events$", re.IGNORECASE)
 
 
@@ -38,6 +40,8 @@ def watched(graph: GraphTenant, resource: str, now: datetime) -> WatchedResource
     if match := _FOLDER_MESSAGES.match(resource):
         folder = (match.group(2) or match.group(3)).lower()
         return WatchedResource("message", graph.user(match.group(1), now), folder)
+    if match := _USER_MESSAGES.match(resource):
+        return WatchedResource("message", graph.user(match.group(1), now), EVERY_MAIL_FOLDER)
     if match := _EVENTS.match(resource):
         return WatchedResource("event", graph.user(match.group(1), now), "calendar")
     raise bad_request(f"Resource '{resource}' is not supported for change notifications.", "ExtensionError")

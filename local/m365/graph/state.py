@@ -353,7 +353,7 @@ class GraphTenant:
 
     def subscriptions_on(self, user_id: str, container: str, change_type: str) -> Iterable[GraphSubscription]:
         for subscription in self.subscriptions.values():
-            watches = subscription.user_id == user_id and subscription.container == container
+            watches = subscription.user_id == user_id and subscription.container in (container, "*")
             if watches and (subscription.kind == "driveItem" or change_type in subscription.change_types):
                 yield subscription
 
