@@ -173,7 +173,10 @@ class Stack:
 
     ports: Ports = field(default_factory=Ports.free)
     delivery_interval: float = 0.5
-    retry_interval: float = 2.0
+    retry_interval: float = 2.0  # SharePoint's retry delay, and Graph's first one (then doubling)
+    # How late Graph sends to an endpoint it has marked slow (2026: 10 minutes). Tests on a busy
+    # machine shorten it; the thresholds themselves stay Graph's (tests/unit/test_graph_delivery.py).
+    graph_slow_delay: float = 600.0
     extra_settings: dict[str, str] = field(default_factory=dict)
     start_functions_host: bool = True
     # Azurite keeps its data here, so that it can be stopped and started again without losing it
@@ -297,6 +300,10 @@ class Stack:
                 str(self.delivery_interval),
                 "--retry-interval",
                 str(self.retry_interval),
+                "--graph-retry-base",
+                str(self.retry_interval),
+                "--graph-slow-delay",
+                str(self.graph_slow_delay),
             ],
         )
         wait_for_http(f"{self.emulator_url}/_emulator/health", service.process)

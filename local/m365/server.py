@@ -89,14 +89,23 @@ def main() -> None:
         help="seconds before Graph's first retry of a failed delivery; doubles after each",
     )
     parser.add_argument(
-        "--graph-slow-seconds",
+        "--graph-timeout",
         type=float,
-        default=float(os.environ.get("M365_EMULATOR_GRAPH_SLOW_SECONDS", "10")),
-        help="an answer slower than this counts towards Graph's slow/drop thresholds",
+        default=float(os.environ.get("M365_EMULATOR_GRAPH_TIMEOUT", "3")),
+        help="seconds Graph waits for a first attempt's 2xx (2026: 3); later is a failure and slow",
+    )
+    parser.add_argument(
+        "--graph-slow-delay",
+        type=float,
+        default=float(os.environ.get("M365_EMULATOR_GRAPH_SLOW_DELAY", "600")),
+        help="how late a slow endpoint's new notifications come (2026: 10 minutes)",
     )
     args = parser.parse_args()
     policy = DeliveryPolicy(
-        interval=args.delivery_interval, retry_base=args.graph_retry_base, timeout=args.graph_slow_seconds
+        interval=args.delivery_interval,
+        retry_base=args.graph_retry_base,
+        timeout=args.graph_timeout,
+        slow_delay=args.graph_slow_delay,
     )
     app = create_app(
         delivery_interval=args.delivery_interval, retry_interval=args.retry_interval, graph_policy=policy

@@ -18,6 +18,7 @@ def stack():
     with Stack(
         delivery_interval=0.3,
         retry_interval=1.0,
+        graph_slow_delay=5.0,  # a busy machine may answer Graph late; the tests wait seconds, not 10 min
         extra_settings={
             # host.json overrides, as app settings do in Azure: fast retries for the poison test
             "AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "00:00:00",

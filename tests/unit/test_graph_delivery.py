@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -51,14 +52,53 @@ def test_a_failed_delivery_is_retried_with_a_doubling_delay_then_given_up():
     assert delivery.tenant.delivery["graphExpired"] == 1
 
 
-def test_an_endpoint_too_often_slow_is_delayed_then_dropped():
-    policy = DeliveryPolicy(slow_share=0.10, drop_share=0.15)
+def test_the_2026_thresholds_are_the_defaults():
+    policy = DeliveryPolicy()
+    assert (policy.timeout, policy.retry_timeout) == (3.0, 10.0)
+    assert (policy.slow_share, policy.drop_share) == (0.10, 0.15)
+    assert policy.slow_delay == policy.drop_for == policy.window == 600.0
+    assert policy.retry_for == 4 * 3600
+
+
+def test_answers_over_3_s_make_an_endpoint_slow_and_over_10_s_make_it_drop():
+    policy = DeliveryPolicy()
     delivery, _ = deliverer(202, policy)
     now = 1000.0
-    delivery.answers[URL].extend([(now, True)] + [(now, False)] * 7)  # 12.5% slow
+    delivery.answers[URL].extend([(now, 4.0)] + [(now, 0.2)] * 8)  # 1 of 9 over 3 s: 11%
     assert delivery.state_of(URL, now) == "slow"
-    delivery.answers[URL].append((now, True))  # 2 of 9: 22% slow
+    delivery.answers[URL].append((now - policy.window - 1, 30.0))  # outside the window: ignored
+    assert delivery.state_of(URL, now) == "slow"
+    delivery.answers[URL].extend([(now, 11.0), (now, float("inf"))])  # 2 of 11 over 10 s: 18%
     assert delivery.state_of(URL, now) == "drop"
     delivery.answers[URL].clear()
     assert delivery.state_of(URL, now + 1) == "drop"  # dropped for drop_for, whatever comes
     assert delivery.state_of(URL, now + policy.drop_for + 1) == "ok"
+
+
+def test_a_slow_endpoints_new_notifications_come_10_minutes_late():
+    delivery, graph = deliverer(202, DeliveryPolicy())
+    delivery.answers[URL].extend([(time.monotonic(), 5.0)] * 2)
+    graph.pending.append(pending())
+    asyncio.run(delivery.deliver_due())
+    [held] = graph.pending
+    assert held.first_attempt is not None
+    assert round(held.due - held.first_attempt) == 600
+    assert delivery.tenant.delivery["graphRequests"] == 0
+
+
+def test_a_first_attempt_answered_after_3_s_has_failed_and_a_retry_waits_10_s():
+    timeouts: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        timeouts.append(request.extensions["timeout"]["read"])
+        raise httpx.ReadTimeout("late", request=request)
+
+    delivery, graph = deliverer(202, DeliveryPolicy(retry_base=0))
+    delivery.http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    graph.pending.append(pending())
+    asyncio.run(delivery.deliver_due(force=True))
+    delivery.answers.clear()  # one late answer in one: the endpoint would now be dropping
+    asyncio.run(delivery.deliver_due(force=True))
+    assert timeouts == [3.0, 10.0]
+    assert delivery.tenant.delivery["graphTimedOut"] == 2
+    assert [p.attempts for p in graph.pending] == [2]

@@ -26,15 +26,19 @@ log = logging.getLogger("m365.graph")
 
 @dataclass(frozen=True)
 class DeliveryPolicy:
-    """Graph's delivery, with its thresholds as parameters (the docs have changed them before)."""
+    """Graph's delivery as its 2026-04 page states it, with the thresholds as parameters (the docs
+    have changed them before): a first attempt fails after 3 s, a retry after 10 s; more than 10%
+    of the last 10 minutes' answers over 3 s makes the endpoint slow (new notifications 10 minutes
+    late), more than 15% over 10 s makes it drop (notifications discarded for 10 minutes)."""
 
     interval: float = 1.0
-    timeout: float = 10.0  # an answer slower than this counts as slow
+    timeout: float = 3.0  # a first attempt answered later than this failed, and counts as slow
+    retry_timeout: float = 10.0  # a retry's timeout; answers later than this count towards drop
     retry_base: float = 60.0  # first retry after this, doubling each time
     retry_for: float = 4 * 3600.0  # then the notification is dropped
-    slow_share: float = 0.10  # over this share of slow answers (last 10 minutes): delayed
-    drop_share: float = 0.15  # over this share: dropped for drop_for seconds
-    slow_delay: float = 60.0
+    slow_share: float = 0.10  # over this share of answers over `timeout`: delayed by slow_delay
+    drop_share: float = 0.15  # over this share over `retry_timeout`: dropped for drop_for
+    slow_delay: float = 600.0
     drop_for: float = 600.0
     window: float = 600.0
 
@@ -103,7 +107,8 @@ class GraphDeliverer:
         self.tenant = tenant
         self.http = http
         self.policy = policy
-        self.answers: dict[str, deque[tuple[float, bool]]] = defaultdict(deque)
+        # Per URL: (when, seconds to answer); a failure to answer counts as infinitely slow.
+        self.answers: dict[str, deque[tuple[float, float]]] = defaultdict(deque)
         self.dropping_until: dict[str, float] = {}
         self._lock = asyncio.Lock()
 
@@ -122,12 +127,17 @@ class GraphDeliverer:
     def state_of(self, url: str, now: float) -> str:
         if self.dropping_until.get(url, 0) > now:
             return "drop"
-        recent = [slow for at, slow in self.answers[url] if now - at <= self.policy.window]
-        share = sum(recent) / len(recent) if recent else 0.0
-        if share > self.policy.drop_share:
+        recent = [seconds for at, seconds in self.answers[url] if now - at <= self.policy.window]
+        if not recent:
+            return "ok"
+        if sum(s > self.policy.retry_timeout for s in recent) / len(recent) > self.policy.drop_share:
             self.dropping_until[url] = now + self.policy.drop_for
             return "drop"
-        return "slow" if share > self.policy.slow_share else "ok"
+        return (
+            "slow"
+            if sum(s > self.policy.timeout for s in recent) / len(recent) > self.policy.slow_share
+            else "ok"
+        )
 
     async def deliver_due(self, *, force: bool = False) -> dict[str, int]:
         async with self._lock:
@@ -135,7 +145,7 @@ class GraphDeliverer:
             held = {s.id for s in self.graph.subscriptions.values() if s.needs_reauthorization}
             due = [p for p in self.graph.pending if (force or p.due <= now) and p.subscription_id not in held]
             self.graph.pending = [p for p in self.graph.pending if p not in due]
-            batches: dict[str, list[PendingGraphNotification]] = defaultdict(list)
+            batches: dict[tuple[str, bool], list[PendingGraphNotification]] = defaultdict(list)
             for pending in due:
                 if pending.subscription_id not in self.graph.subscriptions:
                     continue
@@ -147,26 +157,30 @@ class GraphDeliverer:
                     pending.first_attempt, pending.due = now, now + self.policy.slow_delay
                     self.graph.pending.append(pending)
                     continue
-                batches[pending.url].append(pending)
+                batches[(pending.url, pending.attempts > 0)].append(pending)
             sent = 0
-            for url, entries in batches.items():
-                if await self.post(url, [p.entry for p in entries]):
+            for (url, retrying), entries in batches.items():
+                timeout = self.policy.retry_timeout if retrying else self.policy.timeout
+                if await self.post(url, [p.entry for p in entries], timeout):
                     sent += 1
                     self.tenant.delivery["graphDelivered"] += len(entries)
                 else:
                     self._retry(entries, now)
             return {"requests": sent, "pending": len(self.graph.pending)}
 
-    async def post(self, url: str, entries: list[dict[str, Any]]) -> bool:
+    async def post(self, url: str, entries: list[dict[str, Any]], timeout: float) -> bool:
+        """One attempt: a 2xx within `timeout`. A late answer is a failed attempt, as in Graph."""
         self.tenant.delivery["graphRequests"] += 1
         started = time.monotonic()
         try:
-            answer = await self.http.post(url, json={"value": entries}, timeout=self.policy.timeout)
+            answer = await self.http.post(url, json={"value": entries}, timeout=timeout)
         except httpx.HTTPError as error:
             log.warning("graph delivery to %s failed: %s", url, type(error).__name__)
-            self.answers[url].append((started, True))
+            self.answers[url].append((started, float("inf")))
+            if isinstance(error, httpx.TimeoutException):
+                self.tenant.delivery["graphTimedOut"] += 1
             return False
-        self.answers[url].append((started, time.monotonic() - started > self.policy.timeout))
+        self.answers[url].append((started, time.monotonic() - started))
         return 200 <= answer.status_code < 300
 
     def _retry(self, entries: list[PendingGraphNotification], now: float) -> None:
