@@ -74,6 +74,12 @@ class EmulatorClient:
         )
         return self._ok(response).json()
 
+    def add_folder(self, site: str, parent: str, name: str) -> dict[str, Any]:
+        response = self.sharepoint(
+            "POST", f"{site}/_api/web/GetFolderByServerRelativeUrl('{parent}')/Folders/add('{name}')"
+        )
+        return self._ok(response).json()
+
     def file_call(self, site: str, path: str, call: str) -> httpx.Response:
         """CheckOut(), CheckIn(comment='',checkintype=1), moveto(newurl='…',flags=1), recycle()."""
         return self._ok(

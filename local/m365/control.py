@@ -152,7 +152,8 @@ async def graph_lifecycle(request: Request) -> Response:
         return graph_error_response(error, "emulator")
     if not found.lifecycle_url:
         return JSONResponse({"sent": False, "reason": "no lifecycleNotificationUrl"}, 200)
-    delivered = await request.app.state.graph_deliverer.post(found.lifecycle_url, [entry])
+    deliverer = request.app.state.graph_deliverer
+    delivered = await deliverer.post(found.lifecycle_url, [entry], deliverer.policy.timeout)
     return JSONResponse({"sent": True, "delivered": delivered})
 
 

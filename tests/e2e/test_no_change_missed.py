@@ -95,6 +95,7 @@ def test_a_too_old_token_that_sharepoint_accepts_anyway_loses_nothing(api, share
 
 def test_every_change_type_on_a_document_library_reaches_the_change_log(api, emulator):
     library, root = emulator.create_library(SITE, f"Docs{uuid.uuid4().hex[:6]}")
+    emulator.add_folder(SITE, root, "Archive")  # SharePoint moves only into a folder that exists
     subscription = api.create_subscription(SITE, library).json()
     emulator.upload(SITE, root, "plan.docx", b"v1")  # 1 Add
     emulator.upload(SITE, root, "plan.docx", b"v2")  # 2 Update (overwrite)

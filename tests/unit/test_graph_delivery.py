@@ -97,8 +97,9 @@ def test_a_first_attempt_answered_after_3_s_has_failed_and_a_retry_waits_10_s():
     delivery.http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
     graph.pending.append(pending())
     asyncio.run(delivery.deliver_due(force=True))
-    delivery.answers.clear()  # one late answer in one: the endpoint would now be dropping
+    assert delivery.state_of(URL, time.monotonic()) == "slow"  # over 3 s, not over 10 s: not dropping
     asyncio.run(delivery.deliver_due(force=True))
     assert timeouts == [3.0, 10.0]
     assert delivery.tenant.delivery["graphTimedOut"] == 2
     assert [p.attempts for p in graph.pending] == [2]
+    assert delivery.state_of(URL, time.monotonic()) == "drop"  # a retry past 10 s: half the answers

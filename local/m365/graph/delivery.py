@@ -107,7 +107,7 @@ class GraphDeliverer:
         self.tenant = tenant
         self.http = http
         self.policy = policy
-        # Per URL: (when, seconds to answer); a failure to answer counts as infinitely slow.
+        # Per URL: (when, seconds to answer). An attempt that timed out took longer than its timeout.
         self.answers: dict[str, deque[tuple[float, float]]] = defaultdict(deque)
         self.dropping_until: dict[str, float] = {}
         self._lock = asyncio.Lock()
@@ -176,9 +176,9 @@ class GraphDeliverer:
             answer = await self.http.post(url, json={"value": entries}, timeout=timeout)
         except httpx.HTTPError as error:
             log.warning("graph delivery to %s failed: %s", url, type(error).__name__)
-            self.answers[url].append((started, float("inf")))
-            if isinstance(error, httpx.TimeoutException):
-                self.tenant.delivery["graphTimedOut"] += 1
+            timed_out = isinstance(error, httpx.TimeoutException)
+            self.answers[url].append((started, timeout + 0.001 if timed_out else time.monotonic() - started))
+            self.tenant.delivery["graphTimedOut"] += timed_out
             return False
         self.answers[url].append((started, time.monotonic() - started))
         return 200 <= answer.status_code < 300
