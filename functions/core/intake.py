@@ -33,6 +33,8 @@ MAX_MESSAGE_JSON_BYTES = (64 - 1) * 1024 * 3 // 4
 # names a few subscriptions, nearly always cached; a request naming more unknown ones is not
 # SharePoint's.
 MAX_LOOKUPS_PER_REQUEST = 16
+# Microsoft's notifications nest 4 deep; anything past this is refused as hostile, on every Python.
+MAX_JSON_DEPTH = 32
 INTAKE_STORAGE_BUDGET_SECONDS = 2.0
 MAX_REMEMBERED_MISSES = 10_000
 MAX_SAMPLE_IDS = 3
@@ -146,14 +148,33 @@ def _parse_envelope(body: bytes) -> NotificationEnvelope:
         document = json.loads(body)
     except (ValueError, RecursionError) as error:
         # ValueError covers bad UTF-8, bad JSON and integers past Python's 4,300-digit limit;
-        # RecursionError, thousands of nested brackets.
+        # RecursionError, thousands of nested brackets (before Python 3.13, whose parser goes
+        # deeper: hence the explicit limit below, the same on every version).
         raise BadNotificationRequest(
             f"body is not JSON this service accepts: {type(error).__name__}"
         ) from None
+    if _nested_deeper_than(document, MAX_JSON_DEPTH):
+        raise BadNotificationRequest(
+            f"body is not JSON this service accepts: nested deeper than {MAX_JSON_DEPTH}"
+        )
     try:
         return NotificationEnvelope.model_validate(document)
     except ValidationError:
         raise BadNotificationRequest('body must be {"value": [...]} with at least one notification') from None
+
+
+def _nested_deeper_than(document: object, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` deep (iterative: no recursion to exhaust)."""
+    pending: list[tuple[object, int]] = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                pending.append((child, depth + 1))
+    return False
 
 
 def _parse_entry(raw: object, kind: EntryKind, tenant_id: str | None) -> tuple[Any, str]:

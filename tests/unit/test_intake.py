@@ -8,6 +8,7 @@ from functions.core import intake
 from functions.core.errors import PayloadTooLarge
 from functions.core.intake import (
     MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
     MAX_LOOKUPS_PER_REQUEST,
     MAX_MESSAGE_JSON_BYTES,
     BadNotificationRequest,
@@ -196,6 +197,18 @@ HUGE_INTEGER = b'{"value": [' + b"1" * 4301 + b"]}"
 def test_hostile_json_is_a_bad_request_not_a_crash(payload):
     with pytest.raises(BadNotificationRequest):
         receive(payload)
+
+
+def test_nesting_past_the_limit_is_refused_the_same_on_every_python():
+    """Python 3.13's parser reads 5,000 brackets that 3.11's refuses: the limit is ours, not its."""
+    entry = json.dumps(DOC_ENTRY).encode()
+    filler = b"[" * (MAX_JSON_DEPTH - 2) + b"]" * (MAX_JSON_DEPTH - 2)  # the envelope and value: 2 more
+    at_limit = b'{"value": [' + entry + b", " + filler + b"]}"
+    past_it = at_limit.replace(b"[[", b"[[[", 1).replace(b"]]", b"]]]", 1)
+    result, _ = receive(at_limit)
+    assert result.accepted == 1
+    with pytest.raises(BadNotificationRequest, match="nested deeper than 32"):
+        receive(past_it)
 
 
 @pytest.mark.parametrize("field", ["clientState", "tenantId", "siteUrl", "resource", "webId"])
