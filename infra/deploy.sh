@@ -2,14 +2,20 @@
 # Provision and deploy with the az CLI (and its Bicep) only.
 #
 #   infra/deploy.sh <resource-group> <location> [--parameters FILE] [--what-if]
+#       creates the group (or updates it) and deploys into it, at subscription scope: needs
+#       Contributor and User Access Administrator (or Owner) on the subscription
+#   infra/deploy.sh into <resource-group> [--parameters FILE] [--what-if]
+#       deploys into a group that exists, in the group's region: needs Contributor and User Access
+#       Administrator (or Role Based Access Control Administrator) on that group only
 #   infra/deploy.sh smoke <resource-group>      check that a deployed app answers (after any deploy)
 #   infra/deploy.sh package <output.zip>        build the app package only (what gets deployed)
 #
-# Checks the login and Bicep first; deploys infra/subscription.bicep (the resource group, then
-# infra/main.bicep inside it), so --what-if previews a fresh subscription and creates nothing.
-# Creates the key ring that seals sink secrets in the app's Key Vault once (never replaced).
-# Then packages requirements.txt, function_app.py, host.json and functions/, deploys the package
-# (retrying while new role assignments propagate), and ends with the smoke check.
+# Checks its tools, the login, Bicep, the parameters, the region and (into a group) the resource
+# providers before it changes anything; --what-if previews and creates nothing. Keeps the app
+# settings added by hand on a rerun. Creates the key ring that seals sink secrets in the app's Key
+# Vault once (never replaced). Then packages requirements.txt, function_app.py, host.json and
+# functions/, deploys the package (retrying while the app identity's new roles propagate), ends
+# with the smoke check and prints every URL and the next steps.
 #
 # Tunables (seconds): PACKAGE_DEPLOY_TIMEOUT=600 PACKAGE_RETRY_DELAY=15 SMOKE_TIMEOUT=300
 # SMOKE_INTERVAL=10.
@@ -32,10 +38,24 @@ fail() {
   exit 1
 }
 
-# Subscription-scope deployments share one namespace per subscription: one name per group.
-deployment_name() {
+# Subscription-scope deployments share one namespace per subscription: one name per group. Inside
+# the group, main.bicep's deployment is always "m365-webhooks" (subscription.bicep names its module
+# so), whichever way it was deployed: that is where the outputs are read.
+subscription_deployment_name() {
   local name="m365-webhooks-$1"
   echo "${name:0:64}"
+}
+GROUP_DEPLOYMENT="m365-webhooks"
+REQUIRED_PROVIDERS=(Microsoft.Web Microsoft.Storage Microsoft.KeyVault Microsoft.Insights
+  Microsoft.OperationalInsights Microsoft.ManagedIdentity)
+
+# curl (the smoke check) and python3 (the package, the parameter checks): known before any change.
+require_tools() {
+  local tool missing=()
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+  done
+  ((${#missing[@]} == 0)) || fail "${missing[*]} not found: install it first (a deploy needs curl and python3)"
 }
 
 # The app package: exactly the files the Functions host needs; Azure installs requirements.txt.
@@ -77,8 +97,97 @@ require_bicep() {
 }
 
 output_of() {
-  az deployment sub show --name "$(deployment_name "$1")" \
+  az deployment group show --resource-group "$1" --name "$GROUP_DEPLOYMENT" \
     --query "properties.outputs.$2.value" --output tsv
+}
+
+# A parameter's value in the parameters file ("" when the file does not set it).
+parameter() {
+  python3 -c '
+import json, sys
+print(json.load(open(sys.argv[1])).get("parameters", {}).get(sys.argv[2], {}).get("value", ""))
+' "$1" "$2"
+}
+
+check_parameters() {
+  local file="$1" tenant
+  [[ -f "$file" ]] || fail "no parameters file at $file"
+  python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$file" 2>/dev/null || fail "$file is not valid JSON"
+  tenant="$(parameter "$file" sharePointTenantUrl)"
+  if [[ -z "$tenant" || "$tenant" == *"://contoso.sharepoint.com"* ]]; then
+    fail "sharePointTenantUrl in $file is '${tenant:-unset}', a placeholder: set it to your tenant's (https://<name>.sharepoint.com)"
+  fi
+  [[ "$tenant" =~ ^https://[A-Za-z0-9-]+\.sharepoint\.(com|us|de|cn)/?$ ]] \
+    || fail "sharePointTenantUrl in $file is '$tenant': expected https://<name>.sharepoint.com"
+}
+
+# "westus" and "West US" name one region.
+same_region() {
+  local a b
+  a="$(tr -d ' ' <<<"$1" | tr '[:upper:]' '[:lower:]')"
+  b="$(tr -d ' ' <<<"$2" | tr '[:upper:]' '[:lower:]')"
+  [[ "$a" == "$b" ]]
+}
+
+# This deployment's function app in the group, as "name location", if there is one.
+existing_app() {
+  local group="$1" prefix="$2"
+  az functionapp list --resource-group "$group" \
+    --query "[?starts_with(name, 'func-$prefix-')] | [0].[name, location]" --output tsv 2>/dev/null || true
+}
+
+# Azure does not move a group or its resources when they are deployed again elsewhere: say so now,
+# rather than after a deployment that fails half-way.
+check_region() {
+  local group="$1" location="$2" prefix="$3" found name where
+  if [[ "$(az group exists --name "$group")" == "true" ]]; then
+    found="$(az group show --name "$group" --query location --output tsv)"
+    same_region "$found" "$location" \
+      || fail "resource group $group is in $found, not $location: a deploy cannot move it; use $found, or another group"
+  fi
+  read -r name where <<<"$(existing_app "$group" "$prefix")"
+  if [[ -n "${name:-}" ]] && ! same_region "$where" "$location"; then
+    fail "the function app $name is in $where, not $location: a deploy cannot move it; use $where, or another group"
+  fi
+}
+
+# Registering a resource provider needs rights on the subscription, which a group's owner lacks:
+# find out before the deployment fails half-way with MissingSubscriptionRegistration.
+check_providers() {
+  local namespace state missing=()
+  for namespace in "${REQUIRED_PROVIDERS[@]}"; do
+    state="$(az provider show --namespace "$namespace" --query registrationState --output tsv 2>/dev/null || true)"
+    [[ "$state" == "Registered" ]] || missing+=("$namespace")
+  done
+  ((${#missing[@]} == 0)) && return
+  {
+    echo "deploy.sh: resource providers not registered in this subscription: ${missing[*]}"
+    echo "Registering one needs rights on the subscription; ask its owner to run:"
+    for namespace in "${missing[@]}"; do
+      echo "  az provider register --namespace $namespace"
+    done
+  } >&2
+  exit 1
+}
+
+# The settings already on the app (added by hand, or by another tool), so that the template merges
+# them with its own rather than replacing them. Written to a private parameters file, never on a
+# command line, for a @secure() parameter, so no value lands in the deployment history.
+existing_settings_file() {
+  local group="$1" app="$2" file
+  file="$(umask 077 && mktemp)"
+  if [[ -z "$app" ]]; then
+    echo '{"parameters": {"existingAppSettings": {"value": {}}}}' >"$file"
+  elif ! az functionapp config appsettings list --resource-group "$group" --name "$app" --output json \
+    | python3 -c '
+import json, sys
+settings = {entry["name"]: entry["value"] for entry in json.load(sys.stdin) if entry.get("value") is not None}
+print(json.dumps({"parameters": {"existingAppSettings": {"value": settings}}}))
+' >"$file"; then
+    rm -f "$file"
+    fail "could not read the app settings of $app, which a rerun must keep"
+  fi
+  echo "$file"
 }
 
 # Who runs this: granted Key Vault Secrets Officer on the app's vault so the key ring can be made.
@@ -123,8 +232,11 @@ ensure_sealing_keys() {
   echo "sink sealing key ring: created in $vault"
 }
 
-# Flex Consumption writes the package with the app's managed identity; right after the role
-# assignments are created, storage can still refuse it (403) for a few minutes.
+# Flex Consumption writes the package with the app's managed identity; right after its role
+# assignments are created, storage can still refuse it (403) for a few minutes. Only that 403 is
+# retried: the deployer's own missing rights (ARM's AuthorizationFailed) would never pass. After the
+# upload, az probes the app's health itself and can fail though the package is in place: the smoke
+# check that follows decides.
 deploy_package() {
   local group="$1" app="$2" zip="$3"
   local deadline=$((SECONDS + PACKAGE_DEPLOY_TIMEOUT)) delay="$PACKAGE_RETRY_DELAY" errors
@@ -135,18 +247,28 @@ deploy_package() {
       --src "$zip" --build-remote true --output none 2>"$errors"; then
       return 0
     fi
-    if ! grep -qiE '403|forbidden|AuthorizationFailure|AuthorizationPermissionMismatch' "$errors"; then
+    if grep -qiE 'AuthorizationFailed|does not have authorization to perform action' "$errors"; then
       cat "$errors" >&2
-      fail "the package deploy failed (not a permission error, so not retried)"
+      fail "your own account may not deploy to $app (AuthorizationFailed: a 403 on you, not on the app's identity); it needs Contributor on $group, so this is not retried"
     fi
-    if ((SECONDS + ${delay%.*} >= deadline)); then
-      cat "$errors" >&2
-      fail "the package deploy was still refused (403) after ${PACKAGE_DEPLOY_TIMEOUT}s: check the roles in infra/modules/roles.bicep"
+    if grep -qiE 'AuthorizationPermissionMismatch|not authorized to perform this operation using this permission' "$errors"; then
+      if ((SECONDS + ${delay%.*} >= deadline)); then
+        cat "$errors" >&2
+        fail "the app identity's package upload was still refused (403) after ${PACKAGE_DEPLOY_TIMEOUT}s: check its Storage Blob Data Owner role (infra/modules/roles.bicep)"
+      fi
+      echo "the package upload was refused (403) for the app's identity: its new storage roles can take" \
+        "minutes to propagate; retrying in ${delay}s" >&2
+      sleep "$delay"
+      delay=$(awk -v d="$delay" 'BEGIN { d *= 2; print (d > 60 ? 60 : d) }')
+      continue
     fi
-    echo "the package upload was refused (403): the identity's new storage roles can take minutes to" \
-      "propagate; retrying in ${delay}s" >&2
-    sleep "$delay"
-    delay=$(awk -v d="$delay" 'BEGIN { d *= 2; print (d > 60 ? 60 : d) }')
+    if grep -qiE 'unhealthy|health check|health of the' "$errors"; then
+      echo "az could not confirm the app's health after the upload: $(head -c 300 "$errors" | tr '\n' ' ')" >&2
+      echo "the package is in place; the smoke check decides" >&2
+      return 0
+    fi
+    cat "$errors" >&2
+    fail "the package deploy failed (not the app identity's 403, so not retried)"
   done
 }
 
@@ -184,59 +306,126 @@ smoke_check() {
 }
 
 deploy() {
-  local group="$1" location="$2" parameters="$3" what_if="$4"
+  local mode="$1" group="$2" location="$3" parameters="$4" what_if="$5"
+  require_tools curl python3
   require_az
   require_bicep
-  local name deployer
-  name="$(deployment_name "$group")"
+  check_parameters "$parameters"
+  local prefix
+  prefix="$(parameter "$parameters" namePrefix)"
+  prefix="${prefix:-m365hooks}"
+  if [[ "$mode" == "into" ]]; then
+    [[ "$(az group exists --name "$group")" == "true" ]] \
+      || fail "resource group $group does not exist, or this account cannot see it: have it created, or give a location to create it (needs rights on the subscription)"
+    location="$(az group show --name "$group" --query location --output tsv)"
+    local wanted
+    wanted="$(parameter "$parameters" location)"
+    if [[ -n "$wanted" ]] && ! same_region "$wanted" "$location"; then
+      fail "$parameters sets location $wanted, but $group is in $location: a deploy into a group uses its region"
+    fi
+    check_providers
+  fi
+  check_region "$group" "$location" "$prefix"
+
+  local deployer app where settings
   read -r -a deployer <<<"$(deployer_principal)"
-  local template=(--name "$name" --location "$location"
-    --template-file "$ROOT/infra/subscription.bicep" --parameters "@$parameters"
-    --parameters resourceGroupName="$group" location="$location"
-    deployerPrincipalId="${deployer[0]}" deployerPrincipalType="${deployer[1]}")
+  read -r app where <<<"$(existing_app "$group" "$prefix")"
+  settings="$(existing_settings_file "$group" "${app:-}")"
+  local parameters_args=(--parameters "@$parameters" --parameters "@$settings"
+    --parameters deployerPrincipalId="${deployer[0]}" deployerPrincipalType="${deployer[1]}")
+  local scope target
+  if [[ "$mode" == "into" ]]; then
+    scope=group
+    target=(--resource-group "$group" --name "$GROUP_DEPLOYMENT" --template-file "$ROOT/infra/main.bicep")
+  else
+    scope=sub
+    target=(--name "$(subscription_deployment_name "$group")" --location "$location"
+      --template-file "$ROOT/infra/subscription.bicep" --parameters resourceGroupName="$group" location="$location")
+  fi
 
   if [[ "$what_if" == "yes" ]]; then
     echo "previewing the deployment of $group in $location (nothing is created)"
-    az deployment sub what-if "${template[@]}"
+    az deployment "$scope" what-if "${target[@]}" "${parameters_args[@]}"
+    rm -f "$settings"
     return
   fi
+  if [[ "$mode" == "into" ]]; then
+    echo "deploying infra/main.bicep into the existing group $group ($location)"
+  else
+    echo "deploying infra/subscription.bicep: resource group $group in $location, then infra/main.bicep"
+  fi
+  az deployment "$scope" create "${target[@]}" "${parameters_args[@]}" --output none || {
+    rm -f "$settings"
+    fail "the deployment of $group failed (az said why, above)"
+  }
+  rm -f "$settings"
 
-  echo "deploying infra/subscription.bicep: resource group $group in $location, then infra/main.bicep"
-  az deployment sub create "${template[@]}" --output none
-
-  local app url principal notification_url zip
+  local url principal client notification_url zip
   app="$(output_of "$group" functionAppName)"
   url="$(output_of "$group" functionAppUrl)"
   principal="$(output_of "$group" identityPrincipalId)"
+  client="$(output_of "$group" identityClientId)"
   notification_url="$(output_of "$group" notificationUrl)"
   ensure_sealing_keys "$(output_of "$group" vaultName)"
   zip="$(mktemp -d)/app.zip"
   package "$zip"
   deploy_package "$group" "$app" "$zip"
   smoke_check "$url" "$notification_url"
+  summary "$group" "$app" "$url" "$notification_url" "$principal" "$client"
+}
 
-  cat <<EOF
+# Everything a user needs next, in the order they need it.
+summary() {
+  local group="$1" app="$2" url="$3" notification_url="$4" principal="$5" client="$6"
+  local base="${notification_url%/api/notifications/sharepoint}"
+  cat <<SUMMARY
 
-Deployed.
-  Function app:      $app
-  Notification URL:  $notification_url
-  Identity:          principal id $principal (grant it Sites.Selected + site Manage: see README)
+Deployed $app into $group.
+
+  Management API:    $url/api   (subscriptions, changes, sinks, poison: function key required)
+  Console:           $url/api/console/
+  Health:            $url/api/health
+  Notification URLs, which Microsoft 365 calls (no key):
+    SharePoint:      $base/api/notifications/sharepoint
+    Graph:           $base/api/notifications/graph
+    Graph lifecycle: $base/api/notifications/graph/lifecycle
   Function key:      az functionapp keys list -g $group -n $app --query functionKeys.default -o tsv
+  App identity:      principal id $principal, client id $client
+
+Next:
+  1. Grant the app identity its Microsoft 365 permissions before the first subscription (its
+     tokens are cached for about 24 hours: a call made before the grant keeps failing that long).
+     Granting needs Privileged Role Administrator or Global Administrator in Entra ID, and the
+     Azure subscription must be in the Microsoft 365 tenant (docs/deploy.md, "Grant the identity").
+  2. Subscribe a list:
+     KEY=\$(az functionapp keys list -g $group -n $app --query functionKeys.default -o tsv)
+     curl -X POST "$url/api/subscriptions" -H "x-functions-key: \$KEY" \\
+       -H "Content-Type: application/json" -d '{"siteUrl": "/sites/<site>", "listId": "<list guid>"}'
   Smoke check again: infra/deploy.sh smoke $group
-EOF
+SUMMARY
 }
 
 smoke() {
   local group="$1"
+  require_tools curl
   require_az
-  smoke_check "$(output_of "$group" functionAppUrl)" "$(output_of "$group" notificationUrl)"
+  [[ "$(az group exists --name "$group")" == "true" ]] \
+    || fail "resource group $group does not exist, or this account cannot see it (is 'az account show' the right subscription?)"
+  local url="" notification_url=""
+  url="$(output_of "$group" functionAppUrl 2>/dev/null)" || true
+  notification_url="$(output_of "$group" notificationUrl 2>/dev/null)" || true
+  [[ -n "$url" && -n "$notification_url" ]] \
+    || fail "$group holds no deployment of this app (no '$GROUP_DEPLOYMENT' deployment with its URLs): deploy first"
+  smoke_check "$url" "$notification_url"
 }
 
 main() {
   [[ $# -ge 1 ]] || usage
+  local mode="subscription" group location=""
   case "$1" in
     package)
       [[ $# -eq 2 ]] || usage
+      require_tools python3
       package "$2"
       return
       ;;
@@ -245,11 +434,21 @@ main() {
       smoke "$2"
       return
       ;;
-    -h | --help) usage ;;
+    into)
+      [[ $# -ge 2 ]] || usage
+      mode="into"
+      group="$2"
+      shift 2
+      ;;
+    -*) usage ;;
+    *)
+      [[ $# -ge 2 && "$2" != -* ]] || usage
+      group="$1"
+      location="$2"
+      shift 2
+      ;;
   esac
-  [[ $# -ge 2 ]] || usage
-  local group="$1" location="$2" parameters="$ROOT/infra/main.parameters.json" what_if="no"
-  shift 2
+  local parameters="$ROOT/infra/main.parameters.json" what_if="no"
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --what-if) what_if="yes"; shift ;;
@@ -257,7 +456,7 @@ main() {
       *) usage ;;
     esac
   done
-  deploy "$group" "$location" "$parameters" "$what_if"
+  deploy "$mode" "$group" "$location" "$parameters" "$what_if"
 }
 
 main "$@"

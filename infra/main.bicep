@@ -11,13 +11,13 @@ param namePrefix string = 'm365hooks'
 @description('Azure region; must offer Flex Consumption.')
 param location string = resourceGroup().location
 
-@description('Python version of the function app (Flex Consumption runs 3.10 to 3.12).')
+@description('Python version of the function app: what Flex Consumption runs and the code supports (3.10 left support on 2026-10-30 and cannot run this code). 3.12 is supported until 2028-10.')
 @allowed([
-  '3.10'
   '3.11'
   '3.12'
+  '3.13'
 ])
-param pythonVersion string = '3.11'
+param pythonVersion string = '3.12'
 
 @description('Most instances Flex Consumption may scale out to.')
 @minValue(40)
@@ -84,6 +84,15 @@ param deployerPrincipalType string = 'User'
 @minValue(1)
 @maxValue(720)
 param sinkDisableAfterHours int = 72
+
+@description('Always-ready instances for the HTTP functions (Flex Consumption "http" group): each is billed while idle, and spares notifications a cold start, which Graph fails after 3 s. 0: none.')
+@minValue(0)
+@maxValue(20)
+param alwaysReady int = 0
+
+@description('App settings already on the function app (infra/deploy.sh reads them), kept under the template\'s own on a rerun.')
+@secure()
+param existingAppSettings object = {}
 
 @description('Tags for every resource.')
 param tags object = {
@@ -160,6 +169,8 @@ module app 'modules/functionapp.bicep' = {
     graphSweepMaxAgeHours: graphSweepMaxAgeHours
     keyVaultName: keyVaultName
     sinkDisableAfterHours: sinkDisableAfterHours
+    alwaysReady: alwaysReady
+    existingAppSettings: existingAppSettings
     tags: tags
   }
 }

@@ -18,11 +18,11 @@ param location string
 param namePrefix string = 'm365hooks'
 
 @allowed([
-  '3.10'
   '3.11'
   '3.12'
+  '3.13'
 ])
-param pythonVersion string = '3.11'
+param pythonVersion string = '3.12'
 
 @minValue(40)
 @maxValue(1000)
@@ -77,6 +77,13 @@ param deployerPrincipalType string = 'User'
 @maxValue(720)
 param sinkDisableAfterHours int = 72
 
+@minValue(0)
+@maxValue(20)
+param alwaysReady int = 0
+
+@secure()
+param existingAppSettings object = {}
+
 param tags object = {
   application: 'm365-webhooks'
 }
@@ -107,6 +114,8 @@ module app 'main.bicep' = {
     deployerPrincipalId: deployerPrincipalId
     deployerPrincipalType: deployerPrincipalType
     sinkDisableAfterHours: sinkDisableAfterHours
+    alwaysReady: alwaysReady
+    existingAppSettings: existingAppSettings
     tags: tags
   }
 }

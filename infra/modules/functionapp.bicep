@@ -24,11 +24,46 @@ param graphSweepMaxAgeHours int
 @description('The vault holding the key ring that seals sink secrets (secret sink-sealing-keys).')
 param keyVaultName string
 param sinkDisableAfterHours int
+@description('HTTP instances kept warm (Flex Consumption always-ready, the "http" group); 0: none.')
+param alwaysReady int = 0
+@description('The settings already on the app, merged under the template\'s own so a rerun keeps them.')
+@secure()
+param existingAppSettings object = {}
 param tags object = {}
 
 // The app's default host name (no unique-hostname scope is set, so it is this), unless a custom
 // domain or a front door is named.
 var publicBaseUrl = empty(notificationBaseUrl) ? 'https://${appName}.azurewebsites.net' : notificationBaseUrl
+
+// Every setting the code reads (functions/core/settings.py), set in one place.
+var ownSettings = {
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identity.properties.clientId
+  AzureWebJobsStorage__blobServiceUri: blobEndpoint
+  AzureWebJobsStorage__queueServiceUri: queueEndpoint
+  AzureWebJobsStorage__tableServiceUri: tableEndpoint
+  APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.properties.clientId};Authorization=AAD'
+  NOTIFICATION_BASE_URL: publicBaseUrl
+  SHAREPOINT_TENANT_URL: sharePointTenantUrl
+  GRAPH_BASE_URL: 'https://graph.microsoft.com'
+  SHAREPOINT_AUTH: 'managed_identity'
+  SHAREPOINT_CLIENT_ID: identity.properties.clientId
+  RENEWAL_SCHEDULE: renewalSchedule
+  RENEWAL_WINDOW_DAYS: string(renewalWindowDays)
+  SWEEP_SCHEDULE: sweepSchedule
+  SINK_DISABLE_AFTER_HOURS: string(sinkDisableAfterHours)
+  SINK_RETRY_BASE_SECONDS: '30'
+  SINK_CATCH_UP_SCHEDULE: '0 */5 * * * *'
+  // A Key Vault reference: the key ring itself never appears in a setting or template.
+  SINK_SEALING_KEYS: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=sink-sealing-keys)'
+  // Sync functions share this pool, which is otherwise a few threads per core: slow connector
+  // receivers must not take every thread (host.json runs up to 16 + 16 messages of a queue
+  // function at once).
+  PYTHON_THREADPOOL_THREAD_COUNT: '32'
+  SWEEP_MAX_AGE_HOURS: string(sweepMaxAgeHours)
+  GRAPH_SWEEP_MAX_AGE_HOURS: string(graphSweepMaxAgeHours)
+}
 
 // Read here rather than passed as an output, so it never shows in deployment outputs.
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
@@ -59,7 +94,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: SharePoint must reach the notification URL from the internet
   // checkov:skip=CKV_AZURE_17: SharePoint presents no client certificate; requests are checked by clientState
-  // checkov:skip=CKV_AZURE_212: Flex Consumption scales out on demand; always-ready instances are a cost choice
+  // checkov:skip=CKV_AZURE_212: Flex Consumption scales out on demand; always-ready instances are a cost choice (the alwaysReady parameter)
   // checkov:skip=CKV_AZURE_213: App Service health check is not available on Flex Consumption; /api/health serves probes
   // checkov:skip=CKV_AZURE_78: Flex Consumption serves no FTP and does not take siteConfig.ftpsState (ARM error 51021 in some regions); packages go through the identity-only blob container
   name: appName
@@ -83,101 +118,6 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
       http20Enabled: true
-      // Every setting the code reads (functions/core/settings.py), set in one place.
-      appSettings: [
-        {
-          name: 'AzureWebJobsStorage__credential'
-          value: 'managedidentity'
-        }
-        {
-          name: 'AzureWebJobsStorage__clientId'
-          value: identity.properties.clientId
-        }
-        {
-          name: 'AzureWebJobsStorage__blobServiceUri'
-          value: blobEndpoint
-        }
-        {
-          name: 'AzureWebJobsStorage__queueServiceUri'
-          value: queueEndpoint
-        }
-        {
-          name: 'AzureWebJobsStorage__tableServiceUri'
-          value: tableEndpoint
-        }
-        {
-          name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
-          value: applicationInsights.properties.ConnectionString
-        }
-        {
-          name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
-          value: 'ClientId=${identity.properties.clientId};Authorization=AAD'
-        }
-        {
-          name: 'NOTIFICATION_BASE_URL'
-          value: publicBaseUrl
-        }
-        {
-          name: 'SHAREPOINT_TENANT_URL'
-          value: sharePointTenantUrl
-        }
-        {
-          name: 'GRAPH_BASE_URL'
-          value: 'https://graph.microsoft.com'
-        }
-        {
-          name: 'SHAREPOINT_AUTH'
-          value: 'managed_identity'
-        }
-        {
-          name: 'SHAREPOINT_CLIENT_ID'
-          value: identity.properties.clientId
-        }
-        {
-          name: 'RENEWAL_SCHEDULE'
-          value: renewalSchedule
-        }
-        {
-          name: 'RENEWAL_WINDOW_DAYS'
-          value: string(renewalWindowDays)
-        }
-        {
-          name: 'SWEEP_SCHEDULE'
-          value: sweepSchedule
-        }
-        {
-          name: 'SINK_DISABLE_AFTER_HOURS'
-          value: string(sinkDisableAfterHours)
-        }
-        {
-          name: 'SINK_RETRY_BASE_SECONDS'
-          value: '30'
-        }
-        {
-          name: 'SINK_CATCH_UP_SCHEDULE'
-          value: '0 */5 * * * *'
-        }
-        {
-          // A Key Vault reference: the key ring itself never appears in a setting or template.
-          name: 'SINK_SEALING_KEYS'
-          value: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=sink-sealing-keys)'
-        }
-        {
-          // Sync functions share this pool, which is otherwise a few threads per core: slow
-          // connector receivers must not take every thread (host.json runs up to 16 + 16
-          // messages of a queue function at once).
-          name: 'PYTHON_THREADPOOL_THREAD_COUNT'
-          value: '32'
-        }
-        {
-          name: 'SWEEP_MAX_AGE_HOURS'
-          value: string(sweepMaxAgeHours)
-        }
-        {
-          name: 'GRAPH_SWEEP_MAX_AGE_HOURS'
-          value: string(graphSweepMaxAgeHours)
-        }
-      ]
     }
     functionAppConfig: {
       deployment: {
@@ -193,6 +133,14 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
+        // Graph fails an answer later than 3 s; an always-ready instance spares the HTTP functions
+        // a cold start. Billed while idle, so it is a choice (docs/deploy.md).
+        alwaysReady: (alwaysReady > 0) ? [
+          {
+            name: 'http'
+            instanceCount: alwaysReady
+          }
+        ] : []
       }
       runtime: {
         name: 'python'
@@ -200,6 +148,22 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       }
     }
   }
+}
+
+// The code's settings over the ones already on the app, so that a rerun keeps settings added by
+// hand (infra/deploy.sh reads them first); on a clash the template's value wins.
+resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  // Checkov reads every sites/config as the site's `web` config; this one holds app settings only.
+  // checkov:skip=CKV_AZURE_63: HTTP logging is the `logs` config; the app logs to Application Insights
+  // checkov:skip=CKV_AZURE_65: detailed error messages are the `logs` config, not app settings
+  // checkov:skip=CKV_AZURE_66: failed request tracing is the `logs` config, not app settings
+  // checkov:skip=CKV_AZURE_222: public network access is the site's (skipped there: Microsoft 365 must reach it)
+  // checkov:skip=CKV_AZURE_80: a Python app; no .NET Framework version applies
+  // checkov:skip=CKV_AZURE_13: Easy Auth would refuse Microsoft 365's calls; the API takes function keys, notifications clientState
+  // checkov:skip=CKV_AZURE_88: Flex Consumption keeps its package in blob storage and has no Azure Files share
+  parent: functionApp
+  name: 'appsettings'
+  properties: union(existingAppSettings, ownSettings)
 }
 
 output name string = functionApp.name

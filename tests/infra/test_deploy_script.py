@@ -24,6 +24,7 @@ GROUP = "rg-webhooks"
 
 class Run:
     def __init__(self, result: subprocess.CompletedProcess[str], state: Path, vault: Path) -> None:
+        self.state = state
         self.vault = vault
         self.code = result.returncode
         self.stdout = result.stdout
@@ -34,10 +35,29 @@ class Run:
     def called(self, *prefix: str) -> list[list[str]]:
         return [call for call in self.calls if call[: len(prefix)] == list(prefix)]
 
+    def parameter_files(self) -> list[tuple[dict[str, Any], str]]:
+        """Each `@file` az was given: its content and its mode."""
+        found = sorted(self.state.glob("parameters-*.json"), key=lambda p: int(p.stem.split("-")[1]))
+        return [(json.loads(p.read_text()), p.with_suffix(".mode").read_text()) for p in found]
+
+
+def parameters_file(folder: Path, **values: Any) -> Path:
+    file = folder / f"parameters-{len(list(folder.glob('parameters-*')))}.json"
+    tenant = "https://fabrikam.sharepoint.com"
+    parameters = {"namePrefix": "m365hooks", "sharePointTenantUrl": tenant, **values}
+    file.write_text(json.dumps({"parameters": {k: {"value": v} for k, v in parameters.items()}}))
+    return file
+
 
 @pytest.fixture
 def deploy_sh(tmp_path):
-    def run(*args: str, scenario: dict[str, Any] | None = None, **env: str) -> Run:
+    """Runs deploy.sh with the stand-in az. A deploy gets a parameters file naming a real-looking
+    tenant unless the test passes its own (the shipped one names the placeholder, on purpose)."""
+
+    def run(*args: str, scenario: dict[str, Any] | None = None, path: str | None = None, **env: str) -> Run:
+        deploying = len(args) >= 2 and args[0] not in ("smoke", "package") and "--parameters" not in args
+        if deploying:
+            args = (*args, "--parameters", str(parameters_file(tmp_path)))
         state = tmp_path / f"az-{len(list(tmp_path.glob('az-*')))}"
         state.mkdir()
         vault = tmp_path / "vault"
@@ -50,7 +70,7 @@ def deploy_sh(tmp_path):
             check=False,
             env={
                 **os.environ,
-                "PATH": f"{STANDIN}{os.pathsep}{os.environ['PATH']}",
+                "PATH": f"{STANDIN}{os.pathsep}{path or os.environ['PATH']}",
                 "AZ_STANDIN_DIR": str(state),
                 "AZ_STANDIN_VAULT": str(vault),
                 "AZ_STANDIN_SCENARIO": json.dumps(scenario or {}),
@@ -77,6 +97,7 @@ def outputs_for(base_url: str) -> dict[str, str]:
         "functionAppUrl": base_url,
         "notificationUrl": f"{base_url}/api/notifications/sharepoint",
         "identityPrincipalId": "11111111-1111-1111-1111-111111111111",
+        "identityClientId": "33333333-3333-3333-3333-333333333333",
         "vaultName": "kvm365hooksabc",
     }
 
@@ -96,7 +117,7 @@ def test_a_missing_bicep_is_reported_up_front_with_the_install_command(deploy_sh
 
 
 def test_what_if_on_a_missing_group_previews_at_subscription_scope_and_creates_nothing(deploy_sh):
-    run = deploy_sh(GROUP, "northcentralus", "--what-if")
+    run = deploy_sh(GROUP, "northcentralus", "--what-if", scenario={"groupExists": False})
     assert run.code == 0, run.stderr
     [what_if] = run.called("deployment", "sub", "what-if")
     assert what_if[what_if.index("--template-file") + 1].endswith("infra/subscription.bicep")
@@ -195,3 +216,140 @@ def test_a_pipeline_signed_in_as_a_service_principal_is_granted_as_one(deploy_sh
     [create] = run.called("deployment", "sub", "create")
     assert "deployerPrincipalId=22222222-2222-2222-2222-222222222222" in create
     assert "deployerPrincipalType=ServicePrincipal" in create
+
+
+def test_a_team_that_holds_only_a_group_deploys_into_it_in_its_region(deploy_sh, app):
+    run = deploy_sh(
+        "into", GROUP, scenario={"groupLocation": "swedencentral", "outputs": outputs_for(app.functions_url)}
+    )
+    assert run.code == 0, run.stderr
+    [create] = run.called("deployment", "group", "create")
+    assert create[create.index("--resource-group") + 1] == GROUP
+    assert create[create.index("--template-file") + 1].endswith("infra/main.bicep")
+    assert not run.called("deployment", "sub")  # nothing at subscription scope
+    assert "into the existing group rg-webhooks (swedencentral)" in run.stdout
+    assert "smoke check passed" in run.stdout
+
+
+def test_what_if_into_a_group_previews_at_group_scope(deploy_sh):
+    run = deploy_sh("into", GROUP, "--what-if")
+    assert run.code == 0, run.stderr
+    [what_if] = run.called("deployment", "group", "what-if")
+    assert what_if[what_if.index("--resource-group") + 1] == GROUP
+    assert not [call for call in run.calls if "create" in call or "config-zip" in call]
+
+
+def test_into_a_group_that_does_not_exist_stops_at_once(deploy_sh):
+    run = deploy_sh("into", GROUP, scenario={"groupExists": False})
+    assert run.code == 1
+    assert "does not exist" in run.stderr
+    assert not run.called("deployment")
+
+
+def test_unregistered_resource_providers_are_named_with_the_command_for_the_subscription_owner(deploy_sh):
+    run = deploy_sh("into", GROUP, scenario={"unregistered": ["Microsoft.Web", "Microsoft.KeyVault"]})
+    assert run.code == 1
+    assert "az provider register --namespace Microsoft.Web" in run.stderr
+    assert "az provider register --namespace Microsoft.KeyVault" in run.stderr
+    assert "Microsoft.Storage" not in run.stderr
+    assert not run.called("deployment")
+
+
+def test_a_rerun_into_another_region_stops_before_deploying(deploy_sh):
+    moved_group = deploy_sh(GROUP, "eastus", scenario={"groupLocation": "westus"})
+    assert moved_group.code == 1
+    assert "is in westus, not eastus" in moved_group.stderr
+    assert not moved_group.called("deployment")
+
+    elsewhere = {"groupExists": False, "existingApp": ["func-m365hooks-abc", "North Europe"]}
+    moved_app = deploy_sh(GROUP, "westus", scenario=elsewhere)
+    assert moved_app.code == 1
+    assert "func-m365hooks-abc is in North Europe, not westus" in moved_app.stderr
+    assert not moved_app.called("deployment")
+
+
+def test_a_rerun_keeps_the_settings_added_by_hand_without_putting_them_on_a_command_line(deploy_sh, app):
+    scenario = {
+        "existingApp": ["func-m365hooks-abc", "West US"],
+        "appSettings": [{"name": "MY_FEATURE_FLAG", "value": "on", "slotSetting": False}],
+        "outputs": outputs_for(app.functions_url),
+    }
+    run = deploy_sh(GROUP, "westus", scenario=scenario)
+    assert run.code == 0, run.stderr
+    [create] = run.called("deployment", "sub", "create")
+    assert not any("MY_FEATURE_FLAG" in arg or "=on" in arg for arg in create)
+    files = run.parameter_files()
+    [(settings, mode)] = [(p, m) for p, m in files if "existingAppSettings" in p["parameters"]]
+    assert settings["parameters"]["existingAppSettings"]["value"] == {"MY_FEATURE_FLAG": "on"}
+    assert mode == "0o600"
+    private = [Path(arg[1:]) for arg in create if arg.startswith("@") and "parameters-" not in arg]
+    assert private and not any(path.exists() for path in private)  # gone once az has read it
+
+
+def test_the_placeholder_tenant_is_refused_before_anything_changes(deploy_sh, tmp_path):
+    shipped = ROOT / "infra" / "main.parameters.json"
+    run = deploy_sh(GROUP, "westus", "--parameters", str(shipped))
+    assert run.code == 1
+    assert "contoso.sharepoint.com" in run.stderr and "placeholder" in run.stderr
+    assert not run.called("deployment")
+    not_a_tenant = parameters_file(tmp_path, sharePointTenantUrl="http://fabrikam.example.com")
+    assert deploy_sh(GROUP, "westus", "--parameters", str(not_a_tenant)).code == 1
+
+
+def test_missing_curl_or_python3_is_reported_before_any_az_call(deploy_sh, tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for folder in os.environ["PATH"].split(os.pathsep):
+        for tool in Path(folder).glob("*") if Path(folder).is_dir() else []:
+            if tool.name != "curl" and not (bin_dir / tool.name).exists():
+                (bin_dir / tool.name).symlink_to(tool)
+    run = deploy_sh(GROUP, "westus", path=str(bin_dir))
+    assert run.code == 1
+    assert "curl not found" in run.stderr
+    assert run.calls == []
+
+
+def test_the_deployers_own_403_is_not_retried_and_says_whose_it_is(deploy_sh, app):
+    scenario = {"zipDeployerForbidden": True, "outputs": outputs_for(app.functions_url)}
+    run = deploy_sh(GROUP, "westus", scenario=scenario)
+    assert run.code == 1
+    assert len(run.called("functionapp", "deployment", "source", "config-zip")) == 1
+    assert "your own account" in run.stderr and "not on the app's identity" in run.stderr
+
+
+def test_azs_own_health_probe_failing_after_the_upload_leaves_the_verdict_to_the_smoke_check(deploy_sh, app):
+    scenario = {"zipUnhealthy": True, "outputs": outputs_for(app.functions_url)}
+    run = deploy_sh(GROUP, "westus", scenario=scenario)
+    assert run.code == 0, run.stderr
+    assert "the smoke check decides" in run.stderr
+    assert "smoke check passed" in run.stdout
+
+
+def test_the_end_of_a_deploy_prints_every_url_the_key_command_and_the_next_steps(deploy_sh, app):
+    run = deploy_sh(GROUP, "westus", scenario={"outputs": outputs_for(app.functions_url)})
+    assert run.code == 0, run.stderr
+    base = app.functions_url
+    for line in (
+        f"Management API:    {base}/api",
+        f"Console:           {base}/api/console/",
+        f"SharePoint:      {base}/api/notifications/sharepoint",
+        f"Graph:           {base}/api/notifications/graph",
+        f"Graph lifecycle: {base}/api/notifications/graph/lifecycle",
+        f"az functionapp keys list -g {GROUP} -n func-m365hooks-abc --query functionKeys.default -o tsv",
+        "Privileged Role Administrator or Global Administrator",
+        "before the first subscription",
+    ):
+        assert line in run.stdout, line
+
+
+def test_smoke_on_a_group_that_does_not_exist_fails_at_once(deploy_sh):
+    run = deploy_sh("smoke", GROUP, scenario={"groupExists": False}, SMOKE_TIMEOUT="300")
+    assert run.code == 1
+    assert "does not exist" in run.stderr
+    assert not run.called("deployment")
+
+
+def test_smoke_on_a_group_without_the_app_fails_at_once(deploy_sh):
+    run = deploy_sh("smoke", GROUP, SMOKE_TIMEOUT="300")  # no outputs: no deployment in the group
+    assert run.code == 1
+    assert "deploy first" in run.stderr
