@@ -6,7 +6,7 @@ CHECKOV_VENV := .venv-checkov
 COVERAGE_GATE := 90
 FAST_COVERAGE_GATE := 85
 
-.PHONY: help setup run demo lint format test test-fast bench clean
+.PHONY: help setup run demo lint format test test-fast test-pythons bench clean
 
 help:
 	@echo "make run    - Azurite + SharePoint emulator + local Functions host, until Ctrl-C"
@@ -16,6 +16,7 @@ help:
 	@echo "make test   - unit, integration (Azurite), end-to-end (local host + emulator), infra checks,"
 	@echo "              with coverage of functions/ gated at $(COVERAGE_GATE)%"
 	@echo "make test-fast - the unit tier alone (in memory, under 30 s), with its coverage of functions/core"
+	@echo "make test-pythons - unit tests and a cold import on every Python the deploy allows (3.11-3.13)"
 	@echo "make bench  - benchmarks, printed as side-by-side ratios"
 
 setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed
@@ -59,6 +60,11 @@ test: setup
 	$(PY) -m coverage combine --quiet
 	$(PY) -m coverage report --include='functions/*,function_app.py' --fail-under=$(COVERAGE_GATE)
 
+# Every pythonVersion infra/main.bicep allows: the unit tests and a cold import, each in its own
+# .venv-py3.X; a version with no interpreter here is named in the output.
+test-pythons:
+	bash tests/python_versions.sh
+
 # The fast tier: the core against in-memory storage, SharePoint and Graph (tests/fakes), no services
 # started; prints how much of functions/core it covers, and fails below FAST_COVERAGE_GATE.
 test-fast: $(VENV)/.installed
@@ -73,4 +79,4 @@ bench: $(VENV)/.installed node_modules/.installed
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .run .coverage .coverage.*
+	rm -rf $(VENV) $(CHECKOV_VENV) .venv-py3.* node_modules .pytest_cache .mypy_cache .ruff_cache .run .coverage .coverage.*

@@ -309,8 +309,10 @@ class Stack:
         wait_for_http(f"{self.emulator_url}/_emulator/health", service.process)
         return service
 
-    def start_host(self, port: int | None = None) -> Service:
-        """The Functions host on the stack's port, or another instance of the app on `port`."""
+    def start_host(self, port: int | None = None, *, untouched: bool = False) -> Service:
+        """The Functions host on the stack's port, or another instance of the app on `port`.
+        `untouched`: wait for the port alone, so that no request has been served when it returns
+        (what a cold instance's first request meets)."""
         port = port or self.ports.functions
         name = "functions-host" if port == self.ports.functions else f"functions-host-{port}"
         service = self._spawn(
@@ -318,7 +320,10 @@ class Stack:
             [sys.executable, "-m", "local.functions_host", "--port", str(port)],
             env=self.app_settings(),
         )
-        wait_for_http(f"http://127.0.0.1:{port}/api/health", service.process, timeout=60)
+        if untouched:
+            wait_for_port(port, service.process, timeout=60)
+        else:
+            wait_for_http(f"http://127.0.0.1:{port}/api/health", service.process, timeout=60)
         return service
 
     def service(self, name: str) -> Service:
