@@ -32,10 +32,10 @@ for version in $allowed; do
   fi
   venv=".venv-py$version"
   echo "== Python $version ($python)"
-  if [[ ! -f "$venv/.installed" || requirements-dev.txt -nt "$venv/.installed" || requirements.txt -nt "$venv/.installed" ]]; then
+  if [[ ! -f "$venv/.installed" || requirements-unit.txt -nt "$venv/.installed" || requirements.txt -nt "$venv/.installed" ]]; then
     "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/python" -m pip install --quiet -r requirements-dev.txt
+    "$venv/bin/python" -m pip install --quiet -r requirements-unit.txt
     touch "$venv/.installed"
   fi
   # What the host does on a cold instance: import the app and index its functions.
