@@ -119,6 +119,7 @@ var tableNames = [
   'sinkcursors'
   'sinkrates'
   'readleases'
+  'itemfields'
 ]
 
 module storage 'modules/storage.bicep' = {

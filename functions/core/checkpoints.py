@@ -9,6 +9,7 @@ were born with (`listId`, `siteUrl`, `changeToken`).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,6 +40,8 @@ class Checkpoint:
     consecutive_failures: int = 0
     last_failure: str | None = None
     last_failed: datetime | None = None
+    # SharePoint: the fields whose values the reader adds to each change row.
+    fields: tuple[str, ...] = ()
 
     @property
     def target(self) -> ReadTarget:
@@ -70,10 +73,11 @@ class CheckpointStore(TableRepository):
         cursor: str,
         at: datetime,
         source: str,
+        fields: tuple[str, ...] = (),
     ) -> None:
         """Set unconditionally: when a subscription starts, or a resync starts the list over."""
 
-        entity = _entity(source, scope, address, subscription_id, cursor, at)
+        entity = _entity(source, scope, address, subscription_id, cursor, at, fields)
         with outages_reported(f"setting the checkpoint of list {scope}"):
             self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
 
@@ -87,6 +91,7 @@ class CheckpointStore(TableRepository):
             checkpoint.subscription_id,
             cursor,
             at,
+            checkpoint.fields,
         )
         # A completed read: the failure streak ends; the last notification is carried over.
         if checkpoint.last_notification is not None:
@@ -146,9 +151,15 @@ class CheckpointStore(TableRepository):
 
 
 def _entity(
-    source: str, scope: str, address: str, subscription_id: str, cursor: str, at: datetime
+    source: str,
+    scope: str,
+    address: str,
+    subscription_id: str,
+    cursor: str,
+    at: datetime,
+    fields: tuple[str, ...],
 ) -> dict[str, Any]:
-    return {
+    entity: dict[str, Any] = {
         "PartitionKey": source,
         "RowKey": scope,
         "siteUrl": address,
@@ -156,6 +167,9 @@ def _entity(
         "changeToken": cursor,
         "lastSyncedAt": at,
     }
+    if fields:
+        entity["fields"] = json.dumps(list(fields))
+    return entity
 
 
 def _from_entity(entity: Any, etag: str | None = None) -> Checkpoint:
@@ -171,4 +185,5 @@ def _from_entity(entity: Any, etag: str | None = None) -> Checkpoint:
         consecutive_failures=int(entity.get("consecutiveFailures", 0)),
         last_failure=entity.get("lastFailure"),
         last_failed=entity.get("lastFailedAt"),
+        fields=tuple(json.loads(entity["fields"])) if entity.get("fields") else (),
     )

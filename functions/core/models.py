@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -167,6 +168,18 @@ class ChangeView(WireModel):
     resync_from: str | None = Field(default=None, alias="resyncFrom")
     resync_to: str | None = Field(default=None, alias="resyncTo")
     reason: str | None = None
+    # The fields a SharePoint subscription follows: their values when the change was read (for a
+    # delete, the last read), and those that changed since the item's last change read.
+    fields: dict[str, Any] | None = None
+    # {"Status": {"before": "Draft", "after": "Approved"}}; a before of null is an empty field.
+    changed_fields: dict[str, dict[str, Any]] | None = Field(default=None, alias="changedFields")
+    # The first change read of an item that existed before: its earlier values are not known.
+    fields_before_unknown: bool | None = Field(default=None, alias="fieldsBeforeUnknown")
+
+    @field_validator("fields", "changed_fields", mode="before")
+    @classmethod
+    def _stored_as_json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

@@ -77,7 +77,7 @@ class Services:
         *,
         storage: Storage,
         intake_storage: Storage,
-        sources: Callable[[CheckpointStore, ChangeLog], Built],
+        sources: Callable[[Storage, CheckpointStore, ChangeLog], Built],
         sender: SinkSender,
     ) -> Services:
         """The object graph on the given storage, sources and connector sender (the fast tests
@@ -87,7 +87,7 @@ class Services:
         change_log = ChangeLog(storage)
         queue = NotificationQueue(storage)
         poison = PoisonQueue(storage, FailureLog(storage))
-        built = sources(checkpoints, change_log)
+        built = sources(storage, checkpoints, change_log)
         registry = built.sources
         store = SubscriptionStore(storage, registry.names)
         subscriptions = SubscriptionService(

@@ -20,6 +20,8 @@ import requests
 
 from functions.core.changes import ticks
 from functions.core.outbound import RetryPolicy
+from local.m365.sharepoint import caml
+from local.m365.sharepoint.errors import SharePointError
 
 # No waiting between retries in the fast tier.
 NO_WAIT = RetryPolicy(max_attempts=3, base_delay=0.0, max_retry_after=30)
@@ -73,6 +75,8 @@ class FakeList:
     # (change number, ticks, change type, item id)
     changes: list[tuple[int, int, int, int]] = field(default_factory=list)
     items: dict[int, datetime] = field(default_factory=dict)
+    # The items' field values, as GetItems answers them.
+    values: dict[int, dict[str, Any]] = field(default_factory=dict)
     # Change numbers below this are gone from the change log.
     log_starts_at: int = 0
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -98,15 +102,21 @@ class FakeSharePoint(Session):
         self.lists[list_id] = FakeList(list_id, title, base_template)
         return list_id
 
-    def change(self, list_id: str, change_type: int = 1, item_id: int | None = None) -> int:
-        """Record a change (1 add, 2 update, 3 delete); returns the item id."""
+    def change(
+        self, list_id: str, change_type: int = 1, item_id: int | None = None, **values: Any
+    ) -> int:
+        """Record a change (1 add, 2 update, 3 delete), setting the given field values; returns the
+        item id."""
         item = item_id if item_id is not None else next(self._item_ids)
         now = self.clock()
-        self.lists[list_id].changes.append((next(self._numbers), ticks(now), change_type, item))
+        fake = self.lists[list_id]
+        fake.changes.append((next(self._numbers), ticks(now), change_type, item))
         if change_type == 3:
-            self.lists[list_id].items.pop(item, None)
+            fake.items.pop(item, None)
+            fake.values.pop(item, None)
         else:
-            self.lists[list_id].items[item] = now
+            fake.items[item] = now
+            fake.values[item] = {**fake.values.get(item, {}), **values}
         return item
 
     def forget_changes_before_now(self, list_id: str) -> None:
@@ -138,6 +148,8 @@ class FakeSharePoint(Session):
             return sharepoint_error(404, "-1, System.ArgumentException", "List does not exist.")
         if path.endswith("/GetChanges"):
             return self._get_changes(fake, body["query"])
+        if path.endswith("/GetItems") and method == "POST":
+            return self._get_items(fake, body["query"])
         if path.endswith("/subscriptions") and method == "POST":
             return self._subscribe(fake, body)
         subscription = re.search(r"/subscriptions\('([^']+)'\)$", path)
@@ -148,6 +160,23 @@ class FakeSharePoint(Session):
         if "CurrentChangeToken" in url:
             return response(200, {"CurrentChangeToken": {"StringValue": self.token(fake.id)}})
         return sharepoint_error(404, "-1, Microsoft.SharePoint.Client.ResourceNotFoundException", path)
+
+    def _get_items(self, fake: FakeList, query: dict[str, Any]) -> requests.Response:
+        """The emulator's CAML reading (local/m365/sharepoint/caml.py), over these items."""
+        try:
+            parsed = caml.parse(query.get("ViewXml"))
+        except SharePointError as error:
+            return sharepoint_error(error.status, error.code, error.message)
+        found = sorted(i for i in fake.items if parsed.ids is None or i in parsed.ids)
+        return response(
+            200,
+            {
+                "value": [
+                    {"Id": i, "ID": i} | {name: fake.values[i].get(name) for name in parsed.view_fields}
+                    for i in found
+                ]
+            },
+        )
 
     def _get_changes(self, fake: FakeList, query: dict[str, Any]) -> requests.Response:
         parts = query["ChangeTokenStart"]["StringValue"].split(";")

@@ -112,9 +112,10 @@ def world(**overrides: str) -> World:
     graph = FakeGraph(GRAPH_URL)
     receivers = Receivers()
 
-    def sources(checkpoints: CheckpointStore, change_log: ChangeLog) -> Built:
+    def sources(storage: Any, checkpoints: CheckpointStore, change_log: ChangeLog) -> Built:
         return build_sources(
             configured,
+            storage,
             checkpoints,
             change_log,
             sharepoint_client=SharePointClient(StaticToken(), session=sharepoint, policy=NO_WAIT),  # type: ignore[arg-type]

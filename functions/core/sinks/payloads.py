@@ -52,7 +52,31 @@ def fact(change: ChangeView) -> dict[str, str]:
     when = change.time.replace("T", " ").replace("Z", " UTC")
     target = link(change)
     value = f"{plain(when)} · [open]({target})" if target else plain(when)
-    return {"title": f"{change.change_type.value} · {plain(label(change))}"[:200], "value": value}
+    lines = [value, *field_lines(change)]
+    return {
+        "title": f"{change.change_type.value} · {plain(label(change))}"[:200],
+        "value": "\n\n".join(lines),
+    }
+
+
+def field_lines(change: ChangeView) -> list[str]:
+    """ "Status: Draft → Approved" for each followed field that moved; the values alone when the
+    earlier ones are not known."""
+    if change.changed_fields:
+        return [
+            f"{plain(name)}: {_shown(moved.get('before'))} → {_shown(moved.get('after'))}"
+            for name, moved in change.changed_fields.items()
+        ]
+    if change.fields_before_unknown and change.fields:
+        return [f"{plain(name)}: {_shown(value)}" for name, value in change.fields.items()]
+    return []
+
+
+def _shown(value: object) -> str:
+    if value is None or value == "":
+        return "(empty)"
+    text = value if isinstance(value, str) else json.dumps(value)
+    return plain(text[:120] + "…" if len(text) > 120 else text)
 
 
 def where(changes: list[ChangeView]) -> str:

@@ -71,6 +71,7 @@ class Draft:
     resource: str
     expiration: datetime
     change_type: str | None = None
+    fields: tuple[str, ...] = ()
 
 
 class Subscriber(Protocol):

@@ -13,6 +13,7 @@ from ..change_log import ChangeLog
 from ..checkpoints import CheckpointStore
 from ..errors import BadRequest
 from ..settings import Settings
+from ..storage import Storage
 from .base import EntryKind, Source
 from .graph import Graph, GraphClient
 from .sharepoint import SharePoint, SharePointClient
@@ -68,6 +69,7 @@ class Built:
 
 def build_sources(
     settings: Settings,
+    storage: Storage,
     checkpoints: CheckpointStore,
     change_log: ChangeLog,
     *,
@@ -76,6 +78,6 @@ def build_sources(
 ) -> Built:
     """Every source this service follows, one line each. Clients may be given: the fast tests'
     talk to SharePoint and Graph in memory."""
-    sharepoint = SharePoint.build(settings, checkpoints, change_log, sharepoint_client)
+    sharepoint = SharePoint.build(settings, storage, checkpoints, change_log, sharepoint_client)
     graph = Graph.build(settings, checkpoints, change_log, graph_client)
     return Built(Sources([sharepoint, graph]), sharepoint)

@@ -42,6 +42,8 @@ class SubscriptionRecord:
     last_renewed: datetime | None = None
     previous_id: str | None = None
     change_type: str | None = None
+    # SharePoint: the fields whose values each change row carries (the checkpoint keeps them too).
+    fields: tuple[str, ...] = ()
 
     @property
     def target(self) -> ReadTarget:

@@ -113,6 +113,7 @@ class SubscriptionService:
                 cursor=cursor,
                 at=self.clock(),
                 source=record.source,
+                fields=record.fields,
             )
             self.store.save(record)
             self.store.bind_claim(record.scope, record.id)
@@ -366,4 +367,5 @@ def _draft(source: str, planned: Draft, now: datetime) -> SubscriptionRecord:
         status=SubscriptionStatus.ACTIVE,
         created=now,
         change_type=planned.change_type,
+        fields=planned.fields,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -148,6 +149,8 @@ def to_entity(record: SubscriptionRecord) -> dict[str, Any]:
         entity["previousId"] = record.previous_id
     if record.change_type:
         entity["changeType"] = record.change_type
+    if record.fields:
+        entity["fields"] = json.dumps(list(record.fields))
     return entity
 
 
@@ -167,4 +170,5 @@ def from_entity(entity: dict[str, Any]) -> SubscriptionRecord:
         last_renewed=entity.get("lastRenewedDateTime"),
         previous_id=entity.get("previousId"),
         change_type=entity.get("changeType"),
+        fields=tuple(json.loads(entity["fields"])) if entity.get("fields") else (),
     )

@@ -249,6 +249,7 @@ _OPERATIONS = {
     ("get_list", "GET"): "GetList",
     ("items", "GET"): "GetItems",
     ("items", "POST"): "AddItem",
+    ("get_items_by_query", "POST"): "GetItemsByQuery",
     ("item", "GET"): "GetItem",
     ("item", "PATCH"): "UpdateItem",
     ("item", "DELETE"): "DeleteItem",

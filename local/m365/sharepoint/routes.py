@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
-from . import errors
+from . import caml, errors
 from .batch import batch
 from .errors import SharePointError
 from .file_routes import (
@@ -225,6 +225,22 @@ def _item_page(request: Request, sp_list: SpList) -> dict[str, Any]:
     return page
 
 
+async def get_items_by_query(request: Request) -> Response:
+    """`POST GetItems` with `{"query": {"ViewXml": "<View>…</View>"}}` (local/m365/sharepoint/caml.py)."""
+    sp_list = resolve_list(request)
+    query = (await json_body(request)).get("query")
+    parsed = caml.parse(query.get("ViewXml") if isinstance(query, dict) else None)
+    found = [
+        entity(
+            fields,
+            sp_list.item_entity_type,
+            api_url(request, f"Web/Lists(guid'{sp_list.id}')/Items({fields['Id']})"),
+        )
+        for fields in caml.run(parsed, sp_list)
+    ]
+    return ok(request, {"value": found})
+
+
 async def item(request: Request) -> Response:
     tenant = state_of(request)
     sp_list = resolve_list(request)
@@ -373,6 +389,7 @@ _WEB_ROUTES: list[tuple[str, Endpoint, list[str], str]] = [
     ("/lists", get_lists, ["GET"], "get_lists"),
     ("/{list:listpath}/getchanges", get_changes, ["POST"], "get_changes"),
     ("/{list:listpath}/items", items, ["GET", "POST"], "items"),
+    ("/{list:listpath}/getitems", get_items_by_query, ["POST"], "get_items_by_query"),
     ("/{list:listpath}/items({item_id:int})", item, ["GET", "PATCH", "DELETE"], "item"),
     ("/{list:listpath}/items({item_id:int})/recycle()", recycle_item, ["POST"], "recycle_item"),
     ("/{list:listpath}/subscriptions", subscriptions, ["GET", "POST"], "subscriptions"),

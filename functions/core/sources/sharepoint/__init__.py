@@ -15,9 +15,12 @@ from ...change_log import ChangeLog
 from ...checkpoints import CheckpointStore
 from ...models import QueuedNotification
 from ...settings import Settings
+from ...storage import Storage
 from ..base import EXPIRY_SAFETY_MARGIN, Draft, EntryKind, InvalidSubscriptionRequest
 from .change_tokens import InvalidChangeToken, parse_change_token
 from .client import ListRef, SharePointClient
+from .field_changes import FieldTracker
+from .field_values import FieldValueStore
 from .models import CreateSubscriptionRequest, SharePointNotification, SiteListView
 from .reader import SHAREPOINT, ListReader
 from .subscriber import MAX_LIFETIME, ListSubscriber
@@ -62,15 +65,17 @@ class SharePoint:
     def build(
         cls,
         settings: Settings,
+        storage: Storage,
         checkpoints: CheckpointStore,
         change_log: ChangeLog,
         client: SharePointClient | None = None,
     ) -> SharePoint:
         client = client or SharePointClient(token_provider_for(settings))
+        fields = FieldTracker(client, FieldValueStore(storage))
         return cls(
             client=client,
             subscriber=ListSubscriber(client, settings.sharepoint_notification_url),
-            reader=ListReader(checkpoints, change_log, client),
+            reader=ListReader(checkpoints, change_log, client, fields),
             tenant_url=settings.sharepoint_tenant_url,
             sweep_max_age=timedelta(hours=settings.sweep_max_age_hours),
         )
@@ -85,10 +90,14 @@ class SharePoint:
             address=site_url,
             resource=ListRef(site_url, list_id).api_url,
             expiration=_checked_expiration(request.expiration_date_time, now),
+            fields=request.fields,
         )
 
     def view_fields(self, record: SubscriptionRecord) -> dict[str, Any]:
-        return {"siteUrl": record.address, "listId": record.scope}
+        view: dict[str, Any] = {"siteUrl": record.address, "listId": record.scope}
+        if record.fields:
+            view["fields"] = list(record.fields)
+        return view
 
     def cursor_issued(self, cursor: str) -> datetime | None:
         try:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import ConfigDict, Field, field_validator
 
 from ...models import ChangeKind, UtcDatetime, WireModel, guid
+
+# Fields a subscription may follow, and what an internal name looks like (`Status`, `Due_x0020_Date`).
+MAX_FIELDS = 20
+FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 # SP.ChangeType: 1 Add, 2 Update, 3 DeleteObject, 4 Rename, 5 MoveAway, 6 MoveInto, 7 Restore,
 # 15 SystemUpdate (an update that makes no new version); the rest is other.
@@ -93,6 +98,22 @@ class SharePointItemPage(WireModel):
     next_link: str | None = Field(default=None, alias="odata.nextLink")
 
 
+class SharePointFieldValues(WireModel):
+    """Items as `GetItems` answers a CAML query for some fields: `Id` and the fields asked for."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int = Field(alias="Id")
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class SharePointFieldValuesPage(WireModel):
+    value: list[SharePointFieldValues]
+
+
 class CurrentChangeToken(WireModel):
     current_change_token: ChangeTokenValue = Field(alias="CurrentChangeToken")
 
@@ -106,6 +127,18 @@ class CreateSubscriptionRequest(WireModel):
     site_url: str = Field(alias="siteUrl", min_length=1, max_length=1024)
     list_id: UUID = Field(alias="listId")
     expiration_date_time: UtcDatetime | None = Field(default=None, alias="expirationDateTime")
+    # Internal names of the fields whose values each change row carries, before and after.
+    fields: tuple[str, ...] = Field(default=(), max_length=MAX_FIELDS)
+
+    @field_validator("fields")
+    @classmethod
+    def _fields_are_internal_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not FIELD_NAME.fullmatch(name):
+                raise ValueError(f"'{name[:40]}' is not a field's internal name (letters, digits, _)")
+        if len({name.lower() for name in value}) != len(value):
+            raise ValueError("names a field twice")
+        return value
 
     @field_validator("site_url")
     @classmethod

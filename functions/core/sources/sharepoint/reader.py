@@ -21,6 +21,7 @@ from ...clock import utc_now
 from ..base import ReadTarget
 from .change_tokens import parse_change_token
 from .client import DEFAULT_PAGE_SIZE, ChangeTokenExpired, ListRef, SharePointClient
+from .field_changes import FieldTracker
 from .rows import change_row, resync_entry, resynced_item_row
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class ListReader:
     checkpoints: CheckpointStore
     change_log: ChangeLog
     client: SharePointClient
+    fields: FieldTracker
     page_size: int = DEFAULT_PAGE_SIZE
     clock: Callable[[], datetime] = utc_now
 
@@ -69,7 +71,10 @@ class ListReader:
             for page in self.client.fetch_changes(
                 listed, checkpoint.cursor, subscription_id=subscription_id, page_size=self.page_size
             ):
-                rows += self.change_log.append(target.scope, [change_row(scope, change) for change in page])
+                page_rows = [change_row(scope, change) for change in page]
+                if checkpoint.fields:
+                    self.fields.annotate(listed, checkpoint.fields, page, page_rows, subscription_id)
+                rows += self.change_log.append(target.scope, page_rows)
                 written += len(page)
                 checkpoint, ours = commit_sync(
                     self.checkpoints, checkpoint, page[-1].change_token.string_value, self.clock()

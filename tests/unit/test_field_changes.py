@@ -1,0 +1,139 @@
+"""Field-level changes on SharePoint subscriptions, in memory: which fields moved, from what to
+what, read in one GetItems per page (per 500 items), and what a delete and a first sighting say."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from functions.core.changes import row_to_view
+from functions.core.sinks.payloads import adaptive_card_messages, webhook_body
+from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
+from functions.core.subscriptions import SubscriptionRecord
+from tests.fakes.world import World, world
+
+ADD, UPDATE, DELETE = 1, 2, 3
+
+
+@pytest.fixture
+def env() -> World:
+    return world()
+
+
+def subscribe(env: World, *fields: str) -> tuple[SubscriptionRecord, str]:
+    list_id = env.sharepoint.create_list()
+    record = env.services.subscriptions.create(
+        CreateSubscriptionRequest(site_url="/sites/team", list_id=list_id, fields=fields)
+    )
+    return record, list_id
+
+
+def read(env: World, record: SubscriptionRecord) -> list[dict]:
+    env.services.worker.process_message(env.notification(record.id))
+    rows, _ = env.services.change_log.page(record.scope, after="", top=1000)
+    return [row_to_view(row).model_dump(mode="json", by_alias=True, exclude_none=True) for row in rows]
+
+
+def test_each_change_says_which_followed_fields_moved_from_what_to_what(env):
+    record, list_id = subscribe(env, "Status", "Owner")
+    item = env.sharepoint.change(list_id, ADD, Status="Draft", Owner="ann", Body="not followed")
+    [added] = read(env, record)
+    assert added["fields"] == {"Status": "Draft", "Owner": "ann"}
+    assert added["changedFields"] == {
+        "Status": {"before": None, "after": "Draft"},
+        "Owner": {"before": None, "after": "ann"},
+    }
+    assert "fieldsBeforeUnknown" not in added
+
+    env.sharepoint.change(list_id, UPDATE, item, Status="Approved")
+    updated = read(env, record)[-1]
+    assert updated["changedFields"] == {"Status": {"before": "Draft", "after": "Approved"}}
+    assert updated["fields"] == {"Status": "Approved", "Owner": "ann"}
+
+    env.sharepoint.change(list_id, UPDATE, item, Body="edited, but not a followed field")
+    assert "changedFields" not in read(env, record)[-1]
+
+    env.sharepoint.change(list_id, DELETE, item)
+    deleted = read(env, record)[-1]
+    assert deleted["changeType"] == "delete"
+    assert deleted["fields"] == {"Status": "Approved", "Owner": "ann"}  # the last values read
+    assert "changedFields" not in deleted
+
+
+def test_an_item_first_seen_by_an_update_says_its_earlier_values_are_unknown(env):
+    list_id = env.sharepoint.create_list()
+    item = env.sharepoint.change(list_id, ADD, Status="Draft")  # before the subscription
+    record = env.services.subscriptions.create(
+        CreateSubscriptionRequest(site_url="/sites/team", list_id=list_id, fields=("Status",))
+    )
+    env.sharepoint.change(list_id, UPDATE, item, Status="Review")
+    [first] = read(env, record)
+    assert first["fieldsBeforeUnknown"] is True
+    assert first["fields"] == {"Status": "Review"}
+    assert "changedFields" not in first
+
+
+def test_several_changes_of_one_item_in_one_page_show_one_difference_on_the_last(env):
+    record, list_id = subscribe(env, "Status")
+    item = env.sharepoint.change(list_id, ADD, Status="Draft")
+    env.sharepoint.change(list_id, UPDATE, item, Status="Review")
+    env.sharepoint.change(list_id, UPDATE, item, Status="Approved")
+    rows = read(env, record)
+    assert [row.get("changedFields") for row in rows] == [
+        None,
+        None,
+        {"Status": {"before": None, "after": "Approved"}},  # the item was added in this page
+    ]
+    assert all(row["fields"] == {"Status": "Approved"} for row in rows)  # read when the page was
+
+
+def test_a_page_of_items_is_read_in_one_request_per_500_items(env):
+    record, list_id = subscribe(env, "Status")
+    for _ in range(700):
+        env.sharepoint.change(list_id, ADD, Status="New")
+    before = env.sharepoint.count("/GetItems")
+    rows = read(env, record)
+    assert len(rows) == 700 and all(row["fields"] == {"Status": "New"} for row in rows)
+    assert env.sharepoint.count("/GetItems") - before == 2  # 700 items: 500 + 200
+
+
+def test_a_subscription_without_fields_reads_none(env):
+    record, list_id = subscribe(env)
+    env.sharepoint.change(list_id, ADD, Status="Draft")
+    [row] = read(env, record)
+    assert "fields" not in row and env.sharepoint.count("/GetItems") == 0
+
+
+def test_the_fields_are_kept_on_the_subscription_and_shown(env):
+    record, _ = subscribe(env, "Status")
+    stored = env.services.subscriptions.get(record.id)
+    assert stored.fields == ("Status",)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [["Status"] * 2, [f"F{n}" for n in range(21)], ["Bad name"], ["x' or 1=1"], ["<FieldRef/>"]],
+    ids=["twice", "21", "space", "quote", "markup"],
+)
+def test_field_names_must_be_up_to_20_distinct_internal_names(fields):
+    body = {"siteUrl": "/sites/team", "listId": "b9f6f714-9df8-470b-b22e-653855e1c181", "fields": fields}
+    with pytest.raises(ValidationError):
+        CreateSubscriptionRequest.model_validate_json(json.dumps(body))
+
+
+def test_a_card_says_status_draft_to_approved_and_the_webhook_body_carries_both(env):
+    record, list_id = subscribe(env, "Status")
+    item = env.sharepoint.change(list_id, ADD, Status="Draft")
+    read(env, record)
+    env.sharepoint.change(list_id, UPDATE, item, Status="Approved")
+    read(env, record)
+    rows, _ = env.services.change_log.page(record.scope, after="", top=10)
+    changes = [row_to_view(row) for row in rows]
+    [card] = adaptive_card_messages(changes)
+    assert "Status: Draft → Approved" in json.dumps(card, ensure_ascii=False)
+    body = json.loads(webhook_body("b1", changes, datetime.now(UTC)))
+    assert body["changes"][-1]["changedFields"] == {"Status": {"before": "Draft", "after": "Approved"}}
+    assert body["changes"][-1]["fields"] == {"Status": "Approved"}
