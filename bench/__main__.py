@@ -28,7 +28,7 @@ from local.clients import EmulatorClient, notification_entry
 from local.stack import DEFAULT_FUNCTION_KEY, Stack
 
 from .connectors import bench_connectors
-from .scale import bench_burst, bench_intake_load, bench_worker_at_scale, host_memory_mib
+from .scale import add_items, bench_burst, bench_intake_load, bench_worker_at_scale, host_memory_mib
 from .table import Row, attempt, bench_services, fresh_python, peak_rss_mib, render, side_by_side
 
 SITE = "/sites/bench"
@@ -126,6 +126,36 @@ def bench_worker(stack: Stack, services: Services, rounds: int) -> list[Row]:
         ours.append((time.perf_counter() - started) * 1000)
         assert report.changes_written == 100
     return [Row("worker: 100 changes to the change log", "GetChanges + 1 batch write", ours, base)]
+
+
+FIELD_CHANGES = 1000
+FOLLOWED = ("Status", "Owner", "Priority", "Due", "Region")
+
+
+def bench_fields(stack: Stack, services: Services, rounds: int) -> list[Row]:
+    """The worker on 1,000 changes of a list whose subscription follows 5 fields, beside the same
+    on a list whose subscription follows none (interleaved, a fresh pair each round)."""
+    emulator = EmulatorClient(stack.emulator_url)
+    with_fields: list[float] = []
+    without: list[float] = []
+    for _ in range(max(3, rounds // 60)):
+        for fields, sink in ((FOLLOWED, with_fields), ((), without)):
+            list_id = emulator.create_list(SITE, f"fields-{uuid.uuid4().hex[:6]}")
+            request = CreateSubscriptionRequest(site_url=SITE, list_id=list_id, fields=fields)
+            record = services.subscriptions.create(request)
+            add_items(stack.emulator_url, list_id, FIELD_CHANGES, **dict.fromkeys(FOLLOWED, "x"))
+            message = json.dumps(
+                {
+                    "source": "sharepoint",
+                    "receivedAt": "2026-01-01T00:00:00Z",
+                    "notifications": [{"subscriptionId": record.id, "resource": list_id, "siteUrl": SITE}],
+                }
+            )
+            started = time.perf_counter()
+            report = services.worker.process_message(message)
+            sink.append((time.perf_counter() - started) * 1000)
+            assert report.changes_written == FIELD_CHANGES
+    return [Row("worker: 1,000 changes, 5 fields followed", "same, no field followed", with_fields, without)]
 
 
 def unknown_ids_body() -> bytes:
@@ -364,6 +394,7 @@ def main() -> None:
             ("hostile intake", partial(bench_hostile_intake, stack, args.rounds)),
             ("subscription listing", partial(bench_listing, stack, services, args.rounds)),
             ("renewal", partial(bench_renewal, stack, services, args.rounds)),
+            ("field-level changes", partial(bench_fields, stack, services, args.rounds)),
         ):
             rows += attempt(name, group)
         rows.append(

@@ -126,13 +126,13 @@ def counted_requests() -> Iterator[list[str]]:
         yield sent
 
 
-def add_items(emulator_url: str, list_id: str, count: int) -> None:
+def add_items(emulator_url: str, list_id: str, count: int, **fields: Any) -> None:
     local = threading.local()
 
     def add(n: int) -> None:
         if not hasattr(local, "client"):
             local.client = EmulatorClient(emulator_url)
-        local.client.add_item(SITE, list_id, f"item {n}")
+        local.client.add_item(SITE, list_id, f"item {n}", **fields)
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(add, range(count)))

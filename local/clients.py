@@ -99,16 +99,20 @@ class EmulatorClient:
     def delete_file(self, site: str, path: str) -> None:
         self._ok(self.sharepoint("DELETE", f"{site}/_api/web/GetFileByServerRelativeUrl('{path}')"))
 
-    def add_item(self, site: str, list_id: str, title: str) -> int:
-        response = self.sharepoint("POST", f"{site}/_api/web/lists('{list_id}')/items", json={"Title": title})
+    def add_item(self, site: str, list_id: str, title: str, **fields: Any) -> int:
+        body = {"Title": title, **fields}
+        response = self.sharepoint("POST", f"{site}/_api/web/lists('{list_id}')/items", json=body)
         return self._ok(response).json()["Id"]
 
-    def update_item(self, site: str, list_id: str, item_id: int, title: str) -> None:
+    def update_item(
+        self, site: str, list_id: str, item_id: int, title: str | None = None, **fields: Any
+    ) -> None:
+        body = ({"Title": title} if title is not None else {}) | fields
         self._ok(
             self.sharepoint(
                 "POST",
                 f"{site}/_api/web/lists('{list_id}')/items({item_id})",
-                json={"Title": title},
+                json=body,
                 headers={"X-HTTP-Method": "MERGE", "IF-MATCH": "*"},
             )
         )

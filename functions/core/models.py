@@ -129,6 +129,8 @@ class SubscriptionView(WireModel):
     last_renewed_date_time: str | None = Field(default=None, alias="lastRenewedDateTime")
     previous_id: str | None = Field(default=None, alias="previousId")
     next_renewal_date_time: str | None = Field(default=None, alias="nextRenewalDateTime")
+    # SharePoint: the fields each change row carries before and after.
+    fields: list[str] | None = None
     health: SubscriptionHealth | None = None
 
 

@@ -184,3 +184,24 @@ def test_concurrent_creates_for_one_list_make_exactly_one_subscription(emulator,
     at_sharepoint = [s for s in emulator.subscriptions() if s["resource"] == new_list]
     assert [s["id"] for s in at_sharepoint] == [winner]
     assert json.loads(created[0].text)["listId"] == new_list
+
+
+def test_a_subscription_following_fields_shows_what_moved_through_the_api(api, emulator, new_list):
+    subscription = api.create_subscription(SITE, new_list, fields=["Status", "Priority"]).json()
+    assert subscription["fields"] == ["Status", "Priority"]
+    item = emulator.add_item(SITE, new_list, "contract", Status="Draft", Priority=2)
+    wait_for_changes(api, subscription["id"], 1)
+    emulator.update_item(SITE, new_list, item, Status="Approved")
+    changes = wait_for_changes(api, subscription["id"], 2)
+    assert changes[0]["changedFields"] == {
+        "Status": {"before": None, "after": "Draft"},
+        "Priority": {"before": None, "after": 2},
+    }
+    assert changes[1]["changedFields"] == {"Status": {"before": "Draft", "after": "Approved"}}
+    assert changes[1]["fields"] == {"Status": "Approved", "Priority": 2}
+
+    emulator.delete_item(SITE, new_list, item)
+    deleted = wait_for_changes(api, subscription["id"], 3)[2]
+    assert deleted["changeType"] == "delete" and deleted["fields"] == {"Status": "Approved", "Priority": 2}
+    refused = api.create_subscription(SITE, emulator.create_list(SITE, "other"), fields=["Bad name"])
+    assert refused.status_code == 400

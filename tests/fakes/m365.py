@@ -102,9 +102,7 @@ class FakeSharePoint(Session):
         self.lists[list_id] = FakeList(list_id, title, base_template)
         return list_id
 
-    def change(
-        self, list_id: str, change_type: int = 1, item_id: int | None = None, **values: Any
-    ) -> int:
+    def change(self, list_id: str, change_type: int = 1, item_id: int | None = None, **values: Any) -> int:
         """Record a change (1 add, 2 update, 3 delete), setting the given field values; returns the
         item id."""
         item = item_id if item_id is not None else next(self._item_ids)

@@ -11,8 +11,15 @@ from pydantic import ValidationError
 
 from functions.core.changes import row_to_view
 from functions.core.sinks.payloads import adaptive_card_messages, webhook_body
+from functions.core.sources.sharepoint.field_values import (
+    ITEMS_PER_BUCKET,
+    MAX_VALUE_CHARS,
+    FieldValueStore,
+    bounded,
+)
 from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
 from functions.core.subscriptions import SubscriptionRecord
+from tests.fakes.storage import MemoryStorage
 from tests.fakes.world import World, world
 
 ADD, UPDATE, DELETE = 1, 2, 3
@@ -137,3 +144,24 @@ def test_a_card_says_status_draft_to_approved_and_the_webhook_body_carries_both(
     body = json.loads(webhook_body("b1", changes, datetime.now(UTC)))
     assert body["changes"][-1]["changedFields"] == {"Status": {"before": "Draft", "after": "Approved"}}
     assert body["changes"][-1]["fields"] == {"Status": "Approved"}
+
+
+def test_two_readers_writing_one_bucket_both_keep_their_values():
+    """A reader whose read lease was taken over still writes: the ETag makes it merge, not clobber."""
+    store = FieldValueStore(MemoryStorage())
+    first, second = store.read("list", [1, 2]), store.read("list", [1, 2])
+    store.write("list", {1: {"Status": "one"}}, first)
+    store.write("list", {2: {"Status": "two"}}, second)  # read before the first write
+    [bucket] = store.read("list", [1, 2]).values()
+    assert bucket.values == {1: {"Status": "one"}, 2: {"Status": "two"}}
+
+
+def test_long_values_are_cut_so_a_full_bucket_of_20_fields_fits_an_entity():
+    store = FieldValueStore(MemoryStorage())
+    names = [f"Field_x0020_{n:02d}" for n in range(20)]
+    values = {item_id: bounded(dict.fromkeys(names, "é" * 5000)) for item_id in range(ITEMS_PER_BUCKET)}
+    store.write("list", values, store.read("list", values))
+    [bucket] = store.read("list", values).values()
+    assert bucket.values[7][names[3]] == "é" * MAX_VALUE_CHARS + "…"
+    stored = json.dumps({str(k): v for k, v in values.items()}, ensure_ascii=False)
+    assert len(stored.encode("utf-16-le")) < 1024 * 1024  # an entity's limit, counted as UTF-16

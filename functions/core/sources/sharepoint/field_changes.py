@@ -46,7 +46,8 @@ class FieldTracker:
                 listed, changed, fields, subscription_id=subscription_id
             ).items()
         }
-        known = self.store.read(listed.list_id, {c.item_id for c in page if c.item_id})
+        buckets = self.store.read(listed.list_id, {c.item_id for c in page if c.item_id})
+        known = {item_id: values for bucket in buckets.values() for item_id, values in bucket.values.items()}
         added_here = {c.item_id for c, k in zip(page, kinds, strict=True) if k is ChangeKind.ADD}
         last_index = {change.item_id: index for index, change in enumerate(page) if change.item_id}
         for index, (change, kind, row) in enumerate(zip(page, kinds, rows, strict=True)):
@@ -69,7 +70,7 @@ class FieldTracker:
             if difference:
                 row["changedFields"] = json.dumps(difference)
         if now:
-            self.store.write(listed.list_id, now)
+            self.store.write(listed.list_id, now, buckets)
 
 
 def _difference(before: FieldValues, after: FieldValues) -> dict[str, dict[str, Any]]:

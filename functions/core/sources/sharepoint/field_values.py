@@ -1,9 +1,12 @@
 """The `itemfields` table: per item, the last values read of the fields its list's subscription
 follows, so that the next change of the item can say what they were before.
 
-A partition holds up to 1,000 consecutive item ids of one list: the values a page of changes
-needs come in a few range reads, never one read per item. Only the list's reader writes them,
-under the list's read lease, so last write wins is right.
+One entity holds the values of up to 50 consecutive item ids of one list (PartitionKey: the list,
+RowKey: the bucket), as JSON split over properties of at most 30,000 characters: a page of 1,000
+changes reads and writes about twenty entities, not a thousand. Values are cut at 255 characters,
+so a bucket of 50 items with 20 fields stays within an entity's 1 MiB (stored as UTF-16). Each
+bucket is written under the ETag it was read with: a reader whose read lease was taken over
+re-reads and merges, never overwrites what the other wrote.
 """
 
 from __future__ import annotations
@@ -11,79 +14,90 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from azure.data.tables import TransactionOperation, UpdateMode
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
 from ...resources import ITEM_FIELDS_TABLE
 from ...storage import TableRepository, outages_reported
 
-ITEMS_PER_PARTITION = 1000
-MAX_TRANSACTION_SIZE = 100
-# A table property holds 32K characters; 20 fields of this many stay well under it.
-MAX_VALUE_CHARS = 1000
+ITEMS_PER_BUCKET = 50
+MAX_VALUE_CHARS = 255
+PROPERTY_CHARS = 30_000
+MAX_WRITE_ATTEMPTS = 5
 
 FieldValues = dict[str, Any]
 
 
 def bounded(values: Mapping[str, Any]) -> FieldValues:
-    """The values as stored and logged: long text cut at MAX_VALUE_CHARS, marked with an ellipsis."""
-    return {
-        name: value[:MAX_VALUE_CHARS] + "…"
-        if isinstance(value, str) and len(value) > MAX_VALUE_CHARS
-        else value
-        for name, value in values.items()
-    }
+    """The values as stored and logged: text longer than MAX_VALUE_CHARS cut, with an ellipsis."""
+    return {name: _bounded(value) for name, value in values.items()}
 
 
-def _partition(scope: str, item_id: int) -> str:
-    return f"{scope}-{item_id // ITEMS_PER_PARTITION:07d}"
+def _bounded(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+        return value[:MAX_VALUE_CHARS] + "…"
+    return value
 
 
-def _row(item_id: int) -> str:
-    return f"{item_id:010d}"
+def _bucket(item_id: int) -> str:
+    return f"{item_id // ITEMS_PER_BUCKET:08d}"
+
+
+@dataclass
+class Bucket:
+    values: dict[int, FieldValues] = field(default_factory=dict)
+    etag: str | None = None  # None: not stored yet
 
 
 class FieldValueStore(TableRepository):
     table_name = ITEM_FIELDS_TABLE
 
-    def read(self, scope: str, item_ids: Iterable[int]) -> dict[int, FieldValues]:
-        """The stored values of those items that have any."""
-        by_partition: dict[str, list[int]] = defaultdict(list)
-        for item_id in set(item_ids):
-            by_partition[_partition(scope, item_id)].append(item_id)
-        found: dict[int, FieldValues] = {}
-        for partition, ids in by_partition.items():
-            with outages_reported(f"reading the field values of {len(ids)} item(s) of {scope}"):
-                entities = self._table.query_entities(
-                    "PartitionKey eq @pk and RowKey ge @low and RowKey le @high",
-                    parameters={"pk": partition, "low": _row(min(ids)), "high": _row(max(ids))},
-                )
-                wanted = {_row(item_id) for item_id in ids}
-                for entity in entities:
-                    if entity["RowKey"] in wanted:
-                        found[int(entity["RowKey"])] = json.loads(entity["values"])
-        return found
+    def read(self, scope: str, item_ids: Iterable[int]) -> dict[str, Bucket]:
+        """The buckets holding those items, by RowKey (empty ones for buckets not stored yet)."""
+        return {key: self._read_bucket(scope, key) for key in sorted({_bucket(i) for i in item_ids})}
 
-    def write(self, scope: str, values: Mapping[int, FieldValues]) -> None:
-        by_partition: dict[str, list[int]] = defaultdict(list)
-        for item_id in values:
-            by_partition[_partition(scope, item_id)].append(item_id)
-        for partition, ids in by_partition.items():
-            for start in range(0, len(ids), MAX_TRANSACTION_SIZE):
-                chunk = ids[start : start + MAX_TRANSACTION_SIZE]
-                with outages_reported(f"writing the field values of {len(chunk)} item(s) of {scope}"):
-                    self._table.submit_transaction(
-                        [
-                            (
-                                TransactionOperation.UPSERT,
-                                {
-                                    "PartitionKey": partition,
-                                    "RowKey": _row(i),
-                                    "values": json.dumps(values[i]),
-                                },
-                                {"mode": UpdateMode.REPLACE},
-                            )
-                            for i in chunk
-                        ]
-                    )
+    def write(self, scope: str, values: Mapping[int, FieldValues], buckets: dict[str, Bucket]) -> None:
+        """Store the items' values into the buckets read before (re-read and merged on conflict)."""
+        by_bucket: dict[str, dict[int, FieldValues]] = defaultdict(dict)
+        for item_id, item_values in values.items():
+            by_bucket[_bucket(item_id)][item_id] = item_values
+        for key, new in by_bucket.items():
+            bucket = buckets.get(key) or self._read_bucket(scope, key)
+            for _ in range(MAX_WRITE_ATTEMPTS):
+                if self._write_bucket(scope, key, {**bucket.values, **new}, bucket.etag):
+                    break
+                bucket = self._read_bucket(scope, key)
+            else:
+                raise RuntimeError(f"the field values of {scope} bucket {key} kept changing under us")
+
+    def _read_bucket(self, scope: str, key: str) -> Bucket:
+        with outages_reported(f"reading field values of {scope}"):
+            try:
+                entity = self._table.get_entity(scope, key)
+            except ResourceNotFoundError:
+                return Bucket()
+        parts = sorted(name for name in entity if name.startswith("v") and name[1:].isdigit())
+        text = "".join(entity[name] for name in parts)
+        stored = json.loads(text) if text else {}
+        values = {int(item_id): item_values for item_id, item_values in stored.items()}
+        return Bucket(values, str(entity.metadata["etag"]))
+
+    def _write_bucket(self, scope: str, key: str, values: dict[int, FieldValues], etag: str | None) -> bool:
+        """False when another writer came first."""
+        text = json.dumps(
+            {str(item_id): item_values for item_id, item_values in sorted(values.items())}, ensure_ascii=False
+        )
+        starts = range(0, len(text), PROPERTY_CHARS)
+        chunks = {f"v{n:03d}": text[start : start + PROPERTY_CHARS] for n, start in enumerate(starts)}
+        entity = {"PartitionKey": scope, "RowKey": key, **chunks}
+        with outages_reported(f"writing field values of {scope}"):
+            try:
+                if etag is None:
+                    self._table.create_entity(entity)
+                else:
+                    self._replace_if_unchanged(entity, etag)
+            except (ResourceExistsError, ResourceModifiedError):
+                return False
+        return True
