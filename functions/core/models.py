@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -177,6 +177,9 @@ class ChangeView(WireModel):
     changed_fields: dict[str, dict[str, Any]] | None = Field(default=None, alias="changedFields")
     # The first change read of an item that existed before: its earlier values are not known.
     fields_before_unknown: bool | None = Field(default=None, alias="fieldsBeforeUnknown")
+    # Who made the change, where the source says: a user's email or name, else an application's.
+    changed_by: str | None = Field(default=None, alias="changedBy")
+    changed_by_kind: Literal["user", "application"] | None = Field(default=None, alias="changedByKind")
 
     @field_validator("fields", "changed_fields", mode="before")
     @classmethod

@@ -67,6 +67,10 @@ def test_a_onedrive_folder_from_upload_to_delete_with_reauthorization_and_an_exp
     file = emulator.put_file(drive, "docs/plan.txt", b"v1")
     changes = changes_of(api, subscription["id"], 2)  # the new folder and the file
     assert {c.get("fileName") for c in changes} == {"docs", "plan.txt"}
+    # From the delta pages themselves ($select): name, size, folder, and who wrote it.
+    [plan] = [c for c in changes if c.get("fileName") == "plan.txt"]
+    assert plan["fields"] == {"name": "plan.txt", "size": 2, "parentPath": "/drive/root:/docs"}
+    assert (plan["changedByKind"], plan["changedBy"]) == ("application", "app")
     assert all(c["source"] == "graph" and c["resource"] == f"/drives/{drive}/root" for c in changes)
 
     emulator.update_drive_item(drive, file["id"], name="plan-final.txt")
@@ -116,6 +120,7 @@ def test_an_outlook_inbox_with_missed_and_removed_subscription_events(api, emula
     message = emulator.send_to_folder(user, "inbox", "hello")
     changes = changes_of(api, subscription["id"], 1)
     assert [(c["changeType"], c["itemId"], c["subject"]) for c in changes] == [("add", message, "hello")]
+    assert changes[0]["fields"]["subject"] == "hello" and changes[0]["fields"]["isRead"] is False
 
     emulator.update_outlook(user, "messages", message, isRead=True)
     changes_of(api, subscription["id"], 2)

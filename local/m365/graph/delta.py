@@ -14,6 +14,54 @@ from starlette.responses import JSONResponse, Response
 
 from .state import DEFAULT_PAGE_SIZE, GraphError, GraphTenant, Journal, bad_request
 
+# What `$select` may name on a delta query, by type; Graph refuses any other name.
+DRIVE_ITEM_PROPERTIES = (
+    "driveItem",
+    frozenset(
+        {
+            "id", "name", "size", "eTag", "cTag", "createdDateTime", "lastModifiedDateTime", "createdBy",
+            "lastModifiedBy", "parentReference", "file", "folder", "deleted", "root", "webUrl",
+        }
+    ),
+)  # fmt: skip
+MESSAGE_PROPERTIES = (
+    "message",
+    frozenset(
+        {
+            "id", "subject", "from", "sender", "toRecipients", "ccRecipients", "receivedDateTime",
+            "sentDateTime", "isRead", "isDraft", "importance", "body", "bodyPreview", "categories",
+            "conversationId", "createdDateTime", "lastModifiedDateTime", "parentFolderId",
+            "hasAttachments", "internetMessageId", "webLink", "changeKey", "flag",
+        }
+    ),
+)  # fmt: skip
+# Returned whatever `$select` says: the id, OData annotations, and what marks a removal.
+ALWAYS = frozenset({"id", "deleted"})
+
+
+def _selection(request: Request, selectable: tuple[str, frozenset[str]] | None) -> list[str] | None:
+    raw = request.query_params.get("$select")
+    if raw is None or selectable is None:
+        return None
+    type_name, known = selectable
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    for name in names:
+        if name not in known:
+            raise GraphError(
+                400,
+                "BadRequest",
+                f"Could not find a property named '{name}' on type 'microsoft.graph.{type_name}'.",
+            )
+    return names
+
+
+def _project(body: dict[str, Any], selected: list[str] | None) -> dict[str, Any]:
+    if selected is None:
+        return body
+    return {
+        key: value for key, value in body.items() if key in selected or key in ALWAYS or key.startswith("@")
+    }
+
 
 def max_page_size(request: Request) -> int:
     match = re.search(r"odata\.maxpagesize=(\d+)", request.headers.get("Prefer", ""))
@@ -31,6 +79,7 @@ def delta_page(
     render: Callable[[str], dict[str, Any]],
     param: str = "$deltatoken",
     window: dict[str, str] | None = None,
+    selectable: tuple[str, frozenset[str]] | None = None,
 ) -> Response:
     """One page of a delta round: `@odata.nextLink` while more follow, else `@odata.deltaLink`
     (never both). A link from before the tokens expired answers 410 with a `Location` to start
@@ -38,12 +87,15 @@ def delta_page(
     query = request.query_params
     link = query.get("$skiptoken") or query.get(param)
     state: dict[str, Any]
+    # A `$select` on the first request holds for the whole round and every round after: Graph keeps
+    # it in the links it hands out.
+    selected = _selection(request, selectable)
     if link == "latest":
-        state = {"since": graph.sequence, "upto": graph.sequence, "offset": 0, "w": window}
+        state = {"since": graph.sequence, "upto": graph.sequence, "offset": 0, "w": window, "s": selected}
         latest = delta_link(graph, base, param, collection, state)
         return JSONResponse({"value": [], "@odata.deltaLink": latest})
     if link is None:
-        state = {"since": None, "upto": graph.sequence, "offset": 0, "w": window}
+        state = {"since": None, "upto": graph.sequence, "offset": 0, "w": window, "s": selected}
     else:
         state = _read_link(graph, link, collection)
         if state["g"] != graph.delta_generation:
@@ -63,9 +115,15 @@ def delta_page(
                 {"Location": restart},
             )
         if "$skiptoken" not in query:  # a delta link: a new round from where the last one ended
-            state = {"since": state["upto"], "upto": graph.sequence, "offset": 0, "w": state.get("w")}
+            state = {
+                "since": state["upto"],
+                "upto": graph.sequence,
+                "offset": 0,
+                "w": state.get("w"),
+                "s": state.get("s"),
+            }
     ids, more = graph.delta_page(objects, journal, state["since"], state["upto"], state["offset"], size)
-    body: dict[str, Any] = {"value": [render(object_id) for object_id in ids]}
+    body: dict[str, Any] = {"value": [_project(render(object_id), state.get("s")) for object_id in ids]}
     if more:
         following = {**state, "offset": state["offset"] + size}
         body["@odata.nextLink"] = delta_link(graph, base, "$skiptoken", collection, following)

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,11 +22,12 @@ from starlette.routing import Match, Route
 
 from .batch import batch
 from .delivery import notify
-from .delta import delta_page, max_page_size
-from .http import Endpoint, base_of, body_of, graph_endpoint, graph_of, now_of
+from .delta import DRIVE_ITEM_PROPERTIES, MESSAGE_PROPERTIES, delta_page, max_page_size
+from .http import Endpoint, app_id_of, base_of, body_of, graph_endpoint, graph_of, now_of
 from .state import (
     DEFAULT_PAGE_SIZE,
     Drive,
+    DriveItem,
     GraphError,
     bad_request,
 )
@@ -51,6 +53,7 @@ async def upload(request: Request) -> Response:
     graph = graph_of(request)
     drive = _drive(request)
     item = graph.put_file(drive, request.path_params["path"], await request.body(), now_of(request))
+    item.modified_by = app_id_of(request)
     notify(request, drive.owner, "drive", "updated", f"drives/{drive.id}/root", None)
     return JSONResponse(item.to_json(drive.id), status_code=201 if item.version == 1 else 200)
 
@@ -63,6 +66,7 @@ async def drive_item(request: Request) -> Response:
         return JSONResponse(graph.drive_item(drive, item_id).to_json(drive.id))
     if request.method == "PATCH":
         item = graph.update_drive_item(drive, item_id, await body_of(request), now_of(request))
+        item.modified_by = app_id_of(request)
         notify(request, drive.owner, "drive", "updated", f"drives/{drive.id}/root", None)
         return JSONResponse(item.to_json(drive.id))
     graph.delete_drive_item(drive, item_id, now_of(request))
@@ -78,11 +82,32 @@ async def drive_delta(request: Request) -> Response:
     size = int(request.query_params.get("$top", DEFAULT_PAGE_SIZE))
 
     def render(object_id: str) -> dict[str, Any]:
-        return objects[object_id].to_json(drive.id)
+        return objects[object_id].to_json(drive.id, _parent_path(drive, objects[object_id]))
 
     return delta_page(
-        request, graph, f"drive:{drive.id}", objects, drive.journal, base, size, render, param="token"
+        request,
+        graph,
+        f"drive:{drive.id}",
+        objects,
+        drive.journal,
+        base,
+        size,
+        render,
+        param="token",
+        selectable=DRIVE_ITEM_PROPERTIES,
     )
+
+
+def _parent_path(drive: Drive, item: DriveItem) -> str | None:
+    """`/drive/root:/Reports/2026`, percent-encoded, as Graph writes `parentReference.path`."""
+    if item.parent_id is None:
+        return None
+    names: list[str] = []
+    parent = drive.items.get(item.parent_id)
+    while parent is not None and parent.parent_id is not None:
+        names.insert(0, parent.name)
+        parent = drive.items.get(parent.parent_id)
+    return "/drive/root:" + "".join(f"/{quote(name)}" for name in names)
 
 
 # --- Outlook ----------------------------------------------------------------------------------
@@ -176,6 +201,7 @@ async def messages_delta(request: Request) -> Response:
         base,
         size,
         lambda object_id: objects[object_id].to_json(),
+        selectable=MESSAGE_PROPERTIES,
     )
 
 

@@ -76,8 +76,9 @@ class DriveItem:
     content: bytes = b""
     deleted: bool = False
     version: int = 1
+    modified_by: str = ""  # the app whose token wrote it last
 
-    def to_json(self, drive_id: str) -> dict[str, Any]:
+    def to_json(self, drive_id: str, parent_path: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
@@ -89,6 +90,10 @@ class DriveItem:
             if self.parent_id
             else {"driveId": drive_id},
         }
+        if parent_path is not None:
+            body["parentReference"]["path"] = parent_path
+        if self.modified_by:
+            body["lastModifiedBy"] = {"application": {"id": self.modified_by, "displayName": "app"}}
         if self.deleted:
             return {
                 "id": self.id,
@@ -130,7 +135,11 @@ class OutlookItem:
     def to_json(self) -> dict[str, Any]:
         if self.deleted:
             return {"id": self.id, "@removed": {"reason": "deleted"}}
+        kind_fields = (
+            {"receivedDateTime": graph_time(self.created), "isRead": False} if self.kind == "message" else {}
+        )
         return {
+            **kind_fields,
             **self.fields,
             "id": self.id,
             "@odata.etag": f'W/"{self.version}"',

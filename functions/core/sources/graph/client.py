@@ -32,6 +32,13 @@ CHANGE_TYPES: dict[str, frozenset[str]] = {
     "message": frozenset({"created", "updated", "deleted"}),
     "event": frozenset({"created", "updated", "deleted"}),
 }
+# The properties a delta round asks for: what a change row needs to say what it was and who made
+# it (the times tell an add from an update; file and folder mark a document).
+DELTA_SELECT = {
+    "driveItem": "id,name,size,file,folder,parentReference,lastModifiedBy,createdDateTime,"
+    "lastModifiedDateTime",
+    "message": "id,subject,from,receivedDateTime,isRead,createdDateTime,lastModifiedDateTime",
+}
 # Events are read through calendarView/delta, which needs a window: this far back and ahead.
 CALENDAR_WINDOW_BACK = timedelta(days=30)
 CALENDAR_WINDOW_AHEAD = timedelta(days=365)
@@ -100,7 +107,8 @@ class GraphResource:
     def first_delta_url(self, base_url: str, now: datetime) -> str:
         """Where a delta round starts when there is no link yet."""
         if self.kind != "event":  # /drives/{id}/root/delta, .../mailFolders('{f}')/messages/delta
-            return f"{base_url}/v1.0{self.path}/delta"
+            # What each row carries, from the delta pages themselves; every later round keeps it.
+            return f"{base_url}/v1.0{self.path}/delta?$select={DELTA_SELECT[self.kind]}"
         user = self.path.split("/")[2]  # /users/{id}/events, as _EVENTS matched it
         start, end = format_utc(now - CALENDAR_WINDOW_BACK), format_utc(now + CALENDAR_WINDOW_AHEAD)
         window = f"startDateTime={start}&endDateTime={end}"
@@ -220,7 +228,8 @@ class GraphClient:
         """The link from which only changes made from now on are read: `token=latest` for a
         drive; for Outlook, a full round whose items are passed over (history is not replayed)."""
         if resource.kind == "driveItem":
-            url = f"{resource.first_delta_url(self.base_url, now)}?token=latest"
+            first = resource.first_delta_url(self.base_url, now)
+            url = f"{first}{'&' if '?' in first else '?'}token=latest"
         else:
             url = resource.first_delta_url(self.base_url, now)
         # delta_pages ends with the page that carries the delta link, or raises.

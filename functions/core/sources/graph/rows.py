@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,8 @@ def change_row(
     else:
         kind, source_kind = ChangeKind.UPDATE, "updated"
     key_time = window_start if modified is None else modified
+    by_kind, by = changed_by(item.get("lastModifiedBy"))
+    fields = None if removed else _fields(item)
     return scope.row(
         f"{ticks(key_time):020d}-{'d' if removed else 'u'}-{item_id}",
         changeType=kind.value,
@@ -40,7 +43,41 @@ def change_row(
         itemId=item_id,
         fileName=item.get("name") if "file" in item or "folder" in item else None,
         subject=item.get("subject"),
+        changedBy=by,
+        changedByKind=by_kind,
+        fields=json.dumps(fields) if fields else None,
     )
+
+
+def changed_by(identity_set: Any) -> tuple[str | None, str | None]:
+    """Who a Graph identitySet names: ("user", email or name), else ("application", name or id)."""
+    if not isinstance(identity_set, dict):
+        return None, None
+    for kind in ("user", "application"):
+        identity = identity_set.get(kind)
+        if isinstance(identity, dict):
+            named = identity.get("email") or identity.get("displayName") or identity.get("id")
+            if named:
+                return kind, str(named)
+    return None, None
+
+
+def _fields(item: dict[str, Any]) -> dict[str, Any]:
+    """A drive item's name, size and folder; a message's subject, sender, arrival and read state."""
+    if "file" in item or "folder" in item:
+        parent = item.get("parentReference") or {}
+        values = {"name": item.get("name"), "size": item.get("size"), "parentPath": parent.get("path")}
+    elif "subject" in item or "receivedDateTime" in item:
+        sender = ((item.get("from") or {}).get("emailAddress") or {}).get("address")
+        values = {
+            "subject": item.get("subject"),
+            "from": sender,
+            "receivedDateTime": item.get("receivedDateTime"),
+            "isRead": item.get("isRead"),
+        }
+    else:
+        return {}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def resync_rows(
