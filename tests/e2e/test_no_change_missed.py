@@ -199,6 +199,9 @@ def test_a_subscription_following_fields_shows_what_moved_through_the_api(api, e
     }
     assert changes[1]["changedFields"] == {"Status": {"before": "Draft", "after": "Approved"}}
     assert changes[1]["fields"] == {"Status": "Approved", "Priority": 2}
+    # SP.ChangeItem's Editor: the emulator's callers write with an app-only token.
+    assert changes[1]["changedByKind"] == "application"
+    assert changes[1]["changedBy"].startswith("i:0i.t|ms.sp.ext|")
 
     emulator.delete_item(SITE, new_list, item)
     deleted = wait_for_changes(api, subscription["id"], 3)[2]

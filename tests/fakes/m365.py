@@ -77,9 +77,18 @@ class FakeList:
     items: dict[int, datetime] = field(default_factory=dict)
     # The items' field values, as GetItems answers them.
     values: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # Change number -> SP.ChangeItem's Editor and EditorEmailHint, where SharePoint gave them.
+    editors: dict[int, tuple[str, str | None]] = field(default_factory=dict)
     # Change numbers below this are gone from the change log.
     log_starts_at: int = 0
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _editor(editor: tuple[str, str | None] | None) -> dict[str, str]:
+    if editor is None:
+        return {}
+    claim, email = editor
+    return {"Editor": claim} | ({"EditorEmailHint": email} if email else {})
 
 
 class FakeSharePoint(Session):
@@ -102,13 +111,24 @@ class FakeSharePoint(Session):
         self.lists[list_id] = FakeList(list_id, title, base_template)
         return list_id
 
-    def change(self, list_id: str, change_type: int = 1, item_id: int | None = None, **values: Any) -> int:
-        """Record a change (1 add, 2 update, 3 delete), setting the given field values; returns the
-        item id."""
+    def change(
+        self,
+        list_id: str,
+        change_type: int = 1,
+        item_id: int | None = None,
+        *,
+        editor: tuple[str, str | None] | None = None,
+        **values: Any,
+    ) -> int:
+        """Record a change (1 add, 2 update, 3 delete), by `editor` (Editor, EditorEmailHint) if
+        given, setting the given field values; returns the item id."""
         item = item_id if item_id is not None else next(self._item_ids)
         now = self.clock()
         fake = self.lists[list_id]
-        fake.changes.append((next(self._numbers), ticks(now), change_type, item))
+        number = next(self._numbers)
+        fake.changes.append((number, ticks(now), change_type, item))
+        if editor is not None:
+            fake.editors[number] = editor
         if change_type == 3:
             fake.items.pop(item, None)
             fake.values.pop(item, None)
@@ -203,6 +223,7 @@ class FakeSharePoint(Session):
                             datetime(1, 1, 1, tzinfo=UTC) + timedelta(microseconds=stamp // 10)
                         ).isoformat(),
                     }
+                    | _editor(fake.editors.get(number))
                     for number, stamp, kind, item in page
                 ]
             },

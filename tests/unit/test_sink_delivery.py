@@ -187,3 +187,31 @@ def test_views_mask_the_url_and_never_show_the_secret(env):
     view = json.dumps(env.services.sinks.views(record.id))
     assert "abc" not in view and "whsec_" not in view
     assert dataclasses.asdict(env.services.sinks.get(record.id, sink.id))["url"].endswith("abc")
+
+
+APP = "6731de76-14a6-49ae-97bc-6eba6914391e"
+APP_CLAIM = (f"i:0i.t|ms.sp.ext|{APP}@9188040d-6c67-4c5b-b112-36a304b66dad", None)
+ANN = ("i:0#.f|membership|ann@contoso.com", "ann@contoso.com")
+
+
+def test_a_sink_leaves_out_the_changes_of_whom_it_ignores_and_the_log_keeps_them(env):
+    record, list_id = subscribed(env)
+    request = CreateSinkRequest.model_validate(
+        {"type": "webhook", "url": HOOK, "ignoreChangesBy": [APP, "BOB@contoso.com"]}
+    )
+    sink, _ = env.services.sinks.create(record.id, request)
+    assert sink.view()["ignoreChangesBy"] == [APP, "BOB@contoso.com"]
+    own = env.sharepoint.change(list_id, editor=APP_CLAIM)  # the receiver's own app writing back
+    anns = env.sharepoint.change(list_id, editor=ANN)
+    bobs = env.sharepoint.change(list_id, editor=("i:0#.f|membership|bob@contoso.com", "bob@contoso.com"))
+    unknown = env.sharepoint.change(list_id)  # SharePoint named no editor: sent
+    env.services.worker.process_message(env.notification(record.id))
+    deliver(env)
+    assert sent_items(env, sink.id) == [anns, unknown]
+    sent = [c for body in env.receivers.bodies(sink.id) for c in body["changes"]]
+    assert (sent[0]["changedBy"], sent[0]["changedByKind"]) == ("ann@contoso.com", "user")
+    rows, _ = env.services.change_log.page(record.scope, after="", top=10)
+    assert [row["itemId"] for row in rows] == [own, anns, bobs, unknown]
+    assert rows[0]["changedByKind"] == "application"
+    cursor = env.services.delivery.cursor(sink)
+    assert cursor is not None and cursor.position == rows[-1]["RowKey"]  # past the ignored rows too

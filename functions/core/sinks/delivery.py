@@ -339,7 +339,7 @@ class SinkDelivery:
             cursor, batch = cut
             now = self.clock()
             changes = [row_to_view(row) for row in batch.rows]
-            wanted = [change for change in changes if sink.wants(change.change_type.value)]
+            wanted = [change for change in changes if sink.wants(change)]
             outcome = (
                 self.sender.send(sink, batch.inflight.id, wanted, now)
                 if wanted

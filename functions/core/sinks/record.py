@@ -4,6 +4,7 @@ sealed, never returned in full, never logged. What it has been sent is its curso
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,7 +14,7 @@ from urllib.parse import urlsplit
 from ..egress import EgressRefused
 from ..egress import check_url as check_egress
 from ..errors import BadRequest
-from ..models import format_utc
+from ..models import ChangeView, format_utc
 
 TEAMS_WORKFLOW, MESSAGE_CARD, WEBHOOK = "teams-workflow", "message-card", "webhook"
 SINK_TYPES = (TEAMS_WORKFLOW, MESSAGE_CARD, WEBHOOK)
@@ -103,11 +104,17 @@ class Sink:
     disabled_reason: str | None = None
     disabled_at: datetime | None = None
     auth: str = AUTH_NONE
+    # Changes made by these (application ids, user principal names) stay in the change log but are
+    # not sent here: a receiver's own writes back to the list do not come back to it.
+    ignore_changes_by: tuple[str, ...] = ()
     # The table's ETag when read: every write of the record is conditional on it.
     etag: str | None = None
 
-    def wants(self, change_type: str) -> bool:
-        return not self.change_types or change_type in self.change_types
+    def wants(self, change: ChangeView) -> bool:
+        if self.change_types and change.change_type.value not in self.change_types:
+            return False
+        by = (change.changed_by or "").lower()
+        return not (by and any(_names(entry.lower(), by) for entry in self.ignore_changes_by))
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The current secret, and the previous one while the rotation overlap lasts."""
@@ -132,6 +139,7 @@ class Sink:
             "type": self.type,
             "url": mask(self.url),
             "changeTypes": list(self.change_types),
+            "ignoreChangesBy": list(self.ignore_changes_by),
             "state": self.state.value,
             "auth": self.auth,
             "createdDateTime": format_utc(self.created),
@@ -145,3 +153,12 @@ class Sink:
         if self.warning:
             body["warning"] = self.warning
         return body
+
+
+GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _names(entry: str, changed_by: str) -> bool:
+    """An entry names who made a change: the same user principal name or application id, or an
+    application id inside SharePoint's claim (`i:0i.t|ms.sp.ext|{app id}@{tenant id}`)."""
+    return entry == changed_by or (GUID.fullmatch(entry) is not None and f"|{entry}@" in changed_by)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field
 
@@ -54,6 +54,9 @@ class CreateSinkRequest(WireModel):
     change_types: list[ChangeKind] = Field(default_factory=list, alias="changeTypes", max_length=8)
     secret: str | None = Field(default=None, max_length=200)
     auth: Literal["none", "entra"] = "none"
+    ignore_changes_by: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, alias="ignoreChangesBy", max_length=20
+    )
 
 
 class RotateSecretRequest(WireModel):
@@ -99,6 +102,7 @@ class SinkService:
                     created=self.clock(),
                     secret=secret,
                     auth=request.auth,
+                    ignore_changes_by=tuple(dict.fromkeys(request.ignore_changes_by)),
                 )
             )
             self.delivery.start(sink)

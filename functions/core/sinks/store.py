@@ -134,6 +134,7 @@ class SinkStore(TableRepository):
             # their signature or token, so it is sealed below.
             "urlBase": urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")),
             "changeTypes": json.dumps(list(sink.change_types)),
+            "ignoreChangesBy": json.dumps(list(sink.ignore_changes_by)),
             "createdDateTime": sink.created,
             "state": sink.state.value,
             "auth": sink.auth,
@@ -161,6 +162,7 @@ class SinkStore(TableRepository):
             type=entity["type"],
             url=entity["urlBase"] + (f"?{query}" if query else ""),
             change_types=tuple(json.loads(entity["changeTypes"])),
+            ignore_changes_by=tuple(json.loads(entity.get("ignoreChangesBy") or "[]")),
             created=entity["createdDateTime"],
             secret=self._open(entity, "secretSealed"),
             previous_secret=self._open(entity, "previousSecretSealed"),

@@ -22,6 +22,7 @@ from .model import SpList
 if TYPE_CHECKING:
     from ..tenant import Tenant
     from .state import SharePointState
+from .state import ACTING_APP
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _NOMETADATA = "application/json;odata=nometadata;streaming=true;charset=utf-8"
@@ -313,6 +314,7 @@ def sharepoint_endpoint(name: str, endpoint: Endpoint) -> Endpoint:
                 verbose=wants_verbose(request),
             )
         request.state.app_id = app_id
+        ACTING_APP.set(app_id)
         try:
             response = await endpoint(request)
         except SharePointError as error:

@@ -110,6 +110,9 @@ class Change:
     list_id: str
     unique_id: str
     server_relative_url: str | None = None
+    # SP.ChangeItem's Editor: the claim of who made it (an app-only token's, for the emulator's
+    # callers); SharePoint often leaves it empty (sp-dev-docs issue 10017).
+    editor: str | None = None
 
     @property
     def token(self) -> str:

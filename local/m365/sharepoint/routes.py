@@ -305,6 +305,8 @@ def _change_json(change: Change, site_id: str, web_id: str) -> dict[str, Any]:
     }
     if change.server_relative_url is not None:
         body["ServerRelativeUrl"] = change.server_relative_url
+    if change.editor is not None:
+        body["Editor"] = change.editor
     return body
 
 

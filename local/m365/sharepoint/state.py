@@ -7,6 +7,7 @@ time, so no locks are needed.
 from __future__ import annotations
 
 import uuid
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -62,6 +63,15 @@ CHANGE_QUERY_PROPERTIES = frozenset(
         "Update", "User", "View", "Web",
     }
 )  # fmt: skip
+
+
+# The app whose request is being served (set per request: each runs in a context of its own).
+ACTING_APP: ContextVar[str | None] = ContextVar("acting_app", default=None)
+
+
+def editor_claim(app_id: str | None, tenant_id: str) -> str | None:
+    """How SharePoint names an app-only caller in `Editor`: `i:0i.t|ms.sp.ext|{app}@{tenant}`."""
+    return f"i:0i.t|ms.sp.ext|{app_id}@{tenant_id}" if app_id else None
 
 
 class SharePointState(LibraryFiles):
@@ -222,6 +232,7 @@ class SharePointState(LibraryFiles):
                 sp_list.id,
                 item.unique_id,
                 item.file.server_relative_url if item.file is not None else None,
+                editor_claim(ACTING_APP.get(), self.tenant_id),
             )
         )
         self.expire_subscriptions(sp_list)

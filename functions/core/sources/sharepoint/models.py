@@ -69,6 +69,9 @@ class SharePointChange(WireModel):
     # Newer tenants; for files in document libraries.
     unique_id: str | None = Field(default=None, alias="UniqueId")
     server_relative_url: str | None = Field(default=None, alias="ServerRelativeUrl")
+    # Who made it, when SharePoint says (it often does not: sp-dev-docs issue 10017).
+    editor: str | None = Field(default=None, alias="Editor")
+    editor_email_hint: str | None = Field(default=None, alias="EditorEmailHint")
 
 
 class SharePointChangePage(WireModel):

@@ -34,7 +34,22 @@ def change_row(scope: RowScope, change: SharePointChange) -> dict[str, Any]:
         uniqueId=change.unique_id,
         fileName=_file_name(change.server_relative_url),
         serverRelativeUrl=change.server_relative_url,
+        **_changed_by(change),
     )
+
+
+APP_ONLY_CLAIM = "i:0i.t|ms.sp.ext|"
+
+
+def _changed_by(change: SharePointChange) -> dict[str, str]:
+    """The editor's email when SharePoint gives one, else its claim (an app-only caller's names
+    the application id); nothing when SharePoint left both empty."""
+    if change.editor_email_hint:
+        return {"changedBy": change.editor_email_hint, "changedByKind": "user"}
+    if change.editor:
+        kind = "application" if change.editor.startswith(APP_ONLY_CLAIM) else "user"
+        return {"changedBy": change.editor, "changedByKind": kind}
+    return {}
 
 
 def resync_entry(scope: RowScope, restart: ChangeToken, since: datetime, reason: str) -> dict[str, Any]:
