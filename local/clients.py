@@ -243,6 +243,11 @@ class EmulatorClient:
     def receiver_secret(self, name: str, secret: str) -> None:
         self._ok(self.http.post(f"/_receivers/webhook/{name}/secret", json={"secret": secret}))
 
+    def withhold(self, subscription_id: str, withhold: bool = True) -> None:
+        """That subscription's notifications are no longer sent (SharePoint or Graph)."""
+        body = {"subscriptionId": subscription_id, "withhold": withhold}
+        self._ok(self.http.post("/_emulator/withhold", json=body))
+
     def advance_clock(self, seconds: float) -> None:
         self._ok(self.http.post("/_emulator/clock", json={"advanceSeconds": seconds}))
 

@@ -29,13 +29,17 @@ class SyncResult:
     resynced: bool = False
     # The change-log rows this sync wrote: what the sinks are sent.
     rows: tuple[str, ...] = ()
+    # When the oldest change it read was made (how long a change can have gone unannounced).
+    oldest_change: datetime | None = None
 
     @classmethod
     def combined(cls, results: Sequence[SyncResult]) -> SyncResult:
+        times = [result.oldest_change for result in results if result.oldest_change is not None]
         return cls(
             written=sum(result.written for result in results),
             resynced=any(result.resynced for result in results),
             rows=tuple(row for result in results for row in result.rows),
+            oldest_change=min(times) if times else None,
         )
 
 

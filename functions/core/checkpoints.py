@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
@@ -42,6 +42,10 @@ class Checkpoint:
     last_failed: datetime | None = None
     # SharePoint: the fields whose values the reader adds to each change row.
     fields: tuple[str, ...] = ()
+    # Changes a read not started by a notification found unannounced past the source's delay.
+    gap_count: int = 0
+    last_gap_at: datetime | None = None
+    longest_gap_seconds: float = 0.0
 
     @property
     def target(self) -> ReadTarget:
@@ -93,9 +97,16 @@ class CheckpointStore(TableRepository):
             at,
             checkpoint.fields,
         )
-        # A completed read: the failure streak ends; the last notification is carried over.
+        # A completed read: the failure streak ends; the last notification and the notification
+        # gaps are carried over.
         if checkpoint.last_notification is not None:
             entity["lastNotificationAt"] = checkpoint.last_notification
+        if checkpoint.last_gap_at is not None:
+            entity |= {
+                "gapCount": checkpoint.gap_count,
+                "lastGapAt": checkpoint.last_gap_at,
+                "longestGapSeconds": checkpoint.longest_gap_seconds,
+            }
         with outages_reported(f"advancing the checkpoint of list {checkpoint.scope}"):
             try:
                 metadata = self._replace_if_unchanged(entity, checkpoint.etag)
@@ -128,6 +139,19 @@ class CheckpointStore(TableRepository):
             "lastFailedAt": at,
         }
         self._merge(scope, source, fields, "recording a failed read of")
+
+    def record_gap(self, scope: str, length: timedelta, at: datetime, source: str) -> None:
+        """Changes found that no notification announced, the oldest `length` ago. Not ETag-guarded,
+        as `record_failure`: a count shown to people may be off by one under a race."""
+        current = self.read(scope, source)
+        if current is None:
+            return
+        fields = {
+            "gapCount": current.gap_count + 1,
+            "lastGapAt": at,
+            "longestGapSeconds": max(current.longest_gap_seconds, length.total_seconds()),
+        }
+        self._merge(scope, source, fields, "recording a notification gap of")
 
     def _merge(self, scope: str, source: str, fields: dict[str, Any], doing: str) -> None:
 
@@ -186,4 +210,7 @@ def _from_entity(entity: Any, etag: str | None = None) -> Checkpoint:
         last_failure=entity.get("lastFailure"),
         last_failed=entity.get("lastFailedAt"),
         fields=tuple(json.loads(entity["fields"])) if entity.get("fields") else (),
+        gap_count=int(entity.get("gapCount", 0)),
+        last_gap_at=entity.get("lastGapAt"),
+        longest_gap_seconds=float(entity.get("longestGapSeconds", 0.0)),
     )

@@ -101,6 +101,14 @@ class SinkDeliveryState(WireModel):
     failing_since: str | None = Field(default=None, alias="failingSince")
 
 
+class NotificationGaps(WireModel):
+    """Changes a read not started by a notification found unannounced past the source's delay."""
+
+    count: int
+    last_date_time: str | None = Field(default=None, alias="lastDateTime")
+    longest_seconds: int = Field(alias="longestSeconds")
+
+
 class SubscriptionHealth(WireModel):
     """What `GET /api/subscriptions/{id}` says of how the subscription is doing."""
 
@@ -113,6 +121,9 @@ class SubscriptionHealth(WireModel):
     change_token_date_time: str | None = Field(default=None, alias="changeTokenDateTime")
     consecutive_failures: int | None = Field(default=None, alias="consecutiveFailures")
     last_failure: FailureView | None = Field(default=None, alias="lastFailure")
+    # healthy, late (notifications come, but changes were found unannounced) or silent.
+    state: Literal["healthy", "late", "silent"] | None = None
+    notification_gaps: NotificationGaps | None = Field(default=None, alias="notificationGaps")
 
 
 class SubscriptionView(WireModel):

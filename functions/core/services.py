@@ -96,6 +96,7 @@ class Services:
             read_leases=read_leases,
             sources=registry,
             request_sync=queue.request_sync,
+            silent_after=timedelta(hours=settings.silent_after_hours),
         )
         keys = KeyRing.parse(settings.sink_sealing_keys) if settings.sink_sealing_keys else None
         delivery = SinkDelivery(

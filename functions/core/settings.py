@@ -15,6 +15,9 @@ DEFAULT_SWEEP_MAX_AGE_HOURS = 24
 # Graph may deliver a drive or list notification up to 6 hours late (2026-09): a change it has not
 # announced yet is found by a sweep within that.
 DEFAULT_GRAPH_SWEEP_MAX_AGE_HOURS = 6
+# A subscription whose changes the sweep finds unannounced, and that has had no notification for
+# this long, is "silent" (SharePoint's probation, a Graph subscription gone quiet).
+DEFAULT_SILENT_AFTER_HOURS = 24
 SHAREPOINT_AUTH_MODES = ("managed_identity", "certificate", "emulator")
 
 # Names of the settings, so that tests and infra checks can refer to them.
@@ -41,6 +44,7 @@ SINK_RETRY_BASE_SECONDS = "SINK_RETRY_BASE_SECONDS"
 ALLOW_LOOPBACK_HTTP_SINKS = "ALLOW_LOOPBACK_HTTP_SINKS"
 SWEEP_MAX_AGE_HOURS = "SWEEP_MAX_AGE_HOURS"
 GRAPH_SWEEP_MAX_AGE_HOURS = "GRAPH_SWEEP_MAX_AGE_HOURS"
+SILENT_AFTER_HOURS = "SILENT_AFTER_HOURS"
 
 
 class SettingsError(ValueError):
@@ -72,6 +76,7 @@ class Settings:
     sweep_schedule: str
     sweep_max_age_hours: int
     graph_sweep_max_age_hours: int
+    silent_after_hours: int
     sink_disable_after_hours: int
     sink_retry_base_seconds: int
     sink_catch_up_schedule: str
@@ -114,6 +119,9 @@ class Settings:
             # 0: every list on every run. At most 30 days, well inside SharePoint's 60-day log.
             sweep_max_age_hours=_whole_number(
                 environ, SWEEP_MAX_AGE_HOURS, DEFAULT_SWEEP_MAX_AGE_HOURS, minimum=0, maximum=720
+            ),
+            silent_after_hours=_whole_number(
+                environ, SILENT_AFTER_HOURS, DEFAULT_SILENT_AFTER_HOURS, minimum=1, maximum=720
             ),
             graph_sweep_max_age_hours=_whole_number(
                 environ,

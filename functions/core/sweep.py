@@ -69,6 +69,7 @@ class ChangeSweep:
                     continue
                 result = SyncResult.combined(coalesced.results)
                 self.publish(checkpoint.scope, checkpoint.subscription_id, result.rows, checkpoint.source)
+                self._note_gap(checkpoint, result)
             except Exception as error:  # one scope failing must not stop the others
                 log.error(
                     "sweep: reading changes failed for subscription %s (%s %s): %s",
@@ -83,6 +84,30 @@ class ChangeSweep:
             report.changes_written += result.written
             report.resyncs += int(result.resynced)
         return report
+
+    def _note_gap(self, checkpoint: Checkpoint, result: SyncResult) -> None:
+        """The sweep found changes: if no notification came since the oldest of them, and it is
+        older than the source announces changes, notifications are missing (a gap)."""
+        if not result.written or result.oldest_change is None:
+            return
+        now = self.clock()
+        unannounced = now - result.oldest_change
+        announced = (
+            checkpoint.last_notification is not None and checkpoint.last_notification >= result.oldest_change
+        )
+        source = self.sources[checkpoint.source]
+        if announced or unannounced <= source.expected_delay(checkpoint.address):
+            return
+        self.checkpoints.record_gap(checkpoint.scope, unannounced, now, checkpoint.source)
+        log.warning(
+            "sweep: %d change(s) of subscription %s (%s %s) came with no notification, the oldest %d "
+            "minutes ago",
+            result.written,
+            checkpoint.subscription_id,
+            checkpoint.source,
+            checkpoint.scope,
+            unannounced.total_seconds() // 60,
+        )
 
     def _read(self, checkpoint: Checkpoint) -> SyncResult:
         return self.sources[checkpoint.source].reader.sync(checkpoint.target, refresh=True)

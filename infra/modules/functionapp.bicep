@@ -63,6 +63,7 @@ var ownSettings = {
   PYTHON_THREADPOOL_THREAD_COUNT: '32'
   SWEEP_MAX_AGE_HOURS: string(sweepMaxAgeHours)
   GRAPH_SWEEP_MAX_AGE_HOURS: string(graphSweepMaxAgeHours)
+  SILENT_AFTER_HOURS: '24'
 }
 
 // Read here rather than passed as an output, so it never shows in deployment outputs.

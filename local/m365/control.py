@@ -107,6 +107,20 @@ async def deliver(request: Request) -> Response:
     return JSONResponse(await request.app.state.deliverer.deliver_due(force=True))
 
 
+async def withhold(request: Request) -> Response:
+    """POST {"subscriptionId": "…", "withhold": true}: that subscription's notifications are no
+    longer sent (false sends them again; what was withheld is gone, as Graph drops and SharePoint
+    gives up). Counted as `withheld`."""
+    body = await _optional_json(request)
+    withheld = _tenant(request).withheld
+    subscription_id = str(body.get("subscriptionId") or "")
+    if body.get("withhold", True):
+        withheld.add(subscription_id)
+    else:
+        withheld.discard(subscription_id)
+    return JSONResponse({"withheld": sorted(withheld)})
+
+
 async def reset(request: Request) -> Response:
     """Forget all state (sites, lists, changes, subscriptions, faults, counters, quirks)."""
     from .receivers.routes import forget_all
@@ -216,6 +230,7 @@ routes = [
     Route("/_emulator/deliver", deliver, methods=["POST"]),
     Route("/_emulator/health", health, methods=["GET"]),
     Route("/_emulator/reset", reset, methods=["POST"]),
+    Route("/_emulator/withhold", withhold, methods=["POST"]),
     Route("/_emulator/graph/lifecycle", graph_lifecycle, methods=["POST"]),
     Route("/_emulator/graph/expire-delta-tokens", graph_expire_delta_tokens, methods=["POST"]),
     Route("/_emulator/graph/subscriptions", graph_subscriptions, methods=["GET"]),

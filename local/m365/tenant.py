@@ -30,5 +30,8 @@ class Tenant:
         self.faults.clear()
         self.calls: Counter[str] = Counter()
         self.delivery: Counter[str] = Counter()
+        # Subscriptions whose notifications are never sent (SharePoint or Graph): changes happen,
+        # nothing announces them, as when a subscription goes quiet at the source.
+        self.withheld: set[str] = set()
         self.sharepoint.reset()
         self.graph.reset()

@@ -208,3 +208,27 @@ def test_a_subscription_following_fields_shows_what_moved_through_the_api(api, e
     assert deleted["changeType"] == "delete" and deleted["fields"] == {"Status": "Approved", "Priority": 2}
     refused = api.create_subscription(SITE, emulator.create_list(SITE, "other"), fields=["Bad name"])
     assert refused.status_code == 400
+
+
+def test_changes_no_notification_announced_show_as_a_gap_and_the_subscription_as_late(
+    api, sharepoint_clock, new_list, stack
+):
+    emulator = sharepoint_clock
+    subscription = api.create_subscription(SITE, new_list).json()
+    emulator.withhold(subscription["id"])  # the source goes quiet for this subscription
+    emulator.set_clock_offset(-3600)  # the change was made an hour ago
+    emulator.add_item(SITE, new_list, "never announced")
+    emulator.deliver()
+    assert emulator.counters()["delivery"]["withheld"] >= 1
+    run_sweep(api, stack)
+    wait_for_changes(api, subscription["id"], 1)  # the sweep found it
+    health = wait_until(
+        lambda: (
+            (h := api.get_subscription(subscription["id"]).json()["health"])["notificationGaps"]["count"]
+            and h
+        ),
+        what="the gap in the subscription's health",
+    )
+    assert health["state"] == "late"  # created minutes ago: not yet a day without notifications
+    assert health["notificationGaps"]["longestSeconds"] >= 3000
+    emulator.withhold(subscription["id"], False)

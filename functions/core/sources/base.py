@@ -146,6 +146,11 @@ class Source(Protocol):
         """The source's own fields of the API's subscription view (by alias)."""
         ...
 
+    def expected_delay(self, address: str) -> timedelta:
+        """How late the source may announce a change at `address`: a change found unannounced
+        for longer is a notification gap."""
+        ...
+
     def cursor_issued(self, cursor: str) -> datetime | None:
         """When a cursor was issued, where the cursor says (a SharePoint change token does)."""
         ...

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..checkpoints import CheckpointStore
+from ..checkpoints import Checkpoint, CheckpointStore
 from ..clock import utc_now
 from ..errors import Conflict, NotFound
 from ..models import (
     FailureView,
+    NotificationGaps,
     SinkDeliveryState,
     SubscriptionHealth,
     SubscriptionStatus,
@@ -68,6 +69,8 @@ class SubscriptionService:
     sources: Sources
     # Asks the worker to read a subscription's changes now (after a recreate).
     request_sync: Callable[[SubscriptionRecord], None] = lambda record: None
+    # No notification for this long, while the sweep finds unannounced changes: "silent".
+    silent_after: timedelta = timedelta(hours=24)
     clock: Callable[[], datetime] = utc_now
 
     def parse_request(self, body: bytes) -> Any:
@@ -257,7 +260,24 @@ class SubscriptionService:
             change_token_date_time=format_utc(issued) if issued else None,
             consecutive_failures=checkpoint.consecutive_failures,
             last_failure=last_failure,
+            state=self._notification_state(record, checkpoint),
+            notification_gaps=NotificationGaps(
+                count=checkpoint.gap_count,
+                last_date_time=format_utc(checkpoint.last_gap_at) if checkpoint.last_gap_at else None,
+                longest_seconds=round(checkpoint.longest_gap_seconds),
+            ),
         )
+
+    def _notification_state(self, record: SubscriptionRecord, checkpoint: Checkpoint) -> str:
+        """`silent`: changes came unannounced and no notification for `silent_after`; `late`:
+        notifications come, but a gap was found within `silent_after`; else `healthy`."""
+        if checkpoint.last_gap_at is None:
+            return "healthy"
+        now = self.clock()
+        heard = checkpoint.last_notification or record.created
+        if checkpoint.last_gap_at >= heard and now - heard > self.silent_after:
+            return "silent"
+        return "late" if now - checkpoint.last_gap_at <= self.silent_after else "healthy"
 
     def _renew_record(
         self, record: SubscriptionRecord, *, sync_if_recreated: bool = True

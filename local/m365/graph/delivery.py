@@ -50,6 +50,9 @@ def notify(
     now = now_of(request)
     expire_subscriptions(graph, now)
     for subscription in graph.subscriptions_on(user_id, container, change_type):
+        if subscription.id in request.app.state.tenant.withheld:
+            request.app.state.tenant.delivery["withheld"] += 1
+            continue
         entry: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "subscriptionId": subscription.id,

@@ -44,6 +44,9 @@ class Deliverer:
             self.tenant.sharepoint.pending = [p for p in self.tenant.sharepoint.pending if p not in due]
             batches: dict[str, dict[str, PendingNotification]] = defaultdict(dict)
             for pending in due:
+                if pending.subscription_id in self.tenant.withheld:
+                    self.tenant.delivery["withheld"] += 1
+                    continue
                 found = self.tenant.sharepoint.find_subscription(pending.subscription_id)
                 if found is None:
                     continue

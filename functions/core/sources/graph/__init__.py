@@ -49,6 +49,8 @@ def _queued(notification: GraphNotification) -> QueuedNotification:
     )
 
 
+DRIVE_NOTIFICATION_DELAY = timedelta(hours=6)
+OUTLOOK_NOTIFICATION_DELAY = timedelta(minutes=15)
 CHANGE_ENTRIES = EntryKind(GRAPH, GraphNotification, _names_change, _queued)
 LIFECYCLE_ENTRIES = EntryKind(GRAPH, GraphNotification, _names_lifecycle_event, _queued)
 
@@ -95,6 +97,12 @@ class Graph:
             expiration=now + resource.max_lifetime - EXPIRY_SAFETY_MARGIN,
             change_type=resource.check_change_type(request.change_type),
         )
+
+    def expected_delay(self, address: str) -> timedelta:
+        """Graph's stated worst: drive and list notifications up to 6 hours late, Outlook's within
+        3 minutes (with the same 15-minute allowance as SharePoint's)."""
+        kind = GraphResource.parse(address).kind
+        return DRIVE_NOTIFICATION_DELAY if kind == "driveItem" else OUTLOOK_NOTIFICATION_DELAY
 
     def view_fields(self, record: SubscriptionRecord) -> dict[str, Any]:
         return {}

@@ -57,17 +57,20 @@ class DeltaReader:
             return SyncResult(0)
         started = self.clock()
         keys: list[str] = []
+        times: list[datetime] = []
         try:
             for page in self.client.delta_pages(checkpoint.cursor, subscription_id=subscription_id):
                 rows = [change_row(rows_scope, item, started, checkpoint.last_synced) for item in page.value]
                 keys += self._write(scope, rows)
+                # A removal has no time of its own (it is stamped with the read): not counted.
+                times += [row["time"] for row in rows if row["changeType"] != "delete"]
                 if page.delta_link:
                     self._commit(checkpoint, page.delta_link, started)
         except DeltaLinkGone as gone:
             keys += self._resync(scope, rows_scope, checkpoint, gone, resource)
             return SyncResult(len(keys), resynced=True, rows=tuple(keys))
         log.info("read %d changes for subscription %s (%s)", len(keys), subscription_id, resource)
-        return SyncResult(len(keys), rows=tuple(keys))
+        return SyncResult(len(keys), rows=tuple(keys), oldest_change=min(times) if times else None)
 
     def _resync(
         self, scope: str, rows_scope: RowScope, checkpoint: Checkpoint, gone: DeltaLinkGone, resource: str

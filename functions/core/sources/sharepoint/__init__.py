@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SHAREPOINT", "ListRef", "SharePoint", "SharePointClient"]
 
+NOTIFICATION_DELAY = timedelta(minutes=15)
 # Plain http is allowed only to these: the local emulator.
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -92,6 +93,11 @@ class SharePoint:
             expiration=_checked_expiration(request.expiration_date_time, now),
             fields=request.fields,
         )
+
+    def expected_delay(self, address: str) -> timedelta:
+        """How late a notification may come before its absence is a gap: SharePoint sends within
+        about a minute and retries every 5; past this, something is wrong."""
+        return NOTIFICATION_DELAY
 
     def view_fields(self, record: SubscriptionRecord) -> dict[str, Any]:
         view: dict[str, Any] = {"siteUrl": record.address, "listId": record.scope}

@@ -67,6 +67,7 @@ class ListReader:
         scope = RowScope(subscription_id, SHAREPOINT, site_url=listed.site_url, list_id=listed.list_id)
         written = 0
         rows: list[str] = []
+        oldest: datetime | None = None
         try:
             for page in self.client.fetch_changes(
                 listed, checkpoint.cursor, subscription_id=subscription_id, page_size=self.page_size
@@ -76,6 +77,7 @@ class ListReader:
                     self.fields.annotate(listed, checkpoint.fields, page, page_rows, subscription_id)
                 rows += self.change_log.append(target.scope, page_rows)
                 written += len(page)
+                oldest = min(page[0].time, oldest or page[0].time)
                 checkpoint, ours = commit_sync(
                     self.checkpoints, checkpoint, page[-1].change_token.string_value, self.clock()
                 )
@@ -86,7 +88,7 @@ class ListReader:
                         target.scope,
                         subscription_id,
                     )
-                    return SyncResult(written, rows=tuple(rows))
+                    return SyncResult(written, rows=tuple(rows), oldest_change=oldest)
         except ChangeTokenExpired as error:
             rows += self._resync(listed, scope, checkpoint, f"SharePoint refused the change token: {error}")
             return SyncResult(written, resynced=True, rows=tuple(rows))
@@ -95,7 +97,7 @@ class ListReader:
             # the sync (and move the token) now. Otherwise the last page's commit recorded it.
             commit_sync(self.checkpoints, checkpoint, current or checkpoint.cursor, started)
         log.info("read %d changes for subscription %s (list %s)", written, subscription_id, target.scope)
-        return SyncResult(written, rows=tuple(rows))
+        return SyncResult(written, rows=tuple(rows), oldest_change=oldest)
 
     def _resync(self, listed: ListRef, scope: RowScope, checkpoint: Checkpoint, why: str) -> list[str]:
         """The changes since the checkpoint are gone from SharePoint's change log: log a resync
