@@ -90,6 +90,16 @@ param sinkDisableAfterHours int = 72
 @maxValue(20)
 param alwaysReady int = 0
 
+@description('Send health alerts (docs/operations.md) to the URL in the vault secret alert-sink-url.')
+param healthAlerts bool = false
+
+@description('teams-workflow, or webhook (signed with the vault secret alert-sink-secret).')
+@allowed([
+  'teams-workflow'
+  'webhook'
+])
+param alertSinkType string = 'teams-workflow'
+
 @description('App settings already on the function app (infra/deploy.sh reads them), kept under the template\'s own on a rerun.')
 @secure()
 param existingAppSettings object = {}
@@ -120,6 +130,7 @@ var tableNames = [
   'sinkrates'
   'readleases'
   'itemfields'
+  'alerts'
 ]
 
 module storage 'modules/storage.bicep' = {
@@ -171,6 +182,8 @@ module app 'modules/functionapp.bicep' = {
     keyVaultName: keyVaultName
     sinkDisableAfterHours: sinkDisableAfterHours
     alwaysReady: alwaysReady
+    healthAlerts: healthAlerts
+    alertSinkType: alertSinkType
     existingAppSettings: existingAppSettings
     tags: tags
   }

@@ -81,6 +81,14 @@ param sinkDisableAfterHours int = 72
 @maxValue(20)
 param alwaysReady int = 0
 
+param healthAlerts bool = false
+
+@allowed([
+  'teams-workflow'
+  'webhook'
+])
+param alertSinkType string = 'teams-workflow'
+
 @secure()
 param existingAppSettings object = {}
 
@@ -115,6 +123,8 @@ module app 'main.bicep' = {
     deployerPrincipalType: deployerPrincipalType
     sinkDisableAfterHours: sinkDisableAfterHours
     alwaysReady: alwaysReady
+    healthAlerts: healthAlerts
+    alertSinkType: alertSinkType
     existingAppSettings: existingAppSettings
     tags: tags
   }

@@ -127,18 +127,20 @@ class CheckpointStore(TableRepository):
         """When the newest notification for the list that the worker has read was received."""
         self._merge(scope, source, {"lastNotificationAt": at}, "recording a notification of")
 
-    def record_failure(self, scope: str, reason: str, at: datetime, source: str) -> None:
+    def record_failure(self, scope: str, reason: str, at: datetime, source: str) -> int:
         """One more failed read in a row; the next completed read (`replace`) clears the streak.
-        Not ETag-guarded: a count shown to people may be off by one under a race, the token never."""
+        Returns the streak. Not ETag-guarded: a count shown to people may be off by one under a
+        race, the token never."""
         current = self.read(scope, source)
         if current is None:
-            return
+            return 0
         fields = {
             "consecutiveFailures": current.consecutive_failures + 1,
             "lastFailure": reason[:MAX_FAILURE_LENGTH],
             "lastFailedAt": at,
         }
         self._merge(scope, source, fields, "recording a failed read of")
+        return current.consecutive_failures + 1
 
     def record_gap(self, scope: str, length: timedelta, at: datetime, source: str) -> None:
         """Changes found that no notification announced, the oldest `length` ago. Not ETag-guarded,

@@ -16,6 +16,7 @@ from functools import partial
 
 from pydantic import ValidationError
 
+from .alerts import Alerts, Condition
 from .change_log import SyncResult
 from .checkpoints import CheckpointStore
 from .clock import utc_now
@@ -83,6 +84,9 @@ class Worker:
     poison: PoisonQueue
     failures: FailureLog
     reads: ReadCoordinator
+    # Health alerts: reads failing this many times in a row, and reading again.
+    alerts: Alerts | None = None
+    alert_after_failed_reads: int = 5
     clock: Callable[[], datetime] = utc_now
 
     def process_message(self, body: str) -> ProcessingReport:
@@ -205,9 +209,14 @@ class Worker:
         try:
             if error is not None:
                 reason = f"{type(error).__name__}: {error}"
-                self.checkpoints.record_failure(record.scope, reason, self.clock(), record.source)
+                streak = self.checkpoints.record_failure(record.scope, reason, self.clock(), record.source)
+                if self.alerts is not None and streak >= self.alert_after_failed_reads:
+                    detail = f"{streak} failed reads in a row; the last: {reason}"
+                    self.alerts.raise_(record.id, Condition.READS_FAILING, detail)
             elif notified_at is not None:
                 self.checkpoints.record_notification(record.scope, notified_at, record.source)
+                if self.alerts is not None:
+                    self.alerts.recover(record.id, Condition.READS_FAILING)
         except Exception as unrecorded:
             log.warning("could not record the health of subscription %s: %s", record.id, unrecorded)
 

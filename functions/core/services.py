@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache, partial
 
+from .alerts import Alerts, AlertSink, AlertStore
 from .auth import POWER_AUTOMATE_RESOURCE, token_provider_for
 from .change_log import ChangeLog
 from .checkpoints import CheckpointStore
@@ -21,6 +23,7 @@ from .settings import Settings, get_settings
 from .sinks.cursor import CursorStore
 from .sinks.delivery import DeliveryPolicy, SinkDelivery, SinkSender
 from .sinks.rate import RateGate
+from .sinks.record import WEBHOOK, InvalidSink, check_secret, check_url
 from .sinks.sealing import KeyRing
 from .sinks.service import SinkService
 from .sinks.store import SinkStore
@@ -29,6 +32,8 @@ from .sources.sharepoint import SharePoint
 from .storage import DEFAULT_TIMEOUTS, FAST_TIMEOUTS, Storage, StorageTimeouts
 from .subscriptions import SubscriptionService, SubscriptionStore
 from .sweep import ChangeSweep
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,7 @@ class Services:
         poison = PoisonQueue(storage, FailureLog(storage))
         built = sources(storage, checkpoints, change_log)
         registry = built.sources
+        alerts = Alerts(AlertStore(storage), sender, alert_sink(settings))
         store = SubscriptionStore(storage, registry.names)
         subscriptions = SubscriptionService(
             store=store,
@@ -97,6 +103,7 @@ class Services:
             sources=registry,
             request_sync=queue.request_sync,
             silent_after=timedelta(hours=settings.silent_after_hours),
+            alerts=alerts,
         )
         keys = KeyRing.parse(settings.sink_sealing_keys) if settings.sink_sealing_keys else None
         delivery = SinkDelivery(
@@ -110,6 +117,7 @@ class Services:
                 disable_after=timedelta(hours=settings.sink_disable_after_hours),
             ),
             writing_behind=frozenset(source.name for source in registry if source.writes_behind),
+            alerts=alerts,
         )
         reads = ReadCoordinator(read_leases, clock=utc_now)
         worker = Worker(
@@ -122,6 +130,8 @@ class Services:
             poison=poison,
             failures=FailureLog(storage),
             reads=reads,
+            alerts=alerts,
+            alert_after_failed_reads=settings.alert_after_failed_reads,
         )
         intake_store = SubscriptionStore(intake_storage, registry.names)
         return cls(
@@ -142,6 +152,8 @@ class Services:
                 registry,
                 reads,
                 delivery.signal,
+                state_of=subscriptions.notification_state,
+                alerts=alerts,
             ),
             poison=poison,
             delivery=delivery,
@@ -152,6 +164,26 @@ class Services:
                 allow_loopback_http=settings.allow_loopback_http_sinks,
             ),
         )
+
+
+def alert_sink(settings: Settings) -> AlertSink | None:
+    """The deployment's alert sink, if one is set and the egress policy lets us send to it (a URL
+    it refuses is logged, and alerts stay off: they must never stop the service)."""
+    if settings.alert_sink_url is None:
+        return None
+    try:
+        url, _ = check_url(
+            settings.alert_sink_type,
+            settings.alert_sink_url,
+            allow_loopback_http=settings.allow_loopback_http_sinks,
+        )
+        secret = (
+            check_secret(settings.alert_sink_secret or "") if settings.alert_sink_type == WEBHOOK else None
+        )
+    except InvalidSink as refused:
+        log.error("the alert sink is refused, so no health alert is sent: %s", refused)
+        return None
+    return AlertSink(settings.alert_sink_type, url, secret)
 
 
 @lru_cache(maxsize=1)

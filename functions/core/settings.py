@@ -42,6 +42,13 @@ SINK_SEALING_KEYS = "SINK_SEALING_KEYS"
 SINK_RETRY_BASE_SECONDS = "SINK_RETRY_BASE_SECONDS"
 # Set by the local stack only: lets sinks be plain-http URLs on loopback (emulator receivers).
 ALLOW_LOOPBACK_HTTP_SINKS = "ALLOW_LOOPBACK_HTTP_SINKS"
+# The deployment's health alerts: a Teams workflow or a signed webhook (functions/core/alerts.py).
+ALERT_SINK_URL = "ALERT_SINK_URL"
+ALERT_SINK_TYPE = "ALERT_SINK_TYPE"
+ALERT_SINK_SECRET = "ALERT_SINK_SECRET"  # noqa: S105 - the setting's name, not a secret
+ALERT_AFTER_FAILED_READS = "ALERT_AFTER_FAILED_READS"
+ALERT_SINK_TYPES = ("teams-workflow", "webhook")
+DEFAULT_ALERT_AFTER_FAILED_READS = 5
 SWEEP_MAX_AGE_HOURS = "SWEEP_MAX_AGE_HOURS"
 GRAPH_SWEEP_MAX_AGE_HOURS = "GRAPH_SWEEP_MAX_AGE_HOURS"
 SILENT_AFTER_HOURS = "SILENT_AFTER_HOURS"
@@ -82,6 +89,10 @@ class Settings:
     sink_catch_up_schedule: str
     sink_sealing_keys: str | None
     allow_loopback_http_sinks: bool
+    alert_sink_url: str | None
+    alert_sink_type: str
+    alert_sink_secret: str | None
+    alert_after_failed_reads: int
 
     @property
     def sharepoint_notification_url(self) -> str:
@@ -140,6 +151,12 @@ class Settings:
             sink_catch_up_schedule=_ncrontab(environ, SINK_CATCH_UP_SCHEDULE, DEFAULT_SINK_CATCH_UP_SCHEDULE),
             sink_sealing_keys=environ.get(SINK_SEALING_KEYS, "").strip() or None,
             allow_loopback_http_sinks=environ.get(ALLOW_LOOPBACK_HTTP_SINKS, "").strip().lower() == "true",
+            alert_sink_url=environ.get(ALERT_SINK_URL, "").strip() or None,
+            alert_sink_type=_one_of(environ, ALERT_SINK_TYPE, ALERT_SINK_TYPES),
+            alert_sink_secret=environ.get(ALERT_SINK_SECRET, "").strip() or None,
+            alert_after_failed_reads=_whole_number(
+                environ, ALERT_AFTER_FAILED_READS, DEFAULT_ALERT_AFTER_FAILED_READS, minimum=1, maximum=1000
+            ),
         )
         if auth == "certificate":
             for name, value in (
@@ -196,6 +213,13 @@ def _ncrontab(environ: Mapping[str, str], name: str, default: str) -> str:
             f"{name} must be a six-field NCRONTAB expression "
             f"'{{second}} {{minute}} {{hour}} {{day}} {{month}} {{day-of-week}}'; got {value!r}"
         )
+    return value
+
+
+def _one_of(environ: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    value = environ.get(name, "").strip().lower() or allowed[0]
+    if value not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
     return value
 
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
+from .alerts import Alerts, Condition
 from .change_log import SyncResult
 from .checkpoints import Checkpoint, CheckpointStore
 from .clock import utc_now
@@ -45,6 +46,10 @@ class ChangeSweep:
     reads: ReadCoordinator
     # Signals the scope's sinks that a sync wrote rows (scope, subscription id, row keys, source).
     publish: Callable[[str, str, Sequence[str], str], int]
+    # The notification state of a checkpoint's subscription (healthy, late, silent), and the
+    # alerts told when it turns silent and back.
+    state_of: Callable[[Checkpoint], str] = lambda checkpoint: "healthy"
+    alerts: Alerts | None = None
     clock: Callable[[], datetime] = utc_now
 
     def due(self) -> list[Checkpoint]:
@@ -70,6 +75,7 @@ class ChangeSweep:
                 result = SyncResult.combined(coalesced.results)
                 self.publish(checkpoint.scope, checkpoint.subscription_id, result.rows, checkpoint.source)
                 self._note_gap(checkpoint, result)
+                self._alert_silence(checkpoint)
             except Exception as error:  # one scope failing must not stop the others
                 log.error(
                     "sweep: reading changes failed for subscription %s (%s %s): %s",
@@ -108,6 +114,15 @@ class ChangeSweep:
             checkpoint.scope,
             unannounced.total_seconds() // 60,
         )
+
+    def _alert_silence(self, checkpoint: Checkpoint) -> None:
+        if self.alerts is None:
+            return
+        if self.state_of(checkpoint) == "silent":
+            detail = f"{checkpoint.source} {checkpoint.address}: changes found that no notification announced"
+            self.alerts.raise_(checkpoint.subscription_id, Condition.SILENT, detail)
+        else:
+            self.alerts.recover(checkpoint.subscription_id, Condition.SILENT)
 
     def _read(self, checkpoint: Checkpoint) -> SyncResult:
         return self.sources[checkpoint.source].reader.sync(checkpoint.target, refresh=True)

@@ -26,6 +26,10 @@ param keyVaultName string
 param sinkDisableAfterHours int
 @description('HTTP instances kept warm (Flex Consumption always-ready, the "http" group); 0: none.')
 param alwaysReady int = 0
+@description('Send health alerts to the URL in the vault secret alert-sink-url.')
+param healthAlerts bool = false
+@description('teams-workflow, or webhook (signed with the vault secret alert-sink-secret).')
+param alertSinkType string = 'teams-workflow'
 @description('The settings already on the app, merged under the template\'s own so a rerun keeps them.')
 @secure()
 param existingAppSettings object = {}
@@ -34,6 +38,8 @@ param tags object = {}
 // The app's default host name (no unique-hostname scope is set, so it is this), unless a custom
 // domain or a front door is named.
 var publicBaseUrl = empty(notificationBaseUrl) ? 'https://${appName}.azurewebsites.net' : notificationBaseUrl
+
+var alertSecretReference = '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=alert-sink-secret)'
 
 // Every setting the code reads (functions/core/settings.py), set in one place.
 var ownSettings = {
@@ -64,6 +70,12 @@ var ownSettings = {
   SWEEP_MAX_AGE_HOURS: string(sweepMaxAgeHours)
   GRAPH_SWEEP_MAX_AGE_HOURS: string(graphSweepMaxAgeHours)
   SILENT_AFTER_HOURS: '24'
+  // Health alerts: the sink's URL (a workflow URL carries its signature) and a webhook's signing
+  // secret are Key Vault references, never plain settings (docs/operations.md, "Health alerts").
+  ALERT_SINK_URL: healthAlerts ? '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=alert-sink-url)' : ''
+  ALERT_SINK_TYPE: alertSinkType
+  ALERT_SINK_SECRET: (healthAlerts && alertSinkType == 'webhook') ? alertSecretReference : ''
+  ALERT_AFTER_FAILED_READS: '5'
 }
 
 // Read here rather than passed as an output, so it never shows in deployment outputs.

@@ -8,14 +8,17 @@ import uuid
 import pytest
 
 from local.clients import EmulatorClient, FunctionsClient
-from local.stack import DEFAULT_FUNCTION_KEY, DEFAULT_MASTER_KEY, Stack
+from local.stack import DEFAULT_FUNCTION_KEY, DEFAULT_MASTER_KEY, Ports, Stack
 
 SITE = "/sites/e2e"
+ALERT_RECEIVER = "health-alerts"
 
 
 @pytest.fixture(scope="session")
 def stack():
+    ports = Ports.free()
     with Stack(
+        ports=ports,
         delivery_interval=0.3,
         retry_interval=1.0,
         graph_slow_delay=5.0,  # a busy machine may answer Graph late; the tests wait seconds, not 10 min
@@ -29,6 +32,9 @@ def stack():
             "GRAPH_SWEEP_MAX_AGE_HOURS": "0",
             # Connector retries in seconds, not minutes.
             "SINK_RETRY_BASE_SECONDS": "1",
+            # Health alerts, as cards to a Teams workflow receiver of the emulator's.
+            "ALERT_SINK_URL": f"http://127.0.0.1:{ports.emulator}/_receivers/teams-workflow/{ALERT_RECEIVER}",
+            "ALERT_SINK_TYPE": "teams-workflow",
         },
     ) as running:
         yield running

@@ -119,6 +119,9 @@ def test_the_bicep_sets_every_setting_the_code_reads(app_settings):
             "SINK_RETRY_BASE_SECONDS": "30",
             "SINK_CATCH_UP_SCHEDULE": "0 */5 * * * *",
             "SINK_SEALING_KEYS": "",
+            "SILENT_AFTER_HOURS": "24",
+            "ALERT_SINK_TYPE": "teams-workflow",
+            "ALERT_AFTER_FAILED_READS": "5",
         }
     )
     Settings.from_environ(environ)

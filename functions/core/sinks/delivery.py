@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from standardwebhooks.webhooks import Webhook
 
+from ..alerts import Alerts, Condition
 from ..change_log import ChangeLog, as_utc
 from ..changes import row_to_view
 from ..clock import utc_now
@@ -38,7 +39,7 @@ from ..notification_queue import NotificationQueue
 from ..outbound import parse_retry_after
 from ..resources import DELIVERIES_QUEUE
 from .cursor import CursorGone, CursorStore, InFlight, Replay, SinkCursor
-from .payloads import adaptive_card_messages, message_cards, webhook_body
+from .payloads import adaptive_card_messages, alert_card, alert_headers, message_cards, webhook_body
 from .rate import RateGate
 from .record import AUTH_ENTRA, MESSAGE_CARD, TEAMS_WORKFLOW, WEBHOOK, Sink, SinkState
 from .store import SinkChanged, SinkStore
@@ -120,6 +121,16 @@ class SinkSender:
             if not outcome.ok:
                 break
         return replace(outcome, elapsed=elapsed)
+
+    def send_alert(self, sink: Sink, event: dict[str, Any], now: datetime) -> Outcome:
+        """One health alert (functions/core/alerts.py): a card to a Teams workflow, or a signed
+        event to a webhook."""
+        if sink.type == WEBHOOK:
+            body, headers = alert_headers(event, sink.signing_secrets(now), now)
+            return self._post(sink, body, headers)
+        if self._rate_gate is not None:
+            self._rate_gate.wait(sink.url, TEAMS_REQUESTS_PER_SECOND)
+        return self._post(sink, json.dumps(alert_card(event)).encode(), {"Content-Type": "application/json"})
 
     def _flow_token(self) -> str:
         if self._flow_tokens is None:
@@ -226,6 +237,8 @@ class SinkDelivery:
     policy: DeliveryPolicy = DeliveryPolicy()
     # Sources whose change-log keys can land behind rows already written (see `signal`).
     writing_behind: frozenset[str] = frozenset()
+    # Health alerts: a sink disabled, and back.
+    alerts: Alerts | None = None
     clock: Callable[[], datetime] = utc_now
     monotonic: Callable[[], float] = time.monotonic
 
@@ -269,7 +282,10 @@ class SinkDelivery:
 
     def catch_up(self) -> int:
         """The safety net under signals: queue a drain for every active sink that is owed rows
-        and that no deliverer holds or waits for. Returns the drains queued."""
+        and that no deliverer holds or waits for. Returns the drains queued. Health alerts that
+        could not be sent go again here."""
+        if self.alerts is not None:
+            self.alerts.deliver_pending()
         now = self.clock()
         active = {(s.scope, s.id) for s in self.sinks.all() if s.state is SinkState.ACTIVE}
         queued = 0
@@ -503,11 +519,16 @@ class SinkDelivery:
             except SinkChanged:
                 continue
             log.warning("sink %s of subscription %s disabled: %s", sink.id, sink.subscription_id, reason)
+            if self.alerts is not None:
+                detail = f"sink {sink.id} ({sink.type}): {reason}"
+                self.alerts.raise_(sink.subscription_id, Condition.SINK_DISABLED, detail)
             return disabled
         raise SinkChanged(sink.id)
 
     def resume(self, sink: Sink, why: str) -> None:
         """Forget past failures and send what is owed now (an enable, a manual retry)."""
+        if self.alerts is not None:
+            self.alerts.recover(sink.subscription_id, Condition.SINK_DISABLED, f"sink {sink.id}: {why}")
         cursor = self.cursors.get(sink.scope, sink.id)
         if cursor is None:
             cursor = self.start(sink)

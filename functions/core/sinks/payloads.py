@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from standardwebhooks import Webhook
+
 from ..models import ChangeKind, ChangeView
 
 # Teams refuses a message over 28 KB; keep a margin for the envelope's own bytes.
@@ -174,3 +176,43 @@ def sample_changes(subscription_id: str, source: str, resource: str, now: dateti
             subject="Test message from the Microsoft 365 webhook service",
         )
     ]
+
+
+def alert_card(event: dict[str, Any]) -> dict[str, Any]:
+    """The Teams workflow message for an alert: an Adaptive Card with the summary and its facts."""
+    facts = [
+        {"title": "subscription", "value": event["subscriptionId"]},
+        {"title": "condition", "value": event["condition"]},
+        {"title": "state", "value": event["state"]},
+        {"title": "when", "value": event["at"].replace("T", " ").replace("Z", " UTC")},
+    ]
+    if event.get("detail"):
+        facts.append({"title": "detail", "value": event["detail"]})
+    card = {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": "1.5",
+        "body": [
+            {"type": "TextBlock", "text": event["summary"], "weight": "Bolder", "wrap": True},
+            {"type": "FactSet", "facts": facts},
+        ],
+    }
+    return {
+        "type": "message",
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}
+        ],
+    }
+
+
+def alert_headers(event: dict[str, Any], secrets: list[str], now: datetime) -> tuple[bytes, dict[str, str]]:
+    """A webhook alert, signed as every webhook sink's batches are (Standard Webhooks)."""
+    body = json.dumps(event, separators=(",", ":"))
+    signatures = " ".join(Webhook(secret).sign(event["id"], now, body) for secret in secrets)
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": event["id"],
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signatures,
+    }
+    return body.encode(), headers

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ..alerts import Alerts, Condition
 from ..checkpoints import Checkpoint, CheckpointStore
 from ..clock import utc_now
 from ..errors import Conflict, NotFound
@@ -71,6 +72,8 @@ class SubscriptionService:
     request_sync: Callable[[SubscriptionRecord], None] = lambda record: None
     # No notification for this long, while the sweep finds unannounced changes: "silent".
     silent_after: timedelta = timedelta(hours=24)
+    # Health alerts: recreated, renewal failing and back.
+    alerts: Alerts | None = None
     clock: Callable[[], datetime] = utc_now
 
     def parse_request(self, body: bytes) -> Any:
@@ -192,8 +195,15 @@ class SubscriptionService:
                 elif isinstance(outcome, Exception):
                     log.error("renewing subscription %s failed: %s", record.id, outcome)
                     report.failed.append((record.id, str(outcome)))
+                    if self.alerts is not None:
+                        detail = (
+                            f"{type(outcome).__name__}: {outcome}; it expires {format_utc(record.expiration)}"
+                        )
+                        self.alerts.raise_(record.id, Condition.RENEWAL_FAILED, detail)
                 elif outcome.id == record.id:
                     report.renewed.append(record.id)
+                    if self.alerts is not None:
+                        self.alerts.recover(record.id, Condition.RENEWAL_FAILED)
                 else:
                     report.recreated.append((record.id, outcome.id))
         return report
@@ -268,6 +278,15 @@ class SubscriptionService:
             ),
         )
 
+    def notification_state(self, checkpoint: Checkpoint) -> str:
+        """The state of the subscription that follows the checkpoint's scope, as it is stored now
+        (healthy when there is no record of it any more)."""
+        record = self.store.get(checkpoint.subscription_id)
+        current = self.checkpoints.read(checkpoint.scope, checkpoint.source)
+        if record is None or current is None:
+            return "healthy"
+        return self._notification_state(record, current)
+
     def _notification_state(self, record: SubscriptionRecord, checkpoint: Checkpoint) -> str:
         """`silent`: changes came unannounced and no notification for `silent_after`; `late`:
         notifications come, but a gap was found within `silent_after`; else `healthy`."""
@@ -317,6 +336,9 @@ class SubscriptionService:
         self.checkpoints.follow_subscription(record.scope, replacement.id, record.source)
         self.store.delete(record)
         log.info("subscription %s replaces %s", replacement.id, record.id)
+        if self.alerts is not None:
+            detail = f"{record.source} {record.resource}: the source no longer had {record.id}"
+            self.alerts.raise_(replacement.id, Condition.RECREATED, detail)
         if sync:
             self.request_sync(replacement)
         return replacement
