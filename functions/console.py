@@ -10,7 +10,13 @@ import azure.functions as func
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 FILES = Path(__file__).parent / "console_files"
-CONTENT_TYPES = {"index.html": "text/html", "console.js": "text/javascript", "console.css": "text/css"}
+CONTENT_TYPES = {
+    "index.html": "text/html",
+    "console.js": "text/javascript",
+    "console.css": "text/css",
+    # A browser asks for an icon on every page; without one, each load logged a 404.
+    "favicon.svg": "image/svg+xml",
+}
 # No inline script or style anywhere: what came from Microsoft 365 can never run as code here.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (

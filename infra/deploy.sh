@@ -71,7 +71,7 @@ output = Path(sys.argv[1]).resolve()
 files = [Path("requirements.txt"), Path("function_app.py"), Path("host.json")]
 files += sorted(
     p for p in Path("functions").rglob("*")
-    if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".html", ".js", ".css")
+    if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".html", ".js", ".css", ".svg")
 )
 with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED) as archive:
     for path in files:

@@ -119,7 +119,9 @@ async function openSubscription(id) {
   $("#detail-title").textContent = `Subscription ${subscription.id}`;
   const health = $("#health");
   health.replaceChildren();
+  const gaps = subscription.health.notificationGaps;
   const facts = [
+    ["State", subscription.health.state || "—"],
     ["Watching", subscription.resource],
     ["Expires", when(subscription.expirationDateTime)],
     ["Next renewal", when(subscription.nextRenewalDateTime)],
@@ -128,6 +130,11 @@ async function openSubscription(id) {
     ["Failed reads in a row", subscription.health.consecutiveFailures ?? 0],
     ["Connectors", subscription.health.sinks],
   ];
+  if (gaps && gaps.count) {
+    const longest = Math.round(gaps.longestSeconds / 60);
+    facts.push(["Notification gaps", `${gaps.count}, the last ${when(gaps.lastDateTime)}, the longest ${longest} min`]);
+  }
+  if (subscription.fields) facts.push(["Fields followed", subscription.fields.join(", ")]);
   const failure = subscription.health.lastFailure;
   if (failure) facts.push(["Last failure", `${when(failure.dateTime)}: ${failure.reason}`]);
   for (const [term, value] of facts) health.append(text("dt", term), text("dd", value));
@@ -161,13 +168,38 @@ function showMoreChanges() {
   for (const change of next) {
     const item = change.fileName || change.subject || (change.itemId != null ? `item ${change.itemId}` : "");
     const note = change.changeType === "resync" ? change.reason : (change.resync ? "rebuilt by a resync" : "");
-    const tr = row([when(change.time), change.changeType, item, note]);
+    const tr = row([when(change.time), change.changeType, item, fieldsMoved(change), author(change), note]);
     if (change.changeType === "resync") tr.className = "resync";
     body.append(tr);
   }
   state.shown += next.length;
-  if (!state.changes.length) body.append(row(["No changes yet.", "", "", ""]));
+  if (!state.changes.length) body.append(row(["No changes yet.", "", "", "", "", ""]));
   $("#more-changes").hidden = state.shown >= state.changes.length;
+}
+
+// SharePoint names an app-only caller by its claim, `i:0i.t|ms.sp.ext|{app id}@{tenant}`.
+function author(change) {
+  const by = change.changedBy || "";
+  const app = /^i:0i\.t\|ms\.sp\.ext\|([^@]+)@/.exec(by);
+  return app ? `app ${app[1]}` : by;
+}
+
+function shown(value) {
+  if (value == null || value === "") return "(empty)";
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+// "Status: Draft → Approved", one per followed field that moved; the values alone when the
+// earlier ones are not known.
+function fieldsMoved(change) {
+  if (change.changedFields) {
+    return Object.entries(change.changedFields)
+      .map(([name, moved]) => `${name}: ${shown(moved.before)} → ${shown(moved.after)}`).join("; ");
+  }
+  if (change.fields && change.fieldsBeforeUnknown) {
+    return Object.entries(change.fields).map(([name, value]) => `${name}: ${shown(value)}`).join("; ");
+  }
+  return "";
 }
 
 async function loadSinks() {

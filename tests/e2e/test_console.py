@@ -17,6 +17,7 @@ from functions.core.settings import StorageSettings
 from functions.core.storage import Storage
 from local.stack import DEFAULT_FUNCTION_KEY
 from tests.e2e.conftest import SITE
+from tests.helpers import wait_until
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -191,3 +192,30 @@ def test_every_control_has_a_label_and_the_keyboard_reaches_it(page):
         page.keyboard.press("Tab")
         order.append(page.evaluate("document.activeElement.id || document.activeElement.textContent"))
     assert order == ["key", "Connect", "forget-key", "Open"]
+
+
+def test_the_console_loads_without_an_error_and_shows_which_fields_moved_and_the_state(
+    browser, stack, api, emulator, new_list
+):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("response", lambda response: problems.append(response.url) if response.status >= 400 else None)
+    page.goto(f"{stack.functions_url}/api/console/")
+    subscription = api.create_subscription(SITE, new_list, fields=["Status"]).json()
+    item = emulator.add_item(SITE, new_list, "console fields", Status="Draft")
+    wait_until(lambda: api.changes(subscription["id"]), what="the first change")
+    emulator.update_item(SITE, new_list, item, Status="Approved")
+    wait_until(lambda: len(api.changes(subscription["id"])) == 2, what="the second change")
+    connect(page)
+    row = page.locator("#subscriptions tbody tr", has_text=new_list)
+    row.get_by_role("button", name="Open").click()
+    expect(page.locator("#changes tbody tr").first).to_contain_text("Status: Draft → Approved")
+    expect(page.locator("#health")).to_contain_text("healthy")
+    expect(page.locator("#health")).to_contain_text("Fields followed")
+    source_cell = row.locator("td").first
+    assert source_cell.evaluate("cell => cell.scrollWidth <= cell.clientWidth")  # "sharepoint" unbroken
+    assert problems == []
+    context.close()

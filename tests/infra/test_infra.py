@@ -215,7 +215,7 @@ def test_the_deploy_package_holds_exactly_the_deployable_files(tmp_path):
         ["git", "ls-files", "functions"], cwd=ROOT, capture_output=True, text=True, check=True
     )
     expected = {"requirements.txt", "function_app.py", "host.json"} | {
-        name for name in tracked.stdout.split() if name.endswith((".py", ".html", ".js", ".css"))
+        name for name in tracked.stdout.split() if name.endswith((".py", ".html", ".js", ".css", ".svg"))
     }
     assert names == expected
     assert not any(n.startswith(("local/", "tests/", "bench/", "infra/")) for n in names)
