@@ -158,8 +158,45 @@ async function loadChanges() {
   }
   state.changes = changes.reverse();
   state.shown = 0;
+  drawStrip(state.changes, Date.now());
   $("#changes tbody").replaceChildren();
   showMoreChanges();
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+const HOURS = 48;
+
+function svg(tag, attributes) {
+  const element = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
+  return element;
+}
+
+// A bar per hour of the last 48, built with DOM calls (the CSP allows no inline markup or style).
+function drawStrip(changes, now) {
+  const counts = new Array(HOURS).fill(0);
+  for (const change of changes) {
+    const hoursAgo = Math.floor((now - Date.parse(change.time)) / 3600000);
+    if (hoursAgo >= 0 && hoursAgo < HOURS) counts[HOURS - 1 - hoursAgo] += 1;
+  }
+  const most = Math.max(1, ...counts);
+  const width = 6, height = 40;
+  const chart = svg("svg", { width: HOURS * width, height, role: "img", viewBox: `0 0 ${HOURS * width} ${height}` });
+  const total = counts.reduce((a, b) => a + b, 0);
+  chart.append(svg("title", {}));
+  chart.firstChild.textContent = `${total} change(s) in the last ${HOURS} hours`;
+  counts.forEach((count, hour) => {
+    const barHeight = count ? Math.max(2, Math.round((count / most) * height)) : 0;
+    const bar = svg("rect", { x: hour * width, y: height - barHeight, width: width - 1, height: barHeight, fill: "#0b5cad" });
+    bar.dataset.count = count;
+    const tip = svg("title", {});
+    tip.textContent = `${count} change(s), ${HOURS - hour} hour(s) ago`;
+    bar.append(tip);
+    chart.append(bar);
+  });
+  $("#strip").replaceChildren(chart);
+  const peak = Math.max(...counts);
+  $("#strip-caption").textContent = `Changes per hour, the last ${HOURS} hours: ${total} in all, at most ${peak} in an hour`;
 }
 
 function showMoreChanges() {

@@ -215,6 +215,10 @@ def test_the_console_loads_without_an_error_and_shows_which_fields_moved_and_the
     expect(page.locator("#changes tbody tr").first).to_contain_text("Status: Draft → Approved")
     expect(page.locator("#health")).to_contain_text("healthy")
     expect(page.locator("#health")).to_contain_text("Fields followed")
+    # The changes-per-hour strip: both changes in the newest hour's bar.
+    expect(page.locator("#strip svg rect").last).to_have_attribute("data-count", "2")
+    assert page.locator("#strip svg rect").count() == 48
+    expect(page.locator("#strip-caption")).to_contain_text("2 in all")
     source_cell = row.locator("td").first
     assert source_cell.evaluate("cell => cell.scrollWidth <= cell.clientWidth")  # "sharepoint" unbroken
     assert problems == []
