@@ -1,5 +1,5 @@
 """The management API, one blueprint per resource."""
 
-from . import changes, poison, sinks, subscriptions
+from . import alerts, changes, poison, sinks, subscriptions
 
-BLUEPRINTS = (subscriptions.bp, changes.bp, sinks.bp, poison.bp)
+BLUEPRINTS = (subscriptions.bp, changes.bp, sinks.bp, poison.bp, alerts.bp)

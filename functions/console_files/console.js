@@ -138,9 +138,21 @@ async function openSubscription(id) {
   const failure = subscription.health.lastFailure;
   if (failure) facts.push(["Last failure", `${when(failure.dateTime)}: ${failure.reason}`]);
   for (const [term, value] of facts) health.append(text("dt", term), text("dd", value));
+  await loadAlerts();
   await loadChanges();
   await loadSinks();
   $("#detail-title").focus();
+}
+
+async function loadAlerts() {
+  const { value } = await api("GET", `/api/subscriptions/${state.selected}/alerts`);
+  const body = $("#alerts tbody");
+  body.replaceChildren();
+  for (const alert of value) {
+    const sent = alert.lastSentDateTime ? when(alert.lastSentDateTime) + (alert.undelivered ? " (not delivered yet)" : "") : "—";
+    body.append(row([alert.condition, alert.raised ? "raised" : "recovered", sent]));
+  }
+  if (!value.length) body.append(row(["No alert about this subscription.", "", ""]));
 }
 
 const CHANGES_PER_PAGE = 50;

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
 from .clock import utc_now
+from .models import format_utc
 from .resources import ALERTS_TABLE
 from .sinks.record import Sink
 from .storage import TableRepository, outages_reported
@@ -72,13 +73,7 @@ class AlertStore(TableRepository):
                 entity = self._table.get_entity(subscription_id, condition.value)
             except ResourceNotFoundError:
                 return AlertState(False, None, False, None, None)
-        return AlertState(
-            bool(entity.get("raised")),
-            entity.get("sentAt"),
-            bool(entity.get("announced")),
-            entity.get("pending"),
-            str(entity.metadata["etag"]),
-        )
+        return _state(entity)
 
     def write(self, subscription_id: str, condition: Condition, state: AlertState) -> bool:
         """False when another writer came first."""
@@ -102,24 +97,32 @@ class AlertStore(TableRepository):
                 return False
         return True
 
+    def of(self, subscription_id: str) -> list[tuple[Condition, AlertState]]:
+        """Every condition this subscription has had an alert for (one partition)."""
+        with outages_reported(f"reading the alerts of {subscription_id}"):
+            entities = list(
+                self._table.query_entities("PartitionKey eq @pk", parameters={"pk": subscription_id})
+            )
+        return [(Condition(entity["RowKey"]), _state(entity)) for entity in entities]
+
     def pending(self) -> list[tuple[str, Condition, AlertState]]:
         with outages_reported("reading alerts not yet delivered"):
             entities = list(self._table.query_entities("pending ne ''"))
         return [
-            (
-                entity["PartitionKey"],
-                Condition(entity["RowKey"]),
-                AlertState(
-                    bool(entity.get("raised")),
-                    entity.get("sentAt"),
-                    bool(entity.get("announced")),
-                    entity.get("pending"),
-                    str(entity.metadata["etag"]),
-                ),
-            )
+            (entity["PartitionKey"], Condition(entity["RowKey"]), _state(entity))
             for entity in entities
             if entity.get("pending")
         ]
+
+
+def _state(entity: Any) -> AlertState:
+    return AlertState(
+        bool(entity.get("raised")),
+        entity.get("sentAt"),
+        bool(entity.get("announced")),
+        entity.get("pending"),
+        str(entity.metadata["etag"]),
+    )
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,19 @@ class Alerts:
             new = AlertState(False, now if body else state.sent_at, False, body, state.etag)
             if self.store.write(subscription_id, condition, new) and body is not None:
                 self._deliver(subscription_id, condition)
+
+    def of(self, subscription_id: str) -> list[dict[str, Any]]:
+        """What `GET /api/subscriptions/{id}/alerts` shows: each condition, whether it is raised,
+        and when an alert was last sent (and whether one still waits to be delivered)."""
+        return [
+            {
+                "condition": condition.value,
+                "raised": state.raised,
+                "lastSentDateTime": format_utc(state.sent_at) if state.sent_at else None,
+                "undelivered": state.pending is not None,
+            }
+            for condition, state in self.store.of(subscription_id)
+        ]
 
     def deliver_pending(self) -> int:
         """Send every alert that could not be sent before; returns how many went."""

@@ -55,6 +55,7 @@ class Services:
     poison: PoisonQueue
     delivery: SinkDelivery
     sinks: SinkService
+    alerts: Alerts
 
     @property
     def renewal_window(self) -> timedelta:
@@ -163,6 +164,7 @@ class Services:
                 delivery=delivery,
                 allow_loopback_http=settings.allow_loopback_http_sinks,
             ),
+            alerts=alerts,
         )
 
 

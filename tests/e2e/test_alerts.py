@@ -31,6 +31,8 @@ def test_a_disabled_connector_and_its_return_are_alerted(api, emulator, new_list
     assert api.http.post(f"{sink_path}/disable").status_code == 200
     cards = wait_until(lambda: alerts_about(emulator, subscription["id"]), what="the alert card")
     assert cards == [f"Subscription {subscription['id']} lost a connector: it was disabled"]
+    [alert] = api.http.get(f"/api/subscriptions/{subscription['id']}/alerts").json()["value"]
+    assert (alert["condition"], alert["raised"], alert["undelivered"]) == ("sinkDisabled", True, False)
 
     assert api.http.post(f"{sink_path}/enable").status_code == 200
 
