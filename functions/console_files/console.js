@@ -89,7 +89,7 @@ async function loadSubscriptions(next = null) {
   for (const subscription of value) {
     const watching = subscription.source === "graph"
       ? subscription.resource
-      : `${subscription.siteUrl} · list ${subscription.listId}`;
+      : `${subscription.title || `list ${subscription.listId}`} · ${subscription.siteUrl}`;
     const actions = document.createElement("span");
     actions.append(
       button("Open", () => attempt(() => openSubscription(subscription.id)), `Open subscription ${subscription.id}`),
@@ -106,8 +106,11 @@ async function loadSubscriptions(next = null) {
         say("Deleted.");
       }), `Delete subscription ${subscription.id}`),
     );
-    body.append(row([subscription.source, watching, when(subscription.expirationDateTime),
-      when(subscription.nextRenewalDateTime), subscription.status, actions]));
+    const tr = row([subscription.source, watching, when(subscription.expirationDateTime),
+      when(subscription.nextRenewalDateTime), subscription.status, actions]);
+    tr.dataset.subscriptionId = subscription.id;
+    if (subscription.listId) tr.dataset.listId = subscription.listId;
+    body.append(tr);
   }
   if (!next && !value.length) body.append(row(["No subscriptions yet.", "", "", "", "", ""]));
 }

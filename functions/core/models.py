@@ -142,6 +142,8 @@ class SubscriptionView(WireModel):
     next_renewal_date_time: str | None = Field(default=None, alias="nextRenewalDateTime")
     # SharePoint: the fields each change row carries before and after.
     fields: list[str] | None = None
+    # What people call it (a SharePoint list's title), when the source said.
+    title: str | None = None
     health: SubscriptionHealth | None = None
 
 

@@ -91,7 +91,8 @@ def test_create_by_picking_a_list_see_a_change_add_and_test_a_teams_sink_then_re
     page.locator("#sharepoint-form").get_by_role("button", name="Subscribe").click()
     page.get_by_role("status").filter(has_text="Subscribed").wait_for()
 
-    subscription_row = page.locator("#subscriptions tbody tr", has_text=list_id)
+    subscription_row = page.locator(f'#subscriptions tbody tr[data-list-id="{list_id}"]')
+    expect(subscription_row).to_contain_text(f"{title} · ")  # by its title and site
     item = emulator.add_item(SITE, list_id, "from the console test")
     subscription_row.get_by_role("button", name="Open").click()
     for _ in range(60):
@@ -145,7 +146,7 @@ def test_untrusted_names_show_as_text_and_run_nothing(page, emulator):
 def test_deleting_asks_first_and_a_no_keeps_the_subscription(page, api, new_list):
     subscription_id = api.create_subscription(SITE, new_list).json()["id"]
     connect(page)
-    row = page.locator("#subscriptions tbody tr", has_text=new_list)
+    row = page.locator(f'#subscriptions tbody tr[data-list-id="{new_list}"]')
     row.get_by_role("button", name="Delete").click()  # answered "no"
     for _ in range(50):
         if page.dialogs:
@@ -210,7 +211,7 @@ def test_the_console_loads_without_an_error_and_shows_which_fields_moved_and_the
     emulator.update_item(SITE, new_list, item, Status="Approved")
     wait_until(lambda: len(api.changes(subscription["id"])) == 2, what="the second change")
     connect(page)
-    row = page.locator("#subscriptions tbody tr", has_text=new_list)
+    row = page.locator(f'#subscriptions tbody tr[data-list-id="{new_list}"]')
     row.get_by_role("button", name="Open").click()
     expect(page.locator("#changes tbody tr").first).to_contain_text("Status: Draft → Approved")
     expect(page.locator("#health")).to_contain_text("healthy")

@@ -175,6 +175,8 @@ class FakeSharePoint(Session):
             return self._subscription(fake, method, subscription.group(1), body)
         if path.endswith("/items"):
             return self._items(fake, url)
+        if url.endswith("?$select=Title"):
+            return response(200, {"Title": fake.title})
         if "CurrentChangeToken" in url:
             return response(200, {"CurrentChangeToken": {"StringValue": self.token(fake.id)}})
         return sharepoint_error(404, "-1, Microsoft.SharePoint.Client.ResourceNotFoundException", path)

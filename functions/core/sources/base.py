@@ -60,6 +60,8 @@ class Subscribed:
     resource: str
     notification_url: str
     expiration: datetime
+    # What people call the watched thing, where the source says (a SharePoint list's title).
+    title: str | None = None
 
 
 @dataclass(frozen=True)

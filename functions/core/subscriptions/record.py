@@ -44,6 +44,8 @@ class SubscriptionRecord:
     change_type: str | None = None
     # SharePoint: the fields whose values each change row carries (the checkpoint keeps them too).
     fields: tuple[str, ...] = ()
+    # What people call it (a list's title), where the source said at subscribe time.
+    title: str | None = None
 
     @property
     def target(self) -> ReadTarget:

@@ -245,6 +245,7 @@ class SubscriptionService:
                 "createdDateTime": format_utc(record.created),
                 "lastRenewedDateTime": format_utc(record.last_renewed) if record.last_renewed else None,
                 "previousId": record.previous_id,
+                "title": record.title,
                 **self.sources[record.source].view_fields(record),
             }
         )
@@ -385,6 +386,7 @@ class SubscriptionService:
             resource=remote.resource,
             notification_url=remote.notification_url,
             expiration=remote.expiration,
+            title=remote.title or draft.title,
             client_state_hash=hash_client_state(client_state),
             status=status,
             last_renewed=last_renewed,

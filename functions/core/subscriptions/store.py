@@ -151,6 +151,8 @@ def to_entity(record: SubscriptionRecord) -> dict[str, Any]:
         entity["changeType"] = record.change_type
     if record.fields:
         entity["fields"] = json.dumps(list(record.fields))
+    if record.title:
+        entity["title"] = record.title
     return entity
 
 
@@ -171,4 +173,5 @@ def from_entity(entity: dict[str, Any]) -> SubscriptionRecord:
         previous_id=entity.get("previousId"),
         change_type=entity.get("changeType"),
         fields=tuple(json.loads(entity["fields"])) if entity.get("fields") else (),
+        title=entity.get("title"),
     )

@@ -152,6 +152,16 @@ class SharePointClient:
             if info.base_template in (GENERIC_LIST, DOCUMENT_LIBRARY)
         ]
 
+    def list_title(self, target: ListRef) -> str | None:
+        """The list's title, for people; None when it cannot be read (a subscription works
+        without it)."""
+        try:
+            response = self._send("GET", f"{target.api_url}?$select=Title", "read list title")
+        except UpstreamError:
+            return None
+        title = response.json().get("Title")
+        return title if isinstance(title, str) else None
+
     def current_change_token(self, target: ListRef) -> str:
         response = self._send(
             "GET", f"{target.api_url}?$select=CurrentChangeToken", "read current change token"

@@ -33,7 +33,13 @@ class ListSubscriber:
             expiration=expiration,
             client_state=client_state,
         )
-        return Subscribed(remote.id, remote.resource, remote.notification_url, remote.expiration_date_time)
+        return Subscribed(
+            remote.id,
+            remote.resource,
+            remote.notification_url,
+            remote.expiration_date_time,
+            self.client.list_title(list_of(record)),
+        )
 
     def renew(self, record: SubscriptionRecord, expiration: datetime) -> datetime:
         self.client.renew_subscription(list_of(record), record.id, expiration)
