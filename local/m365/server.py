@@ -70,36 +70,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Microsoft 365 (SharePoint Online) emulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("M365_EMULATOR_PORT", "7072")))
-    parser.add_argument(
-        "--delivery-interval",
-        type=float,
-        default=float(os.environ.get("M365_EMULATOR_DELIVERY_INTERVAL", "60")),
-        help="seconds between notification delivery rounds (SharePoint: about 60)",
-    )
-    parser.add_argument(
-        "--retry-interval",
-        type=float,
-        default=float(os.environ.get("M365_EMULATOR_RETRY_INTERVAL", "300")),
-        help="seconds before a failed delivery is tried again (SharePoint: 300)",
-    )
-    parser.add_argument(
-        "--graph-retry-base",
-        type=float,
-        default=float(os.environ.get("M365_EMULATOR_GRAPH_RETRY_BASE", "60")),
-        help="seconds before Graph's first retry of a failed delivery; doubles after each",
-    )
-    parser.add_argument(
-        "--graph-timeout",
-        type=float,
-        default=float(os.environ.get("M365_EMULATOR_GRAPH_TIMEOUT", "3")),
-        help="seconds Graph waits for a first attempt's 2xx (2026: 3); later is a failure and slow",
-    )
-    parser.add_argument(
-        "--graph-slow-delay",
-        type=float,
-        default=float(os.environ.get("M365_EMULATOR_GRAPH_SLOW_DELAY", "600")),
-        help="how late a slow endpoint's new notifications come (2026: 10 minutes)",
-    )
+    for flag, variable, default, meaning in (
+        (
+            "--delivery-interval",
+            "DELIVERY_INTERVAL",
+            "60",
+            "between notification delivery rounds (SharePoint: about 60)",
+        ),
+        (
+            "--retry-interval",
+            "RETRY_INTERVAL",
+            "300",
+            "before a failed delivery is tried again (SharePoint: 300)",
+        ),
+        (
+            "--graph-retry-base",
+            "GRAPH_RETRY_BASE",
+            "60",
+            "before Graph's first retry of a failed delivery; doubles",
+        ),
+        (
+            "--graph-timeout",
+            "GRAPH_TIMEOUT",
+            "3",
+            "Graph waits for a first attempt's 2xx (2026: 3); later is slow",
+        ),
+        (
+            "--graph-slow-delay",
+            "GRAPH_SLOW_DELAY",
+            "600",
+            "a slow endpoint's new notifications come late (2026: 600)",
+        ),
+    ):
+        default_seconds = float(os.environ.get(f"M365_EMULATOR_{variable}", default))
+        parser.add_argument(flag, type=float, default=default_seconds, help=f"seconds {meaning}")
     args = parser.parse_args()
     policy = DeliveryPolicy(
         interval=args.delivery_interval,
