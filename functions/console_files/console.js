@@ -293,6 +293,11 @@ async function loadSinks() {
     const notes = [sink.state];
     if (sink.disabledReason) notes.push(sink.disabledReason);
     if (delivery.lastDelivery) notes.push(`last: ${delivery.lastDelivery.status} (${delivery.lastDelivery.detail})`);
+    if (delivery.owedRows) {
+      notes.push(`behind by ${delivery.owedRows}${delivery.owedRowsAtLeast ? "+" : ""} change(s), since ${when(delivery.oldestOwedDateTime)}`);
+    } else if (delivery.owedRows === 0) {
+      notes.push("up to date");
+    }
     if (delivery.failingSince) notes.push(`failing since ${when(delivery.failingSince)}`);
     if (sink.warning) notes.push(sink.warning);
     body.append(row([sink.type, sink.url, sink.changeTypes.join(", ") || "all", notes.join(" · "), actions]));

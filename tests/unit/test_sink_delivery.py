@@ -215,3 +215,22 @@ def test_a_sink_leaves_out_the_changes_of_whom_it_ignores_and_the_log_keeps_them
     assert rows[0]["changedByKind"] == "application"
     cursor = env.services.delivery.cursor(sink)
     assert cursor is not None and cursor.position == rows[-1]["RowKey"]  # past the ignored rows too
+
+
+def test_a_sinks_view_says_how_far_it_is_behind_the_change_log(env):
+    record, list_id = subscribed(env)
+    sink, _ = env.services.sinks.create(record.id, CreateSinkRequest(type="webhook", url=HOOK))
+    [view] = env.services.sinks.views(record.id)
+    assert view["delivery"]["owedRows"] == 0
+    env.receivers.answer = lambda sink: Outcome(False, 503, "HTTP 503")
+    changes(env, record, list_id, 3)
+    deliver(env)
+    [view] = env.services.sinks.views(record.id)
+    delivery = view["delivery"]
+    assert delivery["owedRows"] == 3 and delivery["owedRowsAtLeast"] is False
+    assert delivery["oldestOwedDateTime"].endswith("Z")
+    env.receivers.answer = lambda sink: Outcome(True, 200, "HTTP 200")
+    env.services.delivery.resume(sink, "retry")
+    deliver(env)
+    [view] = env.services.sinks.views(record.id)
+    assert view["delivery"]["owedRows"] == 0

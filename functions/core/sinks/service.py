@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field
 
+from ..changes import row_to_view
 from ..clock import utc_now
 from ..errors import NotFound
 from ..models import ChangeKind, SinkDeliveryState, WireModel, format_utc
@@ -38,6 +39,8 @@ from .store import SinkChanged, SinkStore
 
 log = logging.getLogger(__name__)
 
+# How many owed rows a sink's view counts before it says "at least".
+LAG_ROWS = 200
 # A replay reaches back at most this far (the change log keeps more, but a receiver asking for
 # more than this wants a resync, not a replay).
 MAX_REPLAY_RANGE = timedelta(days=31)
@@ -124,9 +127,10 @@ class SinkService:
         return self._view(sink, self.delivery.cursor(sink))
 
     def views(self, subscription_id: str) -> Sequence[dict[str, object]]:
-        """Every sink of the subscription with its delivery: two queries, however many sinks."""
+        """Every sink of the subscription with its delivery and how far it is behind the change
+        log: two queries, and one of at most LAG_ROWS rows per sink."""
         sinks, cursors = self._with_cursors(subscription_id)
-        return [self._view(sink, cursors.get(sink.id)) for sink in sinks]
+        return [self._view(sink, cursors.get(sink.id), lag=True) for sink in sinks]
 
     def states(self, subscription_id: str) -> Sequence[SinkDeliveryState]:
         """Each sink's state and delivery, for the subscription's health."""
@@ -154,8 +158,19 @@ class SinkService:
             return sinks, {}
         return sinks, {cursor.sink_id: cursor for cursor in self.delivery.cursors.of_scope(sinks[0].scope)}
 
-    def _view(self, sink: Sink, cursor: SinkCursor | None) -> dict[str, object]:
-        return {**sink.view(), **({"delivery": cursor.view(self.clock())} if cursor else {})}
+    def _view(self, sink: Sink, cursor: SinkCursor | None, lag: bool = False) -> dict[str, object]:
+        view: dict[str, object] = {**sink.view()}
+        if cursor is None:
+            return view
+        delivery = dict(cursor.view(self.clock()))
+        if lag:
+            owed = self.delivery.change_log.following(sink.scope, after=cursor.position, limit=LAG_ROWS + 1)
+            delivery["owedRows"] = min(len(owed), LAG_ROWS)
+            delivery["owedRowsAtLeast"] = len(owed) > LAG_ROWS
+            if owed:
+                delivery["oldestOwedDateTime"] = row_to_view(owed[0]).time
+        view["delivery"] = delivery
+        return view
 
     def delete_subscription(self, subscription_id: str) -> int:
         """An explicit DELETE: the subscription, then its sinks (a subscription made again for the
