@@ -5,7 +5,9 @@ asks for the followed fields of the changed items (one `GetItems` per 500 items)
 with the values it read last time (`itemfields`), and writes on each change row the values now
 (`fields`) and what moved (`changedFields`, before and after). Values are read when the change is
 read, not when it was made: several changes of one item in one page show as one difference, on
-the last of them, and a delete carries the last values read.
+the last of them, and a delete carries the last values read. Each item's entry keeps the values
+read, those before them and the change they were read for, so a page read again writes its rows
+the same.
 """
 
 from __future__ import annotations
@@ -47,14 +49,19 @@ class FieldTracker:
             ).items()
         }
         buckets = self.store.read(listed.list_id, {c.item_id for c in page if c.item_id})
-        known = {item_id: values for bucket in buckets.values() for item_id, values in bucket.values.items()}
+        known = {item_id: stored for bucket in buckets.values() for item_id, stored in bucket.values.items()}
         added_here = {c.item_id for c, k in zip(page, kinds, strict=True) if k is ChangeKind.ADD}
         last_index = {change.item_id: index for index, change in enumerate(page) if change.item_id}
+        remembered: dict[int, FieldValues] = {}
         for index, (change, kind, row) in enumerate(zip(page, kinds, rows, strict=True)):
             item_id = change.item_id
             if not item_id:
                 continue
-            before = known.get(item_id)
+            stored = known.get(item_id)
+            # A page read again (a retried message) finds its own values stored: the values
+            # before are the ones kept beside them, so the row is written again the same.
+            replayed = stored is not None and stored.get("read") == row["RowKey"]
+            before = (stored.get("before") if replayed else stored.get("values")) if stored else None
             after = now.get(item_id) if kind is not ChangeKind.DELETE else None
             if after is None:  # deleted, now or by the time it was read: what was last known
                 if before is not None:
@@ -63,14 +70,15 @@ class FieldTracker:
             row["fields"] = json.dumps(after)
             if last_index[item_id] != index:
                 continue  # it changed again later in this page: the difference goes there
+            remembered[item_id] = {"values": after, "before": before, "read": row["RowKey"]}
             if before is None and item_id not in added_here:
                 row["fieldsBeforeUnknown"] = True
                 continue
             difference = _difference(before or {}, after)
             if difference:
                 row["changedFields"] = json.dumps(difference)
-        if now:
-            self.store.write(listed.list_id, now, buckets)
+        if remembered:
+            self.store.write(listed.list_id, remembered, buckets)
 
 
 def _difference(before: FieldValues, after: FieldValues) -> dict[str, dict[str, Any]]:

@@ -1,10 +1,11 @@
 """The `itemfields` table: per item, the last values read of the fields its list's subscription
 follows, so that the next change of the item can say what they were before.
 
-One entity holds the values of up to 50 consecutive item ids of one list (PartitionKey: the list,
+One entity holds the entries of up to 25 consecutive item ids of one list (PartitionKey: the list,
 RowKey: the bucket), as JSON split over properties of at most 30,000 characters: a page of 1,000
-changes reads and writes about twenty entities, not a thousand. Values are cut at 255 characters,
-so a bucket of 50 items with 20 fields stays within an entity's 1 MiB (stored as UTF-16). Each
+changes reads and writes about forty entities, not a thousand. Values are cut at 255 characters,
+so a bucket of 25 items with 20 fields, each with its values and those before, stays within an
+entity's 1 MiB (stored as UTF-16). Each
 bucket is written under the ETag it was read with: a reader whose read lease was taken over
 re-reads and merges, never overwrites what the other wrote.
 """
@@ -22,7 +23,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from ...resources import ITEM_FIELDS_TABLE
 from ...storage import TableRepository, outages_reported
 
-ITEMS_PER_BUCKET = 50
+ITEMS_PER_BUCKET = 25
 MAX_VALUE_CHARS = 255
 PROPERTY_CHARS = 30_000
 MAX_WRITE_ATTEMPTS = 5
