@@ -52,12 +52,33 @@ class Bucket:
     etag: str | None = None  # None: not stored yet
 
 
+def _bucket_of(entity: Any) -> Bucket:
+    parts = sorted(name for name in entity if name.startswith("v") and name[1:].isdigit())
+    text = "".join(entity[name] for name in parts)
+    stored = json.loads(text) if text else {}
+    values = {int(item_id): item_values for item_id, item_values in stored.items()}
+    return Bucket(values, str(entity.metadata["etag"]))
+
+
 class FieldValueStore(TableRepository):
     table_name = ITEM_FIELDS_TABLE
 
     def read(self, scope: str, item_ids: Iterable[int]) -> dict[str, Bucket]:
-        """The buckets holding those items, by RowKey (empty ones for buckets not stored yet)."""
-        return {key: self._read_bucket(scope, key) for key in sorted({_bucket(i) for i in item_ids})}
+        """The buckets holding those items, by RowKey (empty ones for buckets not stored yet): one
+        range query over the list's partition, not a read per bucket."""
+        keys = sorted({_bucket(i) for i in item_ids})
+        if not keys:
+            return {}
+        found = {key: Bucket() for key in keys}
+        with outages_reported(f"reading field values of {scope}"):
+            entities = self._table.query_entities(
+                "PartitionKey eq @pk and RowKey ge @low and RowKey le @high",
+                parameters={"pk": scope, "low": keys[0], "high": keys[-1]},
+            )
+            for entity in entities:
+                if entity["RowKey"] in found:
+                    found[entity["RowKey"]] = _bucket_of(entity)
+        return found
 
     def write(self, scope: str, values: Mapping[int, FieldValues], buckets: dict[str, Bucket]) -> None:
         """Store the items' values into the buckets read before (re-read and merged on conflict)."""
@@ -79,11 +100,7 @@ class FieldValueStore(TableRepository):
                 entity = self._table.get_entity(scope, key)
             except ResourceNotFoundError:
                 return Bucket()
-        parts = sorted(name for name in entity if name.startswith("v") and name[1:].isdigit())
-        text = "".join(entity[name] for name in parts)
-        stored = json.loads(text) if text else {}
-        values = {int(item_id): item_values for item_id, item_values in stored.items()}
-        return Bucket(values, str(entity.metadata["etag"]))
+        return _bucket_of(entity)
 
     def _write_bucket(self, scope: str, key: str, values: dict[int, FieldValues], etag: str | None) -> bool:
         """False when another writer came first."""
