@@ -23,4 +23,4 @@ def list_alerts(req: func.HttpRequest) -> func.HttpResponse:
 
 def _list_alerts(services: Services, req: func.HttpRequest) -> func.HttpResponse:
     record = services.subscriptions.get(req.route_params["id"])
-    return json_response({"value": services.alerts.of(record.id)})
+    return json_response({"value": services.alerts.views(record.id)})

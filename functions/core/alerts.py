@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
 from .clock import utc_now
-from .models import format_utc
+from .models import AlertView, dump, format_utc
 from .resources import ALERTS_TABLE
 from .sinks.record import Sink
 from .storage import TableRepository, outages_reported
@@ -179,16 +179,19 @@ class Alerts:
             if self.store.write(subscription_id, condition, new) and body is not None:
                 self._deliver(subscription_id, condition)
 
-    def of(self, subscription_id: str) -> list[dict[str, Any]]:
+    def views(self, subscription_id: str) -> list[dict[str, Any]]:
+        return [dump(view) for view in self.of(subscription_id)]
+
+    def of(self, subscription_id: str) -> list[AlertView]:
         """What `GET /api/subscriptions/{id}/alerts` shows: each condition, whether it is raised,
         and when an alert was last sent (and whether one still waits to be delivered)."""
         return [
-            {
-                "condition": condition.value,
-                "raised": state.raised,
-                "lastSentDateTime": format_utc(state.sent_at) if state.sent_at else None,
-                "undelivered": state.pending is not None,
-            }
+            AlertView(
+                condition=condition.value,
+                raised=state.raised,
+                last_sent_date_time=format_utc(state.sent_at) if state.sent_at else None,
+                undelivered=state.pending is not None,
+            )
             for condition, state in self.store.of(subscription_id)
         ]
 

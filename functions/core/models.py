@@ -101,6 +101,15 @@ class SinkDeliveryState(WireModel):
     failing_since: str | None = Field(default=None, alias="failingSince")
 
 
+class AlertView(WireModel):
+    """One condition of a subscription's health alerts, as `GET …/alerts` shows it."""
+
+    condition: str
+    raised: bool
+    last_sent_date_time: str | None = Field(default=None, alias="lastSentDateTime")
+    undelivered: bool
+
+
 class NotificationGaps(WireModel):
     """Changes a read not started by a notification found unannounced past the source's delay."""
 
