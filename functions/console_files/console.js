@@ -106,13 +106,21 @@ async function loadSubscriptions(next = null) {
         say("Deleted.");
       }), `Delete subscription ${subscription.id}`),
     );
-    const tr = row([subscription.source, watching, when(subscription.expirationDateTime),
-      when(subscription.nextRenewalDateTime), subscription.status, actions]);
+    const tr = row([subscription.source, watching, healthOf(subscription.healthSummary),
+      when(subscription.expirationDateTime), when(subscription.nextRenewalDateTime), subscription.status, actions]);
     tr.dataset.subscriptionId = subscription.id;
     if (subscription.listId) tr.dataset.listId = subscription.listId;
     body.append(tr);
   }
-  if (!next && !value.length) body.append(row(["No subscriptions yet.", "", "", "", "", ""]));
+  if (!next && !value.length) body.append(row(["No subscriptions yet.", "", "", "", "", "", ""]));
+}
+
+function healthOf(summary) {
+  // The state the record keeps (no read per row); failing reads matter more than a late feed.
+  if (!summary) return "—";
+  if (summary.readsFailingSinceDateTime) return `reads failing since ${when(summary.readsFailingSinceDateTime)}`;
+  if (summary.state === "healthy") return "healthy";
+  return `${summary.state} (gap ${when(summary.lastGapDateTime)})`;
 }
 
 async function openSubscription(id) {

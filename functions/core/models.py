@@ -135,6 +135,14 @@ class SubscriptionHealth(WireModel):
     notification_gaps: NotificationGaps | None = Field(default=None, alias="notificationGaps")
 
 
+class HealthSummaryView(WireModel):
+    """What every row of a subscription list says of its health, from the record alone."""
+
+    state: Literal["healthy", "late", "silent"]
+    last_gap_date_time: str | None = Field(default=None, alias="lastGapDateTime")
+    reads_failing_since_date_time: str | None = Field(default=None, alias="readsFailingSinceDateTime")
+
+
 class SubscriptionView(WireModel):
     id: str
     source: str
@@ -153,6 +161,7 @@ class SubscriptionView(WireModel):
     fields: list[str] | None = None
     # What people call it (a SharePoint list's title), when the source said.
     title: str | None = None
+    health_summary: HealthSummaryView | None = Field(default=None, alias="healthSummary")
     health: SubscriptionHealth | None = None
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from pydantic import ValidationError
@@ -87,6 +87,8 @@ class Worker:
     # Health alerts: reads failing this many times in a row, and reading again.
     alerts: Alerts | None = None
     alert_after_failed_reads: int = 5
+    # No notification for this long, while the sweep finds unannounced changes: "silent".
+    silent_after: timedelta = timedelta(hours=24)
     clock: Callable[[], datetime] = utc_now
 
     def process_message(self, body: str) -> ProcessingReport:
@@ -209,16 +211,29 @@ class Worker:
         try:
             if error is not None:
                 reason = f"{type(error).__name__}: {error}"
-                streak = self.checkpoints.record_failure(record.scope, reason, self.clock(), record.source)
+                now = self.clock()
+                streak = self.checkpoints.record_failure(record.scope, reason, now, record.source)
+                self.subscriptions.update_health(record, lambda summary: summary.read_failed(now))
                 if self.alerts is not None and streak >= self.alert_after_failed_reads:
                     detail = f"{streak} failed reads in a row; the last: {reason}"
                     self.alerts.raise_(record.id, Condition.READS_FAILING, detail)
             elif notified_at is not None:
                 self.checkpoints.record_notification(record.scope, notified_at, record.source)
-                if self.alerts is not None:
+                was_silent = self._state(record) == "silent"
+                was_failing = record.health.failing_since is not None
+                record = self.subscriptions.update_health(
+                    record, lambda summary: summary.notified(notified_at).read_completed()
+                )
+                # Only on a change of state: no alert read for every notification.
+                if self.alerts is not None and was_failing:
                     self.alerts.recover(record.id, Condition.READS_FAILING)
+                if self.alerts is not None and was_silent and self._state(record) != "silent":
+                    self.alerts.recover(record.id, Condition.SILENT)
         except Exception as unrecorded:
             log.warning("could not record the health of subscription %s: %s", record.id, unrecorded)
+
+    def _state(self, record: SubscriptionRecord) -> str:
+        return record.health.state(record.created, self.clock(), self.silent_after)
 
     def _put_back(
         self, message: NotificationMessage, unfinished: Unfinished, report: ProcessingReport

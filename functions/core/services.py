@@ -133,6 +133,7 @@ class Services:
             reads=reads,
             alerts=alerts,
             alert_after_failed_reads=settings.alert_after_failed_reads,
+            silent_after=timedelta(hours=settings.silent_after_hours),
         )
         intake_store = SubscriptionStore(intake_storage, registry.names)
         return cls(
@@ -154,6 +155,7 @@ class Services:
                 reads,
                 delivery.signal,
                 state_of=subscriptions.notification_state,
+                note_gap=subscriptions.note_gap,
                 alerts=alerts,
             ),
             poison=poison,

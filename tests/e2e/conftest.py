@@ -9,6 +9,7 @@ import pytest
 
 from local.clients import EmulatorClient, FunctionsClient
 from local.stack import DEFAULT_FUNCTION_KEY, DEFAULT_MASTER_KEY, Ports, Stack
+from tests.helpers import wait_until
 
 SITE = "/sites/e2e"
 ALERT_RECEIVER = "health-alerts"
@@ -66,3 +67,10 @@ def sharepoint_clock(emulator):
     yield emulator
     emulator.set_clock_offset(0)
     emulator.accept_expired_change_tokens(False)
+
+
+def run_sweep(api, stack) -> None:
+    host_log = stack.log_dir / "functions-host.log"
+    runs = host_log.read_text().count("sweep_changes: ")
+    assert api.run_function("sweep_changes").status_code == 202
+    wait_until(lambda: host_log.read_text().count("sweep_changes: ") > runs, what="the sweep's run")

@@ -16,7 +16,7 @@ from functions.core.resources import NOTIFICATIONS_POISON_QUEUE
 from functions.core.settings import StorageSettings
 from functions.core.storage import Storage
 from local.stack import DEFAULT_FUNCTION_KEY
-from tests.e2e.conftest import SITE
+from tests.e2e.conftest import SITE, run_sweep
 from tests.helpers import wait_until
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -93,6 +93,7 @@ def test_create_by_picking_a_list_see_a_change_add_and_test_a_teams_sink_then_re
 
     subscription_row = page.locator(f'#subscriptions tbody tr[data-list-id="{list_id}"]')
     expect(subscription_row).to_contain_text(f"{title} · ")  # by its title and site
+    expect(subscription_row.locator("td").nth(2)).to_have_text("healthy")  # its state, on the row
     item = emulator.add_item(SITE, list_id, "from the console test")
     subscription_row.get_by_role("button", name="Open").click()
     for _ in range(60):
@@ -224,3 +225,23 @@ def test_the_console_loads_without_an_error_and_shows_which_fields_moved_and_the
     assert source_cell.evaluate("cell => cell.scrollWidth <= cell.clientWidth")  # "sharepoint" unbroken
     assert problems == []
     context.close()
+
+
+def test_each_row_of_the_list_shows_its_health_state(page, api, sharepoint_clock, new_list, stack):
+    emulator = sharepoint_clock
+    subscription = api.create_subscription(SITE, new_list).json()
+    emulator.withhold(subscription["id"])
+    try:
+        emulator.set_clock_offset(-3600)  # an hour ago, and never announced
+        emulator.add_item(SITE, new_list, "unannounced")
+        emulator.set_clock_offset(0)
+        run_sweep(api, stack)
+        wait_until(
+            lambda: api.get_subscription(subscription["id"]).json()["healthSummary"]["state"] == "late",
+            what="the gap on the subscription's record",
+        )
+    finally:
+        emulator.withhold(subscription["id"], False)
+    connect(page)
+    row = page.locator(f'#subscriptions tbody tr[data-list-id="{new_list}"]')
+    expect(row.locator("td").nth(2)).to_contain_text("late (gap ")

@@ -12,7 +12,7 @@ from functions.core.resources import CHECKPOINTS_TABLE
 from functions.core.settings import StorageSettings
 from functions.core.sources.sharepoint import SHAREPOINT
 from functions.core.storage import Storage
-from tests.e2e.conftest import SITE
+from tests.e2e.conftest import SITE, run_sweep
 from tests.helpers import wait_until
 
 DAY = 86_400
@@ -28,13 +28,6 @@ def wait_for_changes(api, subscription_id: str, count: int) -> list[dict]:
         timeout=60,
         what=f"{count} change(s) in GET /api/changes",
     )
-
-
-def run_sweep(api, stack) -> None:
-    host_log = stack.log_dir / "functions-host.log"
-    runs = host_log.read_text().count("sweep_changes: ")
-    assert api.run_function("sweep_changes").status_code == 202
-    wait_until(lambda: host_log.read_text().count("sweep_changes: ") > runs, what="the sweep's run")
 
 
 def test_a_list_quiet_past_the_change_log_is_resynced_not_skipped(api, sharepoint_clock, new_list):
@@ -231,4 +224,7 @@ def test_changes_no_notification_announced_show_as_a_gap_and_the_subscription_as
     )
     assert health["state"] == "late"  # created minutes ago: not yet a day without notifications
     assert health["notificationGaps"]["longestSeconds"] >= 3000
+    # The subscription list says so on its row, from the record alone.
+    [row] = [s for s in api.all_subscriptions() if s["id"] == subscription["id"]]
+    assert row["healthSummary"]["state"] == "late" and row["healthSummary"]["lastGapDateTime"]
     emulator.withhold(subscription["id"], False)

@@ -79,7 +79,7 @@ class MemoryTable:
             key = _key(entity)
             if key in self.entities:
                 raise ResourceExistsError("The specified entity already exists.")
-            return self._store(key, dict(entity))
+            return self._store(key, _sent(entity))
 
     def get_entity(self, partition_key: str, row_key: str, **_: Any) -> TableEntity:
         self.before("get_entity")
@@ -94,7 +94,11 @@ class MemoryTable:
         with self._lock:
             key = _key(entity)
             current = self.entities.get(key)
-            merged = {**current, **entity} if current is not None and mode is UpdateMode.MERGE else entity
+            merged = (
+                {**current, **_sent(entity)}
+                if current is not None and mode is UpdateMode.MERGE
+                else _sent(entity)
+            )
             return self._store(key, dict(merged))
 
     def update_entity(
@@ -109,7 +113,7 @@ class MemoryTable:
         with self._lock:
             key = _key(entity)
             current = self._checked(key, etag, match_condition)
-            merged = {**current, **entity} if mode is UpdateMode.MERGE else entity
+            merged = {**current, **_sent(entity)} if mode is UpdateMode.MERGE else _sent(entity)
             return self._store(key, dict(merged))
 
     def delete_entity(
@@ -175,10 +179,14 @@ class MemoryTable:
         if name == "create":
             if key in self.entities:
                 raise ResourceExistsError("The specified entity already exists.")
-            return self._store(key, dict(entity))
+            return self._store(key, _sent(entity))
         if name == "upsert":
             current = self.entities.get(key)
-            merged = {**current, **entity} if current is not None and mode is UpdateMode.MERGE else entity
+            merged = (
+                {**current, **_sent(entity)}
+                if current is not None and mode is UpdateMode.MERGE
+                else _sent(entity)
+            )
             return self._store(key, dict(merged))
         raise NotImplementedError(f"transaction operation {name}")
 
@@ -332,3 +340,8 @@ class MemoryStorage(Storage):
             table.before = lambda operation: None
         for queue in self.queues.values():
             queue.before = lambda operation: None
+
+
+def _sent(entity: dict[str, Any]) -> dict[str, Any]:
+    """What the SDK sends: a property whose value is None is left out of the request."""
+    return {name: value for name, value in entity.items() if value is not None}

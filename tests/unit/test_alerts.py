@@ -101,14 +101,16 @@ def test_a_silent_subscription_alerts_and_at_most_once_an_hour(env):
     record, list_id = subscribe(env)
     env.sharepoint.change(list_id)
     sweep = dataclasses.replace(env.services.sweep, clock=lambda: datetime.now(UTC) + timedelta(hours=25))
-    subscriptions = dataclasses.replace(
-        env.services.subscriptions, clock=lambda: datetime.now(UTC) + timedelta(hours=25)
-    )
-    sweep = dataclasses.replace(sweep, state_of=subscriptions.notification_state)
     sweep.run()
     assert alerts(env) == [(record.id, "silent", "raised")]
     sweep.run()
     assert len(alerts(env)) == 1  # still silent: nothing new to say
+
+    # The first notification after it ends the silence, without waiting for the next sweep.
+    env.clock.skipped = timedelta(hours=26)
+    worker = dataclasses.replace(env.services.worker, clock=env.clock.now)
+    worker.process_message(env.notification(record.id))
+    assert alerts(env)[-1] == (record.id, "silent", "recovered")
 
 
 def test_flapping_is_said_at_most_once_an_hour(env):

@@ -26,7 +26,7 @@ from ..models import (
 from ..read_leases import ReadLeaseStore
 from ..sources.base import EXPIRY_SAFETY_MARGIN, Draft, InvalidSubscriptionRequest, SubscriptionGone
 from ..storage import is_valid_key
-from .record import SubscriptionRecord, hash_client_state, new_client_state
+from .record import NotificationState, SubscriptionRecord, hash_client_state, new_client_state
 from .store import ListClaimed, SubscriptionStore
 
 if TYPE_CHECKING:
@@ -246,6 +246,11 @@ class SubscriptionService:
                 "lastRenewedDateTime": format_utc(record.last_renewed) if record.last_renewed else None,
                 "previousId": record.previous_id,
                 "title": record.title,
+                "healthSummary": {
+                    "state": self._state(record),
+                    "lastGapDateTime": _utc_or_none(record.health.gap_at),
+                    "readsFailingSinceDateTime": _utc_or_none(record.health.failing_since),
+                },
                 **self.sources[record.source].view_fields(record),
             }
         )
@@ -271,7 +276,7 @@ class SubscriptionService:
             change_token_date_time=format_utc(issued) if issued else None,
             consecutive_failures=checkpoint.consecutive_failures,
             last_failure=last_failure,
-            state=self._notification_state(record, checkpoint),
+            state=self._state(record),
             notification_gaps=NotificationGaps(
                 count=checkpoint.gap_count,
                 last_date_time=format_utc(checkpoint.last_gap_at) if checkpoint.last_gap_at else None,
@@ -279,25 +284,25 @@ class SubscriptionService:
             ),
         )
 
-    def notification_state(self, checkpoint: Checkpoint) -> str:
-        """The state of the subscription that follows the checkpoint's scope, as it is stored now
-        (healthy when there is no record of it any more)."""
-        record = self.store.get(checkpoint.subscription_id)
-        current = self.checkpoints.read(checkpoint.scope, checkpoint.source)
-        if record is None or current is None:
-            return "healthy"
-        return self._notification_state(record, current)
+    def notification_state(self, checkpoint: Checkpoint, at: datetime) -> str:
+        """The state at `at` of the subscription that follows the checkpoint's scope, as it is
+        stored now (healthy when there is no record of it any more)."""
+        record = self.store.get(checkpoint.subscription_id, checkpoint.source)
+        return "healthy" if record is None else self._state(record, at)
 
-    def _notification_state(self, record: SubscriptionRecord, checkpoint: Checkpoint) -> str:
-        """`silent`: changes came unannounced and no notification for `silent_after`; `late`:
-        notifications come, but a gap was found within `silent_after`; else `healthy`."""
-        if checkpoint.last_gap_at is None:
+    def note_gap(self, checkpoint: Checkpoint, at: datetime) -> str:
+        """The sweep found changes no notification announced: keep it on the record's health
+        summary (what every list row shows); returns the subscription's state after it."""
+        record = self.store.get(checkpoint.subscription_id, checkpoint.source)
+        if record is None:
             return "healthy"
-        now = self.clock()
-        heard = checkpoint.last_notification or record.created
-        if checkpoint.last_gap_at >= heard and now - heard > self.silent_after:
-            return "silent"
-        return "late" if now - checkpoint.last_gap_at <= self.silent_after else "healthy"
+        updated = self.store.update_health(
+            record, lambda summary: summary.with_gap(at, checkpoint.last_notification)
+        )
+        return self._state(updated, at)
+
+    def _state(self, record: SubscriptionRecord, at: datetime | None = None) -> NotificationState:
+        return record.health.state(record.created, at or self.clock(), self.silent_after)
 
     def _renew_record(
         self, record: SubscriptionRecord, *, sync_if_recreated: bool = True
@@ -309,8 +314,7 @@ class SubscriptionService:
             )
         except SubscriptionGone:
             return self.recreate(record, sync=sync_if_recreated)
-        renewed = record.renewed(expiration.replace(microsecond=0), now)
-        self.store.save(renewed)
+        renewed = self.store.save_renewal(record.renewed(expiration.replace(microsecond=0), now))
         log.info("renewed subscription %s until %s", record.id, renewed.expiration.isoformat())
         return renewed
 
@@ -391,10 +395,15 @@ class SubscriptionService:
             status=status,
             last_renewed=last_renewed,
             previous_id=previous_id,
+            etag=None,
         )
 
     def _latest_expiration(self, record: SubscriptionRecord, now: datetime) -> datetime:
         return now + self.sources[record.source].subscriber.max_lifetime(record) - EXPIRY_SAFETY_MARGIN
+
+
+def _utc_or_none(moment: datetime | None) -> str | None:
+    return format_utc(moment) if moment else None
 
 
 def _draft(source: str, planned: Draft, now: datetime) -> SubscriptionRecord:

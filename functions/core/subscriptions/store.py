@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from ..models import SubscriptionStatus
 from ..resources import SUBSCRIPTIONS_TABLE
 from ..storage import Storage, TableRepository, is_valid_key, outages_reported
-from .record import SubscriptionRecord
+from .record import HealthSummary, SubscriptionRecord
 
 # Claims live beside the subscriptions, one entity per scope: inserting one is what makes
 # "one subscription per list (or Graph resource)" atomic across instances.
 CLAIMS_PARTITION = "list"
 # A claim that never got its subscription (the creating instance died) may be taken over after this.
 STALE_CLAIM_AFTER = timedelta(minutes=5)
+# Writers that lose the ETag race read the record again and retry this many times.
+ETAG_ATTEMPTS = 5
+HEALTH_COLUMNS = ("healthGapAt", "healthHeardAt", "healthFailingSince")
 
 
 class ListClaimed(Exception):
@@ -86,9 +90,59 @@ class SubscriptionStore(TableRepository):
         return None
 
     def save(self, record: SubscriptionRecord) -> None:
-
+        """Store a new record (a created or recreated subscription: a new id)."""
         with outages_reported(f"saving subscription {record.id}"):
             self._table.upsert_entity(to_entity(record), mode=UpdateMode.REPLACE)
+
+    def save_renewal(self, record: SubscriptionRecord) -> SubscriptionRecord:
+        """Write a renewed expiry under the record's ETag, leaving the columns others write (the
+        health summary) alone; a writer that came first makes it read again and retry."""
+        columns = {"expirationDateTime": record.expiration, "lastRenewedDateTime": record.last_renewed}
+        return self._merge_under_etag(record, lambda current: columns, "renewing")
+
+    def update_health(
+        self, record: SubscriptionRecord, change: Callable[[HealthSummary], HealthSummary]
+    ) -> SubscriptionRecord:
+        """Apply `change` to the stored health summary under the record's ETag; no write at all
+        when it changes nothing."""
+
+        def columns(current: SubscriptionRecord) -> dict[str, Any] | None:
+            summary = change(current.health)
+            return None if summary == current.health else _health_columns(summary)
+
+        return self._merge_under_etag(record, columns, "keeping the health of")
+
+    def _merge_under_etag(
+        self,
+        record: SubscriptionRecord,
+        columns_for: Callable[[SubscriptionRecord], dict[str, Any] | None],
+        doing: str,
+    ) -> SubscriptionRecord:
+        current: SubscriptionRecord | None = record
+        for _ in range(ETAG_ATTEMPTS):
+            if current is None or current.etag is None:
+                current = self.get(record.id, record.source)
+                if current is None:
+                    raise ResourceNotFoundError(f"subscription {record.id} is gone")
+            columns = columns_for(current)
+            if columns is None:
+                return current
+            entity = {"PartitionKey": current.source, "RowKey": current.id, **columns}
+            with outages_reported(f"{doing} subscription {record.id}"):
+                try:
+                    metadata = self._table.update_entity(
+                        entity,
+                        mode=UpdateMode.MERGE,
+                        etag=current.etag,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                except ResourceModifiedError:
+                    current = None
+                    continue
+                except ResourceNotFoundError:
+                    raise ResourceNotFoundError(f"subscription {record.id} is gone") from None
+            return from_entity({**to_entity(current), **entity}, etag=str(metadata["etag"]))
+        raise ResourceModifiedError(f"subscription {record.id} kept changing while {doing} it")
 
     def delete(self, record: SubscriptionRecord) -> None:
         with outages_reported(f"deleting subscription {record.id}"):
@@ -153,10 +207,18 @@ def to_entity(record: SubscriptionRecord) -> dict[str, Any]:
         entity["fields"] = json.dumps(list(record.fields))
     if record.title:
         entity["title"] = record.title
-    return entity
+    return entity | {column: value for column, value in _health_columns(record.health).items() if value}
 
 
-def from_entity(entity: dict[str, Any]) -> SubscriptionRecord:
+def _health_columns(summary: HealthSummary) -> dict[str, Any]:
+    """A time, or "" for none: the SDK leaves a None out of the request, so a MERGE could never
+    clear the column."""
+    values = (summary.gap_at, summary.heard_at, summary.failing_since)
+    return {column: value or "" for column, value in zip(HEALTH_COLUMNS, values, strict=True)}
+
+
+def from_entity(entity: dict[str, Any], etag: str | None = None) -> SubscriptionRecord:
+    metadata = getattr(entity, "metadata", None) or {}
     return SubscriptionRecord(
         id=entity["RowKey"],
         source=entity["PartitionKey"],
@@ -174,4 +236,6 @@ def from_entity(entity: dict[str, Any]) -> SubscriptionRecord:
         change_type=entity.get("changeType"),
         fields=tuple(json.loads(entity["fields"])) if entity.get("fields") else (),
         title=entity.get("title"),
+        health=HealthSummary(*(entity.get(column) or None for column in HEALTH_COLUMNS)),
+        etag=etag or metadata.get("etag"),
     )
