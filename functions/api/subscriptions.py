@@ -1,4 +1,4 @@
-"""Management API, subscriptions (function key): create, list, read, renew, delete; the lists of a
+"""Management API, subscriptions (function key): create, list, read, update, renew, delete; the lists of a
 site to subscribe to; and the anonymous health check. One function per operation, so that
 Application Insights counts requests and failures per operation."""
 
@@ -38,6 +38,12 @@ def list_subscriptions(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="subscriptions/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def get_subscription(req: func.HttpRequest) -> func.HttpResponse:
     return run(_get_subscription, req)
+
+
+@bp.function_name("update_subscription")
+@bp.route(route="subscriptions/{id}", methods=["PATCH"], auth_level=func.AuthLevel.FUNCTION)
+def update_subscription(req: func.HttpRequest) -> func.HttpResponse:
+    return run(_update_subscription, req)
 
 
 @bp.function_name("delete_subscription")
@@ -111,6 +117,14 @@ def _get_subscription(services: Services, req: func.HttpRequest) -> func.HttpRes
     health = services.subscriptions.health(record, sinks=services.sinks.states(record.id))
     view = services.subscriptions.view(record, services.renewal_window)
     return json_response(dump(view.model_copy(update={"health": health})))
+
+
+def _update_subscription(services: Services, req: func.HttpRequest) -> func.HttpResponse:
+    from ..core.models import UpdateSubscriptionRequest, dump
+
+    request = UpdateSubscriptionRequest.model_validate_json(req.get_body() or b"")
+    updated = services.subscriptions.update(req.route_params["id"], request)
+    return json_response(dump(services.subscriptions.view(updated, services.renewal_window)))
 
 
 def _list_site_lists(services: Services, req: func.HttpRequest) -> func.HttpResponse:

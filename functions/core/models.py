@@ -26,6 +26,12 @@ def format_utc(value: datetime) -> str:
     return _as_utc(value).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+# Who made the changes a subscription or a sink does not send on (application ids, user principal
+# names): up to 20.
+MAX_IGNORED = 20
+IgnoredName = Annotated[str, Field(min_length=1, max_length=256)]
+
+
 # A source's name (the registry's key): short, lower-case letters.
 SOURCE_NAME = r"^[a-z][a-z0-9]{0,31}$"
 
@@ -143,6 +149,14 @@ class HealthSummaryView(WireModel):
     reads_failing_since_date_time: str | None = Field(default=None, alias="readsFailingSinceDateTime")
 
 
+class UpdateSubscriptionRequest(WireModel):
+    """`PATCH /api/subscriptions/{id}`: what may change without subscribing again."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+
+    ignore_changes_by: tuple[IgnoredName, ...] = Field(alias="ignoreChangesBy", max_length=MAX_IGNORED)
+
+
 class SubscriptionView(WireModel):
     id: str
     source: str
@@ -161,6 +175,8 @@ class SubscriptionView(WireModel):
     fields: list[str] | None = None
     # What people call it (a SharePoint list's title), when the source said.
     title: str | None = None
+    # Changes by these stay in the change log and go to none of the subscription's sinks.
+    ignore_changes_by: list[str] | None = Field(default=None, alias="ignoreChangesBy")
     health_summary: HealthSummaryView | None = Field(default=None, alias="healthSummary")
     health: SubscriptionHealth | None = None
 

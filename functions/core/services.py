@@ -119,6 +119,7 @@ class Services:
             ),
             writing_behind=frozenset(source.name for source in registry if source.writes_behind),
             alerts=alerts,
+            ignored_in=subscriptions.ignored_in,
         )
         reads = ReadCoordinator(read_leases, clock=utc_now)
         worker = Worker(

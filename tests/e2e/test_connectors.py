@@ -360,3 +360,35 @@ def test_a_rotation_and_a_delete_made_while_a_receiver_holds_a_delivery_open_sta
     table = Storage(StorageSettings(connection_string=stack.connection_string)).table(SINKS_TABLE)
     stored = repr([dict(e) for e in table.list_entities()])
     assert new_secret not in stored and rotated["secret"] not in stored
+
+
+def test_a_subscription_leaves_out_whom_it_ignores_for_every_sink_changed_in_place(api, emulator, new_list):
+    subscription = api.create_subscription(SITE, new_list).json()
+    hook, hook_url = receiver(emulator, "webhook")
+    created = api.add_sink(subscription["id"], "webhook", hook_url)
+    emulator.receiver_secret(hook, created.json()["secret"])
+    first = emulator.add_item(SITE, new_list, "sent")
+    arrivals(emulator, "webhook", hook)
+    [row] = api.changes(subscription["id"])
+    app_id = row["changedBy"].split("|")[-1].split("@")[0]  # the emulator's callers write app-only
+
+    def patch(names: list[str]) -> dict:
+        answer = api.http.patch(f"/api/subscriptions/{subscription['id']}", json={"ignoreChangesBy": names})
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    assert patch([app_id])["ignoreChangesBy"] == [app_id]
+    ignored = emulator.add_item(SITE, new_list, "left out")
+    wait_until(lambda: len(api.changes(subscription["id"])) == 2, what="the ignored change in the log")
+    # The list applies when a row is delivered: wait until the sink has passed the ignored one.
+    wait_until(
+        lambda: api.sinks(subscription["id"])[0]["delivery"]["owedRows"] == 0,
+        what="the sink's cursor past the ignored row",
+    )
+    assert "ignoreChangesBy" not in patch([])
+    last = emulator.add_item(SITE, new_list, "sent again")
+    got = arrivals(emulator, "webhook", hook, 2)
+    items = [c["itemId"] for a in got for c in json.loads(a["body"])["changes"]]
+    assert items == [first, last] and ignored not in items
+    bad = api.http.patch(f"/api/subscriptions/{subscription['id']}", json={"listId": new_list})
+    assert bad.status_code == 400 and "Traceback" not in bad.text

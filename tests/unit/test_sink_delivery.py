@@ -8,7 +8,9 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
+from functions.core.models import UpdateSubscriptionRequest
 from functions.core.resources import DELIVERIES_QUEUE
 from functions.core.sinks.delivery import Outcome
 from functions.core.sinks.record import SinkState
@@ -215,6 +217,56 @@ def test_a_sink_leaves_out_the_changes_of_whom_it_ignores_and_the_log_keeps_them
     assert rows[0]["changedByKind"] == "application"
     cursor = env.services.delivery.cursor(sink)
     assert cursor is not None and cursor.position == rows[-1]["RowKey"]  # past the ignored rows too
+
+
+def test_a_subscriptions_ignore_list_holds_for_all_its_sinks_and_survives_a_recreate(env):
+    list_id = env.sharepoint.create_list()
+    request = CreateSubscriptionRequest.model_validate(
+        {"siteUrl": "/sites/team", "listId": list_id, "ignoreChangesBy": [APP, APP]}
+    )
+    record = env.services.subscriptions.create(request)
+    assert record.ignore_changes_by == (APP,)
+    view = env.services.subscriptions.plain_view(record).model_dump(by_alias=True, exclude_none=True)
+    assert view["ignoreChangesBy"] == [APP]
+    webhook, _ = env.services.sinks.create(record.id, CreateSinkRequest(type="webhook", url=HOOK))
+    card, _ = env.services.sinks.create(
+        record.id,
+        CreateSinkRequest.model_validate(
+            {"type": "webhook", "url": HOOK + "2", "ignoreChangesBy": ["ann@contoso.com"]}
+        ),
+    )
+    own = env.sharepoint.change(list_id, editor=APP_CLAIM)
+    anns = env.sharepoint.change(list_id, editor=ANN)
+    env.services.worker.process_message(env.notification(record.id))
+    deliver(env)
+    assert sent_items(env, webhook.id) == [anns]  # the subscription's list
+    assert sent_items(env, card.id) == []  # the subscription's and its own
+    rows, _ = env.services.change_log.page(record.scope, after="", top=10)
+    assert [row["itemId"] for row in rows] == [own, anns]  # the log keeps both
+
+    # Changed in place; a recreated subscription (a new id) keeps it.
+    updated = env.services.subscriptions.update(
+        record.id, UpdateSubscriptionRequest.model_validate({"ignoreChangesBy": []})
+    )
+    assert updated.ignore_changes_by == ()
+    env.services.subscriptions.update(
+        record.id, UpdateSubscriptionRequest.model_validate({"ignoreChangesBy": [APP]})
+    )
+    replacement = env.services.subscriptions.recreate(env.services.subscriptions.get(record.id), sync=False)
+    assert replacement.id != record.id and replacement.ignore_changes_by == (APP,)
+    env.sharepoint.change(list_id, editor=APP_CLAIM)
+    env.services.worker.process_message(env.notification(replacement.id))
+    deliver(env)
+    assert sent_items(env, webhook.id) == [anns]
+
+
+def test_an_update_names_only_what_may_change(env):
+    with pytest.raises(ValidationError):
+        UpdateSubscriptionRequest.model_validate({"ignoreChangesBy": [APP], "listId": "x"})
+    with pytest.raises(ValidationError):
+        UpdateSubscriptionRequest.model_validate({"ignoreChangesBy": [""]})
+    with pytest.raises(ValidationError):
+        UpdateSubscriptionRequest.model_validate({"ignoreChangesBy": [f"u{n}@x" for n in range(21)]})
 
 
 def test_a_sinks_view_says_how_far_it_is_behind_the_change_log(env):

@@ -239,6 +239,8 @@ class SinkDelivery:
     writing_behind: frozenset[str] = frozenset()
     # Health alerts: a sink disabled, and back.
     alerts: Alerts | None = None
+    # Who the sinks of a scope's subscription ignore (its `ignoreChangesBy`), read once a drain.
+    ignored_in: Callable[[str], tuple[str, ...]] = lambda scope: ()
     clock: Callable[[], datetime] = utc_now
     monotonic: Callable[[], float] = time.monotonic
 
@@ -343,6 +345,7 @@ class SinkDelivery:
         deadline = self.monotonic() + DRAIN_BUDGET_SECONDS
         sent = 0
         ahead = ReadAhead()
+        ignored = self.ignored_in(sink.scope)
         while True:
             if self.monotonic() > deadline:
                 self._release(cursor, holder)
@@ -355,7 +358,7 @@ class SinkDelivery:
             cursor, batch = cut
             now = self.clock()
             changes = [row_to_view(row) for row in batch.rows]
-            wanted = [change for change in changes if sink.wants(change)]
+            wanted = [change for change in changes if sink.wants(change, ignored)]
             outcome = (
                 self.sender.send(sink, batch.inflight.id, wanted, now)
                 if wanted

@@ -110,11 +110,14 @@ class Sink:
     # The table's ETag when read: every write of the record is conditional on it.
     etag: str | None = None
 
-    def wants(self, change: ChangeView) -> bool:
+    def wants(self, change: ChangeView, also_ignoring: tuple[str, ...] = ()) -> bool:
+        """A change of a type it takes, by nobody it ignores or `also_ignoring` (its
+        subscription's list)."""
         if self.change_types and change.change_type.value not in self.change_types:
             return False
         by = (change.changed_by or "").lower()
-        return not (by and any(_names(entry.lower(), by) for entry in self.ignore_changes_by))
+        ignored = (*self.ignore_changes_by, *also_ignoring)
+        return not (by and any(_names(entry.lower(), by) for entry in ignored))
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The current secret, and the previous one while the rotation overlap lasts."""

@@ -10,14 +10,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
 from ..changes import row_to_view
 from ..clock import utc_now
 from ..errors import NotFound
-from ..models import ChangeKind, SinkDeliveryState, WireModel, format_utc
+from ..models import MAX_IGNORED, ChangeKind, IgnoredName, SinkDeliveryState, WireModel, format_utc
 from ..subscriptions import SubscriptionService
 from .cursor import SinkCursor
 from .delivery import Outcome, SinkDelivery
@@ -57,8 +57,8 @@ class CreateSinkRequest(WireModel):
     change_types: list[ChangeKind] = Field(default_factory=list, alias="changeTypes", max_length=8)
     secret: str | None = Field(default=None, max_length=200)
     auth: Literal["none", "entra"] = "none"
-    ignore_changes_by: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
-        default_factory=list, alias="ignoreChangesBy", max_length=20
+    ignore_changes_by: list[IgnoredName] = Field(
+        default_factory=list, alias="ignoreChangesBy", max_length=MAX_IGNORED
     )
 
 

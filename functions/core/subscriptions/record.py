@@ -97,6 +97,8 @@ class SubscriptionRecord:
     fields: tuple[str, ...] = ()
     # What people call it (a list's title), where the source said at subscribe time.
     title: str | None = None
+    # Changes by these (application ids, user principal names) go to none of its sinks.
+    ignore_changes_by: tuple[str, ...] = ()
     health: HealthSummary = HealthSummary()
     # The table entity's ETag when the record was read (None for one not stored yet).
     etag: str | None = field(default=None, compare=False)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from azure.core.exceptions import ResourceNotFoundError
+
 from ..alerts import Alerts, Condition
 from ..checkpoints import Checkpoint, CheckpointStore
 from ..clock import utc_now
@@ -21,6 +23,7 @@ from ..models import (
     SubscriptionHealth,
     SubscriptionStatus,
     SubscriptionView,
+    UpdateSubscriptionRequest,
     format_utc,
 )
 from ..read_leases import ReadLeaseStore
@@ -91,7 +94,10 @@ class SubscriptionService:
         now = self.clock()
         source = self.sources[request.source]
         planned = source.draft(request, now)
-        draft = _draft(source.name, planned, now)
+        draft = replace(
+            _draft(source.name, planned, now),
+            ignore_changes_by=tuple(dict.fromkeys(request.ignore_changes_by)),
+        )
         expiration = planned.expiration
         # Claim the scope first: of any number of concurrent creates, exactly one gets past here.
         try:
@@ -147,6 +153,22 @@ class SubscriptionService:
             key = (source, subscription_id)
         records, more = self.store.page(after=key, top=top)
         return records, f"{records[-1].source}:{records[-1].id}" if more and records else None
+
+    def update(self, subscription_id: str, request: UpdateSubscriptionRequest) -> SubscriptionRecord:
+        """What may change in place (who its sinks ignore); nothing is asked of the source."""
+        record = self.get(subscription_id)
+        names = tuple(dict.fromkeys(request.ignore_changes_by))
+        try:
+            updated = self.store.save_ignored(record, names)
+        except ResourceNotFoundError:
+            raise SubscriptionNotFound(subscription_id) from None
+        log.info("subscription %s: its sinks ignore changes by %d name(s)", record.id, len(names))
+        return updated
+
+    def ignored_in(self, scope: str) -> tuple[str, ...]:
+        """Who the sinks of the subscription holding `scope` ignore (nobody, if none holds it)."""
+        holder = self.store.holder_of(scope)
+        return holder.ignore_changes_by if holder else ()
 
     def delete(self, subscription_id: str) -> None:
         record = self.get(subscription_id)
@@ -246,6 +268,7 @@ class SubscriptionService:
                 "lastRenewedDateTime": format_utc(record.last_renewed) if record.last_renewed else None,
                 "previousId": record.previous_id,
                 "title": record.title,
+                "ignoreChangesBy": list(record.ignore_changes_by) or None,
                 "healthSummary": {
                     "state": self._state(record),
                     "lastGapDateTime": _utc_or_none(record.health.gap_at),

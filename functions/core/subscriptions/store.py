@@ -100,6 +100,21 @@ class SubscriptionStore(TableRepository):
         columns = {"expirationDateTime": record.expiration, "lastRenewedDateTime": record.last_renewed}
         return self._merge_under_etag(record, lambda current: columns, "renewing")
 
+    def save_ignored(self, record: SubscriptionRecord, names: tuple[str, ...]) -> SubscriptionRecord:
+        """Change who the subscription's sinks ignore, under the record's ETag."""
+        columns = {"ignoreChangesBy": json.dumps(list(names))}
+        return self._merge_under_etag(record, lambda current: columns, "updating")
+
+    def holder_of(self, scope: str) -> SubscriptionRecord | None:
+        """The subscription that holds the scope now (its claim names it; a recreate moves it)."""
+        with outages_reported(f"reading the claim of {scope}"):
+            try:
+                claim = self._table.get_entity(CLAIMS_PARTITION, scope)
+            except ResourceNotFoundError:
+                return None
+        holder = claim.get("subscriptionId")
+        return self.get(holder) if holder else None
+
     def update_health(
         self, record: SubscriptionRecord, change: Callable[[HealthSummary], HealthSummary]
     ) -> SubscriptionRecord:
@@ -207,6 +222,8 @@ def to_entity(record: SubscriptionRecord) -> dict[str, Any]:
         entity["fields"] = json.dumps(list(record.fields))
     if record.title:
         entity["title"] = record.title
+    if record.ignore_changes_by:
+        entity["ignoreChangesBy"] = json.dumps(list(record.ignore_changes_by))
     return entity | {column: value for column, value in _health_columns(record.health).items() if value}
 
 
@@ -236,6 +253,7 @@ def from_entity(entity: dict[str, Any], etag: str | None = None) -> Subscription
         change_type=entity.get("changeType"),
         fields=tuple(json.loads(entity["fields"])) if entity.get("fields") else (),
         title=entity.get("title"),
+        ignore_changes_by=tuple(json.loads(entity.get("ignoreChangesBy") or "[]")),
         health=HealthSummary(*(entity.get(column) or None for column in HEALTH_COLUMNS)),
         etag=etag or metadata.get("etag"),
     )

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
-from ...models import UtcDatetime, WireModel, guid
+from ...models import MAX_IGNORED, IgnoredName, UtcDatetime, WireModel, guid
 
 
 class GraphNotification(WireModel):
@@ -35,3 +35,7 @@ class CreateGraphSubscriptionRequest(WireModel):
     source: Literal["graph"]
     resource: str = Field(min_length=1, max_length=512)
     change_type: str = Field(alias="changeType", min_length=1, max_length=64)
+    # Changes by these (application ids, user principal names) go to none of its sinks.
+    ignore_changes_by: tuple[IgnoredName, ...] = Field(
+        default=(), alias="ignoreChangesBy", max_length=MAX_IGNORED
+    )

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import ConfigDict, Field, field_validator
 
-from ...models import ChangeKind, UtcDatetime, WireModel, guid
+from ...models import MAX_IGNORED, ChangeKind, IgnoredName, UtcDatetime, WireModel, guid
 
 # Fields a subscription may follow, and what an internal name looks like (`Status`, `Due_x0020_Date`).
 MAX_FIELDS = 20
@@ -132,6 +132,10 @@ class CreateSubscriptionRequest(WireModel):
     expiration_date_time: UtcDatetime | None = Field(default=None, alias="expirationDateTime")
     # Internal names of the fields whose values each change row carries, before and after.
     fields: tuple[str, ...] = Field(default=(), max_length=MAX_FIELDS)
+    # Changes by these (application ids, user principal names) go to none of its sinks.
+    ignore_changes_by: tuple[IgnoredName, ...] = Field(
+        default=(), alias="ignoreChangesBy", max_length=MAX_IGNORED
+    )
 
     @field_validator("fields")
     @classmethod
