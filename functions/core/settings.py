@@ -83,7 +83,7 @@ class Settings:
     sweep_schedule: str
     sweep_max_age_hours: int
     graph_sweep_max_age_hours: int
-    silent_after_hours: int
+    silent_after_hours: float
     sink_disable_after_hours: int
     sink_retry_base_seconds: int
     sink_catch_up_schedule: str
@@ -131,9 +131,7 @@ class Settings:
             sweep_max_age_hours=_whole_number(
                 environ, SWEEP_MAX_AGE_HOURS, DEFAULT_SWEEP_MAX_AGE_HOURS, minimum=0, maximum=720
             ),
-            silent_after_hours=_whole_number(
-                environ, SILENT_AFTER_HOURS, DEFAULT_SILENT_AFTER_HOURS, minimum=1, maximum=720
-            ),
+            silent_after_hours=_hours(environ, SILENT_AFTER_HOURS, DEFAULT_SILENT_AFTER_HOURS, maximum=720),
             graph_sweep_max_age_hours=_whole_number(
                 environ,
                 GRAPH_SWEEP_MAX_AGE_HOURS,
@@ -220,6 +218,20 @@ def _one_of(environ: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> 
     value = environ.get(name, "").strip().lower() or allowed[0]
     if value not in allowed:
         raise SettingsError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def _hours(environ: Mapping[str, str], name: str, default: float, *, maximum: float) -> float:
+    """A positive number of hours; decimals allowed (0.5 is 30 minutes)."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of hours; got {raw!r}") from None
+    if not 0 < value <= maximum:  # also refuses nan and inf
+        raise SettingsError(f"{name} must be more than 0 and at most {maximum}; got {raw!r}")
     return value
 
 

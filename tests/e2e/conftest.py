@@ -36,6 +36,7 @@ def stack():
             # Health alerts, as cards to a Teams workflow receiver of the emulator's.
             "ALERT_SINK_URL": f"http://127.0.0.1:{ports.emulator}/_receivers/teams-workflow/{ALERT_RECEIVER}",
             "ALERT_SINK_TYPE": "teams-workflow",
+            "ALERT_AFTER_FAILED_READS": "3",
         },
     ) as running:
         yield running

@@ -43,8 +43,17 @@ def test_identity_based_storage_is_read_from_the_double_underscore_settings():
         ({"SHAREPOINT_AUTH": "certificate"}, "SHAREPOINT_CLIENT_ID"),
         ({"AzureWebJobsStorage": ""}, "AzureWebJobsStorage"),
         ({"RENEWAL_SCHEDULE": "0 */6 * * *"}, "RENEWAL_SCHEDULE"),
+        ({"SILENT_AFTER_HOURS": "0"}, "SILENT_AFTER_HOURS"),
+        ({"SILENT_AFTER_HOURS": "nan"}, "SILENT_AFTER_HOURS"),
+        ({"SILENT_AFTER_HOURS": "721"}, "SILENT_AFTER_HOURS"),
+        ({"SILENT_AFTER_HOURS": "a day"}, "SILENT_AFTER_HOURS"),
     ],
 )
 def test_a_bad_setting_is_reported_by_name(change, named):
     with pytest.raises(SettingsError, match=named):
         Settings.from_environ({**BASE, **change})
+
+
+def test_silent_after_takes_hours_with_decimals():
+    assert Settings.from_environ(BASE).silent_after_hours == 24
+    assert Settings.from_environ({**BASE, "SILENT_AFTER_HOURS": "0.5"}).silent_after_hours == 0.5
