@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .faults import Fault
+from .faults import KNOWN_OPERATIONS, Fault
 from .tenant import Tenant
 from .tokens import DEFAULT_APP_ID, TOKEN_LIFETIME_SECONDS
 
@@ -37,11 +37,15 @@ async def faults(request: Request) -> Response:
         tenant.faults.clear()
         return Response(status_code=204)
     body = await request.json()
+    operation = str(body.get("operation", "*"))
+    if operation != "*" and operation not in KNOWN_OPERATIONS:
+        known = ", ".join(sorted(KNOWN_OPERATIONS))
+        return JSONResponse({"error": f"no operation {operation!r}; known: {known}"}, 400)
     fault = Fault(
         status=int(body.get("status", 503)),
         retry_after=body.get("retryAfter"),
         remaining=int(body.get("times", 1)),
-        operation=str(body.get("operation", "*")),
+        operation=operation,
         path_contains=str(body.get("pathContains", "")),
         delay_seconds=float(body.get("delaySeconds", 0)),
         after=int(body.get("after", 0)),

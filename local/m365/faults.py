@@ -6,6 +6,10 @@ import math
 import time
 from dataclasses import dataclass
 
+# Every operation name a fault may target, registered as the services' endpoints are built: a
+# fault naming anything else is refused rather than left waiting for a request that never comes.
+KNOWN_OPERATIONS: set[str] = set()
+
 
 @dataclass
 class Fault:

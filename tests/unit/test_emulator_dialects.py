@@ -150,3 +150,11 @@ def test_a_graph_batch_follows_graphs_rules(http: TestClient) -> None:
         answer = http.post("/v1.0/$batch", json={"requests": refused})
         assert answer.status_code == 400 and answer.json()["error"]["code"] == "BadRequest"
     assert http.post("/v1.0/$batch", json={"requests": absolute}).json()["responses"][0]["status"] == 400
+
+
+def test_a_fault_must_name_an_operation_the_emulator_serves(http: TestClient) -> None:
+    refused = http.post("/_emulator/faults", json={"operation": "UpdateSubscriptions", "status": 400})
+    assert refused.status_code == 400
+    assert "UpdateSubscription" in refused.json()["error"] and "GetDrive" in refused.json()["error"]
+    for operation in ("UpdateSubscription", "GetDrive", "GetChanges", "*"):
+        assert http.post("/_emulator/faults", json={"operation": operation, "status": 500}).status_code == 201

@@ -13,6 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..faults import KNOWN_OPERATIONS
 from .state import GraphError, GraphTenant, bad_request
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -68,6 +69,7 @@ def base_of(request: Request) -> str:
 
 def graph_endpoint(operation: str, endpoint: Endpoint) -> Endpoint:
     """Bearer token, counters, injected faults and Graph's error bodies for every Graph call."""
+    KNOWN_OPERATIONS.add(operation)
 
     async def handle(request: Request) -> Response:
         tenant = request.app.state.tenant

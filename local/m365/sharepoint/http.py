@@ -15,6 +15,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..faults import KNOWN_OPERATIONS
 from . import errors
 from .errors import SharePointError
 from .model import SpList
@@ -280,6 +281,8 @@ _OPERATIONS = {
 
 def sharepoint_endpoint(name: str, endpoint: Endpoint) -> Endpoint:
     """What every SharePoint call goes through: bearer token, counters, injected faults, errors."""
+    KNOWN_OPERATIONS.add(name)
+    KNOWN_OPERATIONS.update(operation for (route, _), operation in _OPERATIONS.items() if route == name)
 
     async def handle(request: Request) -> Response:
         tenant: Tenant = request.app.state.tenant
