@@ -25,11 +25,13 @@ EDITOR_CLIENT_ID = "00000000-0000-0000-0000-0000000000e1"
 
 
 class EmulatorClient:
-    """Acts as a SharePoint user (lists, items) and as a test harness (`/_emulator/`)."""
+    """Acts as a SharePoint user (lists, items) and as a test harness (`/_emulator/`). Its writes
+    are app-only (its own app, not the service's), or a delegated `user`'s."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 10.0, user: str | None = None) -> None:
         self.base_url = base_url
         self.http = httpx.Client(base_url=base_url, timeout=timeout)
+        self.user = user
         self._token: str | None = None
 
     def close(self) -> None:
@@ -39,7 +41,8 @@ class EmulatorClient:
         if self._token is None:
             # A person's edits, not the service app's: SharePoint and Graph throttle per app, so a
             # 429 the service meets must not hold back the changes a test makes.
-            token = self.http.post("/_emulator/token", json={"client_id": EDITOR_CLIENT_ID})
+            grant = {"client_id": EDITOR_CLIENT_ID} | ({"user": self.user} if self.user else {})
+            token = self.http.post("/_emulator/token", json=grant)
             self._token = token.json()["access_token"]
         return {"Authorization": f"Bearer {self._token}", "Accept": "application/json;odata=nometadata"}
 
@@ -256,6 +259,10 @@ class EmulatorClient:
 
     def accept_expired_change_tokens(self, accept: bool) -> None:
         self._ok(self.http.post("/_emulator/quirks", json={"acceptExpiredChangeTokens": accept}))
+
+    def omit_change_editors(self, omit: bool) -> None:
+        """GetChanges leaves Editor and EditorEmailHint empty, as SharePoint often does."""
+        self._ok(self.http.post("/_emulator/quirks", json={"omitChangeEditors": omit}))
 
     def drop_subscription(self, subscription_id: str) -> None:
         self._ok(self.http.delete(f"/_emulator/subscriptions/{subscription_id}"))

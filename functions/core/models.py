@@ -227,6 +227,8 @@ class ChangeView(WireModel):
     # Who made the change, where the source says: a user's email or name, else an application's.
     changed_by: str | None = Field(default=None, alias="changedBy")
     changed_by_kind: Literal["user", "application"] | None = Field(default=None, alias="changedByKind")
+    # "item": the change log named no one, so this is who last wrote the item when it was read.
+    changed_by_source: Literal["item"] | None = Field(default=None, alias="changedBySource")
 
     @field_validator("fields", "changed_fields", mode="before")
     @classmethod

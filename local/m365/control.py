@@ -21,9 +21,14 @@ def _tenant(request: Request) -> Tenant:
 
 async def issue_token(request: Request) -> Response:
     """Stands in for Entra ID's client-credentials grant; `{"client_id": ...}` names the app
-    (subscriptions belong to the app that created them)."""
+    (subscriptions belong to the app that created them); `{"user": "ann@contoso.com"}` makes it a
+    delegated token, whose SharePoint writes name that user as their editor."""
     body = await _optional_json(request)
-    token = _tenant(request).tokens.issue(time.time(), str(body.get("client_id") or DEFAULT_APP_ID))
+    user = body.get("user")
+    if user is not None and not (isinstance(user, str) and "@" in user and len(user) <= 256):
+        return JSONResponse({"error": "user must be a user principal name, as ann@contoso.com"}, 400)
+    app_id = str(body.get("client_id") or DEFAULT_APP_ID)
+    token = _tenant(request).tokens.issue(time.time(), app_id, user.lower() if user else None)
     return JSONResponse({"token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECONDS, "access_token": token})
 
 
@@ -135,13 +140,21 @@ async def reset(request: Request) -> Response:
 
 
 async def quirks(request: Request) -> Response:
-    """POST {"acceptExpiredChangeTokens": true}: behave like SharePoint Online's known bug."""
+    """POST {"acceptExpiredChangeTokens": true} or {"omitChangeEditors": true}: behave like
+    SharePoint Online's known bugs."""
     quirks = _tenant(request).sharepoint.quirks
     if request.method == "POST":
         body = await _optional_json(request)
         if "acceptExpiredChangeTokens" in body:
             quirks.accept_expired_change_tokens = bool(body["acceptExpiredChangeTokens"])
-    return JSONResponse({"acceptExpiredChangeTokens": quirks.accept_expired_change_tokens})
+        if "omitChangeEditors" in body:
+            quirks.omit_change_editors = bool(body["omitChangeEditors"])
+    return JSONResponse(
+        {
+            "acceptExpiredChangeTokens": quirks.accept_expired_change_tokens,
+            "omitChangeEditors": quirks.omit_change_editors,
+        }
+    )
 
 
 async def _optional_json(request: Request) -> dict:

@@ -1,4 +1,5 @@
-"""Bearer tokens, as Entra ID's client-credentials grant would issue them: each names its app."""
+"""Bearer tokens, as Entra ID would issue them: each names its app, and a delegated one the user
+the app acts for (an app-only token names none)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ class Tokens:
     """Issued tokens stay valid across a reset, as real ones outlive a test's tenant state."""
 
     def __init__(self) -> None:
-        self._issued: dict[str, tuple[float, str]] = {}
+        self._issued: dict[str, tuple[float, str, str | None]] = {}
 
-    def issue(self, wall_time: float, app_id: str = DEFAULT_APP_ID) -> str:
+    def issue(self, wall_time: float, app_id: str = DEFAULT_APP_ID, user: str | None = None) -> str:
         token = secrets.token_urlsafe(32)
-        self._issued[token] = (wall_time + TOKEN_LIFETIME_SECONDS, app_id)
+        self._issued[token] = (wall_time + TOKEN_LIFETIME_SECONDS, app_id, user)
         return token
 
     def app_of(self, token: str, wall_time: float) -> str | None:
@@ -25,3 +26,10 @@ class Tokens:
         if issued is None or wall_time >= issued[0]:
             return None
         return issued[1]
+
+    def user_of(self, token: str, wall_time: float) -> str | None:
+        """The user a valid delegated token acts for; None for an app-only or invalid token."""
+        issued = self._issued.get(token)
+        if issued is None or wall_time >= issued[0]:
+            return None
+        return issued[2]

@@ -127,6 +127,25 @@ def test_get_changes_pages_by_fetch_limit(target):
     assert [len(page) for page in pages] == [2, 1]
 
 
+def test_field_values_come_with_the_items_editor_expanded(target):
+    """The service's field read: CAML `In` on `ID`, `$select=*,Editor/Name,Editor/EMail` and
+    `$expand=Editor`; the values of the view's fields and who last wrote each item."""
+    first, second = target.add_item("fields one"), target.add_item("fields two")
+    read = target.source.field_values(target.ref, [first, second, 999999], ["Title"])
+    assert sorted(read) == [first, second]  # an item that does not exist is simply absent
+    assert read[first].values == {"Title": "fields one"}
+    editor = read[first].editor
+    assert editor is not None and editor.name  # a claim: a user's, or SharePoint App's
+
+
+def test_a_person_field_selected_bare_is_refused(target):
+    answer = target.call(
+        "POST", "/GetItems?$select=Editor", json={"query": {"ViewXml": "<View><RowLimit>1</RowLimit></View>"}}
+    )
+    assert answer.status_code == 400
+    assert "The query to field 'Editor' is not valid" in answer.json()["odata.error"]["message"]["value"]
+
+
 def test_an_unknown_list_is_a_404_in_sharepoints_error_shape(target):
     missing = ListRef(target.ref.site_url, str(uuid.uuid4()))
     with pytest.raises(UpstreamError) as caught:

@@ -13,6 +13,7 @@ from standardwebhooks.webhooks import Webhook
 from functions.core.resources import SINKS_TABLE
 from functions.core.settings import StorageSettings
 from functions.core.storage import Storage
+from local.clients import EmulatorClient
 from tests.e2e.conftest import SITE
 from tests.helpers import wait_until
 
@@ -392,3 +393,33 @@ def test_a_subscription_leaves_out_whom_it_ignores_for_every_sink_changed_in_pla
     assert items == [first, last] and ignored not in items
     bad = api.http.patch(f"/api/subscriptions/{subscription['id']}", json={"listId": new_list})
     assert bad.status_code == 400 and "Traceback" not in bad.text
+
+
+def test_a_users_write_the_change_log_does_not_name_is_named_by_the_item_and_left_out(
+    api, emulator, stack, new_list
+):
+    """SharePoint often leaves the change's Editor empty: a subscription that follows fields reads
+    the item's Editor with them, so a sink can still leave out Ann's own writes."""
+    ann = EmulatorClient(stack.emulator_url, user="ann@contoso.com")
+    subscription = api.create_subscription(SITE, new_list, fields=["Title"]).json()
+    hook, hook_url = receiver(emulator, "webhook")
+    created = api.add_sink(subscription["id"], "webhook", hook_url, ignoreChangesBy=["Ann@contoso.com"])
+    emulator.receiver_secret(hook, created.json()["secret"])
+    emulator.omit_change_editors(True)
+    try:
+        hers = ann.add_item(SITE, new_list, "Ann's own")
+        wait_until(lambda: api.changes(subscription["id"]), what="Ann's change in the log")
+        others = emulator.add_item(SITE, new_list, "the emulator's app")
+        wait_until(lambda: len(api.changes(subscription["id"])) == 2, what="both changes")
+        first, second = api.changes(subscription["id"])
+    finally:
+        emulator.omit_change_editors(False)
+        ann.close()
+    assert (first["itemId"], first["changedBy"], first["changedBySource"]) == (
+        hers,
+        "ann@contoso.com",
+        "item",
+    )
+    assert second["changedBy"] == "i:0i.t|00000003-0000-0ff1-ce00-000000000000|app@sharepoint"
+    [arrival] = arrivals(emulator, "webhook", hook)
+    assert [c["itemId"] for c in json.loads(arrival["body"])["changes"]] == [others]

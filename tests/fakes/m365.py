@@ -20,8 +20,9 @@ import requests
 
 from functions.core.changes import ticks
 from functions.core.outbound import RetryPolicy
-from local.m365.sharepoint import caml
+from local.m365.sharepoint import caml, lookups
 from local.m365.sharepoint.errors import SharePointError
+from local.m365.sharepoint.model import SHAREPOINT_APP, SYSTEM_ACCOUNT, SiteUser
 
 # No waiting between retries in the fast tier.
 NO_WAIT = RetryPolicy(max_attempts=3, base_delay=0.0, max_retry_after=30)
@@ -79,9 +80,20 @@ class FakeList:
     values: dict[int, dict[str, Any]] = field(default_factory=dict)
     # Change number -> SP.ChangeItem's Editor and EditorEmailHint, where SharePoint gave them.
     editors: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+    # Item -> who last wrote it (its Editor field), as GetItems expands it.
+    item_editors: dict[int, SiteUser] = field(default_factory=dict)
+    # False: GetChanges names no editor, as SharePoint often answers (sp-dev-docs issue 10017).
+    log_names_editors: bool = True
     # Change numbers below this are gone from the change log.
     log_starts_at: int = 0
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def site_user(claim: str, email: str | None) -> SiteUser:
+    """The item's Editor for a change's editor: an app-only write is SharePoint App."""
+    if claim.startswith("i:0i.t|"):
+        return SHAREPOINT_APP
+    return SiteUser(7, (email or claim).split("@")[0], claim, email or "")
 
 
 def _editor(editor: tuple[str, str | None] | None) -> dict[str, str]:
@@ -129,6 +141,7 @@ class FakeSharePoint(Session):
         fake.changes.append((number, ticks(now), change_type, item))
         if editor is not None:
             fake.editors[number] = editor
+            fake.item_editors[item] = site_user(*editor)
         if change_type == 3:
             fake.items.pop(item, None)
             fake.values.pop(item, None)
@@ -167,7 +180,7 @@ class FakeSharePoint(Session):
         if path.endswith("/GetChanges"):
             return self._get_changes(fake, body["query"])
         if path.endswith("/GetItems") and method == "POST":
-            return self._get_items(fake, body["query"])
+            return self._get_items(fake, body["query"], parse_qs(urlsplit(url).query))
         if path.endswith("/subscriptions") and method == "POST":
             return self._subscribe(fake, body)
         subscription = re.search(r"/subscriptions\('([^']+)'\)$", path)
@@ -181,22 +194,26 @@ class FakeSharePoint(Session):
             return response(200, {"CurrentChangeToken": {"StringValue": self.token(fake.id)}})
         return sharepoint_error(404, "-1, Microsoft.SharePoint.Client.ResourceNotFoundException", path)
 
-    def _get_items(self, fake: FakeList, query: dict[str, Any]) -> requests.Response:
-        """The emulator's CAML reading (local/m365/sharepoint/caml.py), over these items."""
+    def _get_items(
+        self, fake: FakeList, query: dict[str, Any], parameters: dict[str, list[str]]
+    ) -> requests.Response:
+        """The emulator's CAML and `$select`/`$expand` reading (local/m365/sharepoint/caml.py and
+        lookups.py), over these items."""
         try:
             parsed = caml.parse(query.get("ViewXml"))
+            projection = lookups.parse(
+                (parameters.get("$select") or [None])[0], (parameters.get("$expand") or [None])[0]
+            )
         except SharePointError as error:
             return sharepoint_error(error.status, error.code, error.message)
         found = sorted(i for i in fake.items if parsed.ids is None or i in parsed.ids)
-        return response(
-            200,
-            {
-                "value": [
-                    {"Id": i, "ID": i} | {name: fake.values[i].get(name) for name in parsed.view_fields}
-                    for i in found
-                ]
-            },
-        )
+        values = []
+        for i in found:
+            editor = fake.item_editors.get(i, SYSTEM_ACCOUNT)
+            whole = {"Id": i, "ID": i, **fake.values[i], "AuthorId": editor.id, "EditorId": editor.id}
+            people = {"Author": editor, "Editor": editor}
+            values.append(lookups.apply(projection, caml.view(whole, parsed.view_fields), people))
+        return response(200, {"value": values})
 
     def _get_changes(self, fake: FakeList, query: dict[str, Any]) -> requests.Response:
         parts = query["ChangeTokenStart"]["StringValue"].split(";")
@@ -225,7 +242,7 @@ class FakeSharePoint(Session):
                             datetime(1, 1, 1, tzinfo=UTC) + timedelta(microseconds=stamp // 10)
                         ).isoformat(),
                     }
-                    | _editor(fake.editors.get(number))
+                    | (_editor(fake.editors.get(number)) if fake.log_names_editors else {})
                     for number, stamp, kind, item in page
                 ]
             },

@@ -185,3 +185,39 @@ def test_long_values_are_cut_so_a_full_bucket_of_20_fields_fits_an_entity():
     assert bucket.values[7]["values"][names[3]] == "é" * MAX_VALUE_CHARS + "…"
     stored = json.dumps({str(k): v for k, v in values.items()}, ensure_ascii=False)
     assert len(stored.encode("utf-16-le")) < 1024 * 1024  # an entity's limit, counted as UTF-16
+
+
+ANN = ("i:0#.f|membership|ann@contoso.com", "ann@contoso.com")
+APP = ("i:0i.t|ms.sp.ext|6731de76-14a6-49ae-97bc-6eba6914391e@9188040d-6c67-4c5b-b112-36a304b66dad", None)
+
+
+def test_where_the_change_log_names_no_editor_the_items_editor_read_with_the_fields_does(env):
+    record, list_id = subscribe(env, "Status")
+    env.sharepoint.lists[list_id].log_names_editors = False  # as SharePoint often answers
+    by_ann = env.sharepoint.change(list_id, ADD, Status="Draft", editor=ANN)
+    by_app = env.sharepoint.change(list_id, ADD, Status="Draft", editor=APP)
+    rows = read(env, record)
+    assert (rows[0]["itemId"], rows[0]["changedBy"], rows[0]["changedByKind"]) == (
+        by_ann,
+        "ann@contoso.com",
+        "user",
+    )
+    assert rows[0]["changedBySource"] == "item"
+    # An app-only write is "SharePoint App" on the item: which app, only the change log says.
+    assert rows[1]["itemId"] == by_app and rows[1]["changedByKind"] == "application"
+    assert rows[1]["changedBy"] == "i:0i.t|00000003-0000-0ff1-ce00-000000000000|app@sharepoint"
+
+    env.sharepoint.lists[list_id].log_names_editors = True
+    env.sharepoint.change(list_id, UPDATE, by_ann, Status="Review", editor=ANN)
+    logged = read(env, record)[-1]
+    assert logged["changedBy"] == "ann@contoso.com" and "changedBySource" not in logged
+
+
+def test_the_items_editor_goes_only_on_its_last_change_in_the_page(env):
+    record, list_id = subscribe(env, "Status")
+    env.sharepoint.lists[list_id].log_names_editors = False
+    item = env.sharepoint.change(list_id, ADD, Status="Draft", editor=APP)
+    env.sharepoint.change(list_id, UPDATE, item, Status="Review", editor=ANN)
+    first, last = read(env, record)
+    assert "changedBy" not in first  # who made the add is not known: the item says who wrote last
+    assert last["changedBy"] == "ann@contoso.com"

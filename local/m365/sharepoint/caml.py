@@ -14,6 +14,7 @@ from typing import Any
 
 from . import errors
 from .errors import SharePointError
+from .lookups import PERSON_FIELDS
 from .model import Item, SpList
 
 MAX_IN_VALUES = 500
@@ -69,18 +70,21 @@ def _ids(where: ElementTree.Element | None) -> frozenset[int] | None:
         raise _cannot_complete() from None
 
 
-def run(query: CamlQuery, sp_list: SpList) -> list[dict[str, Any]]:
+def run(query: CamlQuery, sp_list: SpList) -> list[Item]:
     found = sorted(
         (item for item in sp_list.items.values() if query.ids is None or item.id in query.ids),
         key=lambda item: item.id,
     )
-    if query.row_limit:
-        found = found[: query.row_limit]
-    return [_view(item, query.view_fields) for item in found]
+    return found[: query.row_limit] if query.row_limit else found
 
 
-def _view(item: Item, fields: tuple[str, ...]) -> dict[str, Any]:
-    whole = item.to_json()
+def view(whole: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """An item's JSON (`whole`) as the view shows it: its `ViewFields`, a person field as its id
+    (`EditorId`), as the REST answer carries it."""
     if not fields:
         return whole
-    return {"Id": item.id, "ID": item.id} | {name: whole.get(name) for name in fields}
+    shown = {"Id": whole["Id"], "ID": whole["ID"]}
+    for name in fields:
+        key = f"{name}Id" if name in PERSON_FIELDS else name
+        shown[key] = whole.get(key)
+    return shown

@@ -23,7 +23,7 @@ from .model import SpList
 if TYPE_CHECKING:
     from ..tenant import Tenant
     from .state import SharePointState
-from .state import ACTING_APP
+from .state import ACTING_APP, ACTING_USER
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _NOMETADATA = "application/json;odata=nometadata;streaming=true;charset=utf-8"
@@ -245,6 +245,12 @@ def authorized_app(request: Request) -> str | None:
     return request.app.state.tenant.tokens.app_of(token.strip(), time.time())
 
 
+def acting_user(request: Request) -> str | None:
+    """The user a delegated bearer token acts for; None for an app-only one."""
+    _, _, token = request.headers.get("Authorization", "").partition(" ")
+    return request.app.state.tenant.tokens.user_of(token.strip(), time.time())
+
+
 # (route name, method) -> the operation name that counters and injected faults use.
 _OPERATIONS = {
     ("create_list", "POST"): "CreateList",
@@ -318,6 +324,7 @@ def sharepoint_endpoint(name: str, endpoint: Endpoint) -> Endpoint:
             )
         request.state.app_id = app_id
         ACTING_APP.set(app_id)
+        ACTING_USER.set(acting_user(request))
         try:
             response = await endpoint(request)
         except SharePointError as error:

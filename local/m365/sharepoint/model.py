@@ -32,6 +32,28 @@ def notification_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
+@dataclass(frozen=True)
+class SiteUser:
+    """An entry of the site's user information list: what a person field (`Author`, `Editor`)
+    looks up, and what `$expand` shows of it."""
+
+    id: int
+    title: str
+    name: str  # the claim: i:0#.f|membership|ann@contoso.com
+    email: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"Id": self.id, "Title": self.title, "Name": self.name, "EMail": self.email}
+
+
+# An app-only write names this principal as the item's editor, whichever app wrote: only the
+# change log's Editor names the app itself.
+SHAREPOINT_APP = SiteUser(
+    1073741822, "SharePoint App", "i:0i.t|00000003-0000-0ff1-ce00-000000000000|app@sharepoint", ""
+)
+SYSTEM_ACCOUNT = SiteUser(1073741823, "System Account", "SHAREPOINT\\system", "")
+
+
 @dataclass
 class StoredFile:
     """What a document library keeps beside a file's list item."""
@@ -57,6 +79,8 @@ class Item:
     unique_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     file: StoredFile | None = None
     version: int = 1  # the item's ETag: every write moves it on
+    author: SiteUser = SYSTEM_ACCOUNT
+    editor: SiteUser = SYSTEM_ACCOUNT
 
     def to_json(self) -> dict[str, Any]:
         body = {
@@ -66,6 +90,8 @@ class Item:
             "GUID": self.unique_id,
             "Created": sharepoint_time(self.created),
             "Modified": sharepoint_time(self.modified),
+            "AuthorId": self.author.id,
+            "EditorId": self.editor.id,
         }
         if self.file is not None:
             body |= {
@@ -110,9 +136,11 @@ class Change:
     list_id: str
     unique_id: str
     server_relative_url: str | None = None
-    # SP.ChangeItem's Editor: the claim of who made it (an app-only token's, for the emulator's
-    # callers); SharePoint often leaves it empty (sp-dev-docs issue 10017).
+    # SP.ChangeItem's Editor: the claim of who made it (a user's, or an app-only caller's naming
+    # the app) and, for a user, EditorEmailHint; SharePoint often leaves them empty (sp-dev-docs
+    # issue 10017: the omitChangeEditors quirk).
     editor: str | None = None
+    editor_email_hint: str | None = None
 
     @property
     def token(self) -> str:
@@ -199,3 +227,5 @@ class Quirks:
 
     # sp-dev-docs issue 10389: a token older than the change log is accepted without an error.
     accept_expired_change_tokens: bool = False
+    # sp-dev-docs issue 10017: GetChanges leaves SP.ChangeItem's Editor and EditorEmailHint empty.
+    omit_change_editors: bool = False

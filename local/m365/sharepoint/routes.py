@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
-from . import caml, errors
+from . import caml, errors, lookups
 from .batch import batch
 from .errors import SharePointError
 from .file_routes import (
@@ -230,13 +230,18 @@ async def get_items_by_query(request: Request) -> Response:
     sp_list = resolve_list(request)
     query = (await json_body(request)).get("query")
     parsed = caml.parse(query.get("ViewXml") if isinstance(query, dict) else None)
+    projection = lookups.parse(request.query_params.get("$select"), request.query_params.get("$expand"))
     found = [
         entity(
-            fields,
+            lookups.apply(
+                projection,
+                caml.view(item.to_json(), parsed.view_fields),
+                {"Author": item.author, "Editor": item.editor},
+            ),
             sp_list.item_entity_type,
-            api_url(request, f"Web/Lists(guid'{sp_list.id}')/Items({fields['Id']})"),
+            api_url(request, f"Web/Lists(guid'{sp_list.id}')/Items({item.id})"),
         )
-        for fields in caml.run(parsed, sp_list)
+        for item in caml.run(parsed, sp_list)
     ]
     return ok(request, {"value": found})
 
@@ -282,17 +287,19 @@ async def get_changes(request: Request) -> Response:
         raise SharePointError(400, errors.ARGUMENT, "The query must be an SP.ChangeQuery object.")
     changes = tenant.get_changes(resolve_list(request), query)
     uri = api_url(request, "Web/Lists/GetChanges")
+    omit = tenant.quirks.omit_change_editors
     return ok(
         request,
         {
             "value": [
-                entity(_change_json(change, site.id, site.web_id), "SP.ChangeItem", uri) for change in changes
+                entity(_change_json(change, site.id, site.web_id, omit_editor=omit), "SP.ChangeItem", uri)
+                for change in changes
             ]
         },
     )
 
 
-def _change_json(change: Change, site_id: str, web_id: str) -> dict[str, Any]:
+def _change_json(change: Change, site_id: str, web_id: str, *, omit_editor: bool) -> dict[str, Any]:
     body: dict[str, Any] = {
         "ChangeToken": {"StringValue": change.token},
         "ChangeType": change.change_type,
@@ -305,8 +312,10 @@ def _change_json(change: Change, site_id: str, web_id: str) -> dict[str, Any]:
     }
     if change.server_relative_url is not None:
         body["ServerRelativeUrl"] = change.server_relative_url
-    if change.editor is not None:
+    if change.editor is not None and not omit_editor:
         body["Editor"] = change.editor
+        if change.editor_email_hint:
+            body["EditorEmailHint"] = change.editor_email_hint
     return body
 
 

@@ -26,12 +26,15 @@ from .model import (
     CHANGE_UPDATE,
     DOCUMENT_LIBRARY,
     GENERIC_LIST,
+    SHAREPOINT_APP,
+    SYSTEM_ACCOUNT,
     Change,
     Item,
     PendingNotification,
     Quirks,
     RecycledItem,
     Site,
+    SiteUser,
     SpList,
     Subscription,
     sharepoint_time,
@@ -65,13 +68,12 @@ CHANGE_QUERY_PROPERTIES = frozenset(
 )  # fmt: skip
 
 
-# The app whose request is being served (set per request: each runs in a context of its own).
+# The app whose request is being served, and the user a delegated token acts for (set per
+# request: each runs in a context of its own).
 ACTING_APP: ContextVar[str | None] = ContextVar("acting_app", default=None)
-
-
-def editor_claim(app_id: str | None, tenant_id: str) -> str | None:
-    """How SharePoint names an app-only caller in `Editor`: `i:0i.t|ms.sp.ext|{app}@{tenant}`."""
-    return f"i:0i.t|ms.sp.ext|{app_id}@{tenant_id}" if app_id else None
+ACTING_USER: ContextVar[str | None] = ContextVar("acting_user", default=None)
+# Site users get ids from here, as a site's user information list numbers its entries.
+FIRST_USER_ID = 7
 
 
 class SharePointState(LibraryFiles):
@@ -89,6 +91,7 @@ class SharePointState(LibraryFiles):
         self.recycle_bin: dict[str, RecycledItem] = {}
         self.change_number = 0
         self.pending: list[PendingNotification] = []
+        self.users: dict[str, SiteUser] = {}
 
     # --- sites and lists ---------------------------------------------------------------------
 
@@ -219,10 +222,29 @@ class SharePointState(LibraryFiles):
 
     # --- change log ----------------------------------------------------------------------------
 
+    def _acting(self) -> tuple[SiteUser, str | None, str | None]:
+        """Who is writing: the site user an item names as its editor, and the change log's
+        Editor claim and EditorEmailHint. An app-only caller is `SharePoint App` on the item and
+        itself (`i:0i.t|ms.sp.ext|{app}@{tenant}`) in the change log."""
+        user, app_id = ACTING_USER.get(), ACTING_APP.get()
+        if user is not None:
+            claim = f"i:0#.f|membership|{user}"
+            if claim not in self.users:
+                self.users[claim] = SiteUser(FIRST_USER_ID + len(self.users), user.split("@")[0], claim, user)
+            return self.users[claim], claim, user
+        if app_id is not None:
+            return SHAREPOINT_APP, f"i:0i.t|ms.sp.ext|{app_id}@{self.tenant_id}", None
+        return SYSTEM_ACCOUNT, None, None
+
     def _record_change(self, site_path: str, sp_list: SpList, change_type: int, item: Item) -> None:
         self.change_number += 1
         if change_type != CHANGE_ADD:
             item.version += 1
+        writer, editor, email_hint = self._acting()
+        if change_type == CHANGE_ADD:
+            item.author = writer
+        if change_type != CHANGE_DELETE:
+            item.editor = writer
         sp_list.changes.append(
             Change(
                 self.change_number,
@@ -232,7 +254,8 @@ class SharePointState(LibraryFiles):
                 sp_list.id,
                 item.unique_id,
                 item.file.server_relative_url if item.file is not None else None,
-                editor_claim(ACTING_APP.get(), self.tenant_id),
+                editor,
+                email_hint,
             )
         )
         self.expire_subscriptions(sp_list)

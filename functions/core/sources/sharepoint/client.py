@@ -22,6 +22,7 @@ from .models import (
     SharePointListItem,
     SharePointSubscription,
     SharePointSubscriptionRequest,
+    SharePointUser,
     SiteListView,
 )
 
@@ -57,14 +58,23 @@ _JSON = "application/json;odata=nometadata"
 
 
 def _values_view(fields: Sequence[str], item_ids: Sequence[int]) -> str:
-    """CAML for some items' fields, in folders too (field names are checked internal names)."""
-    view_fields = "".join(f"<FieldRef Name='{name}'/>" for name in fields)
+    """CAML for some items' fields and their editor, in folders too (field names are checked
+    internal names)."""
+    view_fields = "".join(f"<FieldRef Name='{name}'/>" for name in dict.fromkeys([*fields, "Editor"]))
     values = "".join(f"<Value Type='Counter'>{item_id}</Value>" for item_id in item_ids)
     return (
         f"<View Scope='RecursiveAll'><ViewFields>{view_fields}</ViewFields><Query><Where><In>"
         f"<FieldRef Name='ID'/><Values>{values}</Values></In></Where></Query>"
         f"<RowLimit>{len(item_ids)}</RowLimit></View>"
     )
+
+
+@dataclass(frozen=True)
+class ItemRead:
+    """An item as the field read found it: the followed fields' values, and its last editor."""
+
+    values: dict[str, Any]
+    editor: SharePointUser | None
 
 
 class ChangeTokenExpired(Exception):
@@ -234,21 +244,25 @@ class SharePointClient:
         fields: Sequence[str],
         *,
         subscription_id: str | None = None,
-    ) -> dict[int, dict[str, Any]]:
-        """The fields' current values of those of the items that still exist: `GetItems` with a
-        CAML `In` on `ID`, one request per 500 items (the most `In` takes in SharePoint Online)."""
-        found: dict[int, dict[str, Any]] = {}
+    ) -> dict[int, ItemRead]:
+        """The fields' current values of those of the items that still exist, and who last wrote
+        each: `GetItems` with a CAML `In` on `ID`, one request per 500 items (the most `In` takes
+        in SharePoint Online). `*` keeps the view's fields without naming them (a person field
+        named in `$select` is refused); `Editor` comes expanded."""
+        found: dict[int, ItemRead] = {}
         for start in range(0, len(item_ids), MAX_IN_VALUES):
             chunk = item_ids[start : start + MAX_IN_VALUES]
             response = self._send(
                 "POST",
-                f"{target.api_url}/GetItems",
+                f"{target.api_url}/GetItems?$select=*,Editor/Name,Editor/EMail&$expand=Editor",
                 "read field values",
                 json={"query": {"ViewXml": _values_view(fields, chunk)}},
                 subscription_id=subscription_id,
             )
             for item in SharePointFieldValuesPage.model_validate(response.json()).value:
-                found[item.id] = {name: item.values.get(name) for name in fields}
+                # A person field comes as its user's id (`OwnerId`): that is its value here.
+                values = {name: item.values.get(name, item.values.get(f"{name}Id")) for name in fields}
+                found[item.id] = ItemRead(values, item.editor)
         return found
 
     def _send_to_subscription(

@@ -8,6 +8,11 @@ read, not when it was made: several changes of one item in one page show as one 
 the last of them, and a delete carries the last values read. Each item's entry keeps the values
 read, those before them and the change they were read for, so a page read again writes its rows
 the same.
+
+Where the change log names no editor (SharePoint often leaves `Editor` empty), the change an item
+last had in the page takes the editor the same read found on the item (`changedBySource: "item"`):
+who wrote it last when it was read. An app-only write shows there as `SharePoint App`, whichever
+app it was; only the change log names the app.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from ...models import ChangeKind
 from .client import ListRef, SharePointClient
 from .field_values import FieldValues, FieldValueStore, bounded
 from .models import CHANGE_KINDS, SharePointChange
+from .rows import changed_by
 
 
 @dataclass(frozen=True)
@@ -42,12 +48,8 @@ class FieldTracker:
         changed = sorted(
             {c.item_id for c, k in zip(page, kinds, strict=True) if c.item_id and k is not ChangeKind.DELETE}
         )
-        now = {
-            item_id: bounded(values)
-            for item_id, values in self.client.field_values(
-                listed, changed, fields, subscription_id=subscription_id
-            ).items()
-        }
+        read = self.client.field_values(listed, changed, fields, subscription_id=subscription_id)
+        now = {item_id: bounded(found.values) for item_id, found in read.items()}
         buckets = self.store.read(listed.list_id, {c.item_id for c in page if c.item_id})
         known = {item_id: stored for bucket in buckets.values() for item_id, stored in bucket.values.items()}
         added_here = {c.item_id for c, k in zip(page, kinds, strict=True) if k is ChangeKind.ADD}
@@ -70,6 +72,10 @@ class FieldTracker:
             row["fields"] = json.dumps(after)
             if last_index[item_id] != index:
                 continue  # it changed again later in this page: the difference goes there
+            editor = read[item_id].editor
+            if "changedBy" not in row and editor is not None:
+                named = changed_by(editor.name, editor.email)
+                row.update(named, **({"changedBySource": "item"} if named else {}))
             remembered[item_id] = {"values": after, "before": before, "read": row["RowKey"]}
             if before is None and item_id not in added_here:
                 row["fieldsBeforeUnknown"] = True

@@ -101,12 +101,21 @@ class SharePointItemPage(WireModel):
     next_link: str | None = Field(default=None, alias="odata.nextLink")
 
 
+class SharePointUser(WireModel):
+    """A person field expanded (`$expand=Editor`): the user's claim and email (empty for an app)."""
+
+    name: str | None = Field(default=None, alias="Name")
+    email: str | None = Field(default=None, alias="EMail")
+
+
 class SharePointFieldValues(WireModel):
-    """Items as `GetItems` answers a CAML query for some fields: `Id` and the fields asked for."""
+    """Items as `GetItems` answers a CAML query for some fields: `Id`, the fields asked for, and
+    the expanded `Editor` (who last wrote the item)."""
 
     model_config = ConfigDict(extra="allow")
 
     id: int = Field(alias="Id")
+    editor: SharePointUser | None = Field(default=None, alias="Editor")
 
     @property
     def values(self) -> dict[str, Any]:

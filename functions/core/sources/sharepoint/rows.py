@@ -38,17 +38,23 @@ def change_row(scope: RowScope, change: SharePointChange) -> dict[str, Any]:
     )
 
 
-APP_ONLY_CLAIM = "i:0i.t|ms.sp.ext|"
+# An app principal's claim: `i:0i.t|ms.sp.ext|{app id}@{tenant}` in the change log, and
+# `i:0i.t|00000003-0000-0ff1-ce00-000000000000|app@sharepoint` (SharePoint App) on an item.
+APP_CLAIM = "i:0i.t|"
 
 
 def _changed_by(change: SharePointChange) -> dict[str, str]:
+    return changed_by(change.editor, change.editor_email_hint)
+
+
+def changed_by(claim: str | None, email: str | None) -> dict[str, str]:
     """The editor's email when SharePoint gives one, else its claim (an app-only caller's names
     the application id); nothing when SharePoint left both empty."""
-    if change.editor_email_hint:
-        return {"changedBy": change.editor_email_hint, "changedByKind": "user"}
-    if change.editor:
-        kind = "application" if change.editor.startswith(APP_ONLY_CLAIM) else "user"
-        return {"changedBy": change.editor, "changedByKind": kind}
+    if email:
+        return {"changedBy": email, "changedByKind": "user"}
+    if claim:
+        kind = "application" if claim.startswith(APP_CLAIM) else "user"
+        return {"changedBy": claim, "changedByKind": kind}
     return {}
 
 
