@@ -202,7 +202,7 @@ class FakeSharePoint(Session):
         try:
             parsed = caml.parse(query.get("ViewXml"))
             projection = lookups.parse(
-                (parameters.get("$select") or [None])[0], (parameters.get("$expand") or [None])[0]
+                ",".join(parameters.get("$select", [])), ",".join(parameters.get("$expand", []))
             )
         except SharePointError as error:
             return sharepoint_error(error.status, error.code, error.message)
