@@ -226,7 +226,9 @@ function showMoreChanges() {
   const body = $("#changes tbody");
   const next = state.changes.slice(state.shown, state.shown + CHANGES_PER_PAGE);
   for (const change of next) {
-    const item = change.fileName || change.subject || (change.itemId != null ? `item ${change.itemId}` : "");
+    const title = change.fields && typeof change.fields.Title === "string" ? change.fields.Title : "";
+    const numbered = change.itemId != null ? `item ${change.itemId}` : "";
+    const item = change.fileName || change.subject || (title ? `${title} (${numbered})` : numbered);
     const note = change.changeType === "resync" ? change.reason : (change.resync ? "rebuilt by a resync" : "");
     const tr = row([when(change.time), change.changeType, item, fieldsMoved(change), author(change), note]);
     if (change.changeType === "resync") tr.className = "resync";
@@ -237,11 +239,13 @@ function showMoreChanges() {
   $("#more-changes").hidden = state.shown >= state.changes.length;
 }
 
-// SharePoint names an app-only caller by its claim, `i:0i.t|ms.sp.ext|{app id}@{tenant}`.
+// SharePoint names an app-only caller by its claim, `i:0i.t|ms.sp.ext|{app id}@{tenant}`, in the
+// change log, and any app as SharePoint App on the item (changedBySource "item": its last editor).
 function author(change) {
   const by = change.changedBy || "";
   const app = /^i:0i\.t\|ms\.sp\.ext\|([^@]+)@/.exec(by);
-  return app ? `app ${app[1]}` : by;
+  const name = app ? `app ${app[1]}` : (by.endsWith("|app@sharepoint") ? "SharePoint App" : by);
+  return change.changedBySource === "item" && name ? `${name} (last editor)` : name;
 }
 
 function shown(value) {

@@ -206,7 +206,7 @@ def test_the_console_loads_without_an_error_and_shows_which_fields_moved_and_the
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.on("response", lambda response: problems.append(response.url) if response.status >= 400 else None)
     page.goto(f"{stack.functions_url}/api/console/")
-    subscription = api.create_subscription(SITE, new_list, fields=["Status"]).json()
+    subscription = api.create_subscription(SITE, new_list, fields=["Status", "Title"]).json()
     item = emulator.add_item(SITE, new_list, "console fields", Status="Draft")
     wait_until(lambda: api.changes(subscription["id"]), what="the first change")
     emulator.update_item(SITE, new_list, item, Status="Approved")
@@ -215,14 +215,17 @@ def test_the_console_loads_without_an_error_and_shows_which_fields_moved_and_the
     row = page.locator(f'#subscriptions tbody tr[data-list-id="{new_list}"]')
     row.get_by_role("button", name="Open").click()
     expect(page.locator("#changes tbody tr").first).to_contain_text("Status: Draft → Approved")
+    expect(page.locator("#changes tbody tr").first).to_contain_text(f"console fields (item {item})")
     expect(page.locator("#health")).to_contain_text("healthy")
     expect(page.locator("#health")).to_contain_text("Fields followed")
     # The changes-per-hour strip: both changes in the newest hour's bar.
     expect(page.locator("#strip svg rect").last).to_have_attribute("data-count", "2")
     assert page.locator("#strip svg rect").count() == 48
     expect(page.locator("#strip-caption")).to_contain_text("2 in all")
-    source_cell = row.locator("td").first
-    assert source_cell.evaluate("cell => cell.scrollWidth <= cell.clientWidth")  # "sharepoint" unbroken
+    one_line = "cell => { const r = document.createRange(); r.selectNodeContents(cell); return r.getClientRects().length; }"
+    for cell in (row.locator("td").first, row.locator("td").nth(2)):  # "sharepoint", "healthy" unbroken
+        assert cell.evaluate("cell => cell.scrollWidth <= cell.clientWidth")
+        assert cell.evaluate(one_line) == 1
     assert problems == []
     context.close()
 
