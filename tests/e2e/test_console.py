@@ -222,10 +222,13 @@ def test_the_console_loads_without_an_error_and_shows_which_fields_moved_and_the
     expect(page.locator("#strip svg rect").last).to_have_attribute("data-count", "2")
     assert page.locator("#strip svg rect").count() == 48
     expect(page.locator("#strip-caption")).to_contain_text("2 in all")
-    one_line = "cell => { const r = document.createRange(); r.selectNodeContents(cell); return r.getClientRects().length; }"
+    lines = (
+        "cell => { const r = document.createRange(); r.selectNodeContents(cell);"
+        " return r.getClientRects().length; }"
+    )
     for cell in (row.locator("td").first, row.locator("td").nth(2)):  # "sharepoint", "healthy" unbroken
         assert cell.evaluate("cell => cell.scrollWidth <= cell.clientWidth")
-        assert cell.evaluate(one_line) == 1
+        assert cell.evaluate(lines) == 1
     assert problems == []
     context.close()
 
