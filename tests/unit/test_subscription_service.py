@@ -119,6 +119,30 @@ def test_renewal_extends_and_a_gone_subscription_is_recreated(env):
         env.services.subscriptions.get(record.id)
 
 
+def test_a_subscription_deleted_while_it_is_renewed_is_neither_recreated_nor_written_back(env):
+    list_id = env.sharepoint.create_list()
+    service = env.services.subscriptions
+    record = service.create(
+        sharepoint_request(list_id, expiration_date_time=datetime.now(UTC) + timedelta(days=2))
+    )
+    # The renewal read the record; a delete through the API then removes it at the source and here.
+    service.delete(record.id)
+    with pytest.raises(SubscriptionNotFound):
+        service._renew_record(record)  # the source answers 404: that was the delete, not a lapse
+    assert env.sharepoint.lists[list_id].subscriptions == {}
+    page, _ = service.page(top=10)
+    assert page == []
+
+    # Deleted here after the source renewed it: the renewal does not write the record back.
+    again = service.create(
+        sharepoint_request(list_id, expiration_date_time=datetime.now(UTC) + timedelta(days=2))
+    )
+    service.store.delete(again)
+    with pytest.raises(SubscriptionNotFound):
+        service._renew_record(again)
+    assert service.store.get(again.id) is None
+
+
 def test_renew_due_renews_only_what_is_due_soonest_first(env):
     now = datetime.now(UTC)
     due = env.services.subscriptions.create(

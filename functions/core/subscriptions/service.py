@@ -214,6 +214,8 @@ class SubscriptionService:
             ):
                 if outcome is None:
                     report.left_for_next_run.append(record.id)
+                elif isinstance(outcome, SubscriptionNotFound):
+                    log.info("subscription %s was deleted while it was being renewed", record.id)
                 elif isinstance(outcome, Exception):
                     log.error("renewing subscription %s failed: %s", record.id, outcome)
                     report.failed.append((record.id, str(outcome)))
@@ -336,8 +338,14 @@ class SubscriptionService:
                 record, self._latest_expiration(record, now)
             )
         except SubscriptionGone:
+            if self.store.get(record.id, record.source) is None:
+                # Deleted through the API while this renewal ran: the 404 is that delete's.
+                raise SubscriptionNotFound(record.id) from None
             return self.recreate(record, sync=sync_if_recreated)
-        renewed = self.store.save_renewal(record.renewed(expiration.replace(microsecond=0), now))
+        try:
+            renewed = self.store.save_renewal(record.renewed(expiration.replace(microsecond=0), now))
+        except ResourceNotFoundError:
+            raise SubscriptionNotFound(record.id) from None  # deleted meanwhile: never written back
         log.info("renewed subscription %s until %s", record.id, renewed.expiration.isoformat())
         return renewed
 
