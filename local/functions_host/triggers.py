@@ -110,15 +110,31 @@ class QueueListener:
             expires_on=message.expires_on,
             next_visible_on=message.next_visible_on,
         )
+        from azure.core.exceptions import AzureError
+
         try:
             invoke(self.function, argument)
         except Exception:
-            if message.dequeue_count >= self.options.max_dequeue_count:
+            succeeded = False
+        else:
+            succeeded = True
+        try:
+            if succeeded:
+                self.queue.delete_message(message)
+            elif message.dequeue_count >= self.options.max_dequeue_count:
                 self._move_to_poison(message)
             else:
                 self.queue.update_message(message, visibility_timeout=int(self.options.visibility_timeout))
-            return
-        self.queue.delete_message(message)
+        except AzureError as error:
+            # As the real host: the message comes back when its processing lease ends, and runs again.
+            log.warning(
+                "queue %s: could not %s message %s (%s); it is visible again in %d s",
+                self.queue.queue_name,
+                "delete" if succeeded else "release",
+                message.id,
+                type(error).__name__,
+                self.processing_lease,
+            )
 
     def _move_to_poison(self, message) -> None:
         log.warning(
