@@ -81,6 +81,9 @@ class NotificationMessage(WireModel):
     # lines for this message join the request in Application Insights.
     traceparent: str | None = Field(default=None, max_length=55)
     notifications: list[QueuedNotification] = Field(min_length=1)
+    # A read the service asked for itself (after a recreate): no notification came, so it says
+    # nothing of when the source last notified, and the changes it finds may be a gap.
+    requested: bool | None = None
 
 
 # --- management API -----------------------------------------------------------------------------

@@ -77,5 +77,6 @@ class NotificationQueue:
             source=record.source,
             received_at=datetime.now(UTC),
             notifications=[QueuedNotification(subscription_id=record.id, resource=record.resource)],
+            requested=True,
         )
         self.put_all([message.model_dump_json(by_alias=True, exclude_none=True)])

@@ -21,6 +21,7 @@ from .change_log import SyncResult
 from .checkpoints import CheckpointStore
 from .clock import utc_now
 from .failures import FailureLog
+from .gaps import GapWatch
 from .models import NotificationMessage
 from .notification_queue import NotificationQueue
 from .outbound import UpstreamError, throttled_wait
@@ -89,6 +90,8 @@ class Worker:
     alert_after_failed_reads: int = 5
     # No notification for this long, while the sweep finds unannounced changes: "silent".
     silent_after: timedelta = timedelta(hours=24)
+    # Changes a read the service asked for found unannounced (after a recreate).
+    gaps: GapWatch | None = None
     clock: Callable[[], datetime] = utc_now
 
     def process_message(self, body: str) -> ProcessingReport:
@@ -177,14 +180,14 @@ class Worker:
                 unfinished.retry_afters.append(error.retry_after)
                 return
             unfinished.failures.append((record.id, error))
-            self._note_health(record, error=error)
+            self._note_failure(record, error)
             return
         except Exception as error:  # one resource failing must not stop the others
             log.error(
                 "reading changes failed for subscription %s (%s): %s", record.id, record.resource, error
             )
             unfinished.failures.append((record.id, error))
-            self._note_health(record, error=error)
+            self._note_failure(record, error)
             return
         if coalesced.outcome is Outcome.COVERED:
             report.covered += 1
@@ -197,40 +200,59 @@ class Worker:
         report.sinks_signalled += self.publish(record.scope, record.id, result.rows, record.source)
         report.lists_synced += 1
         report.resyncs += int(result.resynced)
-        self._note_health(record, notified_at=message.received_at)
+        if message.requested:
+            self._note_read(record, None)
+            self._watch_gaps(record, result)
+        else:
+            self._note_read(record, message.received_at)
 
-    def _note_health(
-        self,
-        record: SubscriptionRecord,
-        *,
-        notified_at: datetime | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        """Keep what the console shows (last notification, failed reads in a row). Best effort: a
-        storage error here must neither mask a failure nor fail a message whose changes are kept."""
+    def _note_failure(self, record: SubscriptionRecord, error: Exception) -> None:
+        """One more failed read in a row (what the console shows; an alert after enough). Best
+        effort: a storage error here must not mask the failure."""
         try:
-            if error is not None:
-                reason = f"{type(error).__name__}: {error}"
-                now = self.clock()
-                streak = self.checkpoints.record_failure(record.scope, reason, now, record.source)
-                self.subscriptions.update_health(record, lambda summary: summary.read_failed(now))
-                if self.alerts is not None and streak >= self.alert_after_failed_reads:
-                    detail = f"{streak} failed reads in a row; the last: {reason}"
-                    self.alerts.raise_(record.id, Condition.READS_FAILING, detail)
-            elif notified_at is not None:
-                self.checkpoints.record_notification(record.scope, notified_at, record.source)
-                was_silent = self._state(record) == "silent"
-                was_failing = record.health.failing_since is not None
-                record = self.subscriptions.update_health(
-                    record, lambda summary: summary.notified(notified_at).read_completed()
-                )
-                # Only on a change of state: no alert read for every notification.
-                if self.alerts is not None and was_failing:
-                    self.alerts.recover(record.id, Condition.READS_FAILING)
-                if self.alerts is not None and was_silent and self._state(record) != "silent":
-                    self.alerts.recover(record.id, Condition.SILENT)
+            reason = f"{type(error).__name__}: {error}"
+            now = self.clock()
+            streak = self.checkpoints.record_failure(record.scope, reason, now, record.source)
+            self.subscriptions.update_health(record, lambda summary: summary.read_failed(now))
+            if self.alerts is not None and streak >= self.alert_after_failed_reads:
+                detail = f"{streak} failed reads in a row; the last: {reason}"
+                self.alerts.raise_(record.id, Condition.READS_FAILING, detail)
         except Exception as unrecorded:
             log.warning("could not record the health of subscription %s: %s", record.id, unrecorded)
+
+    def _note_read(self, record: SubscriptionRecord, notified_at: datetime | None) -> None:
+        """A read completed, started by a notification received at `notified_at` (None: a read
+        the service asked for itself, which says nothing of notifications). Best effort: a
+        storage error here must not fail a message whose changes are kept."""
+        try:
+            if notified_at is not None:
+                self.checkpoints.record_notification(record.scope, notified_at, record.source)
+            was_silent = self._state(record) == "silent"
+            was_failing = record.health.failing_since is not None
+            record = self.subscriptions.update_health(
+                record,
+                lambda summary: (
+                    summary.notified(notified_at) if notified_at is not None else summary
+                ).read_completed(),
+            )
+            # Only on a change of state: no alert read for every notification.
+            if self.alerts is not None and was_failing:
+                self.alerts.recover(record.id, Condition.READS_FAILING)
+            if self.alerts is not None and was_silent and self._state(record) != "silent":
+                self.alerts.recover(record.id, Condition.SILENT)
+        except Exception as unrecorded:
+            log.warning("could not record the health of subscription %s: %s", record.id, unrecorded)
+
+    def _watch_gaps(self, record: SubscriptionRecord, result: SyncResult) -> None:
+        """A read no notification started found changes: were they announced?"""
+        if self.gaps is None or not result.written:
+            return
+        try:
+            checkpoint = self.checkpoints.read(record.scope, record.source)
+            if checkpoint is not None:
+                self.gaps.after_read(checkpoint, result)
+        except Exception as unrecorded:
+            log.warning("could not look for a notification gap of %s: %s", record.id, unrecorded)
 
     def _state(self, record: SubscriptionRecord) -> str:
         return record.health.state(record.created, self.clock(), self.silent_after)

@@ -14,6 +14,7 @@ from .change_log import ChangeLog
 from .checkpoints import CheckpointStore
 from .clock import utc_now
 from .failures import FailureLog
+from .gaps import GapWatch
 from .intake import CachedSubscriptionLookup
 from .notification_queue import NotificationQueue
 from .poison import PoisonQueue
@@ -122,6 +123,13 @@ class Services:
             ignored_in=subscriptions.ignored_in,
         )
         reads = ReadCoordinator(read_leases, clock=utc_now)
+        gaps = GapWatch(
+            checkpoints,
+            registry,
+            state_of=subscriptions.notification_state,
+            note_gap=subscriptions.note_gap,
+            alerts=alerts,
+        )
         worker = Worker(
             subscriptions=store,
             checkpoints=checkpoints,
@@ -135,6 +143,7 @@ class Services:
             alerts=alerts,
             alert_after_failed_reads=settings.alert_after_failed_reads,
             silent_after=timedelta(hours=settings.silent_after_hours),
+            gaps=gaps,
         )
         intake_store = SubscriptionStore(intake_storage, registry.names)
         return cls(
@@ -150,15 +159,7 @@ class Services:
             change_log=change_log,
             subscriptions=subscriptions,
             worker=worker,
-            sweep=ChangeSweep(
-                checkpoints,
-                registry,
-                reads,
-                delivery.signal,
-                state_of=subscriptions.notification_state,
-                note_gap=subscriptions.note_gap,
-                alerts=alerts,
-            ),
+            sweep=ChangeSweep(checkpoints, registry, reads, delivery.signal, gaps),
             poison=poison,
             delivery=delivery,
             sinks=SinkService(

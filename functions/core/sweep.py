@@ -17,10 +17,10 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-from .alerts import Alerts, Condition
 from .change_log import SyncResult
 from .checkpoints import Checkpoint, CheckpointStore
 from .clock import utc_now
+from .gaps import GapWatch
 from .read_leases import Outcome, ReadCoordinator
 
 if TYPE_CHECKING:
@@ -46,12 +46,8 @@ class ChangeSweep:
     reads: ReadCoordinator
     # Signals the scope's sinks that a sync wrote rows (scope, subscription id, row keys, source).
     publish: Callable[[str, str, Sequence[str], str], int]
-    # The notification state of a checkpoint's subscription (healthy, late, silent); a gap noted on
-    # its health summary, giving the state after it; and the alerts told when it turns silent and
-    # back.
-    state_of: Callable[[Checkpoint, datetime], str] = lambda checkpoint, at: "healthy"
-    note_gap: Callable[[Checkpoint, datetime], str] = lambda checkpoint, at: "healthy"
-    alerts: Alerts | None = None
+    # Changes found that no notification announced: counted, kept, alerted.
+    gaps: GapWatch
     clock: Callable[[], datetime] = utc_now
 
     def due(self) -> list[Checkpoint]:
@@ -76,8 +72,7 @@ class ChangeSweep:
                     continue
                 result = SyncResult.combined(coalesced.results)
                 self.publish(checkpoint.scope, checkpoint.subscription_id, result.rows, checkpoint.source)
-                state = self._note_gap(checkpoint, result)
-                self._alert_silence(checkpoint, state)
+                self.gaps.after_read(checkpoint, result)
             except Exception as error:  # one scope failing must not stop the others
                 log.error(
                     "sweep: reading changes failed for subscription %s (%s %s): %s",
@@ -92,47 +87,6 @@ class ChangeSweep:
             report.changes_written += result.written
             report.resyncs += int(result.resynced)
         return report
-
-    def _note_gap(self, checkpoint: Checkpoint, result: SyncResult) -> str | None:
-        """The sweep found changes: if no notification came since the oldest of them, and it is
-        older than the source announces changes, notifications are missing (a gap). Returns the
-        subscription's state after a gap, None when there was none."""
-        if not result.written or result.oldest_change is None:
-            return None
-        now = self.clock()
-        unannounced = now - result.oldest_change
-        announced = (
-            checkpoint.last_notification is not None and checkpoint.last_notification >= result.oldest_change
-        )
-        source = self.sources[checkpoint.source]
-        if announced or unannounced <= source.expected_delay(checkpoint.address):
-            return None
-        self.checkpoints.record_gap(checkpoint.scope, unannounced, now, checkpoint.source)
-        log.warning(
-            "sweep: %d change(s) of subscription %s (%s %s) came with no notification, the oldest %d "
-            "minutes ago",
-            result.written,
-            checkpoint.subscription_id,
-            checkpoint.source,
-            checkpoint.scope,
-            unannounced.total_seconds() // 60,
-        )
-        try:
-            return self.note_gap(checkpoint, now)
-        except Exception as error:  # the changes are kept; only what the console shows is late
-            log.warning(
-                "sweep: could not keep the gap on subscription %s: %s", checkpoint.subscription_id, error
-            )
-            return None
-
-    def _alert_silence(self, checkpoint: Checkpoint, state: str | None) -> None:
-        if self.alerts is None:
-            return
-        if (state or self.state_of(checkpoint, self.clock())) == "silent":
-            detail = f"{checkpoint.source} {checkpoint.address}: changes found that no notification announced"
-            self.alerts.raise_(checkpoint.subscription_id, Condition.SILENT, detail)
-        else:
-            self.alerts.recover(checkpoint.subscription_id, Condition.SILENT)
 
     def _read(self, checkpoint: Checkpoint) -> SyncResult:
         return self.sources[checkpoint.source].reader.sync(checkpoint.target, refresh=True)

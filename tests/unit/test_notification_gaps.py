@@ -32,7 +32,9 @@ def at(hours: float) -> datetime:
 
 
 def sweep_at(env: World, hours: float) -> None:
-    dataclasses.replace(env.services.sweep, clock=lambda: at(hours)).run()
+    sweep = env.services.sweep
+    clock = lambda: at(hours)  # noqa: E731
+    dataclasses.replace(sweep, clock=clock, gaps=dataclasses.replace(sweep.gaps, clock=clock)).run()
 
 
 def health_at(env: World, record: SubscriptionRecord, hours: float) -> dict:
@@ -156,3 +158,25 @@ def test_a_renewal_keeps_the_summary_a_worker_wrote_after_the_renewer_read_the_r
     stored = env.services.subscriptions.get(record.id)
     assert stored.expiration == renewed.expiration == stale.expiration + timedelta(days=1)
     assert stored.health.gap_at is not None  # not reverted by the renewer's older copy
+
+
+def test_the_read_after_a_recreate_is_no_notification_and_finds_gaps_like_the_sweep(env):
+    record, list_id = subscribe(env)
+    env.sharepoint.lists[list_id].subscriptions.clear()  # the source forgot the subscription
+    env.clock.skipped = timedelta(hours=1)
+    env.sharepoint.change(list_id)  # an hour later, while no subscription existed: never announced
+    env.clock.skipped = timedelta(hours=2)
+    worker = dataclasses.replace(
+        env.services.worker,
+        clock=env.clock.now,
+        gaps=dataclasses.replace(env.services.worker.gaps, clock=env.clock.now),
+    )
+    replacement = env.services.subscriptions.recreate(env.services.subscriptions.get(record.id))
+    [requested] = env.queued()
+    assert '"requested":true' in requested
+    worker.process_message(requested)
+
+    health = health_at(env, replacement, 2)
+    assert health["notificationGaps"]["count"] == 1  # found unannounced, as the sweep would
+    assert "lastNotificationDateTime" not in health  # the service's own read is no notification
+    assert health["state"] == "late"
