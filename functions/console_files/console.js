@@ -146,6 +146,7 @@ async function openSubscription(id) {
     facts.push(["Notification gaps", `${gaps.count}, the last ${when(gaps.lastDateTime)}, the longest ${longest} min`]);
   }
   if (subscription.fields) facts.push(["Fields followed", subscription.fields.join(", ")]);
+  if (subscription.ignoreChangesBy) facts.push(["Changes left out (by)", subscription.ignoreChangesBy.join(", ")]);
   const failure = subscription.health.lastFailure;
   if (failure) facts.push(["Last failure", `${when(failure.dateTime)}: ${failure.reason}`]);
   for (const [term, value] of facts) health.append(text("dt", term), text("dd", value));
@@ -312,7 +313,8 @@ async function loadSinks() {
     }
     if (delivery.failingSince) notes.push(`failing since ${when(delivery.failingSince)}`);
     if (sink.warning) notes.push(sink.warning);
-    body.append(row([sink.type, sink.url, sink.changeTypes.join(", ") || "all", notes.join(" · "), actions]));
+    const ignored = sink.ignoreChangesBy && sink.ignoreChangesBy.length ? `; not by ${sink.ignoreChangesBy.join(", ")}` : "";
+    body.append(row([sink.type, sink.url, (sink.changeTypes.join(", ") || "all") + ignored, notes.join(" · "), actions]));
   }
   if (!value.length) body.append(row(["No connectors.", "", "", "", ""]));
 }
@@ -337,8 +339,9 @@ async function refresh() {
   say("Connected.");
 }
 
-function changeTypes(value) {
-  return value.split(",").map((part) => part.trim()).filter(Boolean);
+// "a, b,,c " -> ["a", "b", "c"]
+function listed(value) {
+  return value.split(",").map((name) => name.trim()).filter(Boolean);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -385,7 +388,8 @@ document.addEventListener("DOMContentLoaded", () => {
     event.preventDefault();
     attempt(async () => {
       const created = await api("POST", `/api/subscriptions/${state.selected}/sinks`, {
-        type: $("#sink-type").value, url: $("#sink-url").value.trim(), changeTypes: changeTypes($("#sink-filter").value),
+        type: $("#sink-type").value, url: $("#sink-url").value.trim(), changeTypes: listed($("#sink-filter").value),
+        ignoreChangesBy: listed($("#sink-ignore").value),
       });
       const secret = $("#secret");
       secret.hidden = !created.secret;

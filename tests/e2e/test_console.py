@@ -107,10 +107,12 @@ def test_create_by_picking_a_list_see_a_change_add_and_test_a_teams_sink_then_re
     receiver = f"console-{uuid.uuid4().hex[:6]}"
     page.get_by_label("Type", exact=True).select_option("teams-workflow")
     page.get_by_label("URL", exact=True).fill(emulator.receiver_url("teams-workflow", receiver))
+    page.get_by_label("Leave out changes by", exact=False).fill(" robot@contoso.com, ")
     page.locator("#sink-form").get_by_role("button", name="Add").click()
     page.get_by_role("status").filter(has_text="Connector added").wait_for()
     sink_row = page.locator("#sinks tbody tr", has_text="teams-workflow")
     assert "…" in sink_row.inner_text()  # the URL is shown masked
+    expect(sink_row).to_contain_text("all; not by robot@contoso.com")
     sink_row.get_by_role("button", name="Send a test").click()
     page.get_by_role("status").filter(has_text="Delivered").wait_for()
     assert "202" in page.get_by_role("status").inner_text()
@@ -206,7 +208,9 @@ def test_the_console_loads_without_an_error_and_shows_which_fields_moved_and_the
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.on("response", lambda response: problems.append(response.url) if response.status >= 400 else None)
     page.goto(f"{stack.functions_url}/api/console/")
-    subscription = api.create_subscription(SITE, new_list, fields=["Status", "Title"]).json()
+    subscription = api.create_subscription(
+        SITE, new_list, fields=["Status", "Title"], ignoreChangesBy=["robot@contoso.com"]
+    ).json()
     item = emulator.add_item(SITE, new_list, "console fields", Status="Draft")
     wait_until(lambda: api.changes(subscription["id"]), what="the first change")
     emulator.update_item(SITE, new_list, item, Status="Approved")
@@ -218,6 +222,7 @@ def test_the_console_loads_without_an_error_and_shows_which_fields_moved_and_the
     expect(page.locator("#changes tbody tr").first).to_contain_text(f"console fields (item {item})")
     expect(page.locator("#health")).to_contain_text("healthy")
     expect(page.locator("#health")).to_contain_text("Fields followed")
+    expect(page.locator("#health")).to_contain_text("robot@contoso.com")  # whose changes are left out
     # The changes-per-hour strip: both changes in the newest hour's bar.
     expect(page.locator("#strip svg rect").last).to_have_attribute("data-count", "2")
     assert page.locator("#strip svg rect").count() == 48
