@@ -92,6 +92,8 @@ class NotificationMessage(WireModel):
 class SubscriptionStatus(StrEnum):
     ACTIVE = "active"
     RECREATED = "recreated"
+    # A DELETE has begun: nothing may recreate it, whatever the source answers meanwhile.
+    DELETING = "deleting"
 
 
 class FailureView(WireModel):

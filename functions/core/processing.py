@@ -29,7 +29,7 @@ from .poison import PoisonQueue
 from .read_leases import Outcome, ReadCoordinator
 from .sources.base import CursorRejected
 from .sources.registry import Sources, UnknownSource
-from .subscriptions import SubscriptionRecord, SubscriptionStore
+from .subscriptions import SubscriptionNotFound, SubscriptionRecord, SubscriptionStore
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,11 @@ class Worker:
             n.lifecycle_event for n in message.notifications if n.subscription_id == subscription_id
         ):
             if event:
-                record = self.lifecycle(record, event)
+                try:
+                    record = self.lifecycle(record, event)
+                except SubscriptionNotFound:  # deleted through the API meanwhile
+                    report.unknown_subscriptions.append(subscription_id)
+                    return None
                 report.lifecycle_events.append(event)
         return record
 

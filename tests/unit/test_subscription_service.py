@@ -122,9 +122,8 @@ def test_renewal_extends_and_a_gone_subscription_is_recreated(env):
 def test_a_subscription_deleted_while_it_is_renewed_is_neither_recreated_nor_written_back(env):
     list_id = env.sharepoint.create_list()
     service = env.services.subscriptions
-    record = service.create(
-        sharepoint_request(list_id, expiration_date_time=datetime.now(UTC) + timedelta(days=2))
-    )
+    soon = datetime.now(UTC) + timedelta(days=2)
+    record = service.create(sharepoint_request(list_id, expiration_date_time=soon))
     # The renewal read the record; a delete through the API then removes it at the source and here.
     service.delete(record.id)
     with pytest.raises(SubscriptionNotFound):
@@ -134,13 +133,29 @@ def test_a_subscription_deleted_while_it_is_renewed_is_neither_recreated_nor_wri
     assert page == []
 
     # Deleted here after the source renewed it: the renewal does not write the record back.
-    again = service.create(
-        sharepoint_request(list_id, expiration_date_time=datetime.now(UTC) + timedelta(days=2))
-    )
+    again = service.create(sharepoint_request(list_id, expiration_date_time=soon))
     service.store.delete(again)
     with pytest.raises(SubscriptionNotFound):
         service._renew_record(again)
     assert service.store.get(again.id) is None
+
+
+def test_a_delete_under_way_is_never_undone_by_a_renewal_or_a_lifecycle_event(env):
+    """The window between the source's delete and the record's: the record says deleting."""
+    list_id = env.sharepoint.create_list()
+    service = env.services.subscriptions
+    record = service.create(sharepoint_request(list_id))
+    env.sharepoint.lists[list_id].subscriptions.clear()  # the DELETE reached the source...
+    marked = service.store.mark_deleting(record)  # ...after marking the record, not yet removing it
+    assert marked.status == "deleting"
+    with pytest.raises(SubscriptionNotFound):
+        service.renew(record.id)  # the 404 is the delete's: no subscribing again
+    assert env.sharepoint.lists[list_id].subscriptions == {}
+    report = env.services.worker.process_message(
+        env.notification(record.id, lifecycle_event="subscriptionRemoved")
+    )
+    assert report.unknown_subscriptions == [record.id] and report.lists_synced == 0
+    assert env.sharepoint.lists[list_id].subscriptions == {}
 
 
 def test_renew_due_renews_only_what_is_due_soonest_first(env):

@@ -171,7 +171,9 @@ class SubscriptionService:
         return holder.ignore_changes_by if holder else ()
 
     def delete(self, subscription_id: str) -> None:
-        record = self.get(subscription_id)
+        """Marked first, so that a renewal or a lifecycle event meeting the source's 404 while
+        this runs takes it for the delete it is and does not subscribe again."""
+        record = self.store.mark_deleting(self.get(subscription_id))
         self.sources[record.source].subscriber.delete(record)
         self.store.delete(record)
         self.checkpoints.delete(record.scope, record.source)
@@ -338,9 +340,6 @@ class SubscriptionService:
                 record, self._latest_expiration(record, now)
             )
         except SubscriptionGone:
-            if self.store.get(record.id, record.source) is None:
-                # Deleted through the API while this renewal ran: the 404 is that delete's.
-                raise SubscriptionNotFound(record.id) from None
             return self.recreate(record, sync=sync_if_recreated)
         try:
             renewed = self.store.save_renewal(record.renewed(expiration.replace(microsecond=0), now))
@@ -356,6 +355,10 @@ class SubscriptionService:
         The cursor stays where it was, so the sync reads every change made while no subscription
         existed.
         """
+        current = self.store.get(record.id, record.source)
+        if current is None or current.status is SubscriptionStatus.DELETING:
+            # Deleted through the API meanwhile: the source's 404 is that delete's doing.
+            raise SubscriptionNotFound(record.id)
         log.warning(
             "%s subscription %s for %s is gone; creating a new one", record.source, record.id, record.resource
         )

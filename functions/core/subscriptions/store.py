@@ -100,6 +100,10 @@ class SubscriptionStore(TableRepository):
         columns = {"expirationDateTime": record.expiration, "lastRenewedDateTime": record.last_renewed}
         return self._merge_under_etag(record, lambda current: columns, "renewing")
 
+    def mark_deleting(self, record: SubscriptionRecord) -> SubscriptionRecord:
+        columns = {"status": SubscriptionStatus.DELETING.value}
+        return self._merge_under_etag(record, lambda current: columns, "marking for deletion")
+
     def save_ignored(self, record: SubscriptionRecord, names: tuple[str, ...]) -> SubscriptionRecord:
         """Change who the subscription's sinks ignore, under the record's ETag."""
         columns = {"ignoreChangesBy": json.dumps(list(names))}
