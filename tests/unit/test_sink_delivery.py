@@ -260,6 +260,17 @@ def test_a_subscriptions_ignore_list_holds_for_all_its_sinks_and_survives_a_recr
     assert sent_items(env, webhook.id) == [anns]
 
 
+def test_a_drain_of_rows_that_name_no_one_reads_no_subscription(env):
+    record, list_id = subscribed(env)
+    sink, _ = env.services.sinks.create(record.id, CreateSinkRequest(type="webhook", url=HOOK))
+    items = changes(env, record, list_id, 3)  # SharePoint named no editor
+    reads: list[str] = []
+    env.storage.table("subscriptions").before = reads.append
+    deliver(env)
+    assert sent_items(env, sink.id) == items
+    assert reads == []  # the subscription's ignore list is read only for rows that name someone
+
+
 def test_an_update_names_only_what_may_change(env):
     with pytest.raises(ValidationError):
         UpdateSubscriptionRequest.model_validate({"ignoreChangesBy": [APP], "listId": "x"})

@@ -239,7 +239,8 @@ class SinkDelivery:
     writing_behind: frozenset[str] = frozenset()
     # Health alerts: a sink disabled, and back.
     alerts: Alerts | None = None
-    # Who the sinks of a scope's subscription ignore (its `ignoreChangesBy`), read once a drain.
+    # Who the sinks of a scope's subscription ignore (its `ignoreChangesBy`), read at most once a
+    # drain.
     ignored_in: Callable[[str], tuple[str, ...]] = lambda scope: ()
     clock: Callable[[], datetime] = utc_now
     monotonic: Callable[[], float] = time.monotonic
@@ -345,7 +346,8 @@ class SinkDelivery:
         deadline = self.monotonic() + DRAIN_BUDGET_SECONDS
         sent = 0
         ahead = ReadAhead()
-        ignored = self.ignored_in(sink.scope)
+        # Read only once a row names who made it: a row that names no one is never left out.
+        ignored: tuple[str, ...] | None = None
         while True:
             if self.monotonic() > deadline:
                 self._release(cursor, holder)
@@ -358,7 +360,9 @@ class SinkDelivery:
             cursor, batch = cut
             now = self.clock()
             changes = [row_to_view(row) for row in batch.rows]
-            wanted = [change for change in changes if sink.wants(change, ignored)]
+            if ignored is None and any(change.changed_by for change in changes):
+                ignored = self.ignored_in(sink.scope)
+            wanted = [change for change in changes if sink.wants(change, ignored or ())]
             outcome = (
                 self.sender.send(sink, batch.inflight.id, wanted, now)
                 if wanted
