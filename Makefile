@@ -11,7 +11,7 @@ FAST_COVERAGE_GATE := 85
 help:
 	@echo "make run    - Azurite + SharePoint emulator + local Functions host, until Ctrl-C"
 	@echo "make demo   - the same stack, then a scripted tour of the whole SharePoint flow"
-	@echo "make lint   - ruff (lint and format check) and mypy (strict on functions/)"
+	@echo "make lint   - ruff (lint and format check), mypy (strict on functions/), import-linter contracts"
 	@echo "make format - ruff format and the safe ruff fixes"
 	@echo "make test   - unit, integration (Azurite), end-to-end (local host + emulator), infra checks,"
 	@echo "              with coverage of functions/ gated at $(COVERAGE_GATE)%"
@@ -48,6 +48,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports --no-logo
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .

@@ -22,7 +22,7 @@ from functions.core.resources import NOTIFICATIONS_QUEUE, SUBSCRIPTIONS_TABLE
 from functions.core.services import Services
 from functions.core.sources.sharepoint import SHAREPOINT, ListRef
 from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
-from functions.core.subscriptions.service import RENEWAL_CONCURRENCY
+from functions.core.subscriptions.renewal import RENEWAL_CONCURRENCY
 from functions.core.subscriptions.store import to_entity
 from local.clients import EmulatorClient, notification_entry
 from local.stack import DEFAULT_FUNCTION_KEY, Stack
@@ -299,7 +299,7 @@ def bench_renewal(stack: Stack, services: Services, rounds: int) -> list[Row]:
         make_due()
         patches = emulator.calls("UpdateSubscription")
         started = time.perf_counter()
-        report = services.subscriptions.renew_due(window, concurrency=concurrency)
+        report = services.renewals.renew_due(window, concurrency=concurrency)
         elapsed = (time.perf_counter() - started) * 1000
         assert len(report.renewed) == RENEWAL_DUE and not report.failed, report
         return elapsed, emulator.calls("UpdateSubscription") - patches

@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from functions.core.changes import row_to_view
+from functions.core.change_log import row_to_view
 from functions.core.egress import post_to_receiver
 from functions.core.read_leases import MIN_READ_INTERVAL
 from functions.core.services import Services
-from functions.core.sinks.delivery import MAX_BATCH_ROWS, READ_AHEAD_ROWS, Signal, batch_id
+from functions.core.sinks.delivery import MAX_BATCH_ROWS, READ_AHEAD_ROWS, Drained, Signal, batch_id
 from functions.core.sinks.payloads import webhook_body
 from functions.core.sinks.service import CreateSinkRequest
 from functions.core.sources.sharepoint import ListRef
@@ -115,13 +115,12 @@ def bench_outbox() -> list[Row]:
             cursor = services.delivery.cursors.get(scope, sink.id)
             assert cursor is not None
             services.delivery.cursors.update(cursor, lambda c: replace(c, position=""))
-            outcome = ""
-            while "nothing more owed" not in outcome:
-                outcome = services.delivery.drain(
-                    Signal(scope, sink.id, "bench").to_message(), holder="bench"
-                )
+            ended = None
+            while ended is not Drained.NOTHING_OWED:
+                report = services.delivery.drain(Signal(scope, sink.id, "bench").to_message(), holder="bench")
+                ended = report.ended
             final = services.delivery.cursors.get(scope, sink.id)
-            assert final is not None and final.position == keys[-1], outcome
+            assert final is not None and final.position == keys[-1], report
 
         ours: list[float] = []
         read_too: list[float] = []

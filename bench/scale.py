@@ -22,10 +22,10 @@ import requests.adapters
 from azure.storage.queue import QueueClient
 
 from functions.core.change_log import ChangeLog
-from functions.core.changes import RowScope
 from functions.core.models import NotificationMessage, QueuedNotification
-from functions.core.notification_queue import NotificationQueue
+from functions.core.queue_writer import QueueWriter
 from functions.core.resources import CHANGES_TABLE, NOTIFICATIONS_QUEUE
+from functions.core.scopes import RowScope
 from functions.core.services import Services
 from functions.core.sources.sharepoint import SHAREPOINT, ListRef
 from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
@@ -268,7 +268,7 @@ def queued(services: Services) -> Delivery:
     visible together, after every put is done, so the worker's cost is timed alone. (With the
     worker's storage clients, which retry: the intake's do not, and a put that meets Azurite
     closing an idle connection would fail the run.)"""
-    queue = NotificationQueue(services.storage)
+    queue = QueueWriter(services.storage)
 
     def put(entry: dict[str, str]) -> None:
         message = NotificationMessage(

@@ -65,7 +65,7 @@ def _receive_timed(req: func.HttpRequest, context: func.Context, route: str, nam
         result = receive_notifications(
             req.get_body(),
             subscriptions=services.subscription_lookups[kind.source],
-            queue=services.notification_queue,
+            queue=services.intake_queue,
             traceparent=traceparent,
             kind=kind,
             tenant_id=services.settings.sharepoint_tenant_id,

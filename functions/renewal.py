@@ -22,7 +22,7 @@ def renew_subscriptions(timer: func.TimerRequest) -> None:
         log.warning("renewal timer is past due; running now")
     services = get_services()
     deadline = datetime.now(UTC) + RENEWAL_TIME_BUDGET
-    report = services.subscriptions.renew_due(services.renewal_window, deadline=deadline)
+    report = services.renewals.renew_due(services.renewal_window, deadline=deadline)
     log.info(
         "renewal: %d renewed, %d recreated, %d failed, %d left for the next run",
         len(report.renewed),

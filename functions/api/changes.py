@@ -26,7 +26,7 @@ def list_changes(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _list_changes(services: Services, req: func.HttpRequest) -> func.HttpResponse:
-    from ..core.changes import MAX_PAGE_SIZE, list_changes
+    from ..core.change_log import MAX_PAGE_SIZE
     from ..core.models import dump
 
     subscription_id = req.params.get("subscriptionId")
@@ -35,13 +35,8 @@ def _list_changes(services: Services, req: func.HttpRequest) -> func.HttpRespons
     top = top_parameter(req, DEFAULT_CHANGES_PAGE, MAX_PAGE_SIZE)
     if top is None:
         return error_response(400, "BadRequest", f"top must be a whole number from 1 to {MAX_PAGE_SIZE}")
-    page = list_changes(
-        services.subscriptions,
-        services.change_log,
-        subscription_id,
-        after=req.params.get("after", ""),
-        top=top,
-    )
+    scope = services.subscriptions.get(subscription_id).scope
+    page = services.change_log.view_page(scope, after=req.params.get("after", ""), top=top)
     body: dict[str, Any] = {"value": [dump(change) for change in page.changes]}
     if page.next_after:
         body["nextLink"] = next_link(

@@ -124,7 +124,7 @@ def _delete_sink(services: Services, req: func.HttpRequest, *, invocation_id: st
 
 
 def _test_sink(services: Services, req: func.HttpRequest, *, invocation_id: str) -> func.HttpResponse:
-    outcome = services.sinks.test(req.route_params["id"], req.route_params["sinkId"], invocation_id)
+    outcome = services.sinks.send_sample(req.route_params["id"], req.route_params["sinkId"], invocation_id)
     body = {
         "delivered": outcome.ok,
         "endpointStatus": outcome.status,

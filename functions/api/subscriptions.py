@@ -89,7 +89,7 @@ def _create_subscription(services: Services, req: func.HttpRequest) -> func.Http
 
     record = services.subscriptions.create(services.subscriptions.parse_request(req.get_body() or b""))
     location = f"/api/subscriptions/{record.id}"
-    view = services.subscriptions.plain_view(record)
+    view = services.subscription_views.plain_view(record)
     return json_response(dump(view), 201, headers={"Location": location})
 
 
@@ -103,7 +103,9 @@ def _list_subscriptions(services: Services, req: func.HttpRequest) -> func.HttpR
         )
     records, next_after = services.subscriptions.page(after=req.params.get("after", ""), top=top)
     body: dict[str, Any] = {
-        "value": [dump(services.subscriptions.view(record, services.renewal_window)) for record in records]
+        "value": [
+            dump(services.subscription_views.view(record, services.renewal_window)) for record in records
+        ]
     }
     if next_after:
         body["nextLink"] = next_link(req.url, {"top": top, "after": next_after})
@@ -114,8 +116,8 @@ def _get_subscription(services: Services, req: func.HttpRequest) -> func.HttpRes
     from ..core.models import dump
 
     record = services.subscriptions.get(req.route_params["id"])
-    health = services.subscriptions.health(record, sinks=services.sinks.states(record.id))
-    view = services.subscriptions.view(record, services.renewal_window)
+    health = services.subscription_views.health(record, sinks=services.sinks.states(record.id))
+    view = services.subscription_views.view(record, services.renewal_window)
     return json_response(dump(view.model_copy(update={"health": health})))
 
 
@@ -124,7 +126,7 @@ def _update_subscription(services: Services, req: func.HttpRequest) -> func.Http
 
     request = UpdateSubscriptionRequest.model_validate_json(req.get_body() or b"")
     updated = services.subscriptions.update(req.route_params["id"], request)
-    return json_response(dump(services.subscriptions.view(updated, services.renewal_window)))
+    return json_response(dump(services.subscription_views.view(updated, services.renewal_window)))
 
 
 def _list_site_lists(services: Services, req: func.HttpRequest) -> func.HttpResponse:
@@ -142,5 +144,5 @@ def _delete_subscription(services: Services, req: func.HttpRequest) -> func.Http
 def _renew_subscription(services: Services, req: func.HttpRequest) -> func.HttpResponse:
     from ..core.models import dump
 
-    renewed = services.subscriptions.renew(req.route_params["id"])
-    return json_response(dump(services.subscriptions.plain_view(renewed)))
+    renewed = services.renewals.renew(req.route_params["id"])
+    return json_response(dump(services.subscription_views.plain_view(renewed)))

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
@@ -27,10 +27,8 @@ from .clock import utc_now
 from .models import AlertView, dump, format_utc
 from .resources import ALERTS_TABLE
 from .sinks.record import Sink
+from .sinks.sender import SinkSender
 from .storage import TableRepository, outages_reported
-
-if TYPE_CHECKING:
-    from .sinks.delivery import SinkSender
 
 log = logging.getLogger(__name__)
 
@@ -127,29 +125,39 @@ def _state(entity: Any) -> AlertState:
 
 @dataclass(frozen=True)
 class AlertSink:
-    type: str  # teams-workflow or webhook
+    """Where the deployment's alerts go: a Teams workflow or a signed webhook; or, with no
+    ALERT_SINK_URL, nowhere (nothing is recorded or sent, and no caller has to ask)."""
+
+    type: str  # teams-workflow, webhook, or NOWHERE
     url: str
     secret: str | None = None
 
+    @classmethod
+    def nowhere(cls) -> AlertSink:
+        return cls(NOWHERE, "")
+
+    @property
+    def sends(self) -> bool:
+        return self.type != NOWHERE
+
     def as_sink(self) -> Sink:
         return Sink("alerts", "-", "-", self.type, self.url, (), utc_now(), secret=self.secret)
+
+
+NOWHERE = "nowhere"
 
 
 @dataclass(frozen=True)
 class Alerts:
     store: AlertStore
     sender: SinkSender
-    sink: AlertSink | None
+    sink: AlertSink
     clock: Callable[[], datetime] = utc_now
-
-    @property
-    def enabled(self) -> bool:
-        return self.sink is not None
 
     def raise_(self, subscription_id: str, condition: Condition, detail: str) -> None:
         """Raised, and said so unless an alert of this condition went out within the hour (a
         recreation is an event, said each time, at most hourly)."""
-        if self.sink is None:
+        if not self.sink.sends:
             return
         with _best_effort(subscription_id, condition):
             state = self.store.read(subscription_id, condition)
@@ -167,7 +175,7 @@ class Alerts:
 
     def recover(self, subscription_id: str, condition: Condition, detail: str = "") -> None:
         """No longer raised; said so if the raise was."""
-        if self.sink is None:
+        if not self.sink.sends:
             return
         with _best_effort(subscription_id, condition):
             state = self.store.read(subscription_id, condition)
@@ -197,7 +205,7 @@ class Alerts:
 
     def deliver_pending(self) -> int:
         """Send every alert that could not be sent before; returns how many went."""
-        if self.sink is None:
+        if not self.sink.sends:
             return 0
         return sum(
             self._deliver(subscription_id, condition)
@@ -205,7 +213,6 @@ class Alerts:
         )
 
     def _deliver(self, subscription_id: str, condition: Condition) -> bool:
-        assert self.sink is not None
         state = self.store.read(subscription_id, condition)
         if state.pending is None:
             return False

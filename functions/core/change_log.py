@@ -1,4 +1,5 @@
-"""The `changes` table: every change read, one partition per scope, RowKeys in change order.
+"""The `changes` table: every change read, one partition per scope, RowKeys in change order, and
+the page of it the API shows.
 
 Writes are upserts in entity-group transactions, so replaying a page writes no duplicates.
 """
@@ -12,6 +13,7 @@ from typing import Any
 
 from azure.data.tables import TransactionOperation, UpdateMode
 
+from .models import ChangeView, format_utc
 from .resources import CHANGES_TABLE
 from .storage import TableRepository, outages_reported
 
@@ -19,6 +21,15 @@ from .storage import TableRepository, outages_reported
 MAX_TRANSACTION_SIZE = 100
 # A table query answers at most this many entities a page.
 MAX_QUERY_PAGE = 1000
+# The API's pages of changes.
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class ChangePage:
+    changes: list[ChangeView]
+    next_after: str | None
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,13 @@ class ChangeLog(TableRepository):
                     break
         return rows[:top], len(rows) > top
 
+    def view_page(self, scope: str, *, after: str = "", top: int = DEFAULT_PAGE_SIZE) -> ChangePage:
+        """The API's page of the scope's changes after the change id `after`. The log is kept per
+        scope, so a subscription that was recreated keeps its history."""
+        rows, more = self.page(scope, after=after, top=top)
+        changes = [row_to_view(row) for row in rows]
+        return ChangePage(changes, changes[-1].id if more and changes else None)
+
     def following(self, scope: str, *, after: str, limit: int) -> list[dict[str, Any]]:
         """Up to `limit` rows after RowKey `after`, in key order, fetched in pages of exactly that
         many (a table query answers at most 1,000 a page)."""
@@ -136,3 +154,11 @@ def as_utc(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def row_to_view(row: dict[str, Any]) -> ChangeView:
+    return ChangeView.model_validate({**row, "id": row["RowKey"], "time": _time(row["time"])})
+
+
+def _time(value: Any) -> str:
+    return format_utc(value) if isinstance(value, datetime) else str(value)

@@ -18,7 +18,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from .resources import CHECKPOINTS_TABLE
-from .sources.base import ReadTarget
+from .scopes import ReadTarget
 from .storage import TableRepository, outages_reported
 
 MAX_FAILURE_LENGTH = 1000

@@ -26,18 +26,18 @@ log = logging.getLogger(__name__)
 class GapWatch:
     checkpoints: CheckpointStore
     sources: Sources
+    alerts: Alerts
     # The notification state of a checkpoint's subscription (healthy, late, silent) at a time;
     # and a gap noted on its health summary, giving the state after it.
     state_of: Callable[[Checkpoint, datetime], str] = lambda checkpoint, at: "healthy"
     note_gap: Callable[[Checkpoint, datetime], str] = lambda checkpoint, at: "healthy"
-    alerts: Alerts | None = None
     clock: Callable[[], datetime] = utc_now
 
     def after_read(self, checkpoint: Checkpoint, result: SyncResult) -> None:
         """`checkpoint` as it was before the read, and what the read found."""
         state = self._note_gap(checkpoint, result)
-        if self.alerts is None:
-            return
+        if not self.alerts.sink.sends:
+            return  # nothing to raise, so no need to read the state
         if (state or self.state_of(checkpoint, self.clock())) == "silent":
             detail = f"{checkpoint.source} {checkpoint.address}: changes found that no notification announced"
             self.alerts.raise_(checkpoint.subscription_id, Condition.SILENT, detail)

@@ -16,23 +16,24 @@ from .clock import utc_now
 from .failures import FailureLog
 from .gaps import GapWatch
 from .intake import CachedSubscriptionLookup
-from .notification_queue import NotificationQueue
 from .poison import PoisonQueue
-from .processing import Worker
+from .queue_writer import QueueWriter
 from .read_leases import ReadCoordinator, ReadLeaseStore
 from .settings import Settings, get_settings
 from .sinks.cursor import CursorStore
-from .sinks.delivery import DeliveryPolicy, SinkDelivery, SinkSender
+from .sinks.delivery import DeliveryPolicy, SinkDelivery
 from .sinks.rate import RateGate
 from .sinks.record import WEBHOOK, InvalidSink, check_secret, check_url
 from .sinks.sealing import KeyRing
+from .sinks.sender import SinkSender
 from .sinks.service import SinkService
 from .sinks.store import SinkStore
 from .sources.registry import Built, Sources, build_sources
 from .sources.sharepoint import SharePoint
 from .storage import DEFAULT_TIMEOUTS, FAST_TIMEOUTS, Storage, StorageTimeouts
-from .subscriptions import SubscriptionService, SubscriptionStore
+from .subscriptions import Renewals, SubscriptionService, SubscriptionStore, SubscriptionViews
 from .sweep import ChangeSweep
+from .worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,11 @@ class Services:
     sharepoint: SharePoint
     # Per source: the intake's subscription lookups.
     subscription_lookups: dict[str, CachedSubscriptionLookup]
-    notification_queue: NotificationQueue
+    intake_queue: QueueWriter
     change_log: ChangeLog
     subscriptions: SubscriptionService
+    renewals: Renewals
+    subscription_views: SubscriptionViews
     worker: Worker
     sweep: ChangeSweep
     poison: PoisonQueue
@@ -92,20 +95,18 @@ class Services:
         checkpoints = CheckpointStore(storage)
         read_leases = ReadLeaseStore(storage)
         change_log = ChangeLog(storage)
-        queue = NotificationQueue(storage)
+        queue = QueueWriter(storage)
         poison = PoisonQueue(storage, FailureLog(storage))
         built = sources(storage, checkpoints, change_log)
         registry = built.sources
         alerts = Alerts(AlertStore(storage), sender, alert_sink(settings))
         store = SubscriptionStore(storage, registry.names)
         subscriptions = SubscriptionService(
-            store=store,
-            checkpoints=checkpoints,
-            read_leases=read_leases,
-            sources=registry,
-            request_sync=queue.request_sync,
-            silent_after=timedelta(hours=settings.silent_after_hours),
-            alerts=alerts,
+            store=store, checkpoints=checkpoints, read_leases=read_leases, sources=registry
+        )
+        renewals = Renewals(subscriptions, checkpoints, alerts, request_sync=queue.request_sync)
+        views = SubscriptionViews(
+            store, checkpoints, registry, silent_after=timedelta(hours=settings.silent_after_hours)
         )
         keys = KeyRing.parse(settings.sink_sealing_keys) if settings.sink_sealing_keys else None
         delivery = SinkDelivery(
@@ -126,15 +127,15 @@ class Services:
         gaps = GapWatch(
             checkpoints,
             registry,
-            state_of=subscriptions.notification_state,
-            note_gap=subscriptions.note_gap,
+            state_of=views.notification_state,
+            note_gap=views.note_gap,
             alerts=alerts,
         )
         worker = Worker(
             subscriptions=store,
             checkpoints=checkpoints,
             sources=registry,
-            lifecycle=subscriptions.handle_lifecycle,
+            lifecycle=renewals.handle_lifecycle,
             queue=queue,
             publish=delivery.signal,
             poison=poison,
@@ -142,7 +143,7 @@ class Services:
             reads=reads,
             alerts=alerts,
             alert_after_failed_reads=settings.alert_after_failed_reads,
-            silent_after=timedelta(hours=settings.silent_after_hours),
+            state_of=views.state,
             gaps=gaps,
         )
         intake_store = SubscriptionStore(intake_storage, registry.names)
@@ -155,9 +156,11 @@ class Services:
             subscription_lookups={
                 name: CachedSubscriptionLookup(intake_store, source=name) for name in registry.names
             },
-            notification_queue=NotificationQueue(intake_storage),
+            intake_queue=QueueWriter(intake_storage),
             change_log=change_log,
             subscriptions=subscriptions,
+            renewals=renewals,
+            subscription_views=views,
             worker=worker,
             sweep=ChangeSweep(checkpoints, registry, reads, delivery.signal, gaps),
             poison=poison,
@@ -172,11 +175,11 @@ class Services:
         )
 
 
-def alert_sink(settings: Settings) -> AlertSink | None:
+def alert_sink(settings: Settings) -> AlertSink:
     """The deployment's alert sink, if one is set and the egress policy lets us send to it (a URL
     it refuses is logged, and alerts stay off: they must never stop the service)."""
     if settings.alert_sink_url is None:
-        return None
+        return AlertSink.nowhere()
     try:
         url, _ = check_url(
             settings.alert_sink_type,
@@ -188,7 +191,7 @@ def alert_sink(settings: Settings) -> AlertSink | None:
         )
     except InvalidSink as refused:
         log.error("the alert sink is refused, so no health alert is sent: %s", refused)
-        return None
+        return AlertSink.nowhere()
     return AlertSink(settings.alert_sink_type, url, secret)
 
 

@@ -18,8 +18,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
 
-from functions.core.changes import ticks
 from functions.core.outbound import RetryPolicy
+from functions.core.scopes import ticks
 from local.m365.sharepoint import caml, lookups
 from local.m365.sharepoint.errors import SharePointError
 from local.m365.sharepoint.model import SHAREPOINT_APP, SYSTEM_ACCOUNT, SiteUser

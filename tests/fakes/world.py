@@ -19,9 +19,9 @@ from functions.core.models import NotificationMessage, QueuedNotification
 from functions.core.resources import NOTIFICATIONS_QUEUE
 from functions.core.services import Services
 from functions.core.settings import Settings
-from functions.core.sinks.delivery import Outcome, SinkSender
 from functions.core.sinks.rate import RateGate
 from functions.core.sinks.record import Sink
+from functions.core.sinks.sender import Outcome, SinkSender
 from functions.core.sources.graph.client import GraphClient
 from functions.core.sources.registry import Built, build_sources
 from functions.core.sources.sharepoint.client import SharePointClient

@@ -106,7 +106,7 @@ def test_storage_that_cannot_be_reached_is_reported_so_sharepoint_retries(stack,
         receive_notifications(
             json.dumps({"value": [entry]}).encode(),
             subscriptions=services.subscription_lookups["sharepoint"],
-            queue=services.notification_queue,
+            queue=services.intake_queue,
             kind=services.sources.routes["sharepoint"],
         )
 
@@ -115,6 +115,6 @@ def test_a_put_that_fails_halfway_takes_back_what_it_already_put(services, queue
     too_big_for_a_queue_message = "x" * (70 * 1024)
     # The queue refuses it with 413: a bug of ours, not an outage, so not StorageUnavailable.
     with pytest.raises(HttpResponseError) as refused:
-        services.notification_queue.put_all(iter(["first message", too_big_for_a_queue_message]))
+        services.intake_queue.put_all(iter(["first message", too_big_for_a_queue_message]))
     assert refused.value.status_code == 413
     assert queue.take_all() == []

@@ -12,15 +12,14 @@ import azure.functions as func
 import httpx
 import pytest
 
-from functions.core.changes import list_changes
-from functions.core.processing import ListSyncFailed, parse_message
 from functions.core.sources.registry import Sources
 from functions.core.sources.sharepoint import SHAREPOINT
+from functions.core.worker import ListSyncFailed, parse_message
 from tests.integration.conftest import SITE
 
 
 def logged(services, subscription) -> list[tuple[str, int | str | None]]:
-    page = list_changes(services.subscriptions, services.change_log, subscription.id, top=1000)
+    page = services.change_log.view_page(services.subscriptions.get(subscription.id).scope, top=1000)
     return [(c.change_type.value, c.item_id) for c in page.changes]
 
 
@@ -201,7 +200,7 @@ def test_two_workers_racing_on_one_list_write_each_change_once(
 
 
 def last_logged_token(services, subscription) -> str | None:
-    page = list_changes(services.subscriptions, services.change_log, subscription.id, top=1000)
+    page = services.change_log.view_page(services.subscriptions.get(subscription.id).scope, top=1000)
     return page.changes[-1].change_token
 
 

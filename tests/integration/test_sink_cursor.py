@@ -15,8 +15,9 @@ import pytest
 
 from functions.core.models import ChangeView
 from functions.core.resources import DELIVERIES_QUEUE, SINKS_TABLE
-from functions.core.sinks.delivery import Outcome, Signal, SinkDelivery
+from functions.core.sinks.delivery import Drained, DrainReport, Signal, SinkDelivery
 from functions.core.sinks.record import Sink, SinkState
+from functions.core.sinks.sender import Outcome
 from functions.core.sinks.service import CreateSinkRequest, ReplayRequest, RotateSecretRequest, SinkService
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -82,7 +83,7 @@ class Connectors:
         ]
         return self.services.change_log.append(self.scope, rows)
 
-    def drain(self, sink: Sink, why: str = "rows", holder: str = "message-1") -> str:
+    def drain(self, sink: Sink, why: str = "rows", holder: str = "message-1") -> DrainReport:
         return self.delivery.drain(Signal(sink.scope, sink.id, why).to_message(), holder=holder)
 
     def cursor(self, sink: Sink):
@@ -145,7 +146,8 @@ def test_a_failure_backs_off_honouring_retry_after_up_to_an_hour_and_loses_nothi
     assert cursor.position < keys[0] and cursor.attempts == 1
     assert cursor.next_attempt_at == T0 + timedelta(hours=1)
     connectors.write_rows(4, 1)
-    assert "backs off" in connectors.drain(sink)  # a new signal waits for the scheduled retry
+    # A new signal waits for the scheduled retry.
+    assert connectors.drain(sink).ended is Drained.BACKING_OFF
     connectors.drain(sink, why="retry")
     assert connectors.receiver.rows() == [*keys, *keys, f"{4:020d}"]
     assert connectors.cursor(sink).attempts == 0
@@ -157,11 +159,11 @@ def test_failing_past_the_limit_disables_and_enable_resumes_where_it_stopped(con
     connectors.receiver.script = [Outcome(False, 500, "HTTP 500"), Outcome(False, 500, "HTTP 500")]
     connectors.drain(sink)
     connectors.clock.now = T0 + timedelta(hours=73)
-    assert "disabled" in connectors.drain(sink, why="retry")
+    assert connectors.drain(sink, why="retry").ended is Drained.DISABLED_NOW
     disabled = connectors.sinks.get(connectors.subscription_id, sink.id)
     assert disabled.state is SinkState.DISABLED and "failing since" in disabled.disabled_reason
     meanwhile = connectors.write_rows(3, 2)
-    assert "disabled" in connectors.drain(sink)
+    assert connectors.drain(sink).ended is Drained.DISABLED
     connectors.sinks.enable(connectors.subscription_id, sink.id)
     connectors.drain(sink, why="enable")
     assert connectors.receiver.rows()[-4:] == [*first, *meanwhile]
@@ -171,7 +173,8 @@ def test_a_410_disables_the_sink_and_keeps_its_cursor(connectors):
     sink = connectors.add_sink()
     keys = connectors.write_rows(1, 2)
     connectors.receiver.script = [Outcome(False, 410, "HTTP 410", gone=True)]
-    assert "410" in connectors.drain(sink)
+    report = connectors.drain(sink)
+    assert (report.ended, report.detail) == (Drained.DISABLED_NOW, "the receiver answered 410 Gone")
     assert connectors.sinks.get(connectors.subscription_id, sink.id).state is SinkState.DISABLED
     assert connectors.cursor(sink).inflight.rows == tuple(keys)
 
@@ -211,7 +214,7 @@ def test_a_sink_deleted_during_a_delivery_does_not_come_back(connectors):
     assert connectors.cursor(sink) is None
     connectors.receiver.hold = None
     connectors.write_rows(2, 1)
-    assert "removed" in connectors.drain(sink)
+    assert connectors.drain(sink).ended is Drained.REMOVED
 
 
 def test_a_graph_row_written_behind_the_position_moves_it_back(connectors):

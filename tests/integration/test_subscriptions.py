@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from functions.core.changes import list_changes
 from functions.core.models import SubscriptionStatus
 from functions.core.outbound import UpstreamError
 from functions.core.sources.registry import Sources
@@ -56,7 +55,7 @@ def test_a_new_subscription_reads_changes_from_now_not_the_lists_history(service
     emulator.deliver()
     for body in queue.take_all():
         services.worker.process_message(body)
-    page = list_changes(services.subscriptions, services.change_log, record.id)
+    page = services.change_log.view_page(services.subscriptions.get(record.id).scope)
     assert [c.item_id for c in page.changes] == [after]
     assert before not in [c.item_id for c in page.changes]
     assert record.status is SubscriptionStatus.ACTIVE
@@ -119,7 +118,7 @@ def test_renewal_touches_only_the_subscriptions_that_are_due(services, emulator,
     later = services.subscriptions.create(CreateSubscriptionRequest(site_url=SITE, list_id=later_list))
     patches_before = emulator.calls("UpdateSubscription")
 
-    report = services.subscriptions.renew_due(timedelta(days=45))
+    report = services.renewals.renew_due(timedelta(days=45))
 
     assert due.id in report.renewed
     assert later.id not in report.renewed
@@ -146,7 +145,7 @@ def test_renewal_runs_several_at_once_and_renews_each_due_subscription_once(
     ]
     patches_before = emulator.calls("UpdateSubscription")
 
-    report = services.subscriptions.renew_due(timedelta(days=45), concurrency=4)
+    report = services.renewals.renew_due(timedelta(days=45), concurrency=4)
 
     assert set(due) <= set(report.renewed) and len(report.renewed) == len(set(report.renewed))
     assert report.failed == [] and report.left_for_next_run == []
@@ -169,7 +168,7 @@ def test_a_renewal_run_past_its_deadline_starts_nothing_and_leaves_the_soonest_f
     )
     patches_before = emulator.calls("UpdateSubscription")
 
-    report = services.subscriptions.renew_due(timedelta(days=45), deadline=now)
+    report = services.renewals.renew_due(timedelta(days=45), deadline=now)
 
     mine = [sid for sid in report.left_for_next_run if sid in (later, sooner)]
     assert mine == [sooner, later]
@@ -187,7 +186,7 @@ def test_a_subscription_sharepoint_forgot_is_recreated_and_no_change_is_missed(
     emulator.add_item(SITE, new_list, "while nobody listened")
     assert emulator.deliver()["requests"] == 0
 
-    replacement = services.subscriptions.renew(subscription.id)
+    replacement = services.renewals.renew(subscription.id)
 
     assert replacement.id != subscription.id
     assert (replacement.status, replacement.previous_id) == (SubscriptionStatus.RECREATED, subscription.id)
@@ -197,7 +196,7 @@ def test_a_subscription_sharepoint_forgot_is_recreated_and_no_change_is_missed(
     emulator.deliver()
     for body in queue.take_all():
         services.worker.process_message(body)
-    page = list_changes(services.subscriptions, services.change_log, replacement.id)
+    page = services.change_log.view_page(services.subscriptions.get(replacement.id).scope)
     assert [c.item_id for c in page.changes] == [1, 2, 3]
 
 
@@ -214,7 +213,7 @@ def test_a_subscription_that_lapsed_at_sharepoint_is_recreated_by_the_renewal_ru
         store.get(subscription.id).renewed(datetime.now(UTC) + timedelta(days=1), subscription.created)
     )
 
-    report = services.subscriptions.renew_due(timedelta(days=45))
+    report = services.renewals.renew_due(timedelta(days=45))
 
     assert subscription.id in [old for old, _ in report.recreated]
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from functions.core.alerts import MIN_INTERVAL, Condition
-from functions.core.processing import ListSyncFailed
-from functions.core.sinks.delivery import Outcome
+from functions.core.sinks.sender import Outcome
 from functions.core.sinks.service import CreateSinkRequest
 from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
 from functions.core.subscriptions import SubscriptionRecord
+from functions.core.worker import ListSyncFailed
 from tests.fakes.world import World, world
 
 ALERTS = "https://20.30.40.60/alerts"
@@ -82,17 +82,17 @@ def test_a_disabled_sink_alerts_and_enabling_it_says_so(env):
 def test_a_failed_renewal_alerts_and_the_next_renewal_says_so(env):
     record, _ = subscribe(env)
     fail_reads(env, f"subscriptions('{record.id}')", 1)
-    report = env.services.subscriptions.renew_due(timedelta(days=45))
+    report = env.services.renewals.renew_due(timedelta(days=45))
     assert report.failed
     assert alerts(env) == [(record.id, "renewalFailed", "raised")]
-    env.services.subscriptions.renew_due(timedelta(days=45))
+    env.services.renewals.renew_due(timedelta(days=45))
     assert alerts(env)[-1] == (record.id, "renewalFailed", "recovered")
 
 
 def test_a_recreated_subscription_is_said_once(env):
     _, list_id = subscribe(env)
     env.sharepoint.lists[list_id].subscriptions.clear()  # SharePoint forgot it: the renewal sees 404
-    report = env.services.subscriptions.renew_due(timedelta(days=45))
+    report = env.services.renewals.renew_due(timedelta(days=45))
     [(_, new)] = report.recreated
     assert alerts(env) == [(new, "recreated", "raised")]
 
@@ -111,7 +111,8 @@ def test_a_silent_subscription_alerts_and_at_most_once_an_hour(env):
 
     # The first notification after it ends the silence, without waiting for the next sweep.
     env.clock.skipped = timedelta(hours=26)
-    worker = dataclasses.replace(env.services.worker, clock=env.clock.now)
+    views = dataclasses.replace(env.services.subscription_views, clock=env.clock.now)
+    worker = dataclasses.replace(env.services.worker, clock=env.clock.now, state_of=views.state)
     worker.process_message(env.notification(record.id))
     assert alerts(env)[-1] == (record.id, "silent", "recovered")
 
@@ -144,6 +145,6 @@ def test_an_alert_the_sink_refused_is_sent_by_the_catch_up(env):
 def test_no_alert_sink_no_alert(env):
     quiet = world()
     record, _ = subscribe(quiet)
-    assert quiet.services.delivery.alerts is not None and not quiet.services.delivery.alerts.enabled
+    assert not quiet.services.delivery.alerts.sink.sends
     quiet.services.delivery.alerts.raise_(record.id, Condition.SILENT, "x")
     assert quiet.receivers.posts == []

@@ -241,5 +241,5 @@ def test_no_module_of_the_deployed_code_posts_to_a_sink_but_through_the_egress_s
                 if module in ("requests", "outbound") and names - {"parse_retry_after"}:
                     sink_imports.add(f"{name}: {module}")
     assert raw_http == {"core/egress.py"}
-    assert calls_egress == {"core/sinks/delivery.py"}
+    assert calls_egress == {"core/sinks/sender.py"}
     assert not sink_imports, "sinks send only through the egress sender"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from functions.core.changes import row_to_view
+from functions.core.change_log import row_to_view
 from functions.core.sinks.payloads import adaptive_card_messages, webhook_body
 from functions.core.sources.sharepoint.field_values import (
     ITEMS_PER_BUCKET,

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from functions.core.changes import RowScope
 from functions.core.intake import CachedSubscriptionLookup, receive_notifications
+from functions.core.scopes import RowScope
 from functions.core.sources.graph import CHANGE_ENTRIES as GRAPH_CHANGE
 from functions.core.sources.graph import LIFECYCLE_ENTRIES as GRAPH_LIFECYCLE
 from functions.core.sources.graph.client import GraphResource, InvalidGraphResource

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from functions.core.processing import ListSyncFailed
 from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
 from functions.core.subscriptions import SubscriptionRecord
+from functions.core.worker import ListSyncFailed
 from tests.fakes.world import World, world
 
 
@@ -38,17 +38,17 @@ def sweep_at(env: World, hours: float) -> None:
 
 
 def health_at(env: World, record: SubscriptionRecord, hours: float) -> dict:
-    service = dataclasses.replace(env.services.subscriptions, clock=lambda: at(hours))
-    stored = service.get(record.id)
+    service = dataclasses.replace(env.services.subscription_views, clock=lambda: at(hours))
+    stored = env.services.subscriptions.get(record.id)
     return service.health(stored, []).model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def list_states_at(env: World, hours: float) -> dict[str, dict]:
     """Each row of the subscription list's health summary, as the API shows it."""
-    service = dataclasses.replace(env.services.subscriptions, clock=lambda: at(hours))
-    records, _ = service.page(top=100)
+    views = dataclasses.replace(env.services.subscription_views, clock=lambda: at(hours))
+    records, _ = env.services.subscriptions.page(top=100)
     return {
-        record.id: service.plain_view(record).model_dump(mode="json", by_alias=True)["healthSummary"]
+        record.id: views.plain_view(record).model_dump(mode="json", by_alias=True)["healthSummary"]
         for record in records
     }
 
@@ -171,7 +171,7 @@ def test_the_read_after_a_recreate_is_no_notification_and_finds_gaps_like_the_sw
         clock=env.clock.now,
         gaps=dataclasses.replace(env.services.worker.gaps, clock=env.clock.now),
     )
-    replacement = env.services.subscriptions.recreate(env.services.subscriptions.get(record.id))
+    replacement = env.services.renewals.recreate(env.services.subscriptions.get(record.id))
     [requested] = env.queued()
     assert '"requested":true' in requested
     worker.process_message(requested)

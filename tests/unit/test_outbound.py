@@ -161,7 +161,7 @@ def test_the_connection_pools_hold_every_call_one_instance_makes_at_once():
     from functions.core.outbound import CONNECTION_POOL_SIZE, new_session
     from functions.core.settings import StorageSettings
     from functions.core.storage import Storage
-    from functions.core.subscriptions.service import RENEWAL_CONCURRENCY
+    from functions.core.subscriptions.renewal import RENEWAL_CONCURRENCY
 
     host = json.loads((Path(__file__).parents[2] / "host.json").read_text())
     queues = host["extensions"]["queues"]

@@ -8,12 +8,12 @@ import uuid
 import pytest
 
 from functions.core.failures import FailureLog
-from functions.core.processing import ListSyncFailed
 from functions.core.resources import DELIVERIES_QUEUE, NOTIFICATIONS_POISON_QUEUE
 from functions.core.sources.graph.models import CreateGraphSubscriptionRequest
 from functions.core.sources.sharepoint import SHAREPOINT
 from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
 from functions.core.subscriptions import SubscriptionRecord
+from functions.core.worker import ListSyncFailed
 from tests.fakes.m365 import OTHER_OBJECTS_TOKEN, sharepoint_error
 from tests.fakes.world import World, world
 
@@ -202,7 +202,7 @@ def test_reauthorization_required_is_answered_by_one_renewing_patch(env):
 def test_a_challenge_just_after_a_renewal_is_answered_by_it(env):
     """Graph forbids a reauthorize and a PATCH on one subscription within 10 minutes."""
     record = graph_subscription(env)
-    env.services.subscriptions.renew(record.id)
+    env.services.renewals.renew(record.id)
     before = len(env.graph.requests)
     env.services.worker.process_message(
         env.notification(record.id, "graph", lifecycle_event="reauthorizationRequired")

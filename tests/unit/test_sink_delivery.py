@@ -12,8 +12,9 @@ from pydantic import ValidationError
 
 from functions.core.models import UpdateSubscriptionRequest
 from functions.core.resources import DELIVERIES_QUEUE
-from functions.core.sinks.delivery import Outcome
+from functions.core.sinks.delivery import DrainReport
 from functions.core.sinks.record import SinkState
+from functions.core.sinks.sender import Outcome
 from functions.core.sinks.service import CreateSinkRequest, ReplayRequest, RotateSecretRequest
 from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
 from functions.core.subscriptions import SubscriptionRecord
@@ -42,7 +43,7 @@ def changes(env: World, record: SubscriptionRecord, list_id: str, count: int) ->
     return items
 
 
-def deliver(env: World) -> list[str]:
+def deliver(env: World) -> list[DrainReport]:
     """Drain every delivery signal, as the queue trigger would, until none is left."""
     outcomes = []
     while signals := env.storage.queue(DELIVERIES_QUEUE).take_visible():
@@ -65,7 +66,7 @@ def test_every_row_goes_to_a_webhook_once_in_log_order_signed(env):
     assert sent_items(env, sink.id) == items
     _, headers, _ = env.receivers.posts[0]
     assert headers["webhook-id"] and headers["webhook-signature"].startswith("v1,")
-    cursor = env.services.delivery.cursor(sink)
+    cursor = env.services.delivery.cursors.get(sink.scope, sink.id)
     assert cursor is not None and cursor.attempts == 0
 
     more = changes(env, record, list_id, 2)
@@ -79,7 +80,7 @@ def test_a_failing_receiver_keeps_the_rows_and_backs_off(env):
     env.receivers.answer = lambda sink: Outcome(False, 503, "HTTP 503", retry_after=7)
     items = changes(env, record, list_id, 2)
     deliver(env)
-    cursor = env.services.delivery.cursor(sink)
+    cursor = env.services.delivery.cursors.get(sink.scope, sink.id)
     assert cursor is not None and cursor.attempts == 1 and cursor.failing_since is not None
     assert cursor.next_attempt_at is not None and cursor.next_attempt_at > datetime.now(UTC)
     [state] = env.services.sinks.states(record.id)
@@ -159,7 +160,7 @@ def test_the_test_send_reports_the_receivers_status_only(env):
     record, _ = subscribed(env)
     sink, _ = env.services.sinks.create(record.id, CreateSinkRequest(type="webhook", url=HOOK))
     env.receivers.answer = lambda sink: Outcome(False, 500, "HTTP 500")
-    outcome = env.services.sinks.test(record.id, sink.id)
+    outcome = env.services.sinks.send_sample(record.id, sink.id)
     assert (outcome.ok, outcome.status) == (False, 500)
     [body] = env.receivers.bodies(sink.id)
     assert body["changes"][0]["id"] == "test"
@@ -179,7 +180,7 @@ def test_deleting_the_subscription_deletes_its_sinks_and_cursors(env):
     record, _ = subscribed(env)
     sink, _ = env.services.sinks.create(record.id, CreateSinkRequest(type="webhook", url=HOOK))
     env.services.sinks.delete_subscription(record.id)
-    assert env.services.delivery.cursor(sink) is None
+    assert env.services.delivery.cursors.get(sink.scope, sink.id) is None
     assert env.sharepoint.lists[record.scope].subscriptions == {}
 
 
@@ -215,7 +216,7 @@ def test_a_sink_leaves_out_the_changes_of_whom_it_ignores_and_the_log_keeps_them
     rows, _ = env.services.change_log.page(record.scope, after="", top=10)
     assert [row["itemId"] for row in rows] == [own, anns, bobs, unknown]
     assert rows[0]["changedByKind"] == "application"
-    cursor = env.services.delivery.cursor(sink)
+    cursor = env.services.delivery.cursors.get(sink.scope, sink.id)
     assert cursor is not None and cursor.position == rows[-1]["RowKey"]  # past the ignored rows too
 
 
@@ -226,7 +227,7 @@ def test_a_subscriptions_ignore_list_holds_for_all_its_sinks_and_survives_a_recr
     )
     record = env.services.subscriptions.create(request)
     assert record.ignore_changes_by == (APP,)
-    view = env.services.subscriptions.plain_view(record).model_dump(by_alias=True, exclude_none=True)
+    view = env.services.subscription_views.plain_view(record).model_dump(by_alias=True, exclude_none=True)
     assert view["ignoreChangesBy"] == [APP]
     webhook, _ = env.services.sinks.create(record.id, CreateSinkRequest(type="webhook", url=HOOK))
     card, _ = env.services.sinks.create(
@@ -252,7 +253,7 @@ def test_a_subscriptions_ignore_list_holds_for_all_its_sinks_and_survives_a_recr
     env.services.subscriptions.update(
         record.id, UpdateSubscriptionRequest.model_validate({"ignoreChangesBy": [APP]})
     )
-    replacement = env.services.subscriptions.recreate(env.services.subscriptions.get(record.id), sync=False)
+    replacement = env.services.renewals.recreate(env.services.subscriptions.get(record.id), sync=False)
     assert replacement.id != record.id and replacement.ignore_changes_by == (APP,)
     env.sharepoint.change(list_id, editor=APP_CLAIM)
     env.services.worker.process_message(env.notification(replacement.id))
@@ -293,7 +294,7 @@ def test_a_sinks_view_says_how_far_it_is_behind_the_change_log(env):
     assert delivery["owedRows"] == 3 and delivery["owedRowsAtLeast"] is False
     assert delivery["oldestOwedDateTime"].endswith("Z")
     env.receivers.answer = lambda sink: Outcome(True, 200, "HTTP 200")
-    env.services.delivery.resume(sink, "retry")
+    env.services.sinks.retry_now(record.id, sink.id)
     deliver(env)
     [view] = env.services.sinks.views(record.id)
     assert view["delivery"]["owedRows"] == 0

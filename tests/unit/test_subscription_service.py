@@ -32,7 +32,7 @@ def test_a_list_subscription_starts_its_cursor_before_subscribing(env):
     record = env.services.subscriptions.create(sharepoint_request(list_id))
     assert (record.source, record.scope, record.address) == ("sharepoint", list_id, SITE)
     assert env.sharepoint.lists[list_id].subscriptions[record.id]["notificationUrl"].endswith("/sharepoint")
-    view = dump(env.services.subscriptions.view(record, timedelta(days=45)))
+    view = dump(env.services.subscription_views.view(record, timedelta(days=45)))
     assert (view["siteUrl"], view["listId"]) == (SITE, list_id)
     assert view["nextRenewalDateTime"] < view["expirationDateTime"]
 
@@ -108,11 +108,11 @@ def test_renewal_extends_and_a_gone_subscription_is_recreated(env):
     record = env.services.subscriptions.create(
         sharepoint_request(list_id, expiration_date_time=datetime.now(UTC) + timedelta(days=2))
     )
-    renewed = env.services.subscriptions.renew(record.id)
+    renewed = env.services.renewals.renew(record.id)
     assert renewed.expiration > record.expiration and renewed.last_renewed is not None
 
     env.sharepoint.lists[list_id].subscriptions.clear()
-    recreated = env.services.subscriptions.renew(record.id)
+    recreated = env.services.renewals.renew(record.id)
     assert recreated.id != record.id and recreated.previous_id == record.id
     assert env.services.subscriptions.get(recreated.id).scope == list_id
     with pytest.raises(SubscriptionNotFound):
@@ -127,7 +127,8 @@ def test_a_subscription_deleted_while_it_is_renewed_is_neither_recreated_nor_wri
     # The renewal read the record; a delete through the API then removes it at the source and here.
     service.delete(record.id)
     with pytest.raises(SubscriptionNotFound):
-        service._renew_record(record)  # the source answers 404: that was the delete, not a lapse
+        # The source answers 404: that was the delete, not a lapse.
+        env.services.renewals._renew_record(record)
     assert env.sharepoint.lists[list_id].subscriptions == {}
     page, _ = service.page(top=10)
     assert page == []
@@ -136,7 +137,7 @@ def test_a_subscription_deleted_while_it_is_renewed_is_neither_recreated_nor_wri
     again = service.create(sharepoint_request(list_id, expiration_date_time=soon))
     service.store.delete(again)
     with pytest.raises(SubscriptionNotFound):
-        service._renew_record(again)
+        env.services.renewals._renew_record(again)
     assert service.store.get(again.id) is None
 
 
@@ -149,7 +150,7 @@ def test_a_delete_under_way_is_never_undone_by_a_renewal_or_a_lifecycle_event(en
     marked = service.store.mark_deleting(record)  # ...after marking the record, not yet removing it
     assert marked.status == "deleting"
     with pytest.raises(SubscriptionNotFound):
-        service.renew(record.id)  # the 404 is the delete's: no subscribing again
+        env.services.renewals.renew(record.id)  # the 404 is the delete's: no subscribing again
     assert env.sharepoint.lists[list_id].subscriptions == {}
     report = env.services.worker.process_message(
         env.notification(record.id, lifecycle_event="subscriptionRemoved")
@@ -164,13 +165,13 @@ def test_renew_due_renews_only_what_is_due_soonest_first(env):
         sharepoint_request(env.sharepoint.create_list(), expiration_date_time=now + timedelta(days=2))
     )
     later = env.services.subscriptions.create(sharepoint_request(env.sharepoint.create_list()))
-    report = env.services.subscriptions.renew_due(timedelta(days=45))
+    report = env.services.renewals.renew_due(timedelta(days=45))
     assert report.renewed == [due.id] and later.id not in report.renewed
     also_due = env.services.subscriptions.create(
         sharepoint_request(env.sharepoint.create_list(), expiration_date_time=now + timedelta(days=2))
     )
     # A run that reaches its deadline starts nothing more and leaves the rest to the next run.
-    stopped = env.services.subscriptions.renew_due(timedelta(days=45), deadline=now)
+    stopped = env.services.renewals.renew_due(timedelta(days=45), deadline=now)
     assert stopped.left_for_next_run == [also_due.id] and stopped.renewed == []
 
 
@@ -210,6 +211,6 @@ def test_health_says_when_the_token_was_issued_and_how_reads_went(env):
     record = env.services.subscriptions.create(sharepoint_request(list_id))
     env.sharepoint.change(list_id)
     env.services.worker.process_message(env.notification(record.id))
-    health = env.services.subscriptions.health(record, sinks=[])
+    health = env.services.subscription_views.health(record, sinks=[])
     assert health.change_token_date_time and health.last_notification_date_time
     assert health.consecutive_failures == 0

@@ -83,6 +83,36 @@ class SinkCursor:
     def backing_off(self, now: datetime) -> bool:
         return self.next_attempt_at is not None and self.next_attempt_at > now
 
+    # The transitions a lease holder makes: each is None when `holder` no longer holds the lease,
+    # so a deliverer that lost it writes nothing (CursorStore.update then leaves the cursor alone).
+
+    def held(self, holder: str, **changes: Any) -> SinkCursor | None:
+        """`changes` applied, if `holder` still holds the lease."""
+        return replace(self, **changes) if self.lease_holder == holder else None
+
+    def released(self, holder: str, **changes: Any) -> SinkCursor | None:
+        """The lease let go, with `changes`, if `holder` still holds it."""
+        return self.held(holder, lease_holder=None, lease_until=None, **changes)
+
+    def acknowledged(self, holder: str, inflight: InFlight, note: dict[str, str]) -> SinkCursor | None:
+        """The receiver took `inflight`: the position (or a replay's) moves past it, unless a
+        rewind or a new replay came meanwhile, which stands."""
+        if self.lease_holder != holder:
+            return None
+        done = replace(
+            self,
+            inflight=None if self.inflight and self.inflight.id == inflight.id else self.inflight,
+            attempts=0,
+            failing_since=None,
+            batches_delivered=self.batches_delivered + 1,
+            last_delivery=note,
+        )
+        if inflight.replay:
+            if self.replay is not None and self.replay.position == inflight.start:
+                return replace(done, replay=replace(self.replay, position=inflight.last))
+            return done
+        return replace(done, position=inflight.last) if self.position == inflight.start else done
+
     def view(self, now: datetime) -> dict[str, object]:
         """What the sink's view shows of its delivery."""
         body: dict[str, object] = {

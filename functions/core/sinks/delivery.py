@@ -3,9 +3,9 @@
 - The worker only signals that a scope has new rows (`signal`); a lost signal delays, never loses:
   the cursor says what is owed, and the catch-up timer (`catch_up`) signals any sink still owed.
 - `drain` takes the cursor's lease, cuts the next batch after the position (recorded before it is
-  sent, so a retry carries the same rows under the same `webhook-id`), sends it through the egress
+  sent, so a retry carries the same rows under the same `webhook-id`), sends it through the sink
   sender, and moves the position only after the receiver's 2xx. Rows go in log order, so each
-  resource's changes arrive in order.
+  resource's changes arrive in order. It returns a `DrainReport`, which the trigger logs.
 - A failure backs off exponentially (a receiver's Retry-After honoured, up to an hour); a sink
   failing for longer than `disable_after`, or answering 410, is disabled with the reason, its
   cursor kept: enabling it resumes where it stopped.
@@ -13,39 +13,29 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import random
-import secrets as random_ids
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from standardwebhooks.webhooks import Webhook
+from azure.core.exceptions import ResourceExistsError
 
 from ..alerts import Alerts, Condition
-from ..change_log import ChangeLog, as_utc
-from ..changes import row_to_view
+from ..change_log import ChangeLog, as_utc, row_to_view
 from ..clock import utc_now
-from ..egress import EgressRefused, ReceiverUnreachable, post_to_receiver
-from ..models import ChangeView
-from ..notification_queue import NotificationQueue
-from ..outbound import parse_retry_after
+from ..queue_writer import QueueWriter
 from ..resources import DELIVERIES_QUEUE
-from .cursor import CursorGone, CursorStore, InFlight, Replay, SinkCursor
-from .payloads import adaptive_card_messages, alert_card, alert_headers, message_cards, webhook_body
-from .rate import RateGate
-from .record import AUTH_ENTRA, MESSAGE_CARD, TEAMS_WORKFLOW, WEBHOOK, Sink, SinkState
+from .cursor import CursorGone, CursorStore, InFlight, SinkCursor
+from .record import Sink, SinkState
+from .sender import Outcome, SinkSender
 from .store import SinkChanged, SinkStore
-
-if TYPE_CHECKING:
-    from ..auth import TokenProvider
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +50,6 @@ LEASE_SECONDS = 120
 # A signal that finds another deliverer at work comes back after this long.
 BUSY_RECHECK_SECONDS = 5
 MAX_RETRY_AFTER = timedelta(hours=1)
-UNREACHABLE = "the receiver could not be reached"
-TEAMS_REQUESTS_PER_SECOND = 4.0  # Teams throttles a workflow URL above this
-
-
-@dataclass(frozen=True)
-class Outcome:
-    ok: bool
-    status: int | None
-    # Fixed phrases and status codes only: nothing of what the receiver answered.
-    detail: str
-    retry_after: float | None = None
-    gone: bool = False
-    elapsed: float = 0.0
 
 
 def batch_id(sink_id: str, rows: Sequence[str], salt: str = "") -> str:
@@ -87,106 +64,6 @@ def key_before(key: str) -> str:
     if not key:
         return ""
     return key[:-1] + chr(ord(key[-1]) - 1) + "~"
-
-
-class SinkSender:
-    """Sends one batch's payloads to one sink through the egress sender, and says what the
-    receiver answered (its status, never its body)."""
-
-    def __init__(
-        self,
-        *,
-        allow_loopback_http: bool,
-        rate_gate: RateGate | None = None,
-        flow_tokens: TokenProvider | None = None,
-    ) -> None:
-        self._allow_loopback_http = allow_loopback_http
-        self._rate_gate = rate_gate
-        self._flow_tokens = flow_tokens
-
-    def send(self, sink: Sink, message_id: str, changes: list[ChangeView], now: datetime) -> Outcome:
-        if sink.type == WEBHOOK:
-            return self._webhook(sink, message_id, changes, now)
-        payloads = adaptive_card_messages(changes) if sink.type == TEAMS_WORKFLOW else message_cards(changes)
-        outcome = Outcome(True, None, "nothing to send")
-        elapsed = 0.0
-        for payload in payloads:
-            if sink.type == TEAMS_WORKFLOW and self._rate_gate is not None:
-                self._rate_gate.wait(sink.url, TEAMS_REQUESTS_PER_SECOND)
-            headers = {"Content-Type": "application/json"}
-            if sink.auth == AUTH_ENTRA:
-                headers["Authorization"] = f"Bearer {self._flow_token()}"
-            outcome = self._post(sink, json.dumps(payload).encode(), headers)
-            elapsed += outcome.elapsed
-            if not outcome.ok:
-                break
-        return replace(outcome, elapsed=elapsed)
-
-    def send_alert(self, sink: Sink, event: dict[str, Any], now: datetime) -> Outcome:
-        """One health alert (functions/core/alerts.py): a card to a Teams workflow, or a signed
-        event to a webhook."""
-        if sink.type == WEBHOOK:
-            body, headers = alert_headers(event, sink.signing_secrets(now), now)
-            return self._post(sink, body, headers)
-        if self._rate_gate is not None:
-            self._rate_gate.wait(sink.url, TEAMS_REQUESTS_PER_SECOND)
-        return self._post(sink, json.dumps(alert_card(event)).encode(), {"Content-Type": "application/json"})
-
-    def _flow_token(self) -> str:
-        if self._flow_tokens is None:
-            raise ReceiverUnreachable("no token provider for Power Automate is configured")
-        return self._flow_tokens.get_token()
-
-    def _webhook(self, sink: Sink, message_id: str, changes: list[ChangeView], now: datetime) -> Outcome:
-
-        body = webhook_body(message_id, changes, now)
-        # One signature per secret while a rotation overlaps: receivers accept either.
-        signatures = " ".join(
-            Webhook(secret).sign(message_id, now, body) for secret in sink.signing_secrets(now)
-        )
-        headers = {
-            "Content-Type": "application/json",
-            "webhook-id": message_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": signatures,
-        }
-        return self._post(sink, body.encode("utf-8"), headers)
-
-    def _post(self, sink: Sink, body: bytes, headers: dict[str, str]) -> Outcome:
-        try:
-            answer = post_to_receiver(sink.url, body, headers, allow_loopback_http=self._allow_loopback_http)
-        except (EgressRefused, ReceiverUnreachable) as error:
-            log.warning(
-                "delivery to %s sink %s of subscription %s failed: %s",
-                sink.type, sink.id, sink.subscription_id, error,
-            )  # fmt: skip
-            return Outcome(False, None, UNREACHABLE)
-        status = answer.status
-        retry_after = parse_retry_after(answer.headers.get("retry-after"))
-        if 300 <= status < 400:
-            return Outcome(
-                False, status, f"HTTP {status}: redirects are not followed", elapsed=answer.elapsed
-            )
-        if status >= 400:
-            return Outcome(
-                False,
-                status,
-                f"HTTP {status}",
-                retry_after=retry_after,
-                gone=status == 410,
-                elapsed=answer.elapsed,
-            )
-        if sink.type == MESSAGE_CARD and answer.body_prefix.strip() != b"1":
-            # Connector endpoints answer 200 and report errors, throttling included, in the body.
-            throttled = b"429" in answer.body_prefix
-            return Outcome(
-                False,
-                status,
-                f"HTTP {status} with an error in the body" + (" (throttled)" if throttled else ""),
-                retry_after=retry_after or (60.0 if throttled else None),
-                elapsed=answer.elapsed,
-            )
-        return Outcome(True, status, f"HTTP {status}", elapsed=answer.elapsed)
 
 
 @dataclass(frozen=True)
@@ -227,18 +104,59 @@ class ReadAhead:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
+class Drained(StrEnum):
+    """How a drain ended."""
+
+    NOTHING_OWED = "nothing more owed"
+    CONTINUED = "budget spent; more owed, continued in a new message"
+    FAILED = "an attempt failed; retried later"
+    DISABLED_NOW = "disabled now"
+    DISABLED = "disabled: nothing sent"
+    BACKING_OFF = "backing off: its retry is queued"
+    BUSY = "delivered by another worker: looked at again later"
+    LEASE_LOST = "lease lost: the new holder goes on"
+    REMOVED = "removed: nothing more sent"
+
+
+@dataclass
+class DrainReport:
+    """What one drain did, for the trigger's one log line (like the worker's ProcessingReport)."""
+
+    sink_id: str
+    why: str
+    ended: Drained = Drained.NOTHING_OWED
+    batches_delivered: int = 0
+    # The failed attempt's number and what the receiver answered (a status, never its body), or
+    # why the sink is disabled.
+    attempt: int = 0
+    detail: str = ""
+    retry_in_seconds: int | None = None
+    backing_off_until: datetime | None = None
+
+    def __str__(self) -> str:
+        said = f"sink {self.sink_id} ({self.why}): {self.batches_delivered} batch(es) delivered; {self.ended}"
+        if self.attempt:
+            said += f"; attempt {self.attempt}"
+        if self.detail:
+            said += f" ({self.detail})"
+        if self.retry_in_seconds is not None:
+            said += f"; retry in {self.retry_in_seconds}s"
+        if self.backing_off_until is not None:
+            said += f" until {self.backing_off_until.isoformat(timespec='seconds')}"
+        return said
+
+
 @dataclass(frozen=True)
 class SinkDelivery:
     sinks: SinkStore
     cursors: CursorStore
     change_log: ChangeLog
-    queue: NotificationQueue
+    queue: QueueWriter
     sender: SinkSender
+    alerts: Alerts
     policy: DeliveryPolicy = DeliveryPolicy()
     # Sources whose change-log keys can land behind rows already written (see `signal`).
     writing_behind: frozenset[str] = frozenset()
-    # Health alerts: a sink disabled, and back.
-    alerts: Alerts | None = None
     # Who the sinks of a scope's subscription ignore (its `ignoreChangesBy`), read at most once a
     # drain.
     ignored_in: Callable[[str], tuple[str, ...]] = lambda scope: ()
@@ -269,7 +187,7 @@ class SinkDelivery:
         now = self.clock()
         struggling = {c.sink_id for c in cursors if c.attempts or (c.lease_until and c.lease_until > now)}
         for sink_id in sorted(active, key=lambda sink_id: (sink_id in struggling, sink_id)):
-            self._queue(Signal(scope, sink_id, "rows"))
+            self.wake(scope, sink_id, "rows")
         return len(active)
 
     def _rewind(self, cursor: SinkCursor, position: str) -> None:
@@ -287,8 +205,7 @@ class SinkDelivery:
         """The safety net under signals: queue a drain for every active sink that is owed rows
         and that no deliverer holds or waits for. Returns the drains queued. Health alerts that
         could not be sent go again here."""
-        if self.alerts is not None:
-            self.alerts.deliver_pending()
+        self.alerts.deliver_pending()
         now = self.clock()
         active = {(s.scope, s.id) for s in self.sinks.all() if s.state is SinkState.ACTIVE}
         queued = 0
@@ -303,25 +220,29 @@ class SinkDelivery:
                 or self.change_log.following(cursor.scope, after=cursor.position, limit=1)
             )
             if owed:
-                self._queue(Signal(cursor.scope, cursor.sink_id, "catch-up"))
+                self.wake(cursor.scope, cursor.sink_id, "catch-up")
                 queued += 1
         return queued
 
     # --- one drain ----------------------------------------------------------------------------
 
-    def drain(self, body: str, holder: str) -> str:
+    def drain(self, body: str, holder: str) -> DrainReport:
         """Send what the sink is owed, batch by batch, until nothing is owed, an attempt fails,
-        or the budget is spent; returns what happened, for the function's log line."""
+        or the budget is spent."""
         signal = Signal.from_message(body)
+        report = DrainReport(signal.sink_id, signal.why)
         sink = self.sinks.get(signal.scope, signal.sink_id)
         if sink is None:
-            return f"sink {signal.sink_id} was removed: nothing sent"
+            report.ended = Drained.REMOVED
+            return report
         cursor = self.cursors.get(signal.scope, signal.sink_id) or self._adopt(sink)
         if sink.state is not SinkState.ACTIVE:
-            return f"sink {sink.id} is disabled ({sink.disabled_reason}): nothing sent"
+            report.ended, report.detail = Drained.DISABLED, sink.disabled_reason or ""
+            return report
         now = self.clock()
         if cursor.backing_off(now) and signal.why not in ("retry", "enable"):
-            return f"sink {sink.id} backs off until {cursor.next_attempt_at}: its retry is queued"
+            report.ended, report.backing_off_until = Drained.BACKING_OFF, cursor.next_attempt_at
+            return report
         lease_until = now + timedelta(seconds=LEASE_SECONDS)
         try:
             claimed = self.cursors.update(
@@ -332,31 +253,31 @@ class SinkDelivery:
                     else replace(c, lease_holder=holder, lease_until=lease_until, next_attempt_at=None)
                 ),
             )
+            if claimed is None:
+                self.wake(signal.scope, signal.sink_id, signal.why, BUSY_RECHECK_SECONDS)
+                report.ended = Drained.BUSY
+                return report
+            self._deliver_owed(sink, claimed, holder, report)
         except CursorGone:
-            return f"sink {sink.id} was removed: nothing sent"
-        if claimed is None:
-            self._queue(Signal(signal.scope, signal.sink_id, signal.why), BUSY_RECHECK_SECONDS)
-            return f"sink {sink.id} is being delivered by another worker: looked at again later"
-        try:
-            return self._deliver_owed(sink, claimed, holder)
-        except CursorGone:
-            return f"sink {sink.id} was removed during delivery: nothing more sent"
+            report.ended = Drained.REMOVED
+        return report
 
-    def _deliver_owed(self, sink: Sink, cursor: SinkCursor, holder: str) -> str:
+    def _deliver_owed(self, sink: Sink, cursor: SinkCursor, holder: str, report: DrainReport) -> None:
         deadline = self.monotonic() + DRAIN_BUDGET_SECONDS
-        sent = 0
         ahead = ReadAhead()
         # Read only once a row names who made it: a row that names no one is never left out.
         ignored: tuple[str, ...] | None = None
         while True:
             if self.monotonic() > deadline:
                 self._release(cursor, holder)
-                self._queue(Signal(sink.scope, sink.id, "continue"))
-                return f"sink {sink.id}: {sent} batch(es) delivered; more owed, continued in a new message"
+                self.wake(sink.scope, sink.id, "continue")
+                report.ended = Drained.CONTINUED
+                return
             cut = self._next_batch(sink, cursor, holder, ahead)
             if cut is None:
                 self._release(cursor, holder)
-                return f"sink {sink.id}: {sent} batch(es) delivered; nothing more owed"
+                report.ended = Drained.NOTHING_OWED
+                return
             cursor, batch = cut
             now = self.clock()
             changes = [row_to_view(row) for row in batch.rows]
@@ -368,17 +289,17 @@ class SinkDelivery:
                 if wanted
                 else Outcome(True, None, "no change this sink wants")
             )
-            if outcome.ok:
-                advanced = self.cursors.update(
-                    cursor,
-                    partial(_acknowledged, holder=holder, inflight=batch.inflight, outcome=outcome, now=now),
-                )
-                if advanced is None:
-                    return f"sink {sink.id}: lease lost after {sent} batch(es); the new holder goes on"
-                cursor = advanced
-                sent += 1
-                continue
-            return self._failed(sink, cursor, holder, outcome, now, sent)
+            if not outcome.ok:
+                self._failed(sink, cursor, holder, outcome, now, report)
+                return
+            note = _note("delivered", outcome, now)
+            acknowledged = partial(SinkCursor.acknowledged, holder=holder, inflight=batch.inflight, note=note)
+            advanced = self.cursors.update(cursor, acknowledged)
+            if advanced is None:
+                report.ended = Drained.LEASE_LOST
+                return
+            cursor = advanced
+            report.batches_delivered += 1
 
     def _next_batch(
         self, sink: Sink, cursor: SinkCursor, holder: str, ahead: ReadAhead
@@ -402,7 +323,7 @@ class SinkDelivery:
             done = not page or not more or page[-1]["RowKey"] >= replay.through
             position = page[-1]["RowKey"] if page else replay.position
             left = None if done else replace(replay, position=position)
-            updated = self.cursors.update(cursor, partial(_held_replace, holder=holder, replay=left))
+            updated = self.cursors.update(cursor, partial(SinkCursor.held, holder=holder, replay=left))
             if updated is None:
                 return None
             cursor = updated
@@ -421,15 +342,22 @@ class SinkDelivery:
     def _record(
         self, cursor: SinkCursor, holder: str, inflight: InFlight, rows: list[dict[str, Any]]
     ) -> tuple[SinkCursor, Batch] | None:
-        recorded = self.cursors.update(cursor, partial(_held_replace, holder=holder, inflight=inflight))
+        recorded = self.cursors.update(cursor, lambda c: c.held(holder, inflight=inflight))
         return None if recorded is None else (recorded, Batch(inflight, rows))
 
     def _failed(
-        self, sink: Sink, cursor: SinkCursor, holder: str, outcome: Outcome, now: datetime, sent: int
-    ) -> str:
+        self,
+        sink: Sink,
+        cursor: SinkCursor,
+        holder: str,
+        outcome: Outcome,
+        now: datetime,
+        report: DrainReport,
+    ) -> None:
         failing_since = cursor.failing_since or now
         attempts = cursor.attempts + 1
         note = _note("failed", outcome, now)
+        report.attempt, report.detail = attempts, outcome.detail
         if outcome.gone or now - failing_since >= self.policy.disable_after:
             reason = (
                 "the receiver answered 410 Gone"
@@ -438,41 +366,34 @@ class SinkDelivery:
             )
             self.cursors.update(
                 cursor,
-                partial(
-                    _let_go,
-                    holder=holder,
-                    attempts=attempts,
-                    failing_since=failing_since,
-                    last_delivery=note,
+                lambda c: c.released(
+                    holder, attempts=attempts, failing_since=failing_since, last_delivery=note
                 ),
             )
             self.disable(sink, reason)
-            return f"sink {sink.id} disabled: {reason}"
-        delay = self._delay(attempts, outcome.retry_after)
+            report.ended, report.detail = Drained.DISABLED_NOW, reason
+            return
+        delay = int(self._delay(attempts, outcome.retry_after)) + 1
         retry_at = now + timedelta(seconds=delay)
         self.cursors.update(
             cursor,
-            partial(
-                _let_go,
-                holder=holder,
+            lambda c: c.released(
+                holder,
                 attempts=attempts,
                 failing_since=failing_since,
                 next_attempt_at=retry_at,
                 last_delivery=note,
             ),
         )
-        self._queue(Signal(sink.scope, sink.id, "retry"), int(delay) + 1)
+        self.wake(sink.scope, sink.id, "retry", delay)
         log.warning(
             "delivery to %s sink %s of subscription %s failed (attempt %d, %s); next attempt in %ds",
-            sink.type, sink.id, sink.subscription_id, attempts, outcome.detail, int(delay) + 1,
+            sink.type, sink.id, sink.subscription_id, attempts, outcome.detail, delay,
         )  # fmt: skip
-        return (
-            f"sink {sink.id}: {sent} batch(es) delivered, then attempt {attempts} failed "
-            f"({outcome.detail}); retry in {int(delay) + 1}s"
-        )
+        report.ended, report.retry_in_seconds = Drained.FAILED, delay
 
     def _release(self, cursor: SinkCursor, holder: str) -> None:
-        self.cursors.update(cursor, partial(_let_go, holder=holder))
+        self.cursors.update(cursor, lambda c: c.released(holder))
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         backoff = min(self.policy.max_delay, self.policy.base_delay * 2 ** (attempt - 1))
@@ -480,10 +401,11 @@ class SinkDelivery:
         asked = min(retry_after or 0.0, MAX_RETRY_AFTER.total_seconds())
         return float(max(jittered, asked))
 
-    def _queue(self, signal: Signal, delay: int = 0) -> None:
-        self.queue.put_later(signal.to_message(), delay, queue=DELIVERIES_QUEUE)
+    def wake(self, scope: str, sink_id: str, why: str, delay: int = 0) -> None:
+        """Queue a drain of the sink, `delay` seconds from now."""
+        self.queue.put_later(Signal(scope, sink_id, why).to_message(), delay, queue=DELIVERIES_QUEUE)
 
-    # --- what the management API asks ----------------------------------------------------------
+    # --- cursors and state the drain and the management operations share ---------------------
 
     def _adopt(self, sink: Sink) -> SinkCursor:
         """A cursor for a sink made before sinks had one: it starts at the end of the log."""
@@ -502,14 +424,6 @@ class SinkDelivery:
         self.cursors.create(cursor)
         return cursor
 
-    def cursor(self, sink: Sink) -> SinkCursor | None:
-        return self.cursors.get(sink.scope, sink.id)
-
-    def forget(self, sink: Sink) -> None:
-
-        with contextlib.suppress(ResourceNotFoundError):
-            self.cursors.delete(sink.scope, sink.id)
-
     def disable(self, sink: Sink, reason: str) -> Sink | None:
         """Disable the sink as it now is (a later write by anyone else is kept); None if it was
         removed meanwhile."""
@@ -526,68 +440,10 @@ class SinkDelivery:
             except SinkChanged:
                 continue
             log.warning("sink %s of subscription %s disabled: %s", sink.id, sink.subscription_id, reason)
-            if self.alerts is not None:
-                detail = f"sink {sink.id} ({sink.type}): {reason}"
-                self.alerts.raise_(sink.subscription_id, Condition.SINK_DISABLED, detail)
+            detail = f"sink {sink.id} ({sink.type}): {reason}"
+            self.alerts.raise_(sink.subscription_id, Condition.SINK_DISABLED, detail)
             return disabled
         raise SinkChanged(sink.id)
-
-    def resume(self, sink: Sink, why: str) -> None:
-        """Forget past failures and send what is owed now (an enable, a manual retry)."""
-        if self.alerts is not None:
-            self.alerts.recover(sink.subscription_id, Condition.SINK_DISABLED, f"sink {sink.id}: {why}")
-        cursor = self.cursors.get(sink.scope, sink.id)
-        if cursor is None:
-            cursor = self.start(sink)
-        self.cursors.update(
-            cursor, lambda c: replace(c, attempts=0, failing_since=None, next_attempt_at=None)
-        )
-        self._queue(Signal(sink.scope, sink.id, why))
-
-    def replay(self, sink: Sink, since: datetime, until: datetime) -> int:
-        """Send the rows whose change time is in [since, until] again, once, oldest first; the
-        work is queued. Returns how many rows the range holds."""
-        cursor = self.cursors.get(sink.scope, sink.id) or self.start(sink)
-        count = self.change_log.count_between(sink.scope, since, until, through=cursor.position)
-        replay = Replay(f"replay_{random_ids.token_hex(8)}", since, until, through=cursor.position)
-        self.cursors.update(cursor, lambda c: replace(c, replay=replace(replay, through=c.position)))
-        self._queue(Signal(sink.scope, sink.id, "replay"))
-        return count
-
-    def test(self, sink: Sink, changes: list[ChangeView]) -> Outcome:
-        """A sample batch with an id of its own: a de-duplicating receiver keeps every test."""
-        return self.sender.send(sink, f"msg_test_{random_ids.token_hex(12)}", changes, self.clock())
-
-
-def _held_replace(cursor: SinkCursor, *, holder: str, **changes: Any) -> SinkCursor | None:
-    """`changes` applied, if `holder` still holds the cursor's lease."""
-    return replace(cursor, **changes) if cursor.lease_holder == holder else None
-
-
-def _let_go(cursor: SinkCursor, *, holder: str, **changes: Any) -> SinkCursor | None:
-    """The lease released, with `changes`, if `holder` still holds it."""
-    return _held_replace(cursor, holder=holder, lease_holder=None, lease_until=None, **changes)
-
-
-def _acknowledged(
-    cursor: SinkCursor, *, holder: str, inflight: InFlight, outcome: Outcome, now: datetime
-) -> SinkCursor | None:
-    if cursor.lease_holder != holder:
-        return None
-    done = replace(
-        cursor,
-        inflight=None if cursor.inflight and cursor.inflight.id == inflight.id else cursor.inflight,
-        attempts=0,
-        failing_since=None,
-        batches_delivered=cursor.batches_delivered + 1,
-        last_delivery=_note("delivered", outcome, now),
-    )
-    if inflight.replay:
-        if cursor.replay is not None and cursor.replay.position == inflight.start:
-            return replace(done, replay=replace(cursor.replay, position=inflight.last))
-        return done
-    # A rewind made meanwhile stands: the rows after it are sent again.
-    return replace(done, position=inflight.last) if cursor.position == inflight.start else done
 
 
 def _note(status: str, outcome: Outcome, at: datetime) -> dict[str, str]:

@@ -1,9 +1,10 @@
-"""The connector lifecycle: add a sink to a subscription, list, test, enable, disable, replay,
-rotate its secret, remove it. Each operation leaves one audit line: the sink, its masked URL, the
-invocation and the outcome."""
+"""The connector lifecycle: add a sink to a subscription, list, send it a sample, enable, disable,
+replay, rotate its secret, remove it. Each operation leaves one audit line: the sink, its masked
+URL, the invocation and the outcome."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets as random_ids
 from collections.abc import Callable, Iterator, Sequence
@@ -12,15 +13,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
+from azure.core.exceptions import ResourceNotFoundError
 from pydantic import AwareDatetime, Field
 
-from ..changes import row_to_view
+from ..alerts import Condition
+from ..change_log import row_to_view
 from ..clock import utc_now
 from ..errors import NotFound
 from ..models import MAX_IGNORED, ChangeKind, IgnoredName, SinkDeliveryState, WireModel, format_utc
 from ..subscriptions import SubscriptionService
-from .cursor import SinkCursor
-from .delivery import Outcome, SinkDelivery
+from .cursor import Replay, SinkCursor
+from .delivery import SinkDelivery
 from .payloads import sample_changes
 from .record import (
     AUTH_ENTRA,
@@ -35,6 +38,7 @@ from .record import (
     mask,
     new_secret,
 )
+from .sender import Outcome
 from .store import SinkChanged, SinkStore
 
 log = logging.getLogger(__name__)
@@ -124,7 +128,7 @@ class SinkService:
         return sink
 
     def view(self, sink: Sink) -> dict[str, object]:
-        return self._view(sink, self.delivery.cursor(sink))
+        return self._view(sink, self.delivery.cursors.get(sink.scope, sink.id))
 
     def views(self, subscription_id: str) -> Sequence[dict[str, object]]:
         """Every sink of the subscription with its delivery and how far it is behind the change
@@ -205,22 +209,24 @@ class SinkService:
                 if fresh is None:
                     break
                 sink = fresh
-        self.delivery.forget(sink)
+        with contextlib.suppress(ResourceNotFoundError):
+            self.delivery.cursors.delete(sink.scope, sink.id)
 
-    def test(self, subscription_id: str, sink_id: str, invocation_id: str = "-") -> Outcome:
+    def send_sample(self, subscription_id: str, sink_id: str, invocation_id: str = "-") -> Outcome:
+        """A sample batch with an id of its own: a de-duplicating receiver keeps every one."""
         with _audited("test", subscription_id, invocation_id, sink_id) as audit:
             sink = self._found(audit, subscription_id, sink_id)
             record = self.subscriptions.get(subscription_id)
-            outcome = self.delivery.test(
-                sink, sample_changes(record.id, record.source, record.resource, self.clock())
-            )
+            changes = sample_changes(record.id, record.source, record.resource, self.clock())
+            message_id = f"msg_test_{random_ids.token_hex(12)}"
+            outcome = self.delivery.sender.send(sink, message_id, changes, self.clock())
             audit.note(f"{outcome.detail} in {outcome.elapsed * 1000:.0f} ms")
         return outcome
 
     def retry_now(self, subscription_id: str, sink_id: str, invocation_id: str = "-") -> None:
         with _audited("redeliver", subscription_id, invocation_id, sink_id) as audit:
             sink = self._found(audit, subscription_id, sink_id)
-            self.delivery.resume(sink, "retry")
+            self._resume(sink, "retry")
 
     def enable(self, subscription_id: str, sink_id: str, invocation_id: str = "-") -> Sink:
         """Active again, from where its cursor stopped: nothing in between is lost."""
@@ -231,7 +237,7 @@ class SinkService:
                 lambda s: replace(s, state=SinkState.ACTIVE, disabled_reason=None, disabled_at=None),
             )
             audit.about(enabled)
-            self.delivery.resume(enabled, "enable")
+            self._resume(enabled, "enable")
         return enabled
 
     def disable(self, subscription_id: str, sink_id: str, invocation_id: str = "-") -> Sink:
@@ -252,7 +258,7 @@ class SinkService:
                 raise InvalidSink("until must not be before since")
             if until - request.since > MAX_REPLAY_RANGE:
                 raise InvalidSink(f"a replay covers at most {MAX_REPLAY_RANGE.days} days")
-            count = self.delivery.replay(sink, request.since, until)
+            count = self._replay(sink, request.since, until)
             audit.note(f"{count} row(s) from {request.since.isoformat()} to {until.isoformat()}")
         return count
 
@@ -276,6 +282,25 @@ class SinkService:
             sink = self._change(subscription_id, sink_id, rotated)
             audit.about(sink)
         return sink, secret
+
+    def _resume(self, sink: Sink, why: str) -> None:
+        """Forget past failures and send what is owed now (an enable, a manual retry)."""
+        self.delivery.alerts.recover(sink.subscription_id, Condition.SINK_DISABLED, f"sink {sink.id}: {why}")
+        cursors = self.delivery.cursors
+        cursor = cursors.get(sink.scope, sink.id) or self.delivery.start(sink)
+        cursors.update(cursor, lambda c: replace(c, attempts=0, failing_since=None, next_attempt_at=None))
+        self.delivery.wake(sink.scope, sink.id, why)
+
+    def _replay(self, sink: Sink, since: datetime, until: datetime) -> int:
+        """Send the rows whose change time is in [since, until] again, once, oldest first; the
+        work is queued. Returns how many rows the range holds."""
+        cursors = self.delivery.cursors
+        cursor = cursors.get(sink.scope, sink.id) or self.delivery.start(sink)
+        count = self.delivery.change_log.count_between(sink.scope, since, until, through=cursor.position)
+        replay = Replay(f"replay_{random_ids.token_hex(8)}", since, until, through=cursor.position)
+        cursors.update(cursor, lambda c: replace(c, replay=replace(replay, through=c.position)))
+        self.delivery.wake(sink.scope, sink.id, "replay")
+        return count
 
     def _found(self, audit: _Audit, subscription_id: str, sink_id: str) -> Sink:
         sink = self.get(subscription_id, sink_id)

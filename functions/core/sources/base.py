@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel
 
 from ..errors import BadRequest
+from ..scopes import ReadTarget
 
 if TYPE_CHECKING:
     from ..change_log import SyncResult
@@ -39,17 +40,6 @@ class CursorRejected(Exception):
 
 class InvalidSubscriptionRequest(BadRequest):
     """A create request the source cannot subscribe to, with the reason a caller can act on."""
-
-
-@dataclass(frozen=True)
-class ReadTarget:
-    """What a read needs, from a subscription record or a checkpoint alike: the scope (the key of
-    the cursor and the change log), the address the source is read at (a SharePoint site URL, a
-    Graph resource path) and the subscription the rows are logged for."""
-
-    scope: str
-    address: str
-    subscription_id: str
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from ..models import SubscriptionStatus
-from ..sources.base import ReadTarget
+from ..scopes import ReadTarget
 
 
 def new_client_state() -> str:

@@ -15,10 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from ...change_log import ChangeLog, SyncResult
-from ...changes import RowScope
 from ...checkpoints import Checkpoint, CheckpointConflict, CheckpointStore
 from ...clock import utc_now
-from ..base import ReadTarget
+from ...scopes import ReadTarget, RowScope
 from .client import DeltaLinkGone, GraphClient, GraphResource
 from .rows import change_row, resync_rows
 

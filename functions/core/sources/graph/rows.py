@@ -6,8 +6,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from ...changes import RowScope, ticks
 from ...models import ChangeKind, format_utc
+from ...scopes import RowScope, ticks
 
 RESYNC_NOTE = (
     "Graph could no longer read changes from the stored delta link (410); every item it returned "

@@ -15,10 +15,9 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from ...change_log import ChangeLog, SyncResult
-from ...changes import RowScope
 from ...checkpoints import Checkpoint, CheckpointConflict, CheckpointStore
 from ...clock import utc_now
-from ..base import ReadTarget
+from ...scopes import ReadTarget, RowScope
 from .change_tokens import parse_change_token
 from .client import DEFAULT_PAGE_SIZE, ChangeTokenExpired, ListRef, SharePointClient
 from .field_changes import FieldTracker

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ...changes import RowScope
 from ...models import ChangeKind, format_utc
+from ...scopes import RowScope
 from .change_tokens import ChangeToken, parse_change_token
 from .models import CHANGE_KINDS, SharePointChange, SharePointListItem
 

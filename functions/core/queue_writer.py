@@ -1,4 +1,5 @@
-"""The `notifications` queue, written by the intakes and read by the worker."""
+"""Puts messages on the service's queues: notifications (the intakes' and the service's own
+requests for a read, for the worker) and delivery signals (for the sinks' drains)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,6 @@ from .storage import Storage, StorageUnavailable, is_outage, outages_reported
 
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient, QueueMessage
-
-    from .subscriptions import SubscriptionRecord
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ def _send(queue: QueueClient, message: str) -> QueueMessage:
         return queue.send_message(message)
 
 
-class NotificationQueue:
+class QueueWriter:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
 
@@ -70,13 +69,13 @@ class NotificationQueue:
         with outages_reported(f"putting a message on {queue} for {delay}s"):
             self._storage.queue(queue).send_message(message, visibility_timeout=delay)
 
-    def request_sync(self, record: SubscriptionRecord) -> None:
+    def request_sync(self, source: str, subscription_id: str, resource: str) -> None:
         """Ask the worker to read the subscription's changes now, as a notification would."""
 
         message = NotificationMessage(
-            source=record.source,
+            source=source,
             received_at=datetime.now(UTC),
-            notifications=[QueuedNotification(subscription_id=record.id, resource=record.resource)],
+            notifications=[QueuedNotification(subscription_id=subscription_id, resource=resource)],
             requested=True,
         )
         self.put_all([message.model_dump_json(by_alias=True, exclude_none=True)])

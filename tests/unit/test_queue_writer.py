@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ServiceResponseError, ServiceResponseTimeoutError
 
-from functions.core.notification_queue import NotificationQueue
+from functions.core.queue_writer import QueueWriter
 from functions.core.storage import StorageUnavailable
 
 DROPPED = ServiceResponseError("('Connection aborted.', RemoteDisconnected('Remote end closed connection'))")
@@ -42,7 +42,7 @@ class OneQueueStorage:
 
 
 def put(client: ScriptedQueue, *messages: str) -> int:
-    return NotificationQueue(OneQueueStorage(client)).put_all(iter(messages))  # type: ignore[arg-type]
+    return QueueWriter(OneQueueStorage(client)).put_all(iter(messages))  # type: ignore[arg-type]
 
 
 def test_a_send_whose_connection_dropped_is_sent_once_more():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 
 from pydantic import ValidationError
@@ -23,9 +23,9 @@ from .clock import utc_now
 from .failures import FailureLog
 from .gaps import GapWatch
 from .models import NotificationMessage
-from .notification_queue import NotificationQueue
 from .outbound import UpstreamError, throttled_wait
 from .poison import PoisonQueue
+from .queue_writer import QueueWriter
 from .read_leases import Outcome, ReadCoordinator
 from .sources.base import CursorRejected
 from .sources.registry import Sources, UnknownSource
@@ -79,19 +79,19 @@ class Worker:
     # Graph's lifecycle events for a subscription; returns the record to read with (a new one
     # when the subscription had to be recreated).
     lifecycle: Callable[[SubscriptionRecord, str], SubscriptionRecord]
-    queue: NotificationQueue
+    queue: QueueWriter
     # Signals the scope's sinks that a sync wrote rows (scope, subscription id, row keys, source).
     publish: Callable[[str, str, Sequence[str], str], int]
     poison: PoisonQueue
     failures: FailureLog
     reads: ReadCoordinator
     # Health alerts: reads failing this many times in a row, and reading again.
-    alerts: Alerts | None = None
-    alert_after_failed_reads: int = 5
-    # No notification for this long, while the sweep finds unannounced changes: "silent".
-    silent_after: timedelta = timedelta(hours=24)
+    alerts: Alerts
+    # A subscription's notification state (healthy, late, silent): SubscriptionViews.state.
+    state_of: Callable[[SubscriptionRecord], str]
     # Changes a read the service asked for found unannounced (after a recreate).
-    gaps: GapWatch | None = None
+    gaps: GapWatch
+    alert_after_failed_reads: int = 5
     clock: Callable[[], datetime] = utc_now
 
     def process_message(self, body: str) -> ProcessingReport:
@@ -218,7 +218,7 @@ class Worker:
             now = self.clock()
             streak = self.checkpoints.record_failure(record.scope, reason, now, record.source)
             self.subscriptions.update_health(record, lambda summary: summary.read_failed(now))
-            if self.alerts is not None and streak >= self.alert_after_failed_reads:
+            if streak >= self.alert_after_failed_reads:
                 detail = f"{streak} failed reads in a row; the last: {reason}"
                 self.alerts.raise_(record.id, Condition.READS_FAILING, detail)
         except Exception as unrecorded:
@@ -231,7 +231,7 @@ class Worker:
         try:
             if notified_at is not None:
                 self.checkpoints.record_notification(record.scope, notified_at, record.source)
-            was_silent = self._state(record) == "silent"
+            was_silent = self.state_of(record) == "silent"
             was_failing = record.health.failing_since is not None
             record = self.subscriptions.update_health(
                 record,
@@ -240,16 +240,16 @@ class Worker:
                 ).read_completed(),
             )
             # Only on a change of state: no alert read for every notification.
-            if self.alerts is not None and was_failing:
+            if was_failing:
                 self.alerts.recover(record.id, Condition.READS_FAILING)
-            if self.alerts is not None and was_silent and self._state(record) != "silent":
+            if was_silent and self.state_of(record) != "silent":
                 self.alerts.recover(record.id, Condition.SILENT)
         except Exception as unrecorded:
             log.warning("could not record the health of subscription %s: %s", record.id, unrecorded)
 
     def _watch_gaps(self, record: SubscriptionRecord, result: SyncResult) -> None:
         """A read no notification started found changes: were they announced?"""
-        if self.gaps is None or not result.written:
+        if not result.written:
             return
         try:
             checkpoint = self.checkpoints.read(record.scope, record.source)
@@ -257,9 +257,6 @@ class Worker:
                 self.gaps.after_read(checkpoint, result)
         except Exception as unrecorded:
             log.warning("could not look for a notification gap of %s: %s", record.id, unrecorded)
-
-    def _state(self, record: SubscriptionRecord) -> str:
-        return record.health.state(record.created, self.clock(), self.silent_after)
 
     def _put_back(
         self, message: NotificationMessage, unfinished: Unfinished, report: ProcessingReport
