@@ -4,6 +4,7 @@ data; every datum comes from the management API, called with the function key th
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import azure.functions as func
 
@@ -32,6 +33,10 @@ SECURITY_HEADERS = {
 @bp.function_name("console")
 @bp.route(route="console/{file?}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def console(req: func.HttpRequest) -> func.HttpResponse:
+    path = urlsplit(req.url).path
+    if not req.route_params.get("file") and not path.endswith("/"):
+        # The page's files are named relative to it: /api/console would look for /api/console.js.
+        return func.HttpResponse(status_code=308, headers={**SECURITY_HEADERS, "Location": f"{path}/"})
     name = req.route_params.get("file") or "index.html"
     if name not in CONTENT_TYPES:
         return func.HttpResponse("not found", status_code=404, headers=SECURITY_HEADERS)

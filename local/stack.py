@@ -7,113 +7,34 @@ Tests and benchmarks use `Stack` with free ports, so two runs never collide.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from functions.core.sinks.sealing import new_key_ring_setting
 from local.azurite import development_connection_string
 from local.functions_host.config import DEFAULT_FUNCTION_KEY, DEFAULT_MASTER_KEY
+from local.processes import (
+    ROOT,
+    Service,
+    free_port,
+    port_is_free,
+    spawn,
+    stopped_by_signals,
+    wait_for_http,
+    wait_for_port,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 AZURITE = ROOT / "node_modules" / ".bin" / "azurite"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    """Free to listen on: nothing listens there. Sockets of a closed server still in TIME-WAIT
-    do not count, as with the servers themselves (uvicorn and Azurite bind with SO_REUSEADDR)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 class PortsBusy(RuntimeError):
     """Another process (often an earlier `make run`) holds ports the stack needs."""
-
-
-_PR_SET_PDEATHSIG = 1
-# Loaded before any fork: the child only calls into it (no dlopen between fork and exec).
-_LIBC = ctypes.CDLL(None, use_errno=True)
-
-
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
-    """For Popen's preexec_fn: the child gets SIGTERM when the runner dies, even by SIGKILL."""
-
-    def arrange() -> None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent_pid:  # the runner died before prctl took effect
-            os._exit(1)
-
-    return arrange
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process {process.args!r} exited with {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on port {port} within {timeout}s")
-
-
-def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process {process.args!r} exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except urllib.error.HTTPError:
-            return  # it answered
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
-
-
-@dataclass
-class Service:
-    name: str
-    process: subprocess.Popen
-    log_path: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def log_tail(self, lines: int = 60) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return ""
 
 
 # Environment variables that move `make run`'s ports, and the Ports field each one sets.
@@ -337,25 +258,13 @@ class Stack:
         self.services.remove(service)
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> Service:
-        log_path = self.log_dir / f"{name}.log"
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            stdout=log_path.open("ab"),
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            # Own session: a Ctrl-C in the terminal reaches the runner only, which stops the
-            # children in order.
-            start_new_session=True,
-            preexec_fn=_die_with_parent(os.getpid()),
-        )
-        service = Service(name, process, log_path)
+        service = spawn(name, command, self.log_dir, env)
         self.services.append(service)
         return service
 
 
 def main() -> None:
-    """`make run`: the stack on its default ports until Ctrl-C."""
+    """`make run`: the stack on its default ports until Ctrl-C, SIGTERM or SIGHUP."""
     stack = Stack(
         ports=Ports.from_environ(os.environ),
         delivery_interval=float(os.environ.get("M365_EMULATOR_DELIVERY_INTERVAL", "5")),
@@ -363,19 +272,15 @@ def main() -> None:
         log_dir=ROOT / ".run",
         sealing_keys=local_sealing_keys(ROOT / "local.settings.json"),
     )
-    # kill, process supervisors and IDEs send SIGTERM; a closed terminal sends SIGHUP: stop the
-    # children in order for those too, as for Ctrl-C.
-    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(stop_signal, _stop_requested)
-    try:
-        with stack:
-            print(describe(stack), flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                while all(s.process.poll() is None for s in stack.services):
+    with stopped_by_signals() as stop_asked:
+        try:
+            with contextlib.suppress(KeyboardInterrupt), stack:
+                print(describe(stack) + "\nCtrl-C stops everything.", flush=True)
+                while not stop_asked() and all(s.process.poll() is None for s in stack.services):
                     time.sleep(0.5)
-            print("\nstopping...", flush=True)
-    except PortsBusy as error:
-        sys.exit(f"make run: {error}")
+        except PortsBusy as error:
+            sys.exit(f"make run: {error}")
+        print("stopped.", flush=True)
 
 
 def local_sealing_keys(path: Path) -> str:
@@ -392,10 +297,6 @@ def local_sealing_keys(path: Path) -> str:
     return str(values["SINK_SEALING_KEYS"])
 
 
-def _stop_requested(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 def describe(stack: Stack) -> str:
     return "\n".join(
         [
@@ -404,10 +305,10 @@ def describe(stack: Stack) -> str:
             f"master key: {DEFAULT_MASTER_KEY})",
             f"  Notification URL    {stack.functions_url}/api/notifications/sharepoint",
             f"  Management API      {stack.functions_url}/api/subscriptions   (header x-functions-key)",
-            f"  SharePoint emulator {stack.emulator_url}  (control surface: /_emulator/)",
+            f"  Microsoft 365 emulator {stack.emulator_url}  (SharePoint and Graph; control surface: "
+            "/_emulator/)",
             f"  Azurite             blob {stack.ports.blob}, queue {stack.ports.queue}, "
             f"table {stack.ports.table}",
-            "Ctrl-C stops everything.",
         ]
     )
 

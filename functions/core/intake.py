@@ -48,7 +48,9 @@ class SubscriptionLookup(Protocol):
     def get(self, subscription_id: str, source: str | None = None) -> SubscriptionRecord | None: ...
 
 
-class MessageSink(Protocol):
+class MessagePut(Protocol):
+    """Where the intake puts its queue messages, all or none (a QueueWriter, or a test's list)."""
+
     def put_all(self, messages: Iterator[str]) -> int: ...
 
 
@@ -93,7 +95,7 @@ def receive_notifications(
     body: bytes,
     *,
     subscriptions: CachedSubscriptionLookup,
-    queue: MessageSink,
+    queue: MessagePut,
     traceparent: str | None = None,
     now: datetime | None = None,
     kind: EntryKind,

@@ -41,6 +41,11 @@ def compile_route(template: str) -> re.Pattern[str]:
         optional = inner.endswith("?")
         name, _, constraint = inner.strip("*?").partition(":")
         regex = ".*" if catch_all else "[0-9]+" if constraint == "int" else "[^/]+"
+        if optional and pattern.endswith("/"):
+            # ASP.NET routing, as Azure applies it: an omitted optional last segment takes its
+            # separator with it (`console/{file?}` matches `console`).
+            pattern = pattern[:-1] + f"(?:/(?P<{name}>{regex}))?"
+            continue
         pattern += f"(?P<{name}>{regex})" + ("?" if optional else "")
     return re.compile(f"{pattern}/?", re.IGNORECASE)
 

@@ -11,7 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from local.stack import Ports, Stack, free_port
+from local.processes import free_port
+from local.stack import Ports, Stack
 
 
 @pytest.fixture(scope="session")

@@ -74,6 +74,15 @@ def test_the_page_is_static_with_a_strict_policy(stack):
     assert "<script>" not in response.text and " style=" not in response.text
 
 
+def test_the_page_without_its_slash_is_redirected_to_it(stack):
+    import httpx
+
+    response = httpx.get(f"{stack.functions_url}/api/console")
+    assert response.status_code == 308 and response.headers["location"] == "/api/console/"
+    followed = httpx.get(f"{stack.functions_url}/api/console", follow_redirects=True)
+    assert followed.status_code == 200 and "/api/console/console.js" in followed.text
+
+
 def test_a_wrong_key_says_so(page):
     connect(page, "not-the-key")
     page.get_by_role("status").filter(has_text="401").wait_for()

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from local.stack import PORT_SETTINGS, ROOT, free_port
+from local.processes import ROOT, free_port
+from local.stack import PORT_SETTINGS
 from tests.helpers import wait_until
 
 READY = "Local stack is up"

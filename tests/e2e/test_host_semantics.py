@@ -7,7 +7,8 @@ import uuid
 import httpx
 import pytest
 
-from local.stack import DEFAULT_FUNCTION_KEY, DEFAULT_MASTER_KEY, Ports, Stack, free_port
+from local.processes import free_port
+from local.stack import DEFAULT_FUNCTION_KEY, DEFAULT_MASTER_KEY, Ports, Stack
 from tests.e2e.conftest import SITE
 
 

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from local.clients import notification_entry
-from local.stack import Ports, Stack, free_port
+from local.processes import free_port
+from local.stack import Ports, Stack
 from tests.e2e.conftest import SITE
 
 SHAREPOINT_TIMEOUT = 5.0  # SharePoint gives up on a notification URL after this

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from local.stack import ROOT
+from local.processes import ROOT
 
 EXAMPLE = ROOT / "examples" / "management-api.http"
 # What each request in the file answers, in order.

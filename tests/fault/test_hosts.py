@@ -9,7 +9,7 @@ from functools import partial
 from functions.core.checkpoints import CheckpointStore
 from functions.core.sources.sharepoint import SHAREPOINT
 from functions.core.sources.sharepoint.change_tokens import parse_change_token
-from local.stack import free_port
+from local.processes import free_port
 from tests.fault.conftest import ACCEPTED, SHED, SITE, arrived, fault_stack, flood, make_changes, run_all
 from tests.helpers import wait_until
 

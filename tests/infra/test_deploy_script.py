@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from local.stack import Stack, free_port
+from local.processes import free_port
+from local.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "infra" / "deploy.sh"

@@ -14,7 +14,7 @@ from functions.core.models import NotificationMessage
 from functions.core.services import Services
 from functions.core.settings import Settings
 from functions.core.storage import StorageUnavailable
-from local.stack import free_port
+from local.processes import free_port
 from tests.integration.conftest import SITE
 
 

@@ -44,3 +44,13 @@ def test_binding_expressions_are_resolved_from_settings():
     assert (
         resolve_setting_expression("%RENEWAL_SCHEDULE%", {"RENEWAL_SCHEDULE": "0 * * * * *"}) == "0 * * * * *"
     )
+
+
+def test_an_omitted_optional_last_segment_takes_its_slash_with_it_as_in_azure():
+    route = compile_route("console/{file?}")
+    assert [bool(route.fullmatch(path)) for path in ("console", "console/", "console/a.js", "consoles")] == [
+        True,
+        True,
+        True,
+        False,
+    ]

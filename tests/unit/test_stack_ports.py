@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from local.stack import port_is_free
+from local.processes import port_is_free
 
 
 def listening() -> socket.socket:
