@@ -16,9 +16,12 @@ from tests.helpers import wait_until
 
 
 def alert_cards(emulator) -> list[dict]:
+    """The alerts the workflow took. An arrival it throttled (429: the receiver counts every
+    Teams request of the stack to this URL) was not delivered, and the sender sends it again."""
     arrivals = emulator.received("teams-workflow", ALERT_RECEIVER)
-    assert all(arrival["valid"] for arrival in arrivals), [a.get("problems") for a in arrivals]
-    return [json.loads(arrival["body"]) for arrival in arrivals]
+    delivered = [arrival for arrival in arrivals if arrival["answered"] != 429]
+    assert all(arrival["valid"] for arrival in delivered), [a.get("problems") for a in delivered]
+    return [json.loads(arrival["body"]) for arrival in delivered]
 
 
 def said(card: dict) -> str:

@@ -148,3 +148,26 @@ def test_no_alert_sink_no_alert(env):
     assert not quiet.services.delivery.alerts.sink.sends
     quiet.services.delivery.alerts.raise_(record.id, Condition.SILENT, "x")
     assert quiet.receivers.posts == []
+
+
+def test_a_teams_workflow_that_throttles_an_alert_gets_it_again_after_its_retry_after():
+    env = world(ALERT_SINK_URL="https://20.30.40.60/workflow", ALERT_SINK_TYPE="teams-workflow")
+    answers = iter([Outcome(False, 429, "HTTP 429", retry_after=0.01)])
+    env.receivers.answer = lambda sink: next(answers, Outcome(True, 202, "HTTP 202"))
+    record, _ = subscribe(env)
+    env.services.alerts.raise_(record.id, Condition.RENEWAL_FAILED, "the source refused")
+    posts = [body for sink, _, body in env.receivers.posts if sink.id == "alerts"]
+    assert len(posts) == 2 and posts[0] == posts[1]  # the same card, sent again
+    assert [view.undelivered for view in env.services.alerts.of(record.id)] == [False]
+
+
+def test_an_alert_a_teams_workflow_keeps_throttling_stays_pending_for_the_catch_up_timer():
+    env = world(ALERT_SINK_URL="https://20.30.40.60/workflow", ALERT_SINK_TYPE="teams-workflow")
+    env.receivers.answer = lambda sink: Outcome(False, 429, "HTTP 429", retry_after=0.01)
+    record, _ = subscribe(env)
+    env.services.alerts.raise_(record.id, Condition.RENEWAL_FAILED, "the source refused")
+    assert len([sink for sink, _, _ in env.receivers.posts if sink.id == "alerts"]) == 3
+    assert [view.undelivered for view in env.services.alerts.of(record.id)] == [True]
+    env.receivers.answer = lambda sink: Outcome(True, 202, "HTTP 202")
+    assert env.services.delivery.catch_up() == 0
+    assert [view.undelivered for view in env.services.alerts.of(record.id)] == [False]

@@ -43,6 +43,14 @@ def branch_points(path: Path, names: set[str]) -> list[str]:
     return found
 
 
+def defines(path: Path) -> bool:
+    """A module with a function or class of its own, not one that only re-exports."""
+    return any(
+        isinstance(node, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef)
+        for node in ast.parse(path.read_text()).body
+    )
+
+
 def test_the_sources_are_the_registrys_packages():
     assert source_names() == {"sharepoint", "graph"}
     assert SOURCES_PACKAGE.joinpath("registry.py").exists()
@@ -115,3 +123,20 @@ def test_the_core_imports_at_the_top_and_only_the_triggers_import_lazily():
         if isinstance(inner, ast.Import | ast.ImportFrom)
     ]
     assert inside_functions == []
+
+
+def test_every_deployed_module_is_in_the_test_map_and_every_test_file_it_names_exists():
+    """docs/testing.md says where each module's tests are: a module added without a row, or a test
+    file renamed without its rows, fails here."""
+    mapped: dict[str, list[str]] = {}
+    for line in (ROOT / "docs" / "testing.md").read_text().splitlines():
+        if line.startswith("| `") and "` | `" in line:
+            module, tests = line.strip("| ").split(" | ", 1)
+            mapped[module.strip("`")] = [name.strip("` ") for name in tests.split(",")]
+    deployed = {
+        str(path.relative_to(ROOT)) for path in DEPLOYED if path.name != "__init__.py" or defines(path)
+    }
+    assert sorted(deployed - set(mapped)) == [], "modules without a row in docs/testing.md"
+    assert sorted(set(mapped) - deployed) == [], "rows naming modules that are gone"
+    missing = [name for names in mapped.values() for name in names if not (ROOT / name).exists()]
+    assert missing == []
