@@ -106,15 +106,17 @@ def spawn(name: str, command: list[str], log_dir: Path, env: dict[str, str] | No
     in the terminal reaches the runner only, which stops the children in order), dying with the
     runner even when that is killed outright."""
     log_path = log_dir / f"{name}.log"
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        stdout=log_path.open("ab"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
-        start_new_session=True,
-        preexec_fn=die_with_parent(os.getpid()),
-    )
+    # The child keeps its own copy of the descriptor; ours is closed once it has started.
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+            preexec_fn=die_with_parent(os.getpid()),
+        )
     return Service(name, process, log_path)
 
 

@@ -169,8 +169,7 @@ async def graph_lifecycle(request: Request) -> Response:
     """POST {"subscriptionId", "lifecycleEvent"}: Graph sends that lifecycle notification now
     (to the subscription's lifecycleNotificationUrl) and applies it."""
     from .graph.delivery import lifecycle
-    from .graph.http import graph_error_response
-    from .graph.state import GraphError
+    from .graph.errors import GraphError, graph_error_response
 
     tenant = _tenant(request)
     body = await _optional_json(request)

@@ -17,11 +17,11 @@ from starlette.middleware import Middleware
 
 from . import control
 from .graph.delivery import DeliveryPolicy, GraphDeliverer
-from .graph.routes import graph_routes
+from .graph.urls import graph_routes
 from .receivers.routes import routes as receiver_routes
 from .sharepoint.delivery import Deliverer
 from .sharepoint.paths import SharePointPaths
-from .sharepoint.routes import routes as sharepoint_routes
+from .sharepoint.urls import routes as sharepoint_routes
 from .tenant import Tenant
 
 

@@ -37,6 +37,7 @@ def echo_url() -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/api/notifications"
     server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,11 +56,14 @@ class Target:
         notification_url: str | None,
     ) -> None:
         self.ref = ref
-        self.source = SharePointClient(StaticToken(token))
+        self._session = new_session()
+        self.source = SharePointClient(StaticToken(token), session=self._session)
         self.add_item = add_item
         self.notification_url = notification_url
-        self._session = new_session()
         self._token = token
+
+    def close(self) -> None:
+        self._session.close()
 
     def call(self, method: str, path: str, json: Any = None, accept: str = NOMETADATA) -> requests.Response:
         """`path` below the list's `_api/web/lists('{id}')` URL, or absolute under the site."""
@@ -75,17 +78,21 @@ class Target:
 
 
 @pytest.fixture(params=["emulator", "live"])
-def target(request, emulator_url, echo_url) -> Target:
+def target(request, emulator_url, echo_url) -> Iterator[Target]:
     if request.param == "emulator":
         client = EmulatorClient(emulator_url)
         list_id = client.create_list(SITE, f"contract-{uuid.uuid4().hex[:8]}")
         token = client.http.post("/_emulator/token").json()["access_token"]
-        return Target(
+        emulated = Target(
             ListRef(f"{emulator_url}{SITE}", list_id),
             token,
             lambda title: client.add_item(SITE, list_id, title),
             echo_url,
         )
+        yield emulated
+        emulated.close()
+        client.close()
+        return
     site, live_list_id, live_token = (
         os.environ.get(name) for name in ("M365_LIVE_SITE_URL", "M365_LIVE_LIST_ID", "M365_LIVE_ACCESS_TOKEN")
     )
@@ -99,7 +106,8 @@ def target(request, emulator_url, echo_url) -> Target:
         lambda title: live.call("POST", "/items", json={"Title": title}).json()["Id"],
         os.environ.get("M365_LIVE_NOTIFICATION_URL"),
     )
-    return live
+    yield live
+    live.close()
 
 
 def test_the_current_change_token_is_a_list_scoped_token(target):

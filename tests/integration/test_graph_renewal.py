@@ -30,7 +30,7 @@ def test_each_source_is_renewed_at_its_own_cadence(services, emulator, new_list)
 
     def renew_after(days: int):
         emulator.advance_clock(days * DAY - emulator_offset())
-        later = dataclasses.replace(services.subscriptions, clock=lambda: start + timedelta(days=days))
+        later = dataclasses.replace(services.renewals, clock=lambda: start + timedelta(days=days))
         return later.renew_due(WINDOW)
 
     def emulator_offset() -> float:

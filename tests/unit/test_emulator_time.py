@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from local.m365.clock import parse_time
+from local.m365.graph.errors import GraphError
 from local.m365.graph.rules import expiration_of
-from local.m365.graph.state import GraphError
 from local.m365.sharepoint.errors import SharePointError
-from local.m365.sharepoint.state import parse_sharepoint_time as sharepoint_time_of
+from local.m365.sharepoint.subscriptions import parse_sharepoint_time as sharepoint_time_of
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 

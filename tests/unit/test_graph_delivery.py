@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from local.m365.graph.delivery import DeliveryPolicy, GraphDeliverer
-from local.m365.graph.state import GraphSubscription, GraphTenant, PendingGraphNotification
+from local.m365.graph.model import GraphSubscription, PendingGraphNotification
+from local.m365.graph.state import GraphTenant
 from local.m365.tenant import Tenant
 
 URL = "https://receiver.example/hook"

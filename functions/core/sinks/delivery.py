@@ -373,8 +373,10 @@ class SinkDelivery:
             self.disable(sink, reason)
             report.ended, report.detail = Drained.DISABLED_NOW, reason
             return
-        delay = int(self._delay(attempts, outcome.retry_after)) + 1
+        delay = self._delay(attempts, outcome.retry_after)
         retry_at = now + timedelta(seconds=delay)
+        # The signal comes back a second after the retry time, never before it.
+        signal_delay = int(delay) + 1
         self.cursors.update(
             cursor,
             lambda c: c.released(
@@ -385,12 +387,12 @@ class SinkDelivery:
                 last_delivery=note,
             ),
         )
-        self.wake(sink.scope, sink.id, "retry", delay)
+        self.wake(sink.scope, sink.id, "retry", signal_delay)
         log.warning(
             "delivery to %s sink %s of subscription %s failed (attempt %d, %s); next attempt in %ds",
-            sink.type, sink.id, sink.subscription_id, attempts, outcome.detail, delay,
+            sink.type, sink.id, sink.subscription_id, attempts, outcome.detail, signal_delay,
         )  # fmt: skip
-        report.ended, report.retry_in_seconds = Drained.FAILED, delay
+        report.ended, report.retry_in_seconds = Drained.FAILED, signal_delay
 
     def _release(self, cursor: SinkCursor, holder: str) -> None:
         self.cursors.update(cursor, lambda c: c.released(holder))

@@ -18,8 +18,8 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from .errors import bad_request
 from .http import body_of
-from .state import bad_request
 
 MAX_REQUESTS = 20
 _PASSED_HEADERS = ("content-type", "location", "retry-after", "etag")

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from starlette.requests import Request
 
+from .errors import bad_request
 from .http import graph_of, now_of
+from .model import GraphSubscription, PendingGraphNotification, graph_time
 from .rules import expire_subscriptions
-from .state import GraphSubscription, GraphTenant, PendingGraphNotification, bad_request, graph_time
+from .state import GraphTenant
 
 if TYPE_CHECKING:
     from ..tenant import Tenant

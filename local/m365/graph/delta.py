@@ -12,7 +12,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .state import DEFAULT_PAGE_SIZE, GraphError, GraphTenant, Journal, bad_request
+from .errors import GraphError, bad_request
+from .model import DEFAULT_PAGE_SIZE, Journal
+from .state import GraphTenant
 
 # What `$select` may name on a delta query, by type; Graph refuses any other name.
 DRIVE_ITEM_PROPERTIES = (

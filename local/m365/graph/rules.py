@@ -9,7 +9,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..clock import parse_time
-from .state import MAX_LIFETIME_MINUTES, MIN_LIFETIME, GraphTenant, User, bad_request
+from .errors import bad_request
+from .model import MAX_LIFETIME_MINUTES, MIN_LIFETIME, User
+from .state import GraphTenant
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 EVERY_MAIL_FOLDER = "*"  # `users/{id}/messages` watches the whole mailbox

@@ -10,9 +10,10 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from .errors import GraphError, bad_request, not_found
 from .http import app_id_of, body_of, graph_of, now_of
+from .model import CHANGE_TYPES, CLIENT_STATE_MAX, GraphSubscription
 from .rules import check_https, expiration_of, expire_subscriptions, watched
-from .state import CHANGE_TYPES, CLIENT_STATE_MAX, GraphError, GraphSubscription, bad_request, not_found
 
 VALIDATION_TIMEOUT_SECONDS = 10.0
 # Graph (2026-03): a reauthorize and a PATCH must never reach one subscription within this.

@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..sharepoint.http import authorized_app
+from ..endpoint import bearer_app
 from .cards import message_card_problem, teams_problems
 
 TEAMS_REQUESTS_PER_SECOND = 4
@@ -95,7 +95,7 @@ async def receive(request: Request) -> Response:
             return PlainTextResponse(text, 200, headers=headers)
         return PlainTextResponse(f"injected {behaviour.status}", behaviour.status, headers=headers)
     if receiver.kind == "teams-workflow":
-        if receiver.requires_token and authorized_app(request) is None:
+        if receiver.requires_token and bearer_app(request) is None:
             entry.update(answered=401, problems=["no valid Entra bearer token"])
             receiver.received.append(entry)
             return JSONResponse(

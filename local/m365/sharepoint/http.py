@@ -1,31 +1,27 @@
-"""How SharePoint REST reads a request and writes an answer, and what every call goes through
-(bearer token, counters, injected faults, SharePoint's error bodies)."""
+"""How SharePoint REST reads a request and writes an answer, and SharePoint's dialect of the
+guard every call goes through (`local/m365/endpoint.py`)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
-import uuid
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..faults import KNOWN_OPERATIONS
+from ..endpoint import Dialect, Endpoint, guarded
+from ..faults import Fault
 from . import errors
 from .errors import SharePointError
 from .model import SpList
 
 if TYPE_CHECKING:
-    from ..tenant import Tenant
     from .state import SharePointState
 from .state import ACTING_APP, ACTING_USER
 
-Endpoint = Callable[[Request], Awaitable[Response]]
 _NOMETADATA = "application/json;odata=nometadata;streaming=true;charset=utf-8"
 _VERBOSE = "application/json;odata=verbose;charset=utf-8"
 
@@ -236,101 +232,57 @@ def select(body: dict[str, Any], request: Request) -> dict[str, Any]:
     return {name: body[name] for name in wanted if name in body}
 
 
-def authorized_app(request: Request) -> str | None:
-    """The app the request's bearer token was issued to, or None."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return request.app.state.tenant.tokens.app_of(token.strip(), time.time())
-
-
 def acting_user(request: Request) -> str | None:
     """The user a delegated bearer token acts for; None for an app-only one."""
     _, _, token = request.headers.get("Authorization", "").partition(" ")
     return request.app.state.tenant.tokens.user_of(token.strip(), time.time())
 
 
-# (route name, method) -> the operation name that counters and injected faults use.
-_OPERATIONS = {
-    ("create_list", "POST"): "CreateList",
-    ("get_list", "GET"): "GetList",
-    ("items", "GET"): "GetItems",
-    ("items", "POST"): "AddItem",
-    ("get_items_by_query", "POST"): "GetItemsByQuery",
-    ("item", "GET"): "GetItem",
-    ("item", "PATCH"): "UpdateItem",
-    ("item", "DELETE"): "DeleteItem",
-    ("recycle_item", "POST"): "RecycleItem",
-    ("restore_recycled", "POST"): "Restore",
-    ("get_changes", "POST"): "GetChanges",
-    ("subscriptions", "GET"): "ListSubscriptions",
-    ("subscriptions", "POST"): "CreateSubscription",
-    ("subscription", "GET"): "GetSubscription",
-    ("subscription", "PATCH"): "UpdateSubscription",
-    ("subscription", "DELETE"): "DeleteSubscription",
-    ("get_lists", "GET"): "GetLists",
-    ("add_file", "POST"): "AddFile",
-    ("file", "GET"): "GetFile",
-    ("file", "DELETE"): "DeleteFile",
-    ("file_item", "GET"): "GetFileItem",
-    ("file_item", "PATCH"): "UpdateFileItem",
-    ("file_action", "POST"): "FileAction",
-    ("get_web", "GET"): "GetWeb",
-    ("contextinfo", "POST"): "ContextInfo",
-    ("add_folder", "POST"): "AddFolder",
-    ("folder", "GET"): "GetFolder",
-    ("folder", "DELETE"): "DeleteFolder",
-    ("batch", "POST"): "Batch",
-}
+def _injected(fault: Fault) -> SharePointError:
+    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+    return SharePointError(
+        fault.status, errors.THROTTLED, "The request has been throttled (injected by the emulator).", headers
+    )
 
 
-def sharepoint_endpoint(name: str, endpoint: Endpoint) -> Endpoint:
-    """What every SharePoint call goes through: bearer token, counters, injected faults, errors."""
-    KNOWN_OPERATIONS.add(name)
-    KNOWN_OPERATIONS.update(operation for (route, _), operation in _OPERATIONS.items() if route == name)
+def _unauthorized(request_id: str) -> Response:
+    return JSONResponse(
+        {"error_description": "Invalid JWT token. The token is missing or has expired."},
+        status_code=401,
+        headers={
+            "WWW-Authenticate": 'Bearer realm="emulator", client_id="00000003-0000-0ff1-ce00-000000000000"',
+            "request-id": request_id,
+        },
+    )
 
-    async def handle(request: Request) -> Response:
-        tenant: Tenant = request.app.state.tenant
-        request_id = str(uuid.uuid4())
-        operation = _OPERATIONS.get((name, request.method), name)
-        tenant.calls[operation] += 1
-        app_id = authorized_app(request)
-        if app_id is None:
-            return JSONResponse(
-                {"error_description": "Invalid JWT token. The token is missing or has expired."},
-                status_code=401,
-                headers={
-                    "WWW-Authenticate": (
-                        'Bearer realm="emulator", client_id="00000003-0000-0ff1-ce00-000000000000"'
-                    ),
-                    "request-id": request_id,
-                },
-            )
-        fault = tenant.faults.take("sharepoint", operation, request.url.path, app_id)
-        if fault is not None and fault.status == 200:
-            await asyncio.sleep(fault.delay_seconds)
-        elif fault is not None:
-            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-            return errors.error_response(
-                SharePointError(
-                    fault.status,
-                    errors.THROTTLED,
-                    "The request has been throttled (injected by the emulator).",
-                    headers,
-                ),
-                request_id,
-                verbose=wants_verbose(request),
-            )
-        request.state.app_id = app_id
-        ACTING_APP.set(app_id)
-        ACTING_USER.set(acting_user(request))
-        try:
-            response = await endpoint(request)
-        except SharePointError as error:
-            return errors.error_response(error, request_id, verbose=wants_verbose(request))
-        response.headers["request-id"] = request_id
-        response.headers["SPRequestGuid"] = request_id
-        return response
 
-    return handle
+def _acting(request: Request, app_id: str) -> None:
+    """Who the model writes as the change's and the item's editor."""
+    ACTING_APP.set(app_id)
+    ACTING_USER.set(acting_user(request))
+
+
+SHAREPOINT = Dialect(
+    service="sharepoint",
+    error=SharePointError,
+    error_response=lambda error, request, request_id: errors.error_response(
+        error,  # type: ignore[arg-type]
+        request_id,
+        verbose=wants_verbose(request),
+    ),
+    unauthorized=_unauthorized,
+    injected=_injected,
+    request_headers=lambda request_id: {"request-id": request_id, "SPRequestGuid": request_id},
+    authorized=_acting,
+)
+
+
+def sharepoint_endpoint(name: str, operations: dict[str, str], endpoint: Endpoint) -> Endpoint:
+    """`endpoint` behind the guard every SharePoint call goes through; counted and faulted by the
+    operation its method names in `operations` (by `name` for a method not named there)."""
+    return guarded(
+        SHAREPOINT,
+        {name, *operations.values()},
+        lambda request: operations.get(request.method, name),
+        endpoint,
+    )
