@@ -13,7 +13,7 @@ from local.processes import ROOT
 
 EXAMPLE = ROOT / "examples" / "management-api.http"
 # What each request in the file answers, in order.
-EXPECTED_STATUSES = [200, 201, 201, 200, 200, 201, 200, 200, 401, 200, 200, 204]
+EXPECTED_STATUSES = [200, 201, 201, 200, 200, 201, 201, 204, 200, 200, 201, 200, 200, 401, 200, 200, 204]
 
 
 def parse_http_file(text: str) -> tuple[dict[str, str], list[dict[str, Any]]]:
