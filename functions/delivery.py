@@ -26,8 +26,20 @@ def deliver_changes(message: func.QueueMessage) -> None:
     # The message id names the cursor's lease holder: the same message, redelivered after a crash,
     # takes its own lease back at once.
     holder = message.id or uuid.uuid4().hex
-    outcome = get_services().delivery.drain(message.get_body().decode("utf-8"), holder=holder)
-    log.info("deliver_changes: message %s (dequeue count %s): %s", message.id, message.dequeue_count, outcome)
+    report = get_services().delivery.drain(message.get_body().decode("utf-8"), holder=holder)
+    # One line per run, as process_notifications writes: the fields a KQL query filters on.
+    log.info(
+        "deliver_changes: message %s (dequeue count %s): sink %s (%s): %d batch(es) delivered, %s%s%s%s",
+        message.id,
+        message.dequeue_count,
+        report.sink_id,
+        report.why,
+        report.batches_delivered,
+        report.ended,
+        f"; attempt {report.attempt} ({report.detail})" if report.attempt else "",
+        f"; {report.detail}" if report.detail and not report.attempt else "",
+        f"; retry in {report.retry_in_seconds}s" if report.retry_in_seconds is not None else "",
+    )
 
 
 @bp.function_name("catch_up_sinks")

@@ -131,19 +131,6 @@ class DrainReport:
     attempt: int = 0
     detail: str = ""
     retry_in_seconds: int | None = None
-    backing_off_until: datetime | None = None
-
-    def __str__(self) -> str:
-        said = f"sink {self.sink_id} ({self.why}): {self.batches_delivered} batch(es) delivered; {self.ended}"
-        if self.attempt:
-            said += f"; attempt {self.attempt}"
-        if self.detail:
-            said += f" ({self.detail})"
-        if self.retry_in_seconds is not None:
-            said += f"; retry in {self.retry_in_seconds}s"
-        if self.backing_off_until is not None:
-            said += f" until {self.backing_off_until.isoformat(timespec='seconds')}"
-        return said
 
 
 @dataclass(frozen=True)
@@ -241,7 +228,12 @@ class SinkDelivery:
             return report
         now = self.clock()
         if cursor.backing_off(now) and signal.why not in ("retry", "enable"):
-            report.ended, report.backing_off_until = Drained.BACKING_OFF, cursor.next_attempt_at
+            report.ended = Drained.BACKING_OFF
+            report.detail = (
+                f"until {cursor.next_attempt_at.isoformat(timespec='seconds')}"
+                if cursor.next_attempt_at
+                else ""
+            )
             return report
         lease_until = now + timedelta(seconds=LEASE_SECONDS)
         try:
