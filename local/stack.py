@@ -274,10 +274,14 @@ def main() -> None:
     )
     with stopped_by_signals() as stop_asked:
         try:
-            with contextlib.suppress(KeyboardInterrupt), stack:
+            with stack:
                 print(describe(stack) + "\nCtrl-C stops everything.", flush=True)
-                while not stop_asked() and all(s.process.poll() is None for s in stack.services):
-                    time.sleep(0.5)
+                with contextlib.suppress(KeyboardInterrupt):
+                    while not stop_asked() and all(s.process.poll() is None for s in stack.services):
+                        time.sleep(0.5)
+                print("\nstopping...", flush=True)
+        except KeyboardInterrupt:
+            pass  # asked to stop while starting: what had started is stopped already
         except PortsBusy as error:
             sys.exit(f"make run: {error}")
         print("stopped.", flush=True)

@@ -43,13 +43,14 @@ class DevServer:
         self.children: set[int] = set()
         self.ports = {name: free_port() for name in PORT_SETTINGS}
         self.output = tmp_path / "make-run.out"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "local.stack"],
-            cwd=ROOT,
-            stdout=self.output.open("wb"),
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **{name: str(port) for name, port in self.ports.items()}},
-        )
+        with self.output.open("wb") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "local.stack"],
+                cwd=ROOT,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **{name: str(port) for name, port in self.ports.items()}},
+            )
 
     def text(self) -> str:
         return self.output.read_text(errors="replace")
@@ -87,6 +88,19 @@ def test_a_stop_signal_stops_every_child(dev_server, stop_signal):
     assert dev_server.process.wait(timeout=60) == 0
     assert not any(alive(pid) for pid in children)
     assert "stopping" in dev_server.text()
+
+
+def test_signals_that_come_during_the_stop_do_not_cut_it_short(dev_server):
+    """`kill -TERM` to make run's process group, twice, as a supervisor that loses patience does:
+    the stop goes on in order, with no traceback, and no child outlives the runner."""
+    children = dev_server.wait_ready()
+    dev_server.process.send_signal(signal.SIGTERM)
+    wait_until(lambda: "stopping" in dev_server.text(), timeout=30, what="the stop to begin")
+    for again in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        dev_server.process.send_signal(again)
+    assert dev_server.process.wait(timeout=60) == 0
+    assert not any(alive(pid) for pid in children)
+    assert "Traceback" not in dev_server.text() and "stopped." in dev_server.text()
 
 
 def test_the_children_die_with_the_runner_even_when_it_is_killed_outright(dev_server):
