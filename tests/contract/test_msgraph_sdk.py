@@ -62,14 +62,16 @@ def graph_client(emulator_url: str, token: str) -> GraphServiceClient:
     return GraphServiceClient(request_adapter=adapter)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def loop() -> Any:
     loop = asyncio.new_event_loop()
     yield loop
     loop.close()
+    # After the test, its client and its loop: what the SDK left open is collected here.
+    collect_unclosed_error_responses()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def run(loop: asyncio.AbstractEventLoop) -> Any:
     def run(coroutine: Coroutine[Any, Any, T]) -> T:
         return loop.run_until_complete(coroutine)
@@ -82,13 +84,25 @@ def token(emulator_url: str) -> str:
     return requests.post(f"{emulator_url}/_emulator/token", json={}, timeout=10).json()["access_token"]
 
 
-@pytest.fixture(scope="module")
+class Released:
+    """The test's client, let go at teardown: pytest keeps a test's fixture values until its
+    teardown has ended, after the loop's collection, so the test holds this and not the client."""
+
+    def __init__(self, graph: GraphServiceClient) -> None:
+        self.graph: GraphServiceClient | None = graph
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.graph, name)
+
+
+@pytest.fixture
 def client(emulator_url: str, token: str, run: Any) -> Iterator[GraphServiceClient]:
-    graph = graph_client(emulator_url, token)
-    yield graph
+    held = Released(graph_client(emulator_url, token))
+    yield cast(GraphServiceClient, held)
+    assert held.graph is not None
     # The adapter's pooled connections, closed on the loop that opened them.
-    run(closed(graph))
-    collect_unclosed_error_responses()
+    run(closed(held.graph))
+    held.graph = None
 
 
 async def closed(graph: GraphServiceClient) -> None:
@@ -239,7 +253,6 @@ def test_error_shapes(run: Any, client: GraphServiceClient, emulator_url: str, u
     with pytest.raises(ODataError) as unauthorized:
         run(stranger.users.by_user_id(user).drive.get())
     run(closed(stranger))
-    collect_unclosed_error_responses()
     assert unauthorized.value.response_status_code == 401
     assert unauthorized.value.error.code == "InvalidAuthenticationToken"
     assert unauthorized.value.response_headers.get("www-authenticate").startswith("Bearer ")
@@ -258,7 +271,6 @@ def test_throttling_is_retried_after_the_time_graph_names(
             run(client.users.by_user_id(user).drive.get())
     finally:
         requests.delete(f"{emulator_url}/_emulator/faults", timeout=10)
-    collect_unclosed_error_responses()
     assert throttled.value.response_status_code == 429
     assert throttled.value.response_headers.get("retry-after") == "1"
 
