@@ -129,6 +129,7 @@ def _test_sink(services: Services, req: func.HttpRequest, *, invocation_id: str)
         "delivered": outcome.ok,
         "endpointStatus": outcome.status,
         "elapsedMs": round(outcome.elapsed * 1000),
+        "deadlinePassed": outcome.deadline_passed,
         "detail": outcome.detail,
     }
     return json_response(body)

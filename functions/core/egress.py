@@ -45,9 +45,12 @@ class ReceiverUnreachable(Exception):
     passed. `reason` is for the log; what users see is one fixed phrase for all of them, so the
     answer cannot be used to scan ports."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, elapsed: float = 0.0, deadline_passed: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        # How long the attempt held us, and whether it ended because the deadline passed.
+        self.elapsed = elapsed
+        self.deadline_passed = deadline_passed
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,11 @@ def post_to_receiver(
         response = connection.getresponse()
         prefix = response.read(MAX_ANSWER_BYTES)
         if time.monotonic() > deadline:
-            raise ReceiverUnreachable("the answer did not complete before the deadline")
+            raise ReceiverUnreachable(
+                "the answer did not complete before the deadline",
+                elapsed=time.monotonic() - started,
+                deadline_passed=True,
+            )
         return ReceiverAnswer(
             status=response.status,
             headers={name.lower(): value for name, value in response.getheaders()},
@@ -174,9 +181,10 @@ def post_to_receiver(
     except EgressRefused:
         raise
     except (OSError, http.client.HTTPException) as error:
-        late = time.monotonic() >= deadline
+        ended = time.monotonic()
+        late = ended >= deadline
         reason = "the deadline passed" if late else f"{type(error).__name__}"
-        raise ReceiverUnreachable(reason) from None
+        raise ReceiverUnreachable(reason, elapsed=ended - started, deadline_passed=late) from None
     finally:
         watchdog.cancel()
         connection.close()

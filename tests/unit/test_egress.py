@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
@@ -23,6 +24,8 @@ from functions.core.egress import (
     literal_address,
     post_to_receiver,
 )
+from functions.core.sinks.record import WEBHOOK, Sink
+from functions.core.sinks.sender import SinkSender
 
 INTERNAL_URLS = [
     "https://169.254.169.254/metadata/instance",
@@ -148,6 +151,8 @@ class Receiver(BaseHTTPRequestHandler):
                 self.wfile.write(b"x")
                 self.wfile.flush()
                 time.sleep(0.5)
+        elif self.path == "/hold":
+            time.sleep(3)  # holds the request past the caller's deadline, answering nothing
         elif self.path == "/huge":
             self.send_response(200)
             self.send_header("Content-Length", str(200 * 1024 * 1024))
@@ -200,6 +205,28 @@ def test_a_receiver_that_drips_its_answer_is_cut_off_at_the_deadline():
         post_to_receiver(f"{base}/drip", b"{}", {}, allow_loopback_http=True, deadline_seconds=1.5)
 
 
+def test_a_receiver_that_holds_the_request_past_the_deadline_says_how_long_it_held_it():
+    with receiver() as base, pytest.raises(ReceiverUnreachable) as held:
+        post_to_receiver(f"{base}/hold", b"{}", {}, allow_loopback_http=True, deadline_seconds=1.0)
+    assert held.value.deadline_passed and held.value.elapsed >= 1.0
+
+
+SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def test_a_sample_sent_to_a_receiver_that_holds_it_says_the_deadline_passed_and_how_long_it_took():
+    sender = SinkSender(allow_loopback_http=True, deadline_seconds=1.0)
+    with receiver() as base:
+        sink = Sink("sink_1", "scope", "sub", WEBHOOK, f"{base}/hold", (), datetime.now(UTC), secret=SECRET)
+        outcome = sender.send(sink, "msg_test_1", [], datetime.now(UTC))
+    assert (outcome.ok, outcome.deadline_passed, outcome.detail) == (
+        False,
+        True,
+        "no answer within the 1 s deadline",
+    )
+    assert outcome.elapsed >= 1.0
+
+
 def test_a_huge_answer_is_read_no_further_than_the_limit():
     with receiver() as base:
         answer = post_to_receiver(f"{base}/huge", b"{}", {}, allow_loopback_http=True)
@@ -211,8 +238,9 @@ def test_a_closed_port_and_a_refused_name_look_the_same_to_the_caller():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(ReceiverUnreachable):
+    with pytest.raises(ReceiverUnreachable) as refused:
         post_to_receiver(f"http://127.0.0.1:{port}/x", b"{}", {}, allow_loopback_http=True)
+    assert not refused.value.deadline_passed
 
 
 def test_no_module_of_the_deployed_code_posts_to_a_sink_but_through_the_egress_sender():

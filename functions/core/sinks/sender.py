@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from standardwebhooks.webhooks import Webhook
 
-from ..egress import EgressRefused, ReceiverUnreachable, post_to_receiver
+from ..egress import DEFAULT_DEADLINE_SECONDS, EgressRefused, ReceiverUnreachable, post_to_receiver
 from ..models import ChangeView
 from ..outbound import parse_retry_after
 from .payloads import adaptive_card_messages, alert_card, alert_headers, message_cards, webhook_body
@@ -47,6 +47,7 @@ class Outcome:
     retry_after: float | None = None
     gone: bool = False
     elapsed: float = 0.0
+    deadline_passed: bool = False
 
 
 class SinkSender:
@@ -60,8 +61,10 @@ class SinkSender:
         rate_gate: RateGate | None = None,
         flow_tokens: TokenProvider | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
     ) -> None:
         self._allow_loopback_http = allow_loopback_http
+        self._deadline_seconds = deadline_seconds
         self._rate_gate = rate_gate
         self._flow_tokens = flow_tokens
         self._sleep = sleep
@@ -125,13 +128,23 @@ class SinkSender:
 
     def _post(self, sink: Sink, body: bytes, headers: dict[str, str]) -> Outcome:
         try:
-            answer = post_to_receiver(sink.url, body, headers, allow_loopback_http=self._allow_loopback_http)
+            answer = post_to_receiver(
+                sink.url,
+                body,
+                headers,
+                allow_loopback_http=self._allow_loopback_http,
+                deadline_seconds=self._deadline_seconds,
+            )
         except (EgressRefused, ReceiverUnreachable) as error:
             log.warning(
                 "delivery to %s sink %s of subscription %s failed: %s",
                 sink.type, sink.id, sink.subscription_id, error,
             )  # fmt: skip
-            return Outcome(False, None, UNREACHABLE)
+            if isinstance(error, ReceiverUnreachable) and error.deadline_passed:
+                detail = f"no answer within the {self._deadline_seconds:g} s deadline"
+                return Outcome(False, None, detail, elapsed=error.elapsed, deadline_passed=True)
+            elapsed = error.elapsed if isinstance(error, ReceiverUnreachable) else 0.0
+            return Outcome(False, None, UNREACHABLE, elapsed=elapsed)
         status = answer.status
         retry_after = parse_retry_after(answer.headers.get("retry-after"))
         if 300 <= status < 400:
