@@ -29,8 +29,8 @@ class GapWatch:
     alerts: Alerts
     # The notification state of a checkpoint's subscription (healthy, late, silent) at a time;
     # and a gap noted on its health summary, giving the state after it.
-    state_of: Callable[[Checkpoint, datetime], str] = lambda checkpoint, at: "healthy"
-    note_gap: Callable[[Checkpoint, datetime], str] = lambda checkpoint, at: "healthy"
+    state_of: Callable[[Checkpoint, datetime], str]
+    note_gap: Callable[[Checkpoint, datetime], str]
     clock: Callable[[], datetime] = utc_now
 
     def after_read(self, checkpoint: Checkpoint, result: SyncResult) -> None:

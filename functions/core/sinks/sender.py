@@ -93,13 +93,15 @@ class SinkSender:
             body, headers = alert_headers(event, sink.signing_secrets(now), now)
         else:
             body, headers = json.dumps(alert_card(event)).encode(), {"Content-Type": "application/json"}
-        for attempt in range(1, ALERT_TRIES + 1):
+        self._take_slot(sink)
+        outcome = self._post(sink, body, headers)
+        for _ in range(ALERT_TRIES - 1):
+            if outcome.status != 429:
+                break
+            self._sleep(min(outcome.retry_after or 1.0, MAX_ALERT_RETRY_AFTER))
             self._take_slot(sink)
             outcome = self._post(sink, body, headers)
-            if outcome.status != 429 or attempt == ALERT_TRIES:
-                return outcome
-            self._sleep(min(outcome.retry_after or 1.0, MAX_ALERT_RETRY_AFTER))
-        raise AssertionError("unreachable")
+        return outcome
 
     def _take_slot(self, sink: Sink) -> None:
         """Teams' rate, shared through storage with every instance sending to the same URL."""
