@@ -1,5 +1,6 @@
 """The URLs Microsoft 365 calls, for validation and for notifications:
-`sharepoint_notifications`, `graph_notifications` and `graph_lifecycle`."""
+`sharepoint_notifications`, `graph_notifications`, `graph_lifecycle`, `teams_notifications` and
+`teams_lifecycle`."""
 
 from __future__ import annotations
 
@@ -26,6 +27,18 @@ def sharepoint_notifications(req: func.HttpRequest, context: func.Context) -> fu
 @bp.route(route="notifications/graph", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def graph_notifications(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     return _intake(req, context, "graph", "graph_notifications")
+
+
+@bp.function_name("teams_notifications")
+@bp.route(route="notifications/teams", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def teams_notifications(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return _intake(req, context, "teams", "teams_notifications")
+
+
+@bp.function_name("teams_lifecycle")
+@bp.route(route="notifications/teams/lifecycle", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def teams_lifecycle(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return _intake(req, context, "teams/lifecycle", "teams_lifecycle")
 
 
 @bp.function_name("graph_lifecycle")

@@ -23,7 +23,8 @@ def process_notifications(message: func.QueueMessage, context: func.Context) -> 
     log.info(
         "process_notifications: message %s (id %s, dequeue count %s, invocation %s, notification "
         "traceparent %s): %d list(s) synced, %d change(s) written, %d resync(s), "
-        "%d covered by an earlier read, %d unknown subscription(s), %d deferred for %ds%s",
+        "%d covered by an earlier read, %d carried by the notification (%d item(s) refused), "
+        "%d unknown subscription(s), %d deferred for %ds%s",
         message.id,
         report.message_id or "-",
         message.dequeue_count,
@@ -33,6 +34,8 @@ def process_notifications(message: func.QueueMessage, context: func.Context) -> 
         report.changes_written,
         report.resyncs,
         report.covered,
+        report.carried,
+        report.refused_items,
         len(report.unknown_subscriptions),
         len(report.deferred),
         report.deferred_seconds,

@@ -211,6 +211,31 @@ class EmulatorClient:
     def delete_outlook(self, user: str, collection: str, item: str) -> None:
         self._ok(self.graph("DELETE", f"/users/{user}/{collection}/{item}"))
 
+    # --- Teams: a user's messages (delegated, as Graph requires), and the test controls ---------
+
+    def create_team(self, name: str, channels: list[str]) -> dict[str, Any]:
+        return self._ok(
+            self.http.post("/_emulator/teams", json={"displayName": name, "channels": channels})
+        ).json()
+
+    def post_channel_message(self, team: str, channel: str, html: str, reply_to: str | None = None) -> str:
+        path = f"/teams/{team}/channels/{channel}/messages" + (f"/{reply_to}/replies" if reply_to else "")
+        body = {"body": {"contentType": "html", "content": html}}
+        return self._ok(self.graph("POST", path, json=body)).json()["id"]
+
+    def edit_channel_message(self, team: str, channel: str, message: str, html: str) -> None:
+        body = {"body": {"contentType": "html", "content": html}}
+        self._ok(self.graph("PATCH", f"/teams/{team}/channels/{channel}/messages/{message}", json=body))
+
+    def delete_channel_message(self, team: str, channel: str, message: str) -> None:
+        self._ok(self.graph("POST", f"/teams/{team}/channels/{channel}/messages/{message}/softDelete"))
+
+    def spoil_rich_notifications(self, fault: str, times: int = 1) -> None:
+        self._ok(self.http.post("/_emulator/teams/faults", json={"fault": fault, "times": times}))
+
+    def grant_app_roles(self, roles: list[str], app_id: str | None = None) -> None:
+        self._ok(self.http.post("/_emulator/graph/permissions", json={"appId": app_id, "roles": roles}))
+
     def graph_subscriptions(self) -> list[dict[str, Any]]:
         return self._ok(self.http.get("/_emulator/graph/subscriptions")).json()["value"]
 
@@ -291,6 +316,9 @@ class FunctionsClient:
     def create_graph_subscription(self, resource: str, change_type: str) -> httpx.Response:
         body = {"source": "graph", "resource": resource, "changeType": change_type}
         return self.http.post("/api/subscriptions", json=body)
+
+    def create_teams_subscription(self, resource: str, **extra: Any) -> httpx.Response:
+        return self.http.post("/api/subscriptions", json={"source": "teams", "resource": resource, **extra})
 
     def add_sink(self, subscription_id: str, sink_type: str, url: str, **extra: Any) -> httpx.Response:
         body = {"type": sink_type, "url": url, **extra}

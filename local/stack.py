@@ -11,14 +11,17 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from functions.core.sinks.sealing import new_key_ring_setting
 from local.azurite import development_connection_string
+from local.certificates import new_teams_certificate
 from local.functions_host.config import DEFAULT_FUNCTION_KEY, DEFAULT_MASTER_KEY
+from local.m365.graph.rich import KEYS_PATH
+from local.m365.tokens import DEFAULT_APP_ID
 from local.processes import (
     ROOT,
     Service,
@@ -107,6 +110,8 @@ class Stack:
     # The key ring that seals sink secrets: one per stack, kept across host restarts, since the
     # stored secrets open only under it.
     sealing_keys: str = field(default_factory=new_key_ring_setting)
+    # The certificate Teams' rich notifications are encrypted to (Key Vault's, in Azure).
+    teams_certificate: str = field(default_factory=new_teams_certificate)
     services: list[Service] = field(default_factory=list)
 
     @property
@@ -139,6 +144,10 @@ class Stack:
             # The emulator's connector receivers are plain http on loopback; never set in Azure.
             "ALLOW_LOOPBACK_HTTP_SINKS": "true",
             "SINK_SEALING_KEYS": self.sealing_keys,
+            "TEAMS_CERTIFICATE": self.teams_certificate,
+            # The emulator issues the service's tokens to this app id, and validation tokens to it.
+            "GRAPH_APP_ID": DEFAULT_APP_ID,
+            "IDENTITY_KEYS_URL": self.emulator_url + KEYS_PATH,
             "SINK_CATCH_UP_SCHEDULE": "0 */5 * * * *",
             "FUNCTIONS_KEY": DEFAULT_FUNCTION_KEY,
             "FUNCTIONS_MASTER_KEY": DEFAULT_MASTER_KEY,
@@ -270,7 +279,10 @@ def main() -> None:
         delivery_interval=float(os.environ.get("M365_EMULATOR_DELIVERY_INTERVAL", "5")),
         retry_interval=float(os.environ.get("M365_EMULATOR_RETRY_INTERVAL", "30")),
         log_dir=ROOT / ".run",
-        sealing_keys=local_sealing_keys(ROOT / "local.settings.json"),
+        sealing_keys=local_setting(ROOT / "local.settings.json", "SINK_SEALING_KEYS", new_key_ring_setting),
+        teams_certificate=local_setting(
+            ROOT / "local.settings.json", "TEAMS_CERTIFICATE", new_teams_certificate
+        ),
     )
     with stopped_by_signals() as stop_asked:
         try:
@@ -287,18 +299,19 @@ def main() -> None:
         print("stopped.", flush=True)
 
 
-def local_sealing_keys(path: Path) -> str:
-    """`make run`'s key ring for sink secrets, generated into local.settings.json the first time
-    (the file is git-ignored), so secrets sealed in one run open in the next."""
+def local_setting(path: Path, name: str, new: Callable[[], str]) -> str:
+    """A secret setting of `make run` (the key ring for sink secrets, the Teams certificate),
+    generated into local.settings.json the first time (the file is git-ignored), so what one run
+    sealed or subscribed with opens in the next."""
     import json
 
     settings: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"IsEncrypted": False}
     values: dict[str, Any] = settings.setdefault("Values", {})
-    if not values.get("SINK_SEALING_KEYS"):
-        values["SINK_SEALING_KEYS"] = new_key_ring_setting()
+    if not values.get(name):
+        values[name] = new()
         path.write_text(json.dumps(settings, indent=2) + "\n")
         path.chmod(0o600)
-    return str(values["SINK_SEALING_KEYS"])
+    return str(values[name])
 
 
 def describe(stack: Stack) -> str:

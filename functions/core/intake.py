@@ -120,6 +120,16 @@ def receive_notifications(
     for position, raw in enumerate(envelope.value):
         notification, reason = _parse_entry(raw, kind, tenant_id)
         parsed.append((position, notification, reason))
+    if kind.trust is not None:
+        refusal = kind.trust(envelope.validation_tokens, [n for _, n, _ in parsed if n is not None])
+        if refusal:
+            # Nothing of an untrusted POST is looked up or queued; it is answered like any other.
+            result.rejections = [
+                (_raw_id(envelope.value[position]) or f"entry {position}", reason or refusal)
+                for position, _, reason in parsed
+            ]
+            result.rejected = len(result.rejections)
+            return result
     wanted = [n.subscription_id for _, n, _ in parsed if n is not None]
     lookup = subscriptions.lookup(wanted, max_reads=MAX_LOOKUPS_PER_REQUEST, deadline=deadline)
     result.storage_reads = lookup.reads

@@ -49,6 +49,8 @@ class NotificationEnvelope(WireModel):
     """The outer shape of every webhook POST: `{"value": [...]}`. Entries are checked one by one."""
 
     value: list[Any] = Field(min_length=1)
+    # Rich notifications (Teams): JWTs saying Microsoft Graph sent them, one per app and tenant.
+    validation_tokens: list[Any] | None = Field(default=None, alias="validationTokens")
 
 
 def guid(value: str) -> str:
@@ -69,6 +71,8 @@ class QueuedNotification(WireModel):
     web_id: str | None = Field(default=None, alias="webId")
     change_type: str | None = Field(default=None, alias="changeType")
     lifecycle_event: str | None = Field(default=None, alias="lifecycleEvent")
+    # A rich notification's change, still encrypted: the worker decrypts it, after its signature.
+    encrypted_content: dict[str, Any] | None = Field(default=None, alias="encryptedContent")
 
 
 class NotificationMessage(WireModel):

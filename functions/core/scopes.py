@@ -44,11 +44,13 @@ class RowScope:
 class ReadTarget:
     """What a read needs, from a subscription record or a checkpoint alike: the scope (the key of
     the cursor and the change log), the address the source is read at (a SharePoint site URL, a
-    Graph resource path) and the subscription the rows are logged for."""
+    Graph resource path) and the subscription the rows are logged for; from a record, also what
+    people call the watched thing (a list's title, a channel's '#name'), where rows say it."""
 
     scope: str
     address: str
     subscription_id: str
+    title: str | None = None
 
 
 def ticks(moment: datetime) -> int:

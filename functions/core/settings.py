@@ -52,6 +52,17 @@ DEFAULT_ALERT_AFTER_FAILED_READS = 5
 SWEEP_MAX_AGE_HOURS = "SWEEP_MAX_AGE_HOURS"
 GRAPH_SWEEP_MAX_AGE_HOURS = "GRAPH_SWEEP_MAX_AGE_HOURS"
 SILENT_AFTER_HOURS = "SILENT_AFTER_HOURS"
+# Teams (docs/teams.md): the certificate rich notifications are encrypted to, with its private key
+# (a Key Vault reference in Azure), the previous one while a rollover lasts, the app id validation
+# tokens are issued to, and whether change rows keep a preview of each message.
+TEAMS_CERTIFICATE = "TEAMS_CERTIFICATE"
+TEAMS_PREVIOUS_CERTIFICATE = "TEAMS_PREVIOUS_CERTIFICATE"
+GRAPH_APP_ID = "GRAPH_APP_ID"
+TEAMS_KEEP_PREVIEW = "TEAMS_KEEP_PREVIEW"
+# The signing keys of validation tokens: the Microsoft identity platform's, always, in Azure. Only
+# the local stack (SHAREPOINT_AUTH=emulator) may point it at the emulator's.
+IDENTITY_KEYS_URL = "IDENTITY_KEYS_URL"
+MICROSOFT_IDENTITY_KEYS_URL = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
 
 
 class SettingsError(ValueError):
@@ -93,6 +104,11 @@ class Settings:
     alert_sink_type: str
     alert_sink_secret: str | None
     alert_after_failed_reads: int
+    teams_certificate: str | None = None
+    teams_previous_certificate: str | None = None
+    graph_app_id: str | None = None
+    teams_keep_preview: bool = True
+    identity_keys_url: str = MICROSOFT_IDENTITY_KEYS_URL
 
     @property
     def sharepoint_notification_url(self) -> str:
@@ -105,6 +121,14 @@ class Settings:
     @property
     def graph_lifecycle_url(self) -> str:
         return f"{self.notification_base_url}/api/notifications/graph/lifecycle"
+
+    @property
+    def teams_notification_url(self) -> str:
+        return f"{self.notification_base_url}/api/notifications/teams"
+
+    @property
+    def teams_lifecycle_url(self) -> str:
+        return f"{self.notification_base_url}/api/notifications/teams/lifecycle"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -155,6 +179,11 @@ class Settings:
             alert_after_failed_reads=_whole_number(
                 environ, ALERT_AFTER_FAILED_READS, DEFAULT_ALERT_AFTER_FAILED_READS, minimum=1, maximum=1000
             ),
+            teams_certificate=environ.get(TEAMS_CERTIFICATE, "").strip() or None,
+            teams_previous_certificate=environ.get(TEAMS_PREVIOUS_CERTIFICATE, "").strip() or None,
+            graph_app_id=environ.get(GRAPH_APP_ID, "").strip() or None,
+            teams_keep_preview=_flag(environ, TEAMS_KEEP_PREVIEW, default=True),
+            identity_keys_url=_identity_keys_url(environ, auth),
         )
         if auth == "certificate":
             for name, value in (
@@ -212,6 +241,26 @@ def _ncrontab(environ: Mapping[str, str], name: str, default: str) -> str:
             f"'{{second}} {{minute}} {{hour}} {{day}} {{month}} {{day-of-week}}'; got {value!r}"
         )
     return value
+
+
+def _flag(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("true", "false"):
+        raise SettingsError(f"{name} must be true or false; got {raw!r}")
+    return raw == "true"
+
+
+def _identity_keys_url(environ: Mapping[str, str], auth: str) -> str:
+    if not environ.get(IDENTITY_KEYS_URL, "").strip():
+        return MICROSOFT_IDENTITY_KEYS_URL
+    if auth != "emulator":
+        raise SettingsError(
+            f"{IDENTITY_KEYS_URL} may be set only with {SHAREPOINT_AUTH}=emulator: in Azure, validation "
+            "tokens are checked against the Microsoft identity platform's keys"
+        )
+    return _absolute_url(environ, IDENTITY_KEYS_URL)
 
 
 def _one_of(environ: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:

@@ -54,6 +54,9 @@ class ProcessingReport:
     sinks_signalled: int = 0
     # Lists left unread because a read that began after the notification had completed.
     covered: int = 0
+    # Changes logged from the notifications themselves (Teams), and items refused (a bad signature).
+    carried: int = 0
+    refused_items: int = 0
     # Subscriptions put back on the queue: throttled until the Retry-After has passed, or
     # being read by another worker until it lets go.
     deferred: list[str] = field(default_factory=list)
@@ -124,7 +127,10 @@ class Worker:
             # before any storage call: those behind a read then find it done and covering them.
             with self.reads.turn(f"{message.source}/{subscription_id}"):
                 record = self._target(message, subscription_id, report)
-                if record is not None and record.scope not in read_scopes:
+                if record is None:
+                    continue
+                needs_read = self._carried(subscription_id, record, message, report)
+                if needs_read and record.scope not in read_scopes:
                     read_scopes.add(record.scope)
                     self._read(subscription_id, record, message, report, unfinished)
         if unfinished.failures:
@@ -154,6 +160,33 @@ class Worker:
                     return None
                 report.lifecycle_events.append(event)
         return record
+
+    def _carried(
+        self,
+        subscription_id: str,
+        record: SubscriptionRecord,
+        message: NotificationMessage,
+        report: ProcessingReport,
+    ) -> bool:
+        """Log the changes the message's notifications carry (Teams); whether the scope must still
+        be read (a notification with no change inside, a lifecycle event, a read asked for)."""
+        carried_reader = self.sources[record.source].carried
+        mine = [n for n in message.notifications if n.subscription_id == subscription_id]
+        if carried_reader is None:
+            return True
+        carrying = [n for n in mine if n.encrypted_content is not None]
+        if carrying:
+            # Rows are keyed by each message's own state: a redelivery writes nothing new, so no
+            # lease is needed, and a storage error fails the message for the host to retry.
+            carried = carried_reader.write_carried(record.target, carrying)
+            report.carried += carried.result.written
+            report.refused_items += len(carried.refused)
+            report.changes_written += carried.result.written
+            report.sinks_signalled += self.publish(
+                record.scope, record.id, carried.result.rows, record.source
+            )
+            self._note_read(record, message.received_at)
+        return bool(message.requested) or len(carrying) < len(mine)
 
     def _read(
         self,

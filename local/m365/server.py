@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from . import control
+from .graph import teams_control
 from .graph.delivery import DeliveryPolicy, GraphDeliverer
 from .graph.urls import graph_routes
 from .receivers.routes import routes as receiver_routes
@@ -56,7 +57,7 @@ def create_app(
                         await task
 
     app = Starlette(
-        routes=[*control.routes, *receiver_routes, *graph_routes, *sharepoint_routes],
+        routes=[*control.routes, *teams_control.routes, *receiver_routes, *graph_routes, *sharepoint_routes],
         middleware=[Middleware(SharePointPaths)],
         lifespan=lifespan,
     )

@@ -22,7 +22,7 @@ from functions.core.settings import Settings
 from functions.core.sinks.rate import RateGate
 from functions.core.sinks.record import Sink
 from functions.core.sinks.sender import Outcome, SinkSender
-from functions.core.sources.graph.client import GraphClient
+from functions.core.sources.graph_api import GraphClient
 from functions.core.sources.registry import Built, build_sources
 from functions.core.sources.sharepoint.client import SharePointClient
 from tests.fakes.m365 import NO_WAIT, FakeGraph, FakeSharePoint, StaticToken

@@ -52,7 +52,7 @@ def defines(path: Path) -> bool:
 
 
 def test_the_sources_are_the_registrys_packages():
-    assert source_names() == {"sharepoint", "graph"}
+    assert source_names() == {"sharepoint", "graph", "teams"}
     assert SOURCES_PACKAGE.joinpath("registry.py").exists()
     assert Sources.__module__ == "functions.core.sources.registry"
 

@@ -97,8 +97,8 @@ def test_a_create_request_is_read_in_the_model_of_the_source_it_names(env):
     )
     graph = b'{"source": "graph", "resource": "/drives/b!x/root", "changeType": "updated"}'
     assert isinstance(parse(graph), CreateGraphSubscriptionRequest)
-    with pytest.raises(BadRequest, match="source must be one of sharepoint, graph"):
-        parse(b'{"source": "teams"}')
+    with pytest.raises(BadRequest, match="source must be one of sharepoint, graph, teams"):
+        parse(b'{"source": "yammer"}')
     with pytest.raises(ValidationError):
         parse(b"not json")
 
@@ -203,7 +203,7 @@ def test_listing_pages_through_every_source_in_order(env):
     assert sorted(seen) == sorted(record.id for record in created)
     assert seen[-1] == created[-1].id  # sharepoint's partition, then graph's
     with pytest.raises(InvalidSubscriptionRequest):
-        env.services.subscriptions.page(after="teams:x", top=2)
+        env.services.subscriptions.page(after="yammer:x", top=2)
 
 
 def test_health_says_when_the_token_was_issued_and_how_reads_went(env):

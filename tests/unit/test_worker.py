@@ -74,7 +74,7 @@ def test_a_message_that_is_not_ours_is_poisoned_at_once(env, body):
 
 
 def test_a_message_naming_a_source_this_service_does_not_follow_is_poisoned(env):
-    body = env.notification(str(uuid.uuid4()), source="teams")
+    body = env.notification(str(uuid.uuid4()), source="yammer")
     report = env.services.worker.process_message(body)
     assert "unknown source" in (report.poisoned_because or "")
 

@@ -9,8 +9,8 @@ checkpoint, route or request names, and never branch on which one it is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -87,15 +87,31 @@ class Reader(Protocol):
         ...
 
 
+class CarriedReader(Protocol):
+    def write_carried(self, target: ReadTarget, notifications: Sequence[QueuedNotification]) -> CarriedResult:
+        """Log the changes the notifications carry themselves (Teams' rich notifications): no read."""
+        ...
+
+
+@dataclass
+class CarriedResult:
+    result: SyncResult
+    # Items not logged, and why (a bad signature, an unknown certificate): never what they held.
+    refused: list[str] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class EntryKind:
     """What one notification URL accepts: whose entries, of which shape, how one is checked beyond
-    its shape (a reason to refuse it, or ""), and what of it the queue message keeps."""
+    its shape (a reason to refuse it, or ""), and what of it the queue message keeps. `trust`:
+    why a POST's entries are not to be trusted at all, from its `validationTokens` and its parsed
+    entries (Teams), or ""; checked before any storage read."""
 
     source: str
     model: type[BaseModel]
     check: Callable[[Any], str]
     queued: Callable[[Any], QueuedNotification]
+    trust: Callable[[Any, Sequence[Any]], str] | None = None
 
 
 class Source(Protocol):
@@ -107,6 +123,12 @@ class Source(Protocol):
 
     @property
     def reader(self) -> Reader: ...
+
+    @property
+    def carried(self) -> CarriedReader | None:
+        """Where a source whose notifications carry the change logs it (None: every notification
+        means "go and read")."""
+        ...
 
     @property
     def request_model(self) -> type[BaseModel]:

@@ -9,14 +9,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..auth import token_provider_for
 from ..change_log import ChangeLog
 from ..checkpoints import CheckpointStore
 from ..errors import BadRequest
 from ..settings import Settings
 from ..storage import Storage
 from .base import EntryKind, Source
-from .graph import Graph, GraphClient
+from .graph import Graph
+from .graph_api import GraphClient
 from .sharepoint import SharePoint, SharePointClient
+from .teams import Teams
 
 
 class UnknownSource(BadRequest):
@@ -79,5 +82,10 @@ def build_sources(
     """Every source this service follows, one line each. Clients may be given: the fast tests'
     talk to SharePoint and Graph in memory."""
     sharepoint = SharePoint.build(settings, storage, checkpoints, change_log, sharepoint_client)
+    # One Graph client for OneDrive, Outlook and Teams: Graph throttles an app per tenant across
+    # all of them, so one 429 holds every call.
+    base_url = settings.graph_base_url
+    graph_client = graph_client or GraphClient(token_provider_for(settings, base_url), base_url)
     graph = Graph.build(settings, checkpoints, change_log, graph_client)
-    return Built(Sources([sharepoint, graph]), sharepoint)
+    teams = Teams.build(settings, checkpoints, change_log, graph_client)
+    return Built(Sources([sharepoint, graph, teams]), sharepoint)

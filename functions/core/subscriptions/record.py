@@ -105,7 +105,7 @@ class SubscriptionRecord:
 
     @property
     def target(self) -> ReadTarget:
-        return ReadTarget(self.scope, self.address, self.id)
+        return ReadTarget(self.scope, self.address, self.id, self.title)
 
     def client_state_matches(self, client_state: str | None) -> bool:
         if client_state is None:

@@ -19,6 +19,7 @@ from .http import graph_of, now_of
 from .model import GraphSubscription, PendingGraphNotification, graph_time
 from .rules import expire_subscriptions
 from .state import GraphTenant
+from .teams_delivery import envelope
 
 if TYPE_CHECKING:
     from ..tenant import Tenant
@@ -178,7 +179,7 @@ class GraphDeliverer:
         self.tenant.delivery["graphRequests"] += 1
         started = time.monotonic()
         try:
-            answer = await self.http.post(url, json={"value": entries}, timeout=timeout)
+            answer = await self.http.post(url, json=envelope(self.graph, entries), timeout=timeout)
         except httpx.HTTPError as error:
             log.warning("graph delivery to %s failed: %s", url, type(error).__name__)
             timed_out = isinstance(error, httpx.TimeoutException)

@@ -9,7 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 # Maximum subscription lifetime in minutes, per resource (REFERENCE.md: Graph lifetimes).
-MAX_LIFETIME_MINUTES = {"driveItem": 42_300, "message": 10_080, "event": 10_080}
+# chatMessage: 4,320 with resource data (the 2026 table), 60 without.
+MAX_LIFETIME_MINUTES = {
+    "driveItem": 42_300,
+    "message": 10_080,
+    "event": 10_080,
+    "chatMessage": 4_320,
+    "chatMessageWithoutResourceData": 60,
+}
 MIN_LIFETIME = timedelta(minutes=45)
 CLIENT_STATE_MAX = 128
 DEFAULT_PAGE_SIZE = 10
@@ -150,6 +157,10 @@ class GraphSubscription:
     # one subscription within 10 minutes, and the emulator counts any such pair.
     last_patch: datetime | None = None
     last_reauthorize: datetime | None = None
+    # Rich notifications (Teams): each change encrypted to this certificate.
+    include_resource_data: bool = False
+    encryption_certificate: str | None = None
+    encryption_certificate_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -164,7 +175,9 @@ class GraphSubscription:
             "creatorId": self.app_id,
             "latestSupportedTlsVersion": "v1_2",
             "notificationQueryOptions": None,
-            "includeResourceData": False,
+            "includeResourceData": self.include_resource_data,
+            "encryptionCertificate": self.encryption_certificate,
+            "encryptionCertificateId": self.encryption_certificate_id,
         }
 
 

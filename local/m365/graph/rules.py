@@ -19,9 +19,11 @@ EVERY_MAIL_FOLDER = "*"  # `users/{id}/messages` watches the whole mailbox
 
 @dataclass(frozen=True)
 class WatchedResource:
-    kind: str  # driveItem, message, event
-    user: User
-    container: str  # "drive", a mail folder, or "calendar"
+    kind: str  # driveItem, message, event, chatMessage
+    user: User | None  # None for Teams resources
+    container: (
+        str  # "drive", a mail folder, "calendar"; channel:{team}:{channel}, chat:{id}, allChannels, allChats
+    )
 
 
 _DRIVE_ROOT = re.compile(r"^/?drives/([^/]+)/root$", re.IGNORECASE)
@@ -31,6 +33,8 @@ _FOLDER_MESSAGES = re.compile(
 )
 _USER_MESSAGES = re.compile(r"^/?users/([^/]+)/messages$", re.IGNORECASE)
 _EVENTS = re.compile(r"^/?users/([^/]+)/events$", re.IGNORECASE)
+_CHANNEL_MESSAGES = re.compile(r"^/?teams/([^/]+)/channels/([^/]+)/messages$", re.IGNORECASE)
+_CHAT_MESSAGES = re.compile(r"^/?chats/([^/]+)/messages$", re.IGNORECASE)
 
 
 def watched(graph: GraphTenant, resource: str, now: datetime) -> WatchedResource:
@@ -46,6 +50,18 @@ def watched(graph: GraphTenant, resource: str, now: datetime) -> WatchedResource
         return WatchedResource("message", graph.user(match.group(1), now), EVERY_MAIL_FOLDER)
     if match := _EVENTS.match(resource):
         return WatchedResource("event", graph.user(match.group(1), now), "calendar")
+    if match := _CHANNEL_MESSAGES.match(resource):
+        channel = graph.teams.channel(match.group(1), match.group(2))
+        return WatchedResource("chatMessage", None, f"channel:{channel.team_id}:{channel.id}")
+    if match := _CHAT_MESSAGES.match(resource):
+        chat_id = match.group(1)
+        if chat_id.lower() == "getallmessages":
+            return WatchedResource("chatMessage", None, "allChats")
+        return WatchedResource("chatMessage", None, f"chat:{graph.teams.chat(chat_id).id}")
+    if resource.strip("/").lower() == "teams/getallmessages":
+        return WatchedResource("chatMessage", None, "allChannels")
+    if resource.strip("/").lower() == "chats/getallmessages":
+        return WatchedResource("chatMessage", None, "allChats")
     raise bad_request(f"Resource '{resource}' is not supported for change notifications.", "ExtensionError")
 
 

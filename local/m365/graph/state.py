@@ -26,11 +26,16 @@ from .model import (
     PendingGraphNotification,
     User,
 )
+from .rich import SigningKey
+from .teams_model import TeamsState
 
 
 class GraphTenant:
     def __init__(self, tenant_id: str) -> None:
         self.tenant_id = tenant_id
+        # Outlives a reset, as the identity platform's keys outlive a test: the service caches them.
+        self.signing_key = SigningKey()
+        self.teams = TeamsState()
         self.reset()
 
     def reset(self) -> None:
@@ -46,6 +51,7 @@ class GraphTenant:
         # a drive or list notification may come up to 6 hours late (2026-09).
         self.notification_delays: dict[str, float] = {}
         self.pending: list[PendingGraphNotification] = []
+        self.teams.reset()
 
     # --- users and their collections -------------------------------------------------------------
 
@@ -69,7 +75,7 @@ class GraphTenant:
                 return user.drive
         raise not_found("The drive could not be found.")
 
-    def _journal(self, journal: Journal, object_id: str) -> None:
+    def journal_change(self, journal: Journal, object_id: str) -> None:
         self.sequence += 1
         journal.entries.append((self.sequence, object_id))
 
@@ -87,7 +93,7 @@ class GraphTenant:
             if existing.folder:
                 raise GraphError(409, "nameAlreadyExists", "A folder with that name already exists.")
             existing.content, existing.modified, existing.version = content, now, existing.version + 1
-            self._journal(drive.journal, existing.id)
+            self.journal_change(drive.journal, existing.id)
             return existing
         return self._add(drive, parent, parts[-1], False, content, now)
 
@@ -104,13 +110,13 @@ class GraphTenant:
                 raise bad_request("The new parent is not a folder.", "invalidRequest")
             item.parent_id = parent
         item.modified, item.version = now, item.version + 1
-        self._journal(drive.journal, item.id)
+        self.journal_change(drive.journal, item.id)
         return item
 
     def delete_drive_item(self, drive: Drive, item_id: str, now: datetime) -> None:
         item = self.drive_item(drive, item_id)
         item.deleted, item.modified = True, now
-        self._journal(drive.journal, item.id)
+        self.journal_change(drive.journal, item.id)
 
     def drive_item(self, drive: Drive, item_id: str) -> DriveItem:
         item = drive.items.get(item_id)
@@ -133,7 +139,7 @@ class GraphTenant:
     ) -> DriveItem:
         item = DriveItem(_item_id(), name, parent.id, folder, now, now, content)
         drive.items[item.id] = item
-        self._journal(drive.journal, item.id)
+        self.journal_change(drive.journal, item.id)
         return item
 
     # --- Outlook ---------------------------------------------------------------------------------
@@ -143,7 +149,7 @@ class GraphTenant:
     ) -> OutlookItem:
         item = OutlookItem(_outlook_id(), kind, container, _writable(fields), now, now)
         user.outlook[item.id] = item
-        self._journal(user.journal(container), item.id)
+        self.journal_change(user.journal(container), item.id)
         return item
 
     def update_outlook_item(
@@ -152,13 +158,13 @@ class GraphTenant:
         item = self.outlook_item(user, kind, item_id)
         item.fields.update(_writable(fields))
         item.modified, item.version = now, item.version + 1
-        self._journal(user.journal(item.container), item.id)
+        self.journal_change(user.journal(item.container), item.id)
         return item
 
     def delete_outlook_item(self, user: User, kind: str, item_id: str, now: datetime) -> OutlookItem:
         item = self.outlook_item(user, kind, item_id)
         item.deleted, item.modified = True, now
-        self._journal(user.journal(item.container), item.id)
+        self.journal_change(user.journal(item.container), item.id)
         return item
 
     def outlook_item(self, user: User, kind: str, item_id: str) -> OutlookItem:

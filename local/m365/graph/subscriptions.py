@@ -14,6 +14,7 @@ from .errors import GraphError, bad_request, not_found
 from .http import app_id_of, body_of, graph_of, now_of
 from .model import CHANGE_TYPES, CLIENT_STATE_MAX, GraphSubscription
 from .rules import check_https, expiration_of, expire_subscriptions, watched
+from .teams_rules import check_teams_subscription, lifetime_kind, patch_certificate, rich_fields
 
 VALIDATION_TIMEOUT_SECONDS = 10.0
 # Graph (2026-03): a reauthorize and a PATCH must never reach one subscription within this.
@@ -48,7 +49,14 @@ async def subscriptions(request: Request) -> Response:
     for name in ("notificationUrl", "lifecycleNotificationUrl"):
         if body.get(name) is not None:
             check_https(name, body[name])
-    expiration = expiration_of(body["expirationDateTime"], target.kind, now)
+    lifetime = lifetime_kind(body) if target.kind == "chatMessage" else target.kind
+    expiration = expiration_of(body["expirationDateTime"], lifetime, now)
+    if target.kind == "chatMessage":
+        check_teams_subscription(graph, target, body, app_id_of(request), expiration, now)
+    elif body.get("includeResourceData") is True and target.kind == "driveItem":
+        raise bad_request(
+            "includeResourceData is not supported for driveItem subscriptions.", "InvalidRequest"
+        )
     for existing in graph.subscriptions.values():
         if (existing.resource.strip("/").lower(), existing.change_types, existing.notification_url) == (
             body["resource"].strip("/").lower(),
@@ -73,8 +81,9 @@ async def subscriptions(request: Request) -> Response:
         expiration=expiration,
         client_state=client_state,
         app_id=app_id_of(request),
-        user_id=target.user.id,
+        user_id=target.user.id if target.user else "",
         container=target.container,
+        **(rich_fields(body) if target.kind == "chatMessage" else {}),
     )
     graph.subscriptions[subscription.id] = subscription
     return JSONResponse(subscription.to_json(), status_code=201)
@@ -91,7 +100,13 @@ async def subscription(request: Request) -> Response:
     body = await body_of(request)
     if "expirationDateTime" not in body:
         raise bad_request("Only expirationDateTime can be updated.", "InvalidRequest")
-    found.expiration = expiration_of(body["expirationDateTime"], found.kind, now_of(request))
+    patch_certificate(found, body)
+    lifetime = (
+        ("chatMessage" if found.include_resource_data else "chatMessageWithoutResourceData")
+        if found.kind == "chatMessage"
+        else found.kind
+    )
+    found.expiration = expiration_of(body["expirationDateTime"], lifetime, now_of(request))
     found.needs_reauthorization = False  # a renewing PATCH also reauthorizes
     found.last_patch = now_of(request)
     _count_reauthorize_beside_patch(request, found)

@@ -21,6 +21,23 @@ from .outlook_routes import (
     user_messages,
 )
 from .subscriptions import reauthorize, subscription, subscriptions
+from .teams_routes import (
+    channel,
+    channel_delta,
+    channel_message,
+    channel_messages,
+    channel_replies,
+    channels,
+    chat,
+    chat_message,
+    chat_messages,
+    chats,
+    team,
+    team_all_messages,
+    teams,
+    user_all_chat_messages,
+    users,
+)
 
 V = "/v1.0"
 routes: list[tuple[str, Endpoint, list[str], str]] = [
@@ -52,6 +69,39 @@ routes: list[tuple[str, Endpoint, list[str], str]] = [
     (V + "/users/{user}/calendarView/delta", calendar_delta, ["GET"], "EventsDelta"),
     (V + "/users/{user}/calendarView/delta()", calendar_delta, ["GET"], "EventsDelta"),
     (V + "/users/{user}/{collection}/{item}", outlook_item, ["GET", "PATCH", "DELETE"], "OutlookItem"),
+    (V + "/teams", teams, ["GET"], "ListTeams"),
+    (V + "/teams/{team}", team, ["GET"], "GetTeam"),
+    (V + "/teams/{team}/channels", channels, ["GET", "POST"], "Channels"),
+    (V + "/teams/{team}/channels/getAllMessages", team_all_messages, ["GET"], "TeamAllMessages"),
+    (V + "/teams/{team}/channels/{channel}", channel, ["GET"], "GetChannel"),
+    (V + "/teams/{team}/channels/{channel}/messages", channel_messages, ["GET", "POST"], "ChannelMessages"),
+    (V + "/teams/{team}/channels/{channel}/messages/delta", channel_delta, ["GET"], "ChannelMessagesDelta"),
+    (
+        V + "/teams/{team}/channels/{channel}/messages/{message}",
+        channel_message,
+        ["GET", "PATCH"],
+        "ChannelMessage",
+    ),
+    (
+        V + "/teams/{team}/channels/{channel}/messages/{message}/softDelete",
+        channel_message,
+        ["POST"],
+        "SoftDeleteMessage",
+    ),
+    (
+        V + "/teams/{team}/channels/{channel}/messages/{message}/replies",
+        channel_replies,
+        ["POST"],
+        "ReplyToMessage",
+    ),
+    (V + "/chats", chats, ["POST"], "CreateChat"),
+    (V + "/chats/{chat}", chat, ["GET"], "GetChat"),
+    (V + "/chats/{chat}/messages", chat_messages, ["GET", "POST"], "ChatMessages"),
+    (V + "/chats/{chat}/messages/{message}", chat_message, ["GET"], "GetChatMessage"),
+    (V + "/chats/{chat}/messages/{message}", chat_message, ["PATCH"], "EditMessage"),
+    (V + "/chats/{chat}/messages/{message}/softDelete", chat_message, ["POST"], "SoftDeleteMessage"),
+    (V + "/users", users, ["GET"], "ListUsers"),
+    (V + "/users/{user}/chats/getAllMessages", user_all_chat_messages, ["GET"], "UserChatsAllMessages"),
     (V + "/subscriptions", subscriptions, ["GET", "POST"], "GraphSubscriptions"),
     (V + "/subscriptions/{subscription_id}", subscription, ["GET", "PATCH", "DELETE"], "GraphSubscription"),
     (V + "/subscriptions/{subscription_id}/reauthorize", reauthorize, ["POST"], "Reauthorize"),

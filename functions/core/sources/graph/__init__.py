@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from ...auth import token_provider_for
 from ...change_log import ChangeLog
 from ...checkpoints import CheckpointStore
 from ...models import QueuedNotification
 from ...settings import Settings
 from ..base import EXPIRY_SAFETY_MARGIN, Draft, EntryKind, InvalidSubscriptionRequest
-from .client import GraphClient, GraphResource
+from ..graph_api import GraphClient
+from .client import GraphResource
 from .models import CreateGraphSubscriptionRequest, GraphNotification
 from .reader import GRAPH, DeltaReader
 from .subscriber import GraphSubscriber
@@ -63,6 +63,8 @@ class Graph:
     reader: DeltaReader
     sweep_max_age: timedelta
     name: str = GRAPH
+    # Every notification is a hint: the change is read.
+    carried: None = None
     request_model: type[BaseModel] = CreateGraphSubscriptionRequest
     # Rows are keyed by each change's own time, and a late delta page can land behind them.
     writes_behind: bool = True
@@ -76,10 +78,8 @@ class Graph:
         settings: Settings,
         checkpoints: CheckpointStore,
         change_log: ChangeLog,
-        client: GraphClient | None = None,
+        client: GraphClient,
     ) -> Graph:
-        base_url = settings.graph_base_url
-        client = client or GraphClient(token_provider_for(settings, base_url), base_url)
         return cls(
             subscriber=GraphSubscriber(client, settings.graph_notification_url, settings.graph_lifecycle_url),
             reader=DeltaReader(checkpoints, change_log, client),

@@ -1,26 +1,18 @@
-"""Microsoft Graph change notifications over REST: subscribe, renew, reauthorize, delete, and read
-changes with delta queries (OneDrive folders, Outlook mail folders and calendars)."""
+"""The Graph resources this source follows (OneDrive folders, Outlook mail folders and
+calendars): how each is named, how long its subscription may live, and where its delta round
+starts. The REST calls themselves are `sources/graph_api.py`'s, shared with Teams."""
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
-from pydantic import Field
+from ...models import format_utc
+from ..base import InvalidSubscriptionRequest
+from ..graph_api import GraphClient
 
-from ...auth import TokenProvider
-from ...models import UtcDatetime, WireModel, format_utc
-from ...outbound import DEFAULT_POLICY, RetryPolicy, ServiceThrottle, UpstreamError, new_session, send
-from ..base import InvalidSubscriptionRequest, SubscriptionGone
-
-if TYPE_CHECKING:
-    import requests
-
-SERVICE = "graph"
 ResourceKind = Literal["driveItem", "message", "event"]
 
 # Maximum subscription lifetime per resource, in minutes (Graph's subscription resource doc; it
@@ -42,7 +34,6 @@ DELTA_SELECT = {
 # Events are read through calendarView/delta, which needs a window: this far back and ahead.
 CALENDAR_WINDOW_BACK = timedelta(days=30)
 CALENDAR_WINDOW_AHEAD = timedelta(days=365)
-DELTA_PAGE_SIZE = 200
 
 # A resource is parsed into its parts and rebuilt from them, so that nothing but an id reaches a
 # Graph URL: a user is a GUID or a user principal name (no '?', '#', '/', '%' or '..').
@@ -52,17 +43,6 @@ _USER = (
 _DRIVE_ROOT = re.compile(r"/drives/(?P<drive>[A-Za-z0-9!_\-]+)/root")
 _FOLDER_MESSAGES = re.compile(rf"/users/{_USER}/mailFolders\('(?P<folder>[A-Za-z0-9_\-=]+)'\)/messages")
 _EVENTS = re.compile(rf"/users/{_USER}/events")
-# Codes of an expired delta link: with 410 (and a Location to start over from), or, for Outlook,
-# with another 4xx and no Location (delta-query-overview).
-RESYNC_CODES = frozenset(
-    {
-        "resyncRequired",
-        "syncStateNotFound",
-        "syncStateInvalid",
-        "resyncChangesApplyDifferences",
-        "resyncChangesUploadDifferences",
-    }
-)
 
 
 class InvalidGraphResource(InvalidSubscriptionRequest):
@@ -115,159 +95,14 @@ class GraphResource:
         return f"{base_url}/v1.0/users/{user}/calendarView/delta?{window}"
 
 
-class GraphSubscriptionRequest(WireModel):
-    change_type: str = Field(alias="changeType")
-    notification_url: str = Field(alias="notificationUrl")
-    lifecycle_notification_url: str = Field(alias="lifecycleNotificationUrl")
-    resource: str
-    expiration_date_time: str = Field(alias="expirationDateTime")
-    client_state: str = Field(alias="clientState", max_length=128)
-    latest_supported_tls_version: str = Field(default="v1_2", alias="latestSupportedTlsVersion")
-
-
-class GraphSubscription(WireModel):
-    id: str
-    resource: str
-    change_type: str = Field(alias="changeType")
-    expiration_date_time: UtcDatetime = Field(alias="expirationDateTime")
-    notification_url: str = Field(alias="notificationUrl")
-    lifecycle_notification_url: str | None = Field(default=None, alias="lifecycleNotificationUrl")
-
-
-class DeltaPage(WireModel):
-    value: list[dict[str, Any]]
-    next_link: str | None = Field(default=None, alias="@odata.nextLink")
-    delta_link: str | None = Field(default=None, alias="@odata.deltaLink")
-
-
-def is_client_error(status: int | None) -> bool:
-    return status is not None and 400 <= status < 500
-
-
-class DeltaLinkGone(Exception):
-    """Graph answered 410: the link is no use any more; start over from `restart_url`."""
-
-    def __init__(self, restart_url: str, reason: str) -> None:
-        super().__init__(reason)
-        self.restart_url = restart_url
-
-
-class GraphClient:
-    def __init__(
-        self,
-        tokens: TokenProvider,
-        base_url: str,
-        *,
-        session: requests.Session | None = None,
-        policy: RetryPolicy = DEFAULT_POLICY,
-    ) -> None:
-        self._tokens = tokens
-        self.base_url = base_url.rstrip("/")
-        self._session = session or new_session()
-        self._policy = policy
-        self.throttle = ServiceThrottle()
-
-    def create_subscription(self, request: GraphSubscriptionRequest) -> GraphSubscription:
-        # Not idempotent: a blind retry after a lost response could create a second subscription.
-        response = self._send(
-            "POST",
-            f"{self.base_url}/v1.0/subscriptions",
-            "create subscription",
-            json=request.model_dump(by_alias=True),
-            idempotent=False,
-        )
-        return GraphSubscription.model_validate(response.json())
-
-    def renew_subscription(self, subscription_id: str, expiration: datetime) -> GraphSubscription:
-        response = self._to_subscription(
-            "PATCH",
-            subscription_id,
-            "renew subscription",
-            json={"expirationDateTime": format_utc(expiration)},
-        )
-        return GraphSubscription.model_validate(response.json())
-
-    def delete_subscription(self, subscription_id: str) -> None:
-        with contextlib.suppress(SubscriptionGone):
-            self._to_subscription("DELETE", subscription_id, "delete subscription")
-
-    def delta_pages(self, url: str, *, subscription_id: str | None = None) -> Iterator[DeltaPage]:
-        """A delta round from `url`: every page, following @odata.nextLink, the last one carrying
-        @odata.deltaLink. A 410 (any code), or another 4xx naming an expired sync state, raises
-        DeltaLinkGone with the link to start over from ("" when Graph gave none)."""
-        while True:
-            try:
-                response = self._send(
-                    "GET",
-                    url,
-                    "delta",
-                    subscription_id=subscription_id,
-                    headers={"Prefer": f"odata.maxpagesize={DELTA_PAGE_SIZE}"},
-                )
-            except UpstreamError as error:
-                if error.status == 410 or (is_client_error(error.status) and error.code in RESYNC_CODES):
-                    raise DeltaLinkGone(
-                        error.location or "", f"{error.code}: {error.upstream_message}"
-                    ) from error
-                raise
-            page = DeltaPage.model_validate(response.json())
-            yield page
-            if page.next_link:
-                url = page.next_link
-                continue
-            if not page.delta_link:
-                raise UpstreamError(
-                    service=SERVICE,
-                    operation="delta",
-                    status=response.status_code,
-                    message="a delta page without @odata.nextLink or @odata.deltaLink",
-                )
-            return
-
-    def latest_delta_link(self, resource: GraphResource, now: datetime) -> str:
-        """The link from which only changes made from now on are read: `token=latest` for a
-        drive; for Outlook, a full round whose items are passed over (history is not replayed)."""
-        if resource.kind == "driveItem":
-            first = resource.first_delta_url(self.base_url, now)
-            url = f"{first}{'&' if '?' in first else '?'}token=latest"
-        else:
-            url = resource.first_delta_url(self.base_url, now)
-        # delta_pages ends with the page that carries the delta link, or raises.
-        *_, last = self.delta_pages(url)
-        return last.delta_link or ""
-
-    def _to_subscription(
-        self, method: str, subscription_id: str, operation: str, *, json: Any = None
-    ) -> requests.Response:
-        url = f"{self.base_url}/v1.0/subscriptions/{subscription_id}"
-        try:
-            return self._send(method, url, operation, json=json, subscription_id=subscription_id)
-        except UpstreamError as error:
-            if error.status == 404:
-                raise SubscriptionGone(subscription_id) from error
-            raise
-
-    def _send(
-        self,
-        method: str,
-        url: str,
-        operation: str,
-        *,
-        json: Any = None,
-        subscription_id: str | None = None,
-        idempotent: bool = True,
-        headers: dict[str, str] | None = None,
-    ) -> requests.Response:
-        return send(
-            self._session,
-            method,
-            url,
-            service=SERVICE,
-            operation=operation,
-            subscription_id=subscription_id,
-            json=json,
-            headers={"Authorization": f"Bearer {self._tokens.get_token()}", **(headers or {})},
-            idempotent=idempotent,
-            policy=self._policy,
-            throttle=self.throttle,
-        )
+def latest_delta_link(client: GraphClient, resource: GraphResource, now: datetime) -> str:
+    """The link from which only changes made from now on are read: `token=latest` for a
+    drive; for Outlook, a full round whose items are passed over (history is not replayed)."""
+    if resource.kind == "driveItem":
+        first = resource.first_delta_url(client.base_url, now)
+        url = f"{first}{'&' if '?' in first else '?'}token=latest"
+    else:
+        url = resource.first_delta_url(client.base_url, now)
+    # delta_pages ends with the page that carries the delta link, or raises.
+    *_, last = client.delta_pages(url)
+    return last.delta_link or ""

@@ -18,7 +18,8 @@ from ...change_log import ChangeLog, SyncResult
 from ...checkpoints import Checkpoint, CheckpointConflict, CheckpointStore
 from ...clock import utc_now
 from ...scopes import ReadTarget, RowScope
-from .client import DeltaLinkGone, GraphClient, GraphResource
+from ..graph_api import DeltaLinkGone, GraphClient
+from .client import GraphResource, latest_delta_link
 from .rows import change_row, resync_rows
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class DeltaReader:
         checkpoint = self.checkpoints.read(scope, GRAPH)
         rows_scope = RowScope(subscription_id, GRAPH, resource=resource)
         if checkpoint is None:
-            link = self.client.latest_delta_link(GraphResource.parse(resource), self.clock())
+            link = latest_delta_link(self.client, GraphResource.parse(resource), self.clock())
             self.checkpoints.start(
                 scope,
                 address=resource,

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 from ...models import format_utc
 from ..base import Subscribed
-from .client import GraphClient, GraphResource, GraphSubscriptionRequest
+from ..graph_api import GraphClient, GraphSubscriptionRequest
+from .client import GraphResource, latest_delta_link
 
 if TYPE_CHECKING:
     from ...subscriptions.record import SubscriptionRecord
@@ -25,7 +26,7 @@ class GraphSubscriber:
         return GraphResource.parse(record.resource).max_lifetime
 
     def first_cursor(self, record: SubscriptionRecord, now: datetime) -> str:
-        return self.client.latest_delta_link(GraphResource.parse(record.resource), now)
+        return latest_delta_link(self.client, GraphResource.parse(record.resource), now)
 
     def subscribe(self, record: SubscriptionRecord, expiration: datetime, client_state: str) -> Subscribed:
         remote = self.client.create_subscription(

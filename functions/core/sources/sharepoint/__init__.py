@@ -58,6 +58,8 @@ class SharePoint:
     tenant_url: str
     sweep_max_age: timedelta
     name: str = SHAREPOINT
+    # Every notification is a hint: the change is read.
+    carried: None = None
     request_model: type[BaseModel] = CreateSubscriptionRequest
     writes_behind: bool = False
     entry_kinds: Mapping[str, EntryKind] = field(default_factory=lambda: {SHAREPOINT: NOTIFICATION_ENTRIES})

@@ -1,0 +1,61 @@
+"""Teams' wire shapes: rich change notifications and lifecycle events, and our create request."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field, field_validator
+
+from ...models import MAX_IGNORED, IgnoredName, UtcDatetime, WireModel, guid
+
+# One chat message's ciphertext, base64: Teams caps a message at about 28 KB of text, and a
+# queue message at 64 KiB; anything near a megabyte is not Graph's.
+MAX_DATA_CHARS = 256 * 1024
+
+
+class EncryptedContent(WireModel):
+    """`encryptedContent` of one item: ciphertext, its signature and the wrapped key."""
+
+    data: str = Field(min_length=1, max_length=MAX_DATA_CHARS)
+    data_signature: str = Field(alias="dataSignature", min_length=1, max_length=512)
+    data_key: str = Field(alias="dataKey", min_length=1, max_length=2048)
+    encryption_certificate_id: str = Field(alias="encryptionCertificateId", min_length=1, max_length=128)
+    encryption_certificate_thumbprint: str | None = Field(
+        default=None, alias="encryptionCertificateThumbprint", max_length=128
+    )
+
+
+class TeamsNotification(WireModel):
+    """One entry of a Teams change or lifecycle notification (`value[]`)."""
+
+    subscription_id: str = Field(alias="subscriptionId")
+    client_state: str | None = Field(default=None, alias="clientState", max_length=128)
+    change_type: Literal["created", "updated", "deleted"] | None = Field(default=None, alias="changeType")
+    lifecycle_event: Literal["reauthorizationRequired", "subscriptionRemoved", "missed"] | None = Field(
+        default=None, alias="lifecycleEvent"
+    )
+    resource: str | None = Field(default=None, max_length=1024)
+    tenant_id: str | None = Field(default=None, alias="tenantId", max_length=64)
+    subscription_expiration_date_time: UtcDatetime | None = Field(
+        default=None, alias="subscriptionExpirationDateTime"
+    )
+    encrypted_content: EncryptedContent | None = Field(default=None, alias="encryptedContent")
+
+    _id = field_validator("subscription_id")(guid)
+
+
+class CreateTeamsSubscriptionRequest(WireModel):
+    """A channel's or chat's messages, or every channel's or chat's in the tenant:
+    `{"source": "teams", "resource", "changeType"}`."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+
+    source: Literal["teams"]
+    resource: str = Field(min_length=1, max_length=512)
+    change_type: str = Field(
+        default="created,updated,deleted", alias="changeType", min_length=1, max_length=64
+    )
+    # Messages by these (authors' Entra object ids, bots' application ids) go to none of its sinks.
+    ignore_changes_by: tuple[IgnoredName, ...] = Field(
+        default=(), alias="ignoreChangesBy", max_length=MAX_IGNORED
+    )
