@@ -30,6 +30,7 @@ from local.stack import DEFAULT_FUNCTION_KEY, Stack
 from .connectors import bench_connectors
 from .scale import add_items, bench_burst, bench_intake_load, bench_worker_at_scale, host_memory_mib
 from .table import Row, attempt, bench_services, fresh_python, peak_rss_mib, render, side_by_side
+from .teams import bench_decryption, bench_rich_intake
 
 SITE = "/sites/bench"
 LISTING_SEEDED = 10_000
@@ -447,6 +448,7 @@ def main() -> None:
             ("renewal", partial(bench_renewal, stack, services, args.rounds)),
             ("field-level changes", partial(bench_fields, stack, services, args.rounds)),
             ("field reads", partial(bench_field_reads, stack, services, args.rounds)),
+            ("teams intake", partial(bench_rich_intake, stack, services, args.rounds)),
         ):
             rows += attempt(name, group)
         rows.append(
@@ -464,6 +466,7 @@ def main() -> None:
         ("worker at scale", bench_worker_at_scale),
         ("burst", bench_burst),
         ("cold start", partial(bench_cold_start, args.rounds)),
+        ("teams decryption", partial(bench_decryption, args.rounds)),
         ("connectors", bench_connectors),
     )
     for late_name, late_group in later:

@@ -232,6 +232,38 @@ ensure_sealing_keys() {
   echo "sink sealing key ring: created in $vault"
 }
 
+# The certificate Teams' rich notifications are encrypted to (docs/teams.md), made once: replacing
+# it would leave every Teams subscription encrypting to a key the app no longer has. Self-signed,
+# RSA 2048, exportable (its backing secret is what the app reads through TEAMS_CERTIFICATE).
+ensure_teams_certificate() {
+  local vault="$1" deadline=$((SECONDS + PACKAGE_DEPLOY_TIMEOUT)) errors policy
+  if az keyvault certificate show --vault-name "$vault" --name teams-notifications --query id --output none 2>/dev/null; then
+    echo "teams certificate: kept as it is in $vault"
+    return
+  fi
+  policy="$(mktemp)"
+  cat >"$policy" <<'POLICY'
+{"issuerParameters": {"name": "Self"},
+ "keyProperties": {"exportable": true, "keyType": "RSA", "keySize": 2048, "reuseKey": false},
+ "secretProperties": {"contentType": "application/x-pkcs12"},
+ "x509CertificateProperties": {"subject": "CN=m365-webhooks-teams-notifications", "validityInMonths": 12},
+ "lifetimeActions": [{"trigger": {"daysBeforeExpiry": 30}, "action": {"actionType": "AutoRenew"}}]}
+POLICY
+  errors="$(mktemp)"
+  until az keyvault certificate create --vault-name "$vault" --name teams-notifications --policy "@$policy" \
+    --output none 2>"$errors"; do
+    if ! grep -qiE 'forbidden|403' "$errors" || ((SECONDS >= deadline)); then
+      rm -f "$policy"
+      cat "$errors" >&2
+      fail "could not create the Teams certificate in $vault"
+    fi
+    echo "Key Vault refused the certificate (403) while the new role propagates; retrying in ${PACKAGE_RETRY_DELAY}s" >&2
+    sleep "$PACKAGE_RETRY_DELAY"
+  done
+  rm -f "$policy"
+  echo "teams certificate: created in $vault"
+}
+
 # Flex Consumption writes the package with the app's managed identity; right after its role
 # assignments are created, storage can still refuse it (403) for a few minutes. Only that 403 is
 # retried: the deployer's own missing rights (ARM's AuthorizationFailed) would never pass. After the
@@ -367,6 +399,7 @@ deploy() {
   client="$(output_of "$group" identityClientId)"
   notification_url="$(output_of "$group" notificationUrl)"
   ensure_sealing_keys "$(output_of "$group" vaultName)"
+  ensure_teams_certificate "$(output_of "$group" vaultName)"
   zip="$(mktemp -d)/app.zip"
   package "$zip"
   deploy_package "$group" "$app" "$zip"

@@ -44,6 +44,8 @@ class Tour:
         self.drive = ""
         self.drive_subscription: dict = {}
         self.inbox_subscription: dict = {}
+        self.team: dict = {}
+        self.channel_subscription: dict = {}
 
     def step(self, title: str, action: Callable[[], str]) -> bool:
         print(f"→ {title} ...", flush=True)
@@ -83,6 +85,8 @@ class Tour:
             ("OneDrive: upload a file, see it in the change log", self.upload_file),
             ("Outlook: subscribe to an inbox through Graph", self.subscribe_inbox),
             ("Outlook: a message arrives, see it in the change log", self.receive_message),
+            ("Teams: subscribe to a channel, encrypted rich notifications", self.subscribe_channel),
+            ("Teams: a message posted, decrypted and logged with no Graph read", self.post_message),
         ]
         return all(self.step(title, action) for title, action in steps)
 
@@ -196,6 +200,32 @@ class Tour:
                 f"'{c['changeType']}' of message '{c['subject']}'" if c.get("itemId") == message else None
             ),
         )
+
+    def subscribe_channel(self) -> str:
+        self.team = self.emulator.create_team(f"Demo team {datetime.now():%H%M%S}", ["General"])
+        resource = f"/teams/{self.team['id']}/channels/{self.team['channels']['General']}/messages"
+        response = self.api.create_teams_subscription(resource)
+        if response.status_code != 201:
+            raise AssertionError(f"HTTP {response.status_code}: {response.text}")
+        self.channel_subscription = response.json()
+        return f"{describe_subscription(self.channel_subscription)} ({self.channel_subscription['title']})"
+
+    def post_message(self) -> str:
+        author = EmulatorClient(self.emulator.base_url, user=DEMO_USER)
+        try:
+            message = author.post_channel_message(
+                self.team["id"], self.team["channels"]["General"], "<p>The <b>release</b> is out</p>"
+            )
+        finally:
+            author.close()
+        reads = self.emulator.calls("ChannelMessagesDelta") + self.emulator.calls("GetChannelMessage")
+        found = self.wait_for_graph_change(
+            self.channel_subscription["id"],
+            lambda c: f"'{c['changeType']}': {c['subject']}" if c.get("itemId") == message else None,
+        )
+        if self.emulator.calls("ChannelMessagesDelta") + self.emulator.calls("GetChannelMessage") != reads:
+            raise AssertionError("the service read the message back from Graph")
+        return found
 
     def summary(self) -> str:
         width = max(len(s.title) for s in self.steps)

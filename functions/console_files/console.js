@@ -87,9 +87,9 @@ async function loadSubscriptions(next = null) {
   const body = $("#subscriptions tbody");
   if (!next) body.replaceChildren();
   for (const subscription of value) {
-    const watching = subscription.source === "graph"
-      ? subscription.resource
-      : `${subscription.title || `list ${subscription.listId}`} · ${subscription.siteUrl}`;
+    const watching = subscription.source === "sharepoint"
+      ? `${subscription.title || `list ${subscription.listId}`} · ${subscription.siteUrl}`
+      : [subscription.title, subscription.resource].filter(Boolean).join(" · ");
     const actions = document.createElement("span");
     actions.append(
       button("Open", () => attempt(() => openSubscription(subscription.id)), `Open subscription ${subscription.id}`),
@@ -374,16 +374,18 @@ document.addEventListener("DOMContentLoaded", () => {
       say(`Subscribed: ${created.id}.`);
     });
   });
-  $("#graph-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    attempt(async () => {
-      const created = await api("POST", "/api/subscriptions", {
-        source: "graph", resource: $("#graph-resource").value.trim(), changeType: $("#graph-change").value.trim(),
+  for (const source of ["graph", "teams"]) {
+    $(`#${source}-form`).addEventListener("submit", (event) => {
+      event.preventDefault();
+      attempt(async () => {
+        const created = await api("POST", "/api/subscriptions", {
+          source, resource: $(`#${source}-resource`).value.trim(), changeType: $(`#${source}-change`).value.trim(),
+        });
+        await loadSubscriptions();
+        say(`Subscribed: ${created.id}.`);
       });
-      await loadSubscriptions();
-      say(`Subscribed: ${created.id}.`);
     });
-  });
+  }
   $("#sink-form").addEventListener("submit", (event) => {
     event.preventDefault();
     attempt(async () => {

@@ -76,6 +76,13 @@ var ownSettings = {
   ALERT_SINK_TYPE: alertSinkType
   ALERT_SINK_SECRET: (healthAlerts && alertSinkType == 'webhook') ? alertSecretReference : ''
   ALERT_AFTER_FAILED_READS: '5'
+  // Teams (docs/teams.md): rich notifications are encrypted to the Key Vault certificate
+  // teams-notifications, which deploy.sh creates once. Its backing secret, certificate and key,
+  // reaches the app as a reference. During a rollover TEAMS_PREVIOUS_CERTIFICATE names the old
+  // version the same way, and a rerun keeps it. Validation tokens name this identity as audience.
+  TEAMS_CERTIFICATE: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=teams-notifications)'
+  GRAPH_APP_ID: identity.properties.clientId
+  TEAMS_KEEP_PREVIEW: 'true'
 }
 
 // Read here rather than passed as an output, so it never shows in deployment outputs.

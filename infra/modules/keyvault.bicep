@@ -14,6 +14,9 @@ param tags object = {}
 
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 var keyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+// The Teams certificate (docs/teams.md): ARM has no resource type for a Key Vault certificate, so
+// deploy.sh creates it once with `az keyvault certificate create`.
+var keyVaultCertificatesOfficer = 'a4417e6f-fecd-4de8-b567-7b0420556985'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   // checkov:skip=CKV_AZURE_189: Flex Consumption resolves Key Vault references over the public endpoint unless the app is VNet-integrated; access is RBAC-only
@@ -55,6 +58,16 @@ resource deployerWritesSecrets 'Microsoft.Authorization/roleAssignments@2022-04-
   scope: vault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficer)
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
+  }
+}
+
+resource deployerWritesCertificates 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
+  name: guid(vault.id, deployerPrincipalId, keyVaultCertificatesOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultCertificatesOfficer)
     principalId: deployerPrincipalId
     principalType: deployerPrincipalType
   }

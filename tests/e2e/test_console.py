@@ -267,3 +267,17 @@ def test_each_row_of_the_list_shows_its_health_state(page, api, sharepoint_clock
     connect(page)
     row = page.locator(f'#subscriptions tbody tr[data-list-id="{new_list}"]')
     expect(row.locator("td").nth(2)).to_contain_text("late (gap ")
+
+
+def test_a_teams_channel_is_subscribed_from_the_console_and_listed_by_its_name(page, emulator):
+    team = emulator.create_team(f"Console team {uuid.uuid4().hex[:6]}", ["Releases"])
+    resource = f"/teams/{team['id']}/channels/{team['channels']['Releases']}/messages"
+    connect(page)
+    page.get_by_text("New subscription").click()
+    form = page.locator("#teams-form")
+    form.get_by_label("Resource", exact=True).fill(resource)
+    form.get_by_role("button", name="Subscribe").click()
+    page.get_by_role("status").filter(has_text="Subscribed").wait_for()
+    expect(page.locator("#subscriptions tbody tr", has_text=resource)).to_contain_text(
+        f"#Releases · {resource}"
+    )

@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from local.clients import EmulatorClient
+from tests.e2e.conftest import run_sweep
 from tests.helpers import wait_until
 
 AUTHOR = "alice@contoso.com"
@@ -117,12 +118,89 @@ def test_a_missed_notification_is_read_back_with_the_channels_delta(api, emulato
     team, channel_id = channel
     subscription = subscribe(api, team, channel_id)
     emulator.withhold(subscription["id"])  # Graph drops what it should have sent
-    alice.post_channel_message(team, channel_id, "<p>never announced</p>")
+    first = alice.post_channel_message(team, channel_id, "<p>never announced</p>")
+    alice.post_channel_message(team, channel_id, "<p>a reply, never announced</p>", reply_to=first)
+    emulator.withhold(subscription["id"], False)
+    reads = emulator.calls("ChannelMessagesDelta")
+    emulator.graph_lifecycle(subscription["id"], "missed")
+    changes = changes_of(api, subscription["id"], 2)
+    assert [c["fields"]["preview"] for c in changes] == ["never announced", "a reply, never announced"]
+    assert changes[1]["fields"]["replyToId"] == first
+    assert emulator.calls("ChannelMessagesDelta") > reads
+
+    # The stored delta link expires: the next catch-up starts a new round from the last read.
+    emulator.expire_delta_tokens()
+    emulator.withhold(subscription["id"])
+    alice.post_channel_message(team, channel_id, "<p>after the link expired</p>")
     emulator.withhold(subscription["id"], False)
     emulator.graph_lifecycle(subscription["id"], "missed")
+    changes = changes_of(api, subscription["id"], 3)
+    assert changes[-1]["fields"]["preview"] == "after the link expired"
+
+
+def test_a_chat_flows_and_the_sweep_reads_back_what_was_never_announced(api, emulator, alice, stack):
+    chat = alice.graph(
+        "POST",
+        "/chats",
+        json={
+            "chatType": "group",
+            "topic": "Launch crew",
+            "members": [
+                {"user@odata.bind": f"https://graph.microsoft.com/v1.0/users('{who}')", "roles": ["owner"]}
+                for who in (AUTHOR, "bob@contoso.com")
+            ],
+        },
+    ).json()
+    response = api.create_teams_subscription(f"/chats/{chat['id']}/messages")
+    assert response.status_code == 201, response.text
+    subscription = response.json()
+    assert subscription["title"] == "Launch crew"
+    say = alice.graph("POST", f"/chats/{chat['id']}/messages", json={"body": {"content": "lunch at noon?"}})
+    assert say.status_code == 201, say.text
     [change] = changes_of(api, subscription["id"], 1)
-    assert change["fields"]["preview"] == "never announced"
-    assert emulator.calls("ChannelMessagesDelta") >= 2  # the first cursor, then the catch-up read
+    assert change["subject"] == "Alice in Launch crew: lunch at noon?"
+
+    emulator.withhold(subscription["id"])
+    alice.graph("POST", f"/chats/{chat['id']}/messages", json={"body": {"content": "make it one"}})
+    listed = emulator.calls("ChatMessages")
+    run_sweep(api, stack)
+    assert emulator.calls("ChatMessages") > listed, "the sweep did not read the chat"
+    changes = changes_of(api, subscription["id"], 2)
+    assert changes[-1]["fields"]["preview"] == "make it one"
+    emulator.withhold(subscription["id"], False)
+
+
+def test_a_sink_ignoring_an_author_gets_everyone_elses_messages(api, emulator, alice, channel, stack):
+    team, channel_id = channel
+    subscription = subscribe(api, team, channel_id)
+    alice_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"user:{AUTHOR}"))  # her Entra object id
+    receiver = f"teams-{uuid.uuid4().hex[:8]}"
+    url = emulator.receiver_url("teams-workflow", receiver)
+    assert (
+        api.add_sink(subscription["id"], "teams-workflow", url, ignoreChangesBy=[alice_id]).status_code == 201
+    )
+    bob = EmulatorClient(stack.emulator_url, user="bob@contoso.com")
+    try:
+        alice.post_channel_message(team, channel_id, "<p>from alice</p>")
+        bob.post_channel_message(team, channel_id, "<p>from bob</p>")
+    finally:
+        bob.close()
+    changes_of(api, subscription["id"], 2)
+    [card] = wait_until(lambda: emulator.received("teams-workflow", receiver), what="bob's card")
+    titles = fact_titles(json.loads(card["body"]))
+    assert any("Bob in #General: from bob" in t for t in titles)
+    assert not any("alice" in t for t in titles)
+
+
+def test_a_renewal_keeps_the_subscription_on_the_current_certificate(api, emulator, channel):
+    team, channel_id = channel
+    subscription = subscribe(api, team, channel_id)
+    before = next(s for s in emulator.graph_subscriptions() if s["id"] == subscription["id"])
+    renewed = api.renew_subscription(subscription["id"])
+    assert renewed.status_code == 200, renewed.text
+    after = next(s for s in emulator.graph_subscriptions() if s["id"] == subscription["id"])
+    assert after["encryptionCertificateId"] == before["encryptionCertificateId"]
+    assert after["expirationDateTime"] >= before["expirationDateTime"]
 
 
 def test_graph_refuses_a_subscription_the_app_has_no_permission_for(api, emulator, channel):

@@ -210,6 +210,25 @@ def test_the_sealing_key_ring_is_made_once_from_a_private_file_and_never_replace
     assert (again.vault / "sealing-keys").read_text() == ring
 
 
+def test_the_teams_certificate_is_made_once_self_signed_and_exportable(deploy_sh, app):
+    first = deploy_sh(GROUP, "westus", scenario={"outputs": outputs_for(app.functions_url)})
+    assert first.code == 0, first.stderr
+    [create] = first.called("keyvault", "certificate", "create")
+    assert "teams-notifications" in create
+    policy = json.loads((first.vault / "teams-certificate").read_text())
+    assert policy["issuerParameters"]["name"] == "Self"
+    assert policy["keyProperties"] == {
+        "exportable": True,
+        "keyType": "RSA",
+        "keySize": 2048,
+        "reuseKey": False,
+    }
+    assert policy["secretProperties"]["contentType"] == "application/x-pkcs12"
+    again = deploy_sh(GROUP, "westus", scenario={"outputs": outputs_for(app.functions_url)})
+    assert again.code == 0, again.stderr
+    assert not again.called("keyvault", "certificate", "create")
+
+
 def test_a_pipeline_signed_in_as_a_service_principal_is_granted_as_one(deploy_sh, app):
     scenario = {"servicePrincipal": True, "outputs": outputs_for(app.functions_url)}
     run = deploy_sh(GROUP, "westus", scenario=scenario)

@@ -3,6 +3,7 @@
 POST /_emulator/teams {"displayName", "channels": [...]}: a team with its channels.
 POST /_emulator/teams/faults {"fault": one of RICH_FAULTS, "times": 1}: spoil the next rich POSTs.
 POST /_emulator/graph/permissions {"appId", "roles": [...]}: what a tenant admin granted the app.
+POST /_emulator/teams/validation-token {"appId"}: the token Graph would attach now, and its tenant.
 POST /_emulator/teams/{team}/consent and /_emulator/chats/{chat}/consent {"appId"}: resource-specific consent.
 GET  /common/discovery/v2.0/keys: the JWKS validation tokens are signed with.
 """
@@ -79,6 +80,17 @@ async def consent(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def validation_token(request: Request) -> Response:
+    """The validation token Graph would attach for `appId` now, and the tenant it names (for a
+    test or a benchmark that posts rich notifications itself)."""
+    body = await _json(request)
+    graph = _graph(request)
+    app_id = str(body.get("appId") or DEFAULT_APP_ID)
+    return JSONResponse(
+        {"token": graph.signing_key.validation_token(app_id, graph.tenant_id), "tenantId": graph.tenant_id}
+    )
+
+
 async def signing_keys(request: Request) -> Response:
     request.app.state.tenant.calls["IdentitySigningKeys"] += 1
     return JSONResponse(_graph(request).signing_key.jwks())
@@ -90,5 +102,6 @@ routes = [
     Route("/_emulator/graph/permissions", permissions, methods=["POST"]),
     Route("/_emulator/teams/{team}/consent", consent, methods=["POST"]),
     Route("/_emulator/chats/{chat:path}/consent", consent, methods=["POST"]),
+    Route("/_emulator/teams/validation-token", validation_token, methods=["POST"]),
     Route(KEYS_PATH, signing_keys, methods=["GET"]),
 ]

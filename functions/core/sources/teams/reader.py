@@ -16,13 +16,13 @@ from pydantic import ValidationError
 from ...change_log import ChangeLog, SyncResult
 from ...checkpoints import Checkpoint, CheckpointConflict, CheckpointStore
 from ...clock import utc_now
-from ...models import QueuedNotification, format_utc
+from ...models import QueuedNotification
 from ...scopes import ReadTarget, RowScope
 from ..base import CarriedResult
 from ..graph_api import DeltaLinkGone, GraphClient
 from .crypto import DecryptionKeys, ResourceDataRefused
 from .models import EncryptedContent
-from .resources import TeamsResource
+from .resources import TeamsResource, filter_time
 from .rows import message_row
 from .subscriber import SINCE_PREFIX
 
@@ -89,7 +89,7 @@ class TeamsReader:
             since = datetime.fromisoformat(checkpoint.cursor[len(SINCE_PREFIX) :].replace("Z", "+00:00"))
             messages = self._filtered(resource, since - READ_OVERLAP, started, target.subscription_id)
             written = self._write(target, rows_scope, messages, started)
-            self._commit(checkpoint, SINCE_PREFIX + format_utc(started), started)
+            self._commit(checkpoint, SINCE_PREFIX + filter_time(started), started)
             return _result(written, resynced=False)
         try:
             written = []

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 from urllib.parse import quote
 
-from ...models import format_utc
 from ..base import InvalidSubscriptionRequest
 
 ResourceKind = Literal["channel", "chat", "allChannels", "allChats"]
@@ -80,17 +79,24 @@ class TeamsResource:
         """A channel's messages delta from `since` (the first call's filter; later links carry it)."""
         return (
             f"{base_url}/v1.0/teams/{self.team_id}/channels/{quote(self.channel_id or '', safe=':@')}"
-            f"/messages/delta?$filter=lastModifiedDateTime gt {format_utc(since)}"
+            f"/messages/delta?$filter=lastModifiedDateTime gt {filter_time(since)}"
         )
 
     def window_filter(self, since: datetime, until: datetime) -> str:
-        return f"lastModifiedDateTime gt {format_utc(since)} and lastModifiedDateTime lt {format_utc(until)}"
+        after, before = filter_time(since), filter_time(until)
+        return f"lastModifiedDateTime gt {after} and lastModifiedDateTime lt {before}"
 
     def chat_messages_url(self, base_url: str, chat_id: str, since: datetime, until: datetime) -> str:
         return (
             f"{base_url}/v1.0/chats/{quote(chat_id, safe=':@')}/messages?$top={LIST_PAGE_SIZE}"
             f"&$orderby=lastModifiedDateTime desc&$filter={self.window_filter(since, until)}"
         )
+
+
+def filter_time(moment: datetime) -> str:
+    """A time in a $filter, to the millisecond as Teams stamps messages: a window cut to the second
+    would leave out what was written in its last second."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def check_change_type(change_type: str) -> str:

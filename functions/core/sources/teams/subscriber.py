@@ -13,7 +13,7 @@ from ...models import format_utc
 from ..base import InvalidSubscriptionRequest, Subscribed
 from ..graph_api import GraphClient, GraphSubscriptionRequest
 from .crypto import DecryptionKey, DecryptionKeys
-from .resources import MAX_LIFETIME, TeamsResource
+from .resources import MAX_LIFETIME, TeamsResource, filter_time
 
 if TYPE_CHECKING:
     from ...subscriptions.record import SubscriptionRecord
@@ -37,7 +37,7 @@ class TeamsSubscriber:
         if resource.kind == "channel":
             *_, last = self.client.delta_pages(resource.delta_url(self.client.base_url, now))
             return last.delta_link or ""
-        return SINCE_PREFIX + format_utc(now)
+        return SINCE_PREFIX + filter_time(now)
 
     def subscribe(self, record: SubscriptionRecord, expiration: datetime, client_state: str) -> Subscribed:
         certificate = self._certificate()
