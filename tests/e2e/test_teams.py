@@ -220,3 +220,27 @@ def test_graph_refuses_a_subscription_the_app_has_no_permission_for(api, emulato
     )
     assert "'ChannelMessage.Read.All,ChannelMessage.ReadWrite.All') is missing" in error["message"]
     assert tenant_wide.json()["error"]["upstreamStatus"] == 403 and "Chat.Read.All" in tenant_wide.text
+
+
+def test_every_channel_of_the_tenant_and_its_catch_up_through_each_teams_messages(
+    api, emulator, alice, channel, stack
+):
+    response = api.create_teams_subscription("/teams/getAllMessages")
+    assert response.status_code == 201, response.text
+    subscription = response.json()
+    assert subscription["title"] == "every channel"
+    again = api.create_teams_subscription("/teams/getAllMessages")
+    assert again.status_code == 409  # Graph allows an app one; so does the service
+    team, channel_id = channel
+    alice.post_channel_message(team, channel_id, "<p>seen tenant-wide</p>")
+    changes_of(api, subscription["id"], 1)
+
+    emulator.withhold(subscription["id"])
+    alice.post_channel_message(team, channel_id, "<p>read back tenant-wide</p>")
+    listed = emulator.calls("TeamAllMessages")
+    run_sweep(api, stack)
+    assert emulator.calls("TeamAllMessages") > listed
+    changes = changes_of(api, subscription["id"], 2)
+    assert changes[-1]["fields"]["preview"] == "read back tenant-wide"
+    emulator.withhold(subscription["id"], False)
+    assert api.delete_subscription(subscription["id"]).status_code == 204
