@@ -293,3 +293,25 @@ def test_expired_delta_tokens(run: Any, client: GraphServiceClient, emulator_url
     with pytest.raises(ODataError) as not_found:
         run(inbox_delta.with_url(inbox.odata_delta_link).get())
     assert not_found.value.response_status_code == 400 and not_found.value.error.code == "syncStateNotFound"
+
+
+def test_a_subscription_whose_expiry_is_written_to_the_second(
+    run: Any, client: GraphServiceClient, user: str, echo_url: str, emulator_url: str
+) -> None:
+    """kiota writes a datetime without microseconds as `…T12:00:00+00:00`: Graph takes it."""
+    validations = requests.get(f"{emulator_url}/_emulator/counters", timeout=10).json()["calls"]
+    expiry = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    created = run(
+        client.subscriptions.post(
+            Subscription(
+                change_type="created",
+                notification_url=f"{echo_url}/graph",
+                resource=f"users/{user}/mailFolders('inbox')/messages",
+                expiration_date_time=expiry,
+            )
+        )
+    )
+    assert created.id and created.expiration_date_time == expiry
+    after = requests.get(f"{emulator_url}/_emulator/counters", timeout=10).json()["calls"]
+    assert after["GraphValidateNotificationUrl"] == validations.get("GraphValidateNotificationUrl", 0) + 1
+    run(client.subscriptions.by_subscription_id(created.id).delete())

@@ -214,3 +214,133 @@ def test_a_batch_of_writes_and_reads(ctx: ClientContext, tasks: List, emulator_u
     after = calls(emulator_url)
     assert after.get("Batch", 0) > before.get("Batch", 0)
     assert after["AddItem"] - before["AddItem"] == 3
+
+
+# --- each operation a new user tried, as the client sends it ---------------------------------
+
+
+def test_lists_filtered_on_their_template(ctx: ClientContext, tasks: List, library: List) -> None:
+    generic = ctx.web.lists.get().filter("BaseTemplate eq 100").execute_query()
+    titles = [found.title for found in generic]
+    assert tasks.title in titles and library.title not in titles
+    both = ctx.web.lists.get().filter("BaseTemplate eq 100 or BaseTemplate eq 101").execute_query()
+    assert {tasks.title, library.title} <= {found.title for found in both}
+
+
+def test_an_item_by_id_from_the_items_collection(ctx: ClientContext, tasks: List) -> None:
+    added = tasks.add_item({"Title": "by id"}).execute_query()
+    found = tasks.items.get_by_id(added.id).get().execute_query()
+    assert (found.id, found.properties["Title"]) == (added.id, "by id")
+
+
+def test_an_item_read_from_a_listing_is_updated(ctx: ClientContext, tasks: List) -> None:
+    tasks.add_item({"Title": "listed"}).execute_query()
+    [listed] = tasks.items.get().execute_query()
+    listed.set_property("Title", "listed, then updated").update().execute_query()
+    [again] = tasks.items.get().execute_query()
+    assert again.properties["Title"] == "listed, then updated"
+
+
+def test_items_filtered_and_selected(ctx: ClientContext, tasks: List) -> None:
+    for title in ("p1", "p2", "it's p3"):
+        tasks.add_item({"Title": title}).execute_query()
+    [found] = tasks.items.filter("Title eq 'p2'").select(["Title"]).get().execute_query()
+    assert found.properties["Title"] == "p2" and "Created" not in found.properties
+    quoted = tasks.items.filter("Title eq 'it''s p3'").get().execute_query()
+    assert [item.properties["Title"] for item in quoted] == ["it's p3"]
+    started = tasks.items.filter("startswith(Title,'p') and ID gt 1").get().execute_query()
+    assert [item.properties["Title"] for item in started] == ["p2"]
+    with pytest.raises(ClientRequestException) as unknown:
+        tasks.items.filter("NoSuchField eq 1").get().execute_query()
+    assert unknown.value.response.status_code == 400
+    assert "The field or property 'NoSuchField' does not exist." in str(unknown.value)
+
+
+def test_a_subscription_from_a_listing_is_renewed_by_id_as_sharepoint_requires(
+    ctx: ClientContext, tasks: List, echo_url: str
+) -> None:
+    """The client keys a subscription read from a listing by `Id`, which SharePoint spells `id`:
+    it sends `subscriptions(<key>)`, and SharePoint refuses that address (400, the expression is
+    not valid), as the emulator does. Renewing through `get_by_id` is what works on both."""
+    added = tasks.subscriptions.add(f"{echo_url}/sharepoint", datetime.now(UTC) + timedelta(days=30))
+    added.execute_query()
+    listed = next(iter(tasks.subscriptions.get().execute_query()))
+    listed.expiration_datetime = datetime.now(UTC) + timedelta(days=60)
+    with pytest.raises(ClientRequestException) as refused:
+        listed.update().execute_query()
+    assert refused.value.response.status_code == 400
+    assert "InvalidClientQueryException" in str(refused.value) and "is not valid" in str(refused.value)
+
+    renewed_to = datetime.now(UTC) + timedelta(days=60)
+    by_id = tasks.subscriptions.get_by_id(listed.id)
+    by_id.expiration_datetime = renewed_to
+    by_id.update().execute_query()
+    again = tasks.subscriptions.get_by_id(listed.id).get().execute_query()
+    assert abs(as_utc(again.expiration_datetime) - renewed_to) < timedelta(seconds=1)
+    tasks.subscriptions.remove(listed.id).execute_query()
+
+
+def test_folders_added_ensured_and_found_by_url(ctx: ClientContext, library: List) -> None:
+    root = library.root_folder.get().execute_query()
+    sub = library.root_folder.folders.add("Sub").execute_query()
+    assert sub.server_relative_url == f"{root.server_relative_url}/Sub"
+    library_url = root.server_relative_url.rpartition("/")[2]
+    ensured = ctx.web.ensure_folder_path(f"{library_url}/2026/Q4").execute_query()
+    assert ensured.server_relative_url == f"{root.server_relative_url}/2026/Q4"
+    again = ctx.web.ensure_folder_path(f"{library_url}/2026/Q4").execute_query()  # exists: given back
+    assert again.server_relative_url == ensured.server_relative_url
+    found = (
+        ctx.web.get_folder_by_server_relative_url(f"{root.server_relative_url}/2026").get().execute_query()
+    )
+    assert found.name == "2026"
+    assert (
+        ctx.web.root_folder.get().execute_query().server_relative_url
+        == root.server_relative_url.rpartition("/")[0]
+    )
+
+
+def test_a_file_moved_to_a_folder(ctx: ClientContext, library: List) -> None:
+    root = library.root_folder.get().execute_query()
+    uploaded = root.upload_file("move-me.txt", b"x").execute_query()
+    target = root.folders.add("Target").execute_query()
+    uploaded.moveto(target, 1).execute_query()
+    moved = ctx.web.get_file_by_server_relative_url(f"{target.server_relative_url}/move-me.txt").get()
+    assert moved.execute_query().name == "move-me.txt"
+    with pytest.raises(ClientRequestException) as gone:
+        ctx.web.get_file_by_server_relative_url(
+            f"{root.server_relative_url}/move-me.txt"
+        ).get().execute_query()
+    assert gone.value.response.status_code == 404
+
+
+def test_two_adds_in_one_batch(ctx: ClientContext, tasks: List) -> None:
+    tasks.add_item({"Title": "first of two"})
+    tasks.add_item({"Title": "second of two"})
+    ctx.execute_batch()
+    titles = sorted(item.properties["Title"] for item in tasks.items.get().execute_query())
+    assert titles == ["first of two", "second of two"]
+
+
+def test_an_item_keeps_its_versions_until_the_list_stops_keeping_them(
+    ctx: ClientContext, tasks: List
+) -> None:
+    assert tasks.get().select(["EnableVersioning"]).execute_query().properties["EnableVersioning"] is True
+    item = tasks.add_item({"Title": "Draft"}).execute_query()
+    item.set_property("Title", "Approved").update().execute_query()
+    versions = item.versions.get().execute_query()
+    assert [
+        (v.properties["VersionLabel"], v.properties["Title"], v.is_current_version) for v in versions
+    ] == [
+        ("2.0", "Approved", True),
+        ("1.0", "Draft", False),
+    ]
+
+    tasks.set_property("EnableVersioning", False).update().execute_query()
+    assert tasks.get().select(["EnableVersioning"]).execute_query().properties["EnableVersioning"] is False
+    item.set_property("Title", "Done").update().execute_query()
+    [only] = item.versions.get().execute_query()
+    assert (only.properties["VersionLabel"], only.properties["Title"]) == ("3.0", "Done")
+    with pytest.raises(ClientRequestException) as refused:
+        tasks.set_property("NoSuchProperty", 1).update().execute_query()
+    assert refused.value.response.status_code == 400
+    assert "does not exist on type 'SP.List'" in str(refused.value)

@@ -139,6 +139,8 @@ async def folder(request: Request) -> Response:
     if request.method == "DELETE":
         tenant.delete_folder(site_path(request), url)
         return Response(status_code=200)
+    if url.rstrip("/").lower() == tenant.site(site_path(request)).path.rstrip("/").lower():
+        return ok(request, select(folder_entity(request, url, None), request))  # the web's root folder
     _, found = tenant.find_folder(site_path(request), url)
     return ok(request, select(folder_entity(request, url, found), request))
 

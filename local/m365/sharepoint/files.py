@@ -79,9 +79,17 @@ class LibraryFiles:
             if item.file is not None and not item.file.is_folder and item.file.folder.lower() == folder
         ]
 
-    def add_folder(self, site_path: str, server_relative_url: str) -> Item:
-        """`Folders/Add`: the folder, created in its parent; one that exists is given back."""
+    def add_folder(self, site_path: str, server_relative_url: str) -> Item | None:
+        """`Folders/Add`: the folder, created in its parent; one that exists is given back (a
+        library's root folder, added at the web's root, is None: it has no list item)."""
         parent, _, name = server_relative_url.rstrip("/").rpartition("/")
+        if parent.lower() == self.site(site_path).path.rstrip("/").lower() or not parent:
+            # Folders.Add at the web's root: SharePoint gives back a library's root folder, as a
+            # client's ensure-path does first; the emulator keeps no folders outside libraries.
+            library = self.library_of(site_path, server_relative_url)
+            if library.root_folder.lower() != server_relative_url.rstrip("/").lower():
+                raise errors.file_not_found(server_relative_url)
+            return None
         sp_list, _ = self.find_folder(site_path, parent)
         existing = _entry(sp_list, server_relative_url)
         if existing is not None and existing.file is not None and existing.file.is_folder:

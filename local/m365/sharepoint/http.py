@@ -40,10 +40,10 @@ _LIST = r"lists\((?:guid)?'[^'/]+'\)|lists/getbytitle\('[^'/]+'\)"
 
 
 class FolderPathConvertor(_Pattern):
-    """A folder by URL, or a list's root folder, and folders below it by name."""
+    """A folder by URL, a list's root folder or the web's, and folders below it by name."""
 
     regex = (
-        rf"(?:getfolderby(?:serverrelativeurl|id)\('[^']*'\)|(?:{_LIST})/rootfolder)"
+        rf"(?:getfolderby(?:serverrelativeurl|id)\('[^']*'\)|(?:{_LIST})/rootfolder|rootfolder)"
         r"(?:/folders\('[^']*'\))*"
     )
 
@@ -115,6 +115,8 @@ def folder_url(request: Request) -> str:
         url = base[len("getfolderbyserverrelativeurl('") : -2]
     elif base.startswith("getfolderbyid("):
         url = state_of(request).url_of_unique_id(site_path(request), base[len("getfolderbyid('") : -2])
+    elif base == "rootfolder":
+        url = state_of(request).site(site_path(request)).path
     else:
         url = resolve_list(request, base.removesuffix("/rootfolder")).root_folder
     return "/".join([url.rstrip("/"), *(name[:-2] for name in names)])

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import caml, errors, lookups
+from . import caml, errors, lookups, odata
 from .errors import SharePointError
 from .http import (
     api_url,
@@ -23,7 +23,6 @@ from .http import (
     state_of,
 )
 from .model import Change, Item, SpList
-from .subscriptions import parse_sharepoint_time
 
 # --- lists -------------------------------------------------------------------------------------
 
@@ -48,13 +47,16 @@ async def create_list(request: Request) -> Response:
 
 
 async def get_lists(request: Request) -> Response:
-    """`GET lists` with `$filter=Hidden eq false`, `$top` and `$skip` (which SharePoint honours on
-    lists, though not on items)."""
+    """`GET lists` with `$filter` (`BaseTemplate eq 100`, `Hidden eq false`; local/m365/sharepoint/
+    odata.py), `$top` and `$skip` (which SharePoint honours on lists, though not on items)."""
     site = state_of(request).site(site_path(request))
     query = request.query_params
-    if query.get("$filter", "").strip() and query["$filter"].strip().lower() != "hidden eq false":
-        raise SharePointError(400, errors.INVALID_CLIENT_QUERY, "The expression is not valid.")
-    lists = [select(list_entity(request, sp_list), request) for sp_list in site.lists.values()]
+    entities = [list_entity(request, sp_list) for sp_list in site.lists.values()]
+    if query.get("$filter", "").strip():
+        fields = {name for body in entities for name in body if not name.startswith(("__", "odata."))}
+        keep = odata.parse(query["$filter"], fields | LIST_FIELDS)
+        entities = [body for body in entities if keep(body)]
+    lists = [select(body, request) for body in entities]
     skip, top = _count(query, "$skip", 0), _count(query, "$top", 100)
     page: dict[str, Any] = {"value": lists[skip : skip + top]}
     if skip + top < len(lists):
@@ -73,6 +75,56 @@ def _count(query: Any, name: str, default: int) -> int:
 
 async def get_list(request: Request) -> Response:
     return ok(request, select(list_entity(request, resolve_list(request)), request))
+
+
+# What a MERGE of a list may change here; SharePoint takes more, and refuses names SP.List lacks.
+UPDATABLE_LIST_PROPERTIES = {"Title", "EnableVersioning", "Description"}
+
+
+async def update_list(request: Request) -> Response:
+    """`MERGE` (or `PATCH`) a list: `{"EnableVersioning": false}` is the versioning switch."""
+    sp_list = resolve_list(request)
+    body = await json_body(request)
+    for name, value in body.items():
+        if name.startswith(("__", "odata.")):
+            continue
+        if name not in UPDATABLE_LIST_PROPERTIES:
+            raise SharePointError(
+                400,
+                errors.INVALID_CLIENT_QUERY,
+                f"The property '{name}' does not exist on type 'SP.List'. Make sure to only use "
+                "property names that are defined by the type.",
+            )
+        if name == "EnableVersioning":
+            if not isinstance(value, bool):
+                raise SharePointError(
+                    400, errors.INVALID_CLIENT_QUERY, "EnableVersioning must be true or false."
+                )
+            sp_list.enable_versioning = value
+        elif name == "Title" and isinstance(value, str) and value:
+            sp_list.title = value
+    return Response(status_code=204)
+
+
+async def item_versions(request: Request) -> Response:
+    """`items({id})/versions`: the item's versions, newest first (only the current one when the
+    list keeps no versions)."""
+    sp_list = resolve_list(request)
+    item = state_of(request).get_item(sp_list, int(request.path_params["item_id"]))
+    newest_first = list(reversed(item.history))
+    base = f"Web/Lists(guid'{sp_list.id}')/Items({item.id})/Versions"
+    found = [
+        select(
+            entity(
+                version.to_json(index == 0),
+                "SP.ListItemVersion",
+                api_url(request, f"{base}({version.number * 512})"),
+            ),
+            request,
+        )
+        for index, version in enumerate(newest_first)
+    ]
+    return ok(request, {"value": found})
 
 
 # --- items -------------------------------------------------------------------------------------
@@ -102,26 +154,24 @@ def _check_entity_type(fields: dict[str, Any], sp_list: SpList) -> None:
         )
 
 
-_MODIFIED_FILTER = re.compile(r"^Modified\s+(ge|gt)\s+datetime'([^']+)'$", re.IGNORECASE)
+# What every item and every list may be filtered on, whether or not one has a value.
+ITEM_FIELDS = {"Title", "Id", "ID", "Created", "Modified", "AuthorId", "EditorId", "GUID"}
+LIST_FIELDS = {"Title", "BaseTemplate", "Hidden", "Id", "ItemCount"}
 _SKIPTOKEN = re.compile(r"^Paged=TRUE&p_ID=(\d+)$")
 
 
 def _item_page(request: Request, sp_list: SpList) -> dict[str, Any]:
-    """`GET items` with the OData a resync needs: `$filter=Modified ge datetime'…'`, `$top`,
+    """`GET items` with `$filter` (local/m365/sharepoint/odata.py; a resync's `Modified ge
+    datetime'…'`), `$select`, `$top`,
     `$orderby=ID` and paging with `$skiptoken=Paged=TRUE&p_ID=…`. SharePoint ignores `$skip` on
     items, and so does the emulator: a client that pages with it sees page one again."""
     found = sorted(sp_list.items.values(), key=lambda i: i.id)
     query = request.query_params
-    if "$filter" in query:
-        match = _MODIFIED_FILTER.match(query["$filter"].strip())
-        if match is None:
-            raise SharePointError(400, errors.INVALID_CLIENT_QUERY, "The expression is not valid.")
-        since = parse_sharepoint_time(match.group(2))
-        found = [
-            i
-            for i in found
-            if (i.modified >= since if match.group(1).lower() == "ge" else i.modified > since)
-        ]
+    if query.get("$filter", "").strip():
+        bodies = {i.id: i.to_json() for i in found}
+        fields = {name for body in bodies.values() for name in body} | ITEM_FIELDS
+        keep = odata.parse(query["$filter"], fields)
+        found = [i for i in found if keep(bodies[i.id])]
     if "$skiptoken" in query:
         skip = _SKIPTOKEN.match(query["$skiptoken"])
         if skip is None:

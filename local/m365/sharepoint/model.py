@@ -70,6 +70,31 @@ class StoredFile:
         return f"{self.folder}/{self.name}"
 
 
+@dataclass(frozen=True)
+class ItemVersion:
+    """One version of an item, as SharePoint keeps it on every add and update when its list keeps
+    versions: the fields as they were then, and who wrote them."""
+
+    number: int
+    created: datetime
+    fields: dict[str, Any]
+    editor: SiteUser
+
+    def to_json(self, current: bool) -> dict[str, Any]:
+        return {
+            **self.fields,
+            "Created": sharepoint_time(self.created),
+            "IsCurrentVersion": current,
+            "VersionId": self.number * 512,
+            "VersionLabel": f"{self.number}.0",
+            "Editor": {
+                "LookupId": self.editor.id,
+                "LookupValue": self.editor.title,
+                "Email": self.editor.email,
+            },
+        }
+
+
 @dataclass
 class Item:
     id: int
@@ -81,6 +106,13 @@ class Item:
     version: int = 1  # the item's ETag: every write moves it on
     author: SiteUser = SYSTEM_ACCOUNT
     editor: SiteUser = SYSTEM_ACCOUNT
+    # Oldest first; with versioning off, only the current one.
+    history: list[ItemVersion] = field(default_factory=list)
+
+    def keep_version(self, at: datetime, versioning: bool) -> None:
+        number = self.history[-1].number + 1 if self.history else 1
+        snapshot = ItemVersion(number, at, dict(self.fields), self.editor)
+        self.history = [*self.history, snapshot] if versioning else [snapshot]
 
     def to_json(self) -> dict[str, Any]:
         body = {
@@ -178,6 +210,8 @@ class SpList:
     next_item_id: int = 1
     changes: list[Change] = field(default_factory=list)
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    # SharePoint Online keeps versions of new lists and libraries by default.
+    enable_versioning: bool = True
 
     @property
     def is_library(self) -> bool:

@@ -2,10 +2,10 @@
 
 SharePoint matches `_api` paths without regard to case (`_api/Web/Lists/GetByTitle('Tasks')`),
 offers several spellings of one address (`lists/GetById('…')` and `lists('…')`,
-`items/getItemById(5)` and `items(5)`, `subscriptions/getById('…')`), writes function arguments
-in any order, and lets a POST stand in for another verb through `X-HTTP-Method`. This middleware
-rewrites each request, before routing, to lower case outside quoted values, the short address
-forms and the tunnelled verb, so every route is written once.
+`items/getItemById(5)`, `items/GetById(5)` and `items(5)`, `subscriptions/getById('…')`), writes
+function arguments in any order, and lets a POST stand in for another verb through
+`X-HTTP-Method`. This middleware rewrites each request, before routing, to lower case outside
+quoted values, the short address forms and the tunnelled verb, so every route is written once.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ _API = re.compile(r"/_api(?=/|$)", re.IGNORECASE)
 _ALIASES = [
     (re.compile(r"/lists/getbyid\(('[^']*'|guid'[^']*')\)"), r"/lists(\1)"),
     (re.compile(r"/(?:items/)?getitembyid\('?(\d+)'?\)"), r"/items(\1)"),
+    (re.compile(r"/items/getbyid\('?(\d+)'?\)"), r"/items(\1)"),
     (re.compile(r"/subscriptions/getbyid\(('[^']*')\)"), r"/subscriptions(\1)"),
     (re.compile(r"/getfilebyserverrelativepath\(decodedurl=('[^']*')\)"), r"/getfilebyserverrelativeurl(\1)"),
     (

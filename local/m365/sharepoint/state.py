@@ -155,6 +155,8 @@ class SharePointState(LibraryFiles, ListSubscriptions):
             "CurrentChangeToken": {"StringValue": self.current_change_token(sp_list)},
             "ListItemEntityTypeFullName": sp_list.item_entity_type,
             "Hidden": False,
+            "EnableVersioning": sp_list.enable_versioning,
+            "MajorVersionLimit": 500 if sp_list.is_library else 50,
         }
 
     def current_change_token(self, sp_list: SpList) -> str:
@@ -244,10 +246,13 @@ class SharePointState(LibraryFiles, ListSubscriptions):
             item.author = writer
         if change_type != CHANGE_DELETE:
             item.editor = writer
+        now = self.clock.now()
+        if change_type in (CHANGE_ADD, CHANGE_UPDATE):
+            item.keep_version(now, sp_list.enable_versioning)
         sp_list.changes.append(
             Change(
                 self.change_number,
-                self.clock.now(),
+                now,
                 change_type,
                 item.id,
                 sp_list.id,

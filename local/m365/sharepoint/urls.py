@@ -31,9 +31,11 @@ from .list_routes import (
     get_list,
     get_lists,
     item,
+    item_versions,
     items,
     recycle_item,
     restore_recycled,
+    update_list,
 )
 from .subscription_routes import remove_subscription, subscription, subscriptions
 from .web_routes import context_info, get_site, get_web, unknown_resource
@@ -42,6 +44,8 @@ from .web_routes import context_info, get_site, get_web, unknown_resource
 OPERATIONS = {
     ("create_list", "POST"): "CreateList",
     ("get_list", "GET"): "GetList",
+    ("update_list", "PATCH"): "UpdateList",
+    ("item_versions", "GET"): "GetItemVersions",
     ("items", "GET"): "GetItems",
     ("items", "POST"): "AddItem",
     ("get_items_by_query", "POST"): "GetItemsByQuery",
@@ -101,6 +105,8 @@ _WEB_ROUTES: list[tuple[str, Endpoint, list[str], str]] = [
         "subscription",
     ),
     ("/{list:listpath}", get_list, ["GET"], "get_list"),
+    ("/{list:listpath}", update_list, ["PATCH"], "update_list"),
+    ("/{list:listpath}/items({item_id:int})/versions", item_versions, ["GET"], "item_versions"),
     ("/{list:listpath}/items({item_id:int})/parentlist", get_list, ["GET"], "get_list"),
     ("/recyclebin({recycle_id:quotedurl})/restore()", restore_recycled, ["POST"], "restore_recycled"),
     ("/folders", add_folder, ["POST"], "add_folder"),

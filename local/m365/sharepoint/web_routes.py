@@ -3,6 +3,7 @@ resource it has no route for."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from starlette.requests import Request
@@ -67,12 +68,24 @@ async def context_info(request: Request) -> Response:
     return ok(request, body)
 
 
+# What may stand between a segment's parentheses: nothing, a quoted key, a guid, a number, or a
+# function's named arguments. Anything else (`lists(**guid**'…')`, a client's `subscriptions(<key>)`)
+# SharePoint cannot parse: 400, "The expression "web/…" is not valid."
+_KEY = re.compile(r"\((?!\)|'|guid'|\d+\)|[a-z_]+=)[^)]*\)")
+
+
 async def unknown_resource(request: Request) -> Response:
-    """What no route serves: a known address with another verb is 405, anything else 404."""
+    """What no route serves: a known address with another verb is 405, an address SharePoint
+    cannot parse 400, anything else 404."""
     for route in request.app.router.routes:
         if isinstance(route, Route) and route.matches(request.scope)[0] == Match.PARTIAL:
             raise SharePointError(
                 405, errors.INVALID_OPERATION, f"The HTTP method '{request.method}' cannot be used here."
             )
+    if _KEY.search(request.path_params["rest"]):
+        expression = request.path_params["rest"]
+        raise SharePointError(
+            400, errors.INVALID_CLIENT_QUERY, f'The expression "{expression}" is not valid.'
+        )
     segment = request.path_params["rest"].rpartition("/")[2]
     raise SharePointError(404, errors.NOT_FOUND, f"Cannot find resource for the request {segment}.")
