@@ -8,7 +8,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -136,6 +136,18 @@ def add_items(emulator_url: str, list_id: str, count: int, **fields: Any) -> Non
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(add, range(count)))
+
+
+def edit_items(emulator_url: str, list_id: str, item_ids: Iterable[int], **fields: Any) -> None:
+    local = threading.local()
+
+    def edit(item_id: int) -> None:
+        if not hasattr(local, "client"):
+            local.client = EmulatorClient(emulator_url)
+        local.client.update_item(SITE, list_id, item_id, **fields)
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(edit, item_ids))
 
 
 def bench_worker_at_scale() -> list[Row]:

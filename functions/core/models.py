@@ -236,8 +236,13 @@ class ChangeView(WireModel):
     # Who made the change, where the source says: a user's email or name, else an application's.
     changed_by: str | None = Field(default=None, alias="changedBy")
     changed_by_kind: Literal["user", "application"] | None = Field(default=None, alias="changedByKind")
-    # "item": the change log named no one, so this is who last wrote the item when it was read.
-    changed_by_source: Literal["item"] | None = Field(default=None, alias="changedBySource")
+    # Where the change log named no one: "version", who made the version this change made;
+    # "item", who last wrote the item when it was read.
+    changed_by_source: Literal["item", "version"] | None = Field(default=None, alias="changedBySource")
+    # Where `fields` and `changedFields` come from when values read could not tell each change's
+    # own: "versions" (the item's versions, each change its own before and after), or "reads"
+    # (the list keeps no versions: several changes in one read show as one difference).
+    fields_from: Literal["versions", "reads"] | None = Field(default=None, alias="fieldsFrom")
 
     @field_validator("fields", "changed_fields", mode="before")
     @classmethod

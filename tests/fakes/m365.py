@@ -55,10 +55,32 @@ class Session:
             if contains in url:
                 del self.faults[index]
                 return response(status, body, headers)
+        if urlsplit(url).path.endswith("/_api/$batch"):
+            return self._batch(
+                kwargs.get("data") or b"", (kwargs.get("headers") or {}).get("Content-Type", "")
+            )
         return self.handle(method, url, kwargs.get("json"))
 
     def handle(self, method: str, url: str, body: Any) -> requests.Response:
         raise NotImplementedError
+
+    def _batch(self, body: bytes, content_type: str) -> requests.Response:
+        """SharePoint's `$batch` of GETs: each run as its own request, answered in one multipart."""
+        boundary = content_type.split("boundary=", 1)[1]
+        parts = []
+        for chunk in body.decode().split(f"--{boundary}")[1:]:
+            if chunk.startswith("--"):
+                break
+            request_line = next(line for line in chunk.splitlines() if line.startswith("GET "))
+            answer = self.handle("GET", request_line.split(" ")[1], None)
+            parts.append(
+                f"--batchresponse\r\nContent-Type: application/http\r\n\r\n"
+                f"HTTP/1.1 {answer.status_code} X\r\nCONTENT-TYPE: application/json\r\n\r\n{answer.text}\r\n"
+            )
+        answer = response(200)
+        answer._content = ("".join(parts) + "--batchresponse--\r\n").encode()
+        answer.headers["Content-Type"] = "multipart/mixed; boundary=batchresponse"
+        return answer
 
     def count(self, contains: str) -> int:
         return sum(1 for _, url in self.requests if contains in url)
@@ -86,6 +108,9 @@ class FakeList:
     log_names_editors: bool = True
     # Change numbers below this are gone from the change log.
     log_starts_at: int = 0
+    # Each item's versions, oldest first, as `items({id})/versions` lists them (newest first).
+    versions: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    enable_versioning: bool = True
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -148,6 +173,16 @@ class FakeSharePoint(Session):
         else:
             fake.items[item] = now
             fake.values[item] = {**fake.values.get(item, {}), **values}
+        if change_type in (1, 2):
+            kept = fake.versions.get(item, []) if fake.enable_versioning else []
+            who = fake.item_editors.get(item, SYSTEM_ACCOUNT)
+            version = {
+                **fake.values[item],
+                "Created": now.isoformat().replace("+00:00", "Z"),
+                "VersionLabel": f"{len(fake.versions.get(item, [])) + 1}.0",
+                "Editor": {"LookupId": who.id, "LookupValue": who.title, "Email": who.email},
+            }
+            fake.versions[item] = [*kept, version]
         return item
 
     def forget_changes_before_now(self, list_id: str) -> None:
@@ -177,6 +212,16 @@ class FakeSharePoint(Session):
             )
         if fake is None:
             return sharepoint_error(404, "-1, System.ArgumentException", "List does not exist.")
+        if path.endswith("/versions"):
+            item = int(path.rsplit("/items(", 1)[1].split(")", 1)[0])
+            if item not in fake.items:
+                return sharepoint_error(404, "-2147024809, System.ArgumentException", "Item does not exist.")
+            history = fake.versions.get(item, [])
+            return response(
+                200, {"value": [{**v, "IsCurrentVersion": n == 0} for n, v in enumerate(reversed(history))]}
+            )
+        if "EnableVersioning" in url:
+            return response(200, {"EnableVersioning": fake.enable_versioning})
         if path.endswith("/GetChanges"):
             return self._get_changes(fake, body["query"])
         if path.endswith("/GetItems") and method == "POST":

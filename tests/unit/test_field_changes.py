@@ -89,31 +89,71 @@ def test_a_page_read_again_writes_its_rows_the_same(env):
     assert again[-1]["changedFields"] == {"Status": {"before": "Draft", "after": "Approved"}}
 
 
-def test_an_item_first_seen_by_an_update_says_its_earlier_values_are_unknown(env):
+def first_seen_by_an_update(env: World, *, versioning: bool) -> dict:
     list_id = env.sharepoint.create_list()
+    env.sharepoint.lists[list_id].enable_versioning = versioning
     item = env.sharepoint.change(list_id, ADD, Status="Draft")  # before the subscription
     record = env.services.subscriptions.create(
         CreateSubscriptionRequest(site_url="/sites/team", list_id=list_id, fields=("Status",))
     )
     env.sharepoint.change(list_id, UPDATE, item, Status="Review")
     [first] = read(env, record)
-    assert first["fieldsBeforeUnknown"] is True
+    return first
+
+
+def test_an_item_first_seen_by_an_update_takes_its_before_from_the_version_before(env):
+    first = first_seen_by_an_update(env, versioning=True)
+    assert first["changedFields"] == {"Status": {"before": "Draft", "after": "Review"}}
+    assert first["fieldsFrom"] == "versions" and "fieldsBeforeUnknown" not in first
+
+
+def test_without_versions_an_item_first_seen_by_an_update_says_its_earlier_values_are_unknown(env):
+    first = first_seen_by_an_update(env, versioning=False)
+    assert first["fieldsBeforeUnknown"] is True and first["fieldsFrom"] == "reads"
     assert first["fields"] == {"Status": "Review"}
     assert "changedFields" not in first
 
 
-def test_several_changes_of_one_item_in_one_page_show_one_difference_on_the_last(env):
+def several_changes_in_one_page(env: World, *, versioning: bool) -> list[dict]:
     record, list_id = subscribe(env, "Status")
+    env.sharepoint.lists[list_id].enable_versioning = versioning
     item = env.sharepoint.change(list_id, ADD, Status="Draft")
     env.sharepoint.change(list_id, UPDATE, item, Status="Review")
     env.sharepoint.change(list_id, UPDATE, item, Status="Approved")
+    return read(env, record)
+
+
+def test_several_changes_of_one_item_in_one_page_each_have_their_own_before_and_after(env):
+    rows = several_changes_in_one_page(env, versioning=True)
+    assert [row["changedFields"] for row in rows] == [
+        {"Status": {"before": None, "after": "Draft"}},
+        {"Status": {"before": "Draft", "after": "Review"}},
+        {"Status": {"before": "Review", "after": "Approved"}},
+    ]
+    assert [row["fields"] for row in rows] == [{"Status": s} for s in ("Draft", "Review", "Approved")]
+    assert {row["fieldsFrom"] for row in rows} == {"versions"}
+
+
+def test_several_changes_in_one_page_read_their_versions_in_one_batch(env):
+    record, list_id = subscribe(env, "Status")
+    once = [env.sharepoint.change(list_id, ADD, Status="New") for _ in range(20)]
+    for item in once[:2]:  # 10%: edited twice in the page
+        env.sharepoint.change(list_id, UPDATE, item, Status="Done")
+    batches = env.sharepoint.count("/_api/$batch")
     rows = read(env, record)
+    assert env.sharepoint.count("/_api/$batch") - batches == 1
+    assert len([row for row in rows if row.get("fieldsFrom") == "versions"]) == 4  # 2 items, 2 changes each
+
+
+def test_without_versions_several_changes_in_one_page_show_one_difference_on_the_last(env):
+    rows = several_changes_in_one_page(env, versioning=False)
     assert [row.get("changedFields") for row in rows] == [
         None,
         None,
         {"Status": {"before": None, "after": "Approved"}},  # the item was added in this page
     ]
     assert all(row["fields"] == {"Status": "Approved"} for row in rows)  # read when the page was
+    assert {row["fieldsFrom"] for row in rows} == {"reads"}
 
 
 def test_a_page_of_items_is_read_in_one_request_per_500_items(env):
@@ -213,9 +253,28 @@ def test_where_the_change_log_names_no_editor_the_items_editor_read_with_the_fie
     assert logged["changedBy"] == "ann@contoso.com" and "changedBySource" not in logged
 
 
-def test_the_items_editor_goes_only_on_its_last_change_in_the_page(env):
+def test_with_versions_each_change_names_the_editor_of_the_version_it_made(env):
     record, list_id = subscribe(env, "Status")
     env.sharepoint.lists[list_id].log_names_editors = False
+    item = env.sharepoint.change(list_id, ADD, Status="Draft", editor=APP)
+    env.sharepoint.change(list_id, UPDATE, item, Status="Review", editor=ANN)
+    first, last = read(env, record)
+    assert (first["changedBy"], first["changedByKind"], first["changedBySource"]) == (
+        "SharePoint App",
+        "application",
+        "version",
+    )
+    assert (last["changedBy"], last["changedByKind"], last["changedBySource"]) == (
+        "ann@contoso.com",
+        "user",
+        "version",
+    )
+
+
+def test_without_versions_the_items_editor_goes_only_on_its_last_change_in_the_page(env):
+    record, list_id = subscribe(env, "Status")
+    env.sharepoint.lists[list_id].log_names_editors = False
+    env.sharepoint.lists[list_id].enable_versioning = False
     item = env.sharepoint.change(list_id, ADD, Status="Draft", editor=APP)
     env.sharepoint.change(list_id, UPDATE, item, Status="Review", editor=ANN)
     first, last = read(env, record)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any, Literal
 from uuid import UUID
 
@@ -171,3 +172,31 @@ class SiteListView(WireModel):
     title: str
     base_template: int = Field(alias="baseTemplate")
     kind: Literal["list", "library"]
+
+
+class SharePointItemVersion(WireModel):
+    """One entry of `items({id})/versions`: when it was made, its label, who made it, and the
+    item's fields as they were (kept as extra properties)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow", frozen=True)
+
+    created: UtcDatetime = Field(alias="Created")
+    label: str = Field(alias="VersionLabel")
+    editor: dict[str, Any] | None = Field(default=None, alias="Editor")
+
+    def values(self, fields: Sequence[str]) -> dict[str, Any]:
+        """The followed fields then (a person field as its user's id, `{name}Id`, as the field read
+        keeps it)."""
+        extra = self.model_extra or {}
+        return {name: extra.get(name, extra.get(f"{name}Id")) for name in fields}
+
+    @property
+    def number(self) -> float:
+        try:
+            return float(self.label)
+        except ValueError:
+            return 0.0
+
+
+class SharePointVersionPage(WireModel):
+    value: list[SharePointItemVersion]
