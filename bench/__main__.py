@@ -7,11 +7,13 @@ baseline in the same run (interleaved, so machine noise hits both), and reported
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -25,6 +27,7 @@ from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
 from functions.core.subscriptions.renewal import RENEWAL_CONCURRENCY
 from functions.core.subscriptions.store import to_entity
 from local.clients import EmulatorClient, notification_entry
+from local.processes import ROOT, free_port, wait_for_port
 from local.stack import DEFAULT_FUNCTION_KEY, Stack
 
 from .connectors import bench_connectors
@@ -85,8 +88,28 @@ def bench_intake(stack: Stack, services: Services, rounds: int) -> list[Row]:
     ):
         ours, base = side_by_side(action, bare_put, rounds)
         rows.append(Row(name, "bare queue put (SDK)", ours, base))
+    with bare_echo_server() as bare_url:
+
+        def bare_echo() -> None:
+            assert http.post(bare_url, params={"validationtoken": "bench"}).status_code == 200
+
+        ours, base = side_by_side(validation, bare_echo, rounds)
+        rows.append(Row("validation echo (HTTP)", "bare ASGI echo (uvicorn)", ours, base))
     queue.clear_messages()
     return rows
+
+
+@contextlib.contextmanager
+def bare_echo_server() -> Iterator[str]:
+    """bench/bare_echo.py on a free port: what an HTTP answer costs here before any host code."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "bench.bare_echo", "--port", str(port)], cwd=ROOT)
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def bench_worker(stack: Stack, services: Services, rounds: int) -> list[Row]:

@@ -7,6 +7,7 @@ is its source's `EntryKind`.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -117,9 +118,17 @@ def receive_notifications(
     envelope = _parse_envelope(body)
     result = IntakeResult()
     parsed: list[tuple[int, Any, str]] = []
+    # A burst repeats one entry many times (SharePoint sends one per change): each distinct
+    # entry is parsed, checked and queued once.
+    seen: dict[Any, tuple[Any, str]] = {}
     for position, raw in enumerate(envelope.value):
-        notification, reason = _parse_entry(raw, kind, tenant_id)
-        parsed.append((position, notification, reason))
+        key = _hashable(raw)
+        known = seen.get(key) if key is not None else None
+        if known is None:
+            known = _parse_entry(raw, kind, tenant_id)
+            if key is not None:
+                seen[key] = known
+        parsed.append((position, *known))
     if kind.trust is not None:
         refusal = kind.trust(envelope.validation_tokens, [n for _, n, _ in parsed if n is not None])
         if refusal:
@@ -134,25 +143,44 @@ def receive_notifications(
     lookup = subscriptions.lookup(wanted, max_reads=MAX_LOOKUPS_PER_REQUEST, deadline=deadline)
     result.storage_reads = lookup.reads
     received_at = now or datetime.now(UTC)
-    envelope_size = _envelope_size(received_at, traceparent, kind.source)
-    accepted: list[QueuedNotification] = []
+    envelope_size = _envelope_size(traceparent, kind.source)
+    # Each distinct accepted entry once, with its size as queued: identical entries say nothing
+    # more to the worker, which reads a scope once per message however often it is named.
+    accepted: dict[str, tuple[QueuedNotification, int]] = {}
+    checked: dict[int, tuple[QueuedNotification | None, str, str]] = {}
     for position, notification, reason in parsed:
         entry = None
         if notification is not None:
-            entry, reason = _check_entry(notification, kind, lookup, envelope_size)
+            if id(notification) not in checked:
+                checked[id(notification)] = _check_entry(notification, kind, lookup, envelope_size)
+            entry, encoded, reason = checked[id(notification)]
         if entry is None:
             subscription_id = (
                 notification.subscription_id if notification else _raw_id(envelope.value[position])
             )
             result.rejections.append((subscription_id or f"entry {position}", reason))
             continue
-        accepted.append(entry)
-    result.accepted = len(accepted)
+        result.accepted += 1
+        accepted.setdefault(encoded, (entry, len(encoded.encode("utf-8")) + 1))
     result.rejected = len(result.rejections)
     if accepted:
         deadline.check("putting the notifications on the queue")
-        result.messages = queue.put_all(_messages(accepted, received_at, traceparent, kind.source))
+        result.messages = queue.put_all(
+            _messages(list(accepted.values()), received_at, traceparent, kind.source)
+        )
     return result
+
+
+def _hashable(raw: object) -> Any:
+    """A key for an entry of plain values (every SharePoint and Graph change entry), or None."""
+    if not isinstance(raw, dict):
+        return None
+    try:
+        key = tuple(raw.items())
+        hash(key)
+    except TypeError:  # a nested object, such as Teams' encryptedContent
+        return None
+    return key
 
 
 def _parse_envelope(body: bytes) -> NotificationEnvelope:
@@ -211,46 +239,50 @@ def _raw_id(raw: object) -> str | None:
 
 def _check_entry(
     notification: Any, kind: EntryKind, lookup: LookupResult, envelope_size: int
-) -> tuple[QueuedNotification | None, str]:
+) -> tuple[QueuedNotification | None, str, str]:
+    """The entry as queued and its JSON, or None and why not."""
     if notification.subscription_id in lookup.not_read:
-        return None, "not looked up (too many unknown subscriptions in one request)"
+        return None, "", "not looked up (too many unknown subscriptions in one request)"
     record = lookup.found.get(notification.subscription_id)
     if record is None:
-        return None, "unknown subscription"
+        return None, "", "unknown subscription"
     if not record.client_state_matches(notification.client_state):
-        return None, "clientState does not match"
+        return None, "", "clientState does not match"
     entry = kind.queued(notification)
-    if envelope_size + _size(entry) > MAX_MESSAGE_JSON_BYTES:
-        return None, "too large for a queue message"
-    return entry, ""
+    encoded = entry.model_dump_json(by_alias=True, exclude_none=True)
+    if envelope_size + len(encoded.encode("utf-8")) + 1 > MAX_MESSAGE_JSON_BYTES:
+        return None, "", "too large for a queue message"
+    return entry, encoded, ""
 
 
-def _size(entry: QueuedNotification) -> int:
-    return len(entry.model_dump_json(by_alias=True, exclude_none=True).encode("utf-8")) + 1
+def _envelope_size(traceparent: str | None, source: str) -> int:
+    """A message's size without its entries: the same for every request of a source (a time
+    written with its microseconds is the longest it gets), so worked out once."""
+    return _envelope_size_of(source, len(traceparent or ""))
 
 
-def _envelope_size(received_at: datetime, traceparent: str | None, source: str) -> int:
+@functools.lru_cache(maxsize=64)
+def _envelope_size_of(source: str, traceparent_length: int) -> int:
     probe = NotificationMessage(
         source=source,
-        received_at=received_at,
-        traceparent=traceparent,
+        received_at=datetime(2000, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+        traceparent="0" * traceparent_length or None,
         notifications=[QueuedNotification(subscription_id="", resource="", site_url="")],
     )
     return len(probe.model_dump_json(by_alias=True, exclude_none=True).encode("utf-8"))
 
 
 def _messages(
-    entries: list[QueuedNotification], received_at: datetime, traceparent: str | None, source: str
+    entries: list[tuple[QueuedNotification, int]], received_at: datetime, traceparent: str | None, source: str
 ) -> Iterator[str]:
     """One message per request; split only where one would pass the queue's 64 KiB limit.
 
-    Each entry is measured once (a 1 MiB body can hold thousands), in UTF-8 bytes.
+    Each entry comes measured once (a 1 MiB body can hold thousands), in UTF-8 bytes.
     """
-    envelope = _envelope_size(received_at, traceparent, source)
+    envelope = _envelope_size(traceparent, source)
     batch: list[QueuedNotification] = []
     size = envelope
-    for entry in entries:
-        entry_size = _size(entry)
+    for entry, entry_size in entries:
         if batch and size + entry_size > MAX_MESSAGE_JSON_BYTES:
             yield _encode(batch, received_at, traceparent, source)
             batch, size = [], envelope

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from azure.core.exceptions import ServiceResponseError, ServiceResponseTimeoutError
 
 from .models import NotificationMessage, QueuedNotification
+from .queue_put import QueuePutFailed
 from .resources import NOTIFICATIONS_QUEUE
 from .storage import Storage, StorageUnavailable, is_outage, outages_reported
 
@@ -42,23 +43,30 @@ class QueueWriter:
         self._storage = storage
 
     def put_all(self, messages: Iterable[str]) -> int:
-        """Put every message or none: if one put fails, the ones already put are deleted."""
+        """Put every message or none: if one put fails, the ones already put are deleted. Through
+        the lean REST put where the account allows it (functions/core/queue_put.py), else the SDK."""
         queue = self._storage.queue(NOTIFICATIONS_QUEUE)
-        sent = []
+        putter = self._storage.putter(NOTIFICATIONS_QUEUE)
+        sent: list[tuple[str, str]] = []
         try:
             for message in messages:
-                sent.append(_send(queue, message))
+                if putter is not None:
+                    receipt = putter.put(message)
+                    sent.append((receipt.id, receipt.pop_receipt))
+                else:
+                    put = _send(queue, message)
+                    sent.append((put.id, str(put.pop_receipt)))
         except Exception as error:
-            for receipt in sent:
+            for message_id, pop_receipt in sent:
                 try:
-                    queue.delete_message(receipt)
+                    queue.delete_message(message_id, pop_receipt)
                 except Exception as cleanup_error:
                     log.error(
                         "could not take back queue message %s after a failed put: %s",
-                        receipt.id,
+                        message_id,
                         type(cleanup_error).__name__,
                     )
-            if is_outage(error):
+            if is_outage(error) or (isinstance(error, QueuePutFailed) and error.is_outage):
                 raise StorageUnavailable(f"putting {len(sent) + 1} queue message(s): {error}") from error
             raise
         return len(sent)

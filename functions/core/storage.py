@@ -31,6 +31,7 @@ from azure.storage.queue import (
 
 from .errors import Outage
 from .outbound import pooled_session
+from .queue_put import CachedBearer, QueuePutter, putter_for_connection_string
 from .resources import QUEUES, TABLES
 from .settings import StorageSettings
 
@@ -103,6 +104,7 @@ class Storage:
         self._lock = threading.Lock()
         self._tables: dict[str, TableClient] = {}
         self._queues: dict[str, QueueClient] = {}
+        self._putters: dict[str, QueuePutter | None] = {}
         self._credential: ManagedIdentityCredential | None = None
         self._session: requests.Session | None = None
 
@@ -117,6 +119,25 @@ class Storage:
             if name not in self._queues:
                 self._queues[name] = self._new_queue_client(name)
             return self._queues[name]
+
+    def putter(self, name: str) -> QueuePutter | None:
+        """A lean put for the queue (functions/core/queue_put.py), or None where the SDK must do
+        it (`UseDevelopmentStorage=true`, a SAS)."""
+        with self._lock:
+            if name not in self._putters:
+                self._putters[name] = self._new_putter(name)
+            return self._putters[name]
+
+    def _new_putter(self, name: str) -> QueuePutter | None:
+        connect, read = float(self._timeouts.connection), float(self._timeouts.read)
+        settings = self._settings
+        if settings.connection_string:
+            return putter_for_connection_string(
+                settings.connection_string, name, connect_timeout=connect, read_timeout=read
+            )
+        account = _required(settings.queue_service_uri, "queueServiceUri").rstrip("/")
+        bearer = CachedBearer(self._identity())
+        return QueuePutter(f"{account}/{name}", bearer=bearer, connect_timeout=connect, read_timeout=read)
 
     def ensure_resources(self) -> None:
         """Create the queues and tables the code uses; in Azure, infra/ creates them instead."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import json
 import os
 import re
@@ -105,6 +107,12 @@ class FunctionSpec:
     @property
     def trigger_type(self) -> str:
         return self.trigger["type"]
+
+    @functools.cached_property
+    def takes_context(self) -> bool:
+        """Whether the function declares `context` (read once: a signature costs microseconds a
+        call, which the intake's hot path notices)."""
+        return "context" in inspect.signature(self.callable).parameters
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ def invoke(function: FunctionSpec, argument: Any, *, trace: TraceContext | None 
     and duration as the host does; re-raise failures."""
     context = InvocationContext(function, trace or continue_trace(None))
     arguments: dict[str, Any] = {function.trigger["name"]: argument}
-    if "context" in inspect.signature(function.callable).parameters:
+    if function.takes_context:
         arguments["context"] = context
     started = time.perf_counter()
     log.info("Executing 'Functions.%s' (Id=%s)", function.name, context.invocation_id)

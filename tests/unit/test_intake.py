@@ -296,3 +296,18 @@ def test_with_a_configured_tenant_entries_naming_another_are_refused_before_any_
     assert result.rejections == [(SUB_2, "another tenant's")]
     assert "1 another tenant's" in result.summary()
     assert lookup.reads == 1
+
+
+def test_a_burst_repeating_one_entry_is_accepted_whole_and_queued_once():
+    """SharePoint sends an entry per change: the worker needs each distinct entry once."""
+    lookup = RecordLookup(record())
+    queue = MessageList()
+    result = receive_notifications(
+        body(*[DOC_ENTRY] * 100, {**DOC_ENTRY, "resource": "another-list"}),
+        subscriptions=CachedSubscriptionLookup(lookup),
+        queue=queue,
+        kind=NOTIFICATION_ENTRIES,
+    )
+    assert (result.accepted, result.rejected, result.messages, lookup.reads) == (101, 0, 1, 1)
+    [message] = [NotificationMessage.model_validate_json(m) for m in queue.messages]
+    assert [n.resource for n in message.notifications] == [DOC_ENTRY["resource"], "another-list"]

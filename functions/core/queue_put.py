@@ -1,0 +1,232 @@
+"""One queue message put over the Queue service's REST API, for the notification intake's hot path.
+
+The storage SDK's `send_message` spends about a millisecond of CPU a call in azure-core's pipeline
+(policies, tracing decorators, a requests session) around a request a few hundred bytes long: on
+the intake, where a POST must be answered within SharePoint's 5 s and Graph's 3 s under bursts,
+that is most of the work. This sends the same request (`PUT`-free `POST …/messages`, the message
+base64-encoded as the Functions queue trigger reads it) on a kept-alive connection per thread,
+signed as the SDK signs it: Shared Key for an account key, a bearer token for an identity. The
+SDK stays for everything else (deletes, the worker's queues, creating queues).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import http.client
+import re
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import formatdate
+from urllib.parse import urlsplit
+
+from .errors import retry_after_header
+
+STORAGE_VERSION = "2021-02-12"
+_MESSAGE_ID = re.compile(r"<MessageId>([^<]+)</MessageId>")
+_POP_RECEIPT = re.compile(r"<PopReceipt>([^<]+)</PopReceipt>")
+# A kept-alive connection the server closed while idle fails on first use: send once more.
+_BROKEN = (
+    http.client.RemoteDisconnected,
+    BrokenPipeError,
+    ConnectionResetError,
+    http.client.CannotSendRequest,
+)
+
+
+class QueuePutFailed(Exception):
+    """The put did not succeed; `status` is the service's (None: no answer), `retry_after` its
+    Retry-After in seconds if it gave one."""
+
+    def __init__(self, message: str, *, status: int | None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def is_outage(self) -> bool:
+        return self.status is None or self.status == 429 or self.status >= 500
+
+    def headers(self) -> dict[str, str]:
+        return retry_after_header(self.retry_after)
+
+
+@dataclass(frozen=True)
+class PutReceipt:
+    """What a put returns, to take the message back: its id and pop receipt."""
+
+    id: str
+    pop_receipt: str
+
+
+@dataclass(frozen=True)
+class SharedKey:
+    account: str
+    key: bytes
+
+    def authorization(self, method: str, path: str, headers: dict[str, str], length: int) -> str:
+        canonical_headers = "".join(
+            f"{name}:{headers[name]}\n" for name in sorted(headers) if name.startswith("x-ms-")
+        )
+        resource = f"/{self.account}{path}"
+        string_to_sign = (
+            f"{method}\n\n\n{length or ''}\n\n{headers.get('content-type', '')}\n\n\n\n\n\n\n"
+            f"{canonical_headers}{resource}"
+        )
+        signature = hmac.new(self.key, string_to_sign.encode("utf-8"), hashlib.sha256).digest()
+        return f"SharedKey {self.account}:{base64.b64encode(signature).decode('ascii')}"
+
+
+class QueuePutter:
+    """Puts messages on one queue; thread-safe (one connection per thread)."""
+
+    def __init__(
+        self,
+        queue_url: str,
+        *,
+        shared_key: SharedKey | None = None,
+        bearer: Callable[[], str] | None = None,
+        connect_timeout: float = 1.0,
+        read_timeout: float = 1.0,
+    ) -> None:
+        parts = urlsplit(queue_url.rstrip("/"))
+        self._https = parts.scheme == "https"
+        self._netloc = parts.netloc
+        self._path = f"{parts.path}/messages"
+        self._shared_key = shared_key
+        self._bearer = bearer
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: set[http.client.HTTPConnection] = set()
+        # A putter dropped without close() still closes its sockets, as urllib3's pools do.
+        weakref.finalize(self, _close_all, self._open)
+
+    def close(self) -> None:
+        """Close every thread's connection (each opens a new one on its next put)."""
+        with self._lock:
+            _close_all(self._open)
+
+    def put(self, text: str) -> PutReceipt:
+        body = (
+            "<?xml version='1.0' encoding='utf-8'?><QueueMessage><MessageText>"
+            + base64.b64encode(text.encode("utf-8")).decode("ascii")
+            + "</MessageText></QueueMessage>"
+        ).encode("ascii")
+        for attempt in (1, 2):
+            try:
+                status, reason, answer, retry_after = self._post(body)
+                break
+            except _BROKEN:
+                self._drop()
+                if attempt == 2:
+                    raise QueuePutFailed("the queue's connection broke twice", status=None) from None
+            except (OSError, http.client.HTTPException) as error:
+                self._drop()
+                raise QueuePutFailed(f"{type(error).__name__}: {error}", status=None) from None
+        if status != 201:
+            raise QueuePutFailed(f"HTTP {status} {reason}", status=status, retry_after=retry_after)
+        message_id, receipt = _MESSAGE_ID.search(answer), _POP_RECEIPT.search(answer)
+        if message_id is None or receipt is None:
+            raise QueuePutFailed("the put's answer names no message", status=status)
+        return PutReceipt(message_id.group(1), receipt.group(1))
+
+    def _post(self, body: bytes) -> tuple[int, str, str, float | None]:
+        connection = self._connection()
+        headers = {
+            "content-type": "application/xml",
+            "x-ms-date": formatdate(usegmt=True),
+            "x-ms-version": STORAGE_VERSION,
+        }
+        if self._shared_key is not None:
+            headers["authorization"] = self._shared_key.authorization("POST", self._path, headers, len(body))
+        elif self._bearer is not None:
+            headers["authorization"] = f"Bearer {self._bearer()}"
+        connection.request(
+            "POST", self._path, body=body, headers={**headers, "content-length": str(len(body))}
+        )
+        connection.sock.settimeout(self._read_timeout)
+        response = connection.getresponse()
+        answer = response.read().decode("utf-8", "replace")
+        retry_after = response.getheader("Retry-After")
+        if response.getheader("Connection", "").lower() == "close":
+            self._drop()
+        return (
+            response.status,
+            response.reason,
+            answer,
+            float(retry_after) if retry_after and retry_after.isdigit() else None,
+        )
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            connection = kind(self._netloc, timeout=self._connect_timeout)
+            with self._lock:
+                self._open.add(connection)
+            self._local.connection = connection
+            connection.connect()
+        return connection
+
+    def _drop(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            with self._lock:
+                self._open.discard(connection)
+            connection.close()
+
+
+def _close_all(connections: set[http.client.HTTPConnection]) -> None:
+    for connection in list(connections):
+        connection.close()
+    connections.clear()
+
+
+def putter_for_connection_string(
+    connection_string: str, queue: str, *, connect_timeout: float, read_timeout: float
+) -> QueuePutter | None:
+    """A putter for an account-key connection string that names its queue endpoint or account;
+    None for anything else (`UseDevelopmentStorage=true`, a SAS): the SDK puts those."""
+    values = dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
+    account, key = values.get("AccountName"), values.get("AccountKey")
+    if not account or not key:
+        return None
+    endpoint = values.get("QueueEndpoint") or (
+        f"{values.get('DefaultEndpointsProtocol', 'https')}://{account}.queue."
+        f"{values.get('EndpointSuffix', 'core.windows.net')}"
+    )
+    try:
+        shared_key = SharedKey(account, base64.b64decode(key, validate=True))
+    except ValueError:
+        return None
+    return QueuePutter(
+        f"{endpoint.rstrip('/')}/{queue}",
+        shared_key=shared_key,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+    )
+
+
+class CachedBearer:
+    """A storage token from an azure-identity credential, fetched again five minutes before it
+    expires."""
+
+    def __init__(self, credential: object) -> None:
+        self._credential = credential
+        self._lock = threading.Lock()
+        self._token = ""
+        self._expires = 0.0
+
+    def __call__(self) -> str:
+        with self._lock:
+            if time.time() > self._expires - 300:
+                token = self._credential.get_token("https://storage.azure.com/.default")  # type: ignore[attr-defined]
+                self._token, self._expires = token.token, float(token.expires_on)
+            return self._token
