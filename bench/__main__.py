@@ -403,9 +403,10 @@ def bench_hostile_intake(stack: Stack, rounds: int) -> list[Row]:
 
 
 def bench_first_request(stack: Stack, services: Services) -> list[Row]:
-    """The first request a freshly started host serves (its lazy imports and clients made on the
-    way) beside the same request once warm: what Graph's 3-s limit meets after a cold start, less
-    the instance allocation Azure adds. `alwaysReady` in infra/ keeps an instance past this."""
+    """The first request a freshly started host serves beside the same request once warm, with
+    the `warmup` function (run by the host before the instance takes traffic, as Azure does on
+    scale-out) and without it (`AzureWebJobs.warmup.Disabled`): what Graph's 3-s limit meets after
+    a cold start, less the instance allocation Azure adds. And what warmup adds to the start."""
     emulator = EmulatorClient(stack.emulator_url)
     list_id = emulator.create_list(SITE, f"bench-first-{uuid.uuid4().hex[:6]}")
     record = services.subscriptions.create(CreateSubscriptionRequest(site_url=SITE, list_id=list_id))
@@ -417,18 +418,35 @@ def bench_first_request(stack: Stack, services: Services) -> list[Row]:
         "intake POST, 1 notification": lambda http: http.post(url, json={"value": [entry]}).status_code,
     }
     rows = []
+    starts: dict[bool, list[float]] = {True: [], False: []}
     for name, request in requests.items():
-        first: list[float] = []
+        first: dict[bool, list[float]] = {True: [], False: []}
         warm: list[float] = []
         for _ in range(5):
-            stack.kill("functions-host")
-            stack.start_host(untouched=True)
-            with httpx.Client(timeout=30) as http:
-                for sink in [first] + [warm] * 10:
-                    started = time.perf_counter()
-                    assert request(http) in (200, 202)
-                    sink.append((time.perf_counter() - started) * 1000)
-        rows.append(Row(f"{name}, first request after a cold start", "same request, warm", first, warm))
+            for warmup in (True, False):
+                stack.extra_settings.pop("AzureWebJobs.warmup.Disabled", None)
+                if not warmup:
+                    stack.extra_settings["AzureWebJobs.warmup.Disabled"] = "true"
+                stack.kill("functions-host")
+                began = time.perf_counter()
+                stack.start_host(untouched=True)
+                starts[warmup].append((time.perf_counter() - began) * 1000)
+                with httpx.Client(timeout=30) as http:
+                    for sink in [first[warmup]] + [warm] * 5:
+                        started = time.perf_counter()
+                        assert request(http) in (200, 202)
+                        sink.append((time.perf_counter() - started) * 1000)
+        stack.extra_settings.pop("AzureWebJobs.warmup.Disabled", None)
+        rows.append(Row(f"{name}, first request after a cold start", "same request, warm", first[True], warm))
+        rows.append(Row("  same, without the warmup function", "same request, warm", first[False], warm))
+    rows.append(
+        Row(
+            "host start until it takes traffic, with warmup",
+            "same, without warmup",
+            starts[True],
+            starts[False],
+        )
+    )
     services.storage.queue(NOTIFICATIONS_QUEUE).clear_messages()
     return rows
 

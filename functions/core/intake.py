@@ -339,6 +339,14 @@ class CachedSubscriptionLookup:
     def get(self, subscription_id: str) -> SubscriptionRecord | None:
         return self.lookup([subscription_id], max_reads=1).found.get(subscription_id)
 
+    def preload(self, records: Iterable[SubscriptionRecord]) -> None:
+        """Remember records read ahead (the host's warmup), as if each had just been looked up."""
+        now = time.monotonic()
+        with self._lock:
+            for record in records:
+                if self._source is None or record.source == self._source:
+                    self._hits[record.id] = (now, record)
+
     def lookup(self, ids: Iterable[str], *, max_reads: int, deadline: Deadline | None = None) -> LookupResult:
         """Each distinct id once: from the cache, else from storage while `max_reads` lasts."""
         found: dict[str, SubscriptionRecord] = {}

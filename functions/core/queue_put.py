@@ -82,7 +82,8 @@ class SharedKey:
 
 
 class QueuePutter:
-    """Puts messages on one queue; thread-safe (one connection per thread)."""
+    """Puts messages on one queue; thread-safe: a pool of kept-alive connections, each used by one
+    put at a time, that `warm` can open before the first request."""
 
     def __init__(
         self,
@@ -101,16 +102,28 @@ class QueuePutter:
         self._bearer = bearer
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
-        self._local = threading.local()
         self._lock = threading.Lock()
+        self._idle: list[http.client.HTTPConnection] = []
         self._open: set[http.client.HTTPConnection] = set()
         # A putter dropped without close() still closes its sockets, as urllib3's pools do.
         weakref.finalize(self, _close_all, self._open)
 
     def close(self) -> None:
-        """Close every thread's connection (each opens a new one on its next put)."""
+        """Close every connection (the next put opens a new one)."""
         with self._lock:
             _close_all(self._open)
+            self._idle.clear()
+
+    @property
+    def idle_connections(self) -> int:
+        with self._lock:
+            return len(self._idle)
+
+    def warm(self, connections: int = 2) -> None:
+        """Open connections ahead of the first puts (TCP and TLS set up off the request path)."""
+        opened = [self._new_connection() for _ in range(connections)]
+        with self._lock:
+            self._idle.extend(opened)
 
     def put(self, text: str) -> PutReceipt:
         body = (
@@ -119,16 +132,22 @@ class QueuePutter:
             + "</MessageText></QueueMessage>"
         ).encode("ascii")
         for attempt in (1, 2):
+            connection = self._take()
             try:
-                status, reason, answer, retry_after = self._post(body)
-                break
+                status, reason, answer, retry_after, keep = self._post(connection, body)
             except _BROKEN:
-                self._drop()
+                self._drop(connection)
                 if attempt == 2:
                     raise QueuePutFailed("the queue's connection broke twice", status=None) from None
+                continue
             except (OSError, http.client.HTTPException) as error:
-                self._drop()
+                self._drop(connection)
                 raise QueuePutFailed(f"{type(error).__name__}: {error}", status=None) from None
+            if keep:
+                self._give(connection)
+            else:
+                self._drop(connection)
+            break
         if status != 201:
             raise QueuePutFailed(f"HTTP {status} {reason}", status=status, retry_after=retry_after)
         message_id, receipt = _MESSAGE_ID.search(answer), _POP_RECEIPT.search(answer)
@@ -136,8 +155,9 @@ class QueuePutter:
             raise QueuePutFailed("the put's answer names no message", status=status)
         return PutReceipt(message_id.group(1), receipt.group(1))
 
-    def _post(self, body: bytes) -> tuple[int, str, str, float | None]:
-        connection = self._connection()
+    def _post(
+        self, connection: http.client.HTTPConnection, body: bytes
+    ) -> tuple[int, str, str, float | None, bool]:
         headers = {
             "content-type": "application/xml",
             "x-ms-date": formatdate(usegmt=True),
@@ -150,37 +170,38 @@ class QueuePutter:
         connection.request(
             "POST", self._path, body=body, headers={**headers, "content-length": str(len(body))}
         )
-        connection.sock.settimeout(self._read_timeout)
+        if connection.sock is not None:
+            connection.sock.settimeout(self._read_timeout)
         response = connection.getresponse()
         answer = response.read().decode("utf-8", "replace")
         retry_after = response.getheader("Retry-After")
-        if response.getheader("Connection", "").lower() == "close":
-            self._drop()
-        return (
-            response.status,
-            response.reason,
-            answer,
-            float(retry_after) if retry_after and retry_after.isdigit() else None,
-        )
+        keep = response.getheader("Connection", "").lower() != "close"
+        wait = float(retry_after) if retry_after and retry_after.isdigit() else None
+        return response.status, response.reason, answer, wait, keep
 
-    def _connection(self) -> http.client.HTTPConnection:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            connection = kind(self._netloc, timeout=self._connect_timeout)
-            with self._lock:
-                self._open.add(connection)
-            self._local.connection = connection
-            connection.connect()
+    def _take(self) -> http.client.HTTPConnection:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._new_connection()
+
+    def _give(self, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if connection in self._open:
+                self._idle.append(connection)
+
+    def _new_connection(self) -> http.client.HTTPConnection:
+        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        connection = kind(self._netloc, timeout=self._connect_timeout)
+        with self._lock:
+            self._open.add(connection)
+        connection.connect()
         return connection
 
-    def _drop(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        self._local.connection = None
-        if connection is not None:
-            with self._lock:
-                self._open.discard(connection)
-            connection.close()
+    def _drop(self, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._open.discard(connection)
+        connection.close()
 
 
 def _close_all(connections: set[http.client.HTTPConnection]) -> None:

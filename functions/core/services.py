@@ -19,6 +19,7 @@ from .intake import CachedSubscriptionLookup
 from .poison import PoisonQueue
 from .queue_writer import QueueWriter
 from .read_leases import ReadCoordinator, ReadLeaseStore
+from .resources import NOTIFICATIONS_QUEUE
 from .settings import Settings, get_settings
 from .sinks.cursor import CursorStore
 from .sinks.delivery import DeliveryPolicy, SinkDelivery
@@ -36,6 +37,11 @@ from .sweep import ChangeSweep
 from .worker import Worker
 
 log = logging.getLogger(__name__)
+
+
+# How many subscription records the warmup reads ahead into the intake's lookups, a page at a time.
+WARM_RECORDS = 5_000
+WARM_PAGE = 1_000
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,24 @@ class Services:
     delivery: SinkDelivery
     sinks: SinkService
     alerts: Alerts
+
+    def warm(self) -> None:
+        """Make ready what the intake's first notification would otherwise make on its clock:
+        the queue's connections, the subscriptions it looks up (the first WARM_RECORDS), and what
+        each source checks its notifications with."""
+        putter = self.intake_storage.putter(NOTIFICATIONS_QUEUE)
+        if putter is not None:
+            putter.warm()
+        after: tuple[str, str] | None = None
+        for _ in range(WARM_RECORDS // WARM_PAGE):
+            records, more = self.subscriptions.store.page(after=after, top=WARM_PAGE)
+            for lookup in self.subscription_lookups.values():
+                lookup.preload(records)
+            if not more or not records:
+                break
+            after = (records[-1].source, records[-1].id)
+        for source in self.sources:
+            source.warm()
 
     @property
     def renewal_window(self) -> timedelta:

@@ -9,8 +9,12 @@ import os
 import threading
 from pathlib import Path
 
+from azure.functions.warmup import WarmUpContext
+from starlette.concurrency import run_in_threadpool
+
 from .config import load_host_config
 from .http import create_http_app
+from .invocation import invoke
 from .triggers import QueueListener, TimerSchedule, run_by_admin
 
 NON_HTTP_TRIGGERS = ("queueTrigger", "timerTrigger")
@@ -31,6 +35,14 @@ def build_app(app_dir: Path):
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        # Like the host on an instance added by scale-out: the warmup function runs before the
+        # instance takes traffic (uvicorn opens its port after the lifespan has started).
+        for function in config.functions:
+            if function.trigger_type == "warmupTrigger" and not config.is_disabled(function.name):
+                invoke(function, WarmUpContext())
+        # The host's own first use of its worker threads imports anyio's backend (about 50 ms):
+        # done here, as the real host starts its worker before taking traffic.
+        await run_in_threadpool(lambda: None)
         threads = []
         for function in config.functions:
             if config.is_disabled(function.name):

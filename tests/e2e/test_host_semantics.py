@@ -155,3 +155,10 @@ def test_notifications_and_the_management_api_get_503_when_storage_is_down(stack
         assert (validation.status_code, validation.text) == (200, "ok")
     finally:
         broken.stop()
+
+
+def test_the_host_runs_the_warmup_function_before_it_takes_traffic(stack):
+    """As Azure does on an instance added by scale-out: the warmup runs, then the port opens."""
+    log = (stack.log_dir / "functions-host.log").read_text()
+    warmed = log.index("warmup: the intake's clients are ready")
+    assert warmed < log.index("Host started:")

@@ -168,3 +168,8 @@ class Source(Protocol):
     def cursor_issued(self, cursor: str) -> datetime | None:
         """When a cursor was issued, where the cursor says (a SharePoint change token does)."""
         ...
+
+    def warm(self) -> None:
+        """Make ready what checking its notifications needs, before the first one (Teams: the
+        identity platform's signing keys); the host's warmup runs it."""
+        ...

@@ -107,6 +107,9 @@ class Graph:
     def view_fields(self, record: SubscriptionRecord) -> dict[str, Any]:
         return {}
 
+    def warm(self) -> None:
+        """Its notifications are checked against storage alone: nothing to make ready."""
+
     def cursor_issued(self, cursor: str) -> datetime | None:
         return None
 

@@ -107,6 +107,9 @@ class SharePoint:
             view["fields"] = list(record.fields)
         return view
 
+    def warm(self) -> None:
+        """Its notifications are checked against storage alone: nothing to make ready."""
+
     def cursor_issued(self, cursor: str) -> datetime | None:
         try:
             return parse_change_token(cursor).time

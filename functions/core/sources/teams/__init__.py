@@ -135,6 +135,10 @@ class Teams:
     def cursor_issued(self, cursor: str) -> datetime | None:
         return None
 
+    def warm(self) -> None:
+        """The signing keys, read now rather than by the first rich notification."""
+        self.tokens.warm()
+
 
 def scope_of(resource: str) -> str:
     """The key of a Teams resource's cursor and change log (table keys may not hold '/')."""

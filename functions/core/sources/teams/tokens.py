@@ -77,9 +77,10 @@ class SigningKeys:
     def prefetch(self) -> None:
         """Read the keys in the background, so that a cold instance's first rich notification
         finds them (a failure here is only logged: the first POST tries again)."""
-        threading.Thread(target=self._prefetch, name="signing-keys", daemon=True).start()
+        threading.Thread(target=self.prefetch_now, name="signing-keys", daemon=True).start()
 
-    def _prefetch(self) -> None:
+    def prefetch_now(self) -> None:
+        """Read the keys now (the host's warmup); a failure is only logged, as for prefetch."""
         try:
             self.key(None)
         except SigningKeysUnavailable as error:
@@ -136,6 +137,10 @@ class ValidationTokens:
         self._lock = threading.Lock()
         # Tokens that passed, by digest: (expiry, tenant). Graph reuses a token across POSTs.
         self._verified: dict[str, tuple[float, str]] = {}
+
+    def warm(self) -> None:
+        if self._app_id:
+            self._keys.prefetch_now()
 
     def refusal(self, tokens: Iterable[Any] | None, tenants: set[str]) -> str:
         """Why the POST is not trusted, or "" when every tenant has a token that passes."""
