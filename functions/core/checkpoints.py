@@ -10,6 +10,7 @@ were born with (`listId`, `siteUrl`, `changeToken`).
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +20,7 @@ from azure.data.tables import UpdateMode
 
 from .resources import CHECKPOINTS_TABLE
 from .scopes import ReadTarget
-from .storage import TableRepository, outages_reported
+from .storage import Storage, TableRepository, outages_reported
 
 MAX_FAILURE_LENGTH = 1000
 
@@ -59,6 +60,27 @@ class CheckpointConflict(Exception):
 class CheckpointStore(TableRepository):
     table_name = CHECKPOINTS_TABLE
 
+    def __init__(self, storage: Storage) -> None:
+        super().__init__(storage)
+        # Notifications a read is under way for, by (source, scope): the read's own checkpoint
+        # write records them, instead of a write of their own after it.
+        self._pending: dict[tuple[str, str], datetime] = {}
+        self._pending_lock = threading.Lock()
+
+    def note_notification(self, scope: str, at: datetime, source: str) -> None:
+        """A notification received at `at` is being read: the next `replace` of the scope (the
+        read's) records it; `flush_notification` records it if none did."""
+        with self._pending_lock:
+            known = self._pending.get((source, scope))
+            self._pending[(source, scope)] = at if known is None else max(known, at)
+
+    def flush_notification(self, scope: str, source: str) -> None:
+        """Record a noted notification that no checkpoint write has recorded yet."""
+        with self._pending_lock:
+            at = self._pending.pop((source, scope), None)
+        if at is not None:
+            self.record_notification(scope, at, source)
+
     def read(self, scope: str, source: str) -> Checkpoint | None:
 
         with outages_reported(f"reading the checkpoint of {scope}"):
@@ -97,10 +119,15 @@ class CheckpointStore(TableRepository):
             at,
             checkpoint.fields,
         )
-        # A completed read: the failure streak ends; the last notification and the notification
-        # gaps are carried over.
-        if checkpoint.last_notification is not None:
-            entity["lastNotificationAt"] = checkpoint.last_notification
+        # A completed read: the failure streak ends; the last notification (or a newer one this
+        # read is for) and the notification gaps are carried over.
+        with self._pending_lock:
+            noted = self._pending.get((checkpoint.source, checkpoint.scope))
+        last_notification = max(
+            (t for t in (checkpoint.last_notification, noted) if t is not None), default=None
+        )
+        if last_notification is not None:
+            entity["lastNotificationAt"] = last_notification
         if checkpoint.last_gap_at is not None:
             entity |= {
                 "gapCount": checkpoint.gap_count,
@@ -112,6 +139,10 @@ class CheckpointStore(TableRepository):
                 metadata = self._replace_if_unchanged(entity, checkpoint.etag)
             except ResourceModifiedError as error:
                 raise CheckpointConflict(checkpoint.scope) from error
+        if noted is not None:
+            with self._pending_lock:
+                if self._pending.get((checkpoint.source, checkpoint.scope)) == noted:
+                    del self._pending[(checkpoint.source, checkpoint.scope)]
         return _from_entity(entity, etag=str(metadata["etag"]))
 
     def follow_subscription(self, scope: str, subscription_id: str, source: str) -> None:

@@ -38,10 +38,12 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 
 from .outbound import throttled_wait
 from .resources import READ_LEASES_TABLE
-from .storage import TableRepository, outages_reported
+from .storage import Storage, TableRepository, outages_reported
 
 log = logging.getLogger(__name__)
 
+# Leases this instance remembers (a scope's is about 200 bytes).
+MAX_KNOWN_LEASES = 10_000
 # Longer than a read of a busy list takes; a reader that dies holds the list no longer than this.
 READ_LEASE = timedelta(seconds=60)
 # A message that found the list busy looks again after at most this long.
@@ -85,25 +87,51 @@ class LeaseLost(Exception):
 
 
 class ReadLeaseStore(TableRepository):
+    """The leases, and the last one this instance read or wrote of each scope: a lease is read from
+    storage only when that is unknown or turns out stale (a write under its ETag fails), so a read
+    costs two lease writes, not a read and two writes."""
+
     table_name = READ_LEASES_TABLE
 
-    def read(self, scope: str, source: str) -> ReadLease:
+    def __init__(self, storage: Storage) -> None:
+        super().__init__(storage)
+        self._known: dict[tuple[str, str], ReadLease] = {}
+        self._known_lock = threading.Lock()
 
+    def read(self, scope: str, source: str, *, fresh: bool = False) -> ReadLease:
+        """The lease as this instance last saw it, or, `fresh` or never seen, as stored. One never
+        seen is taken as absent: creating it then fails (LeaseLost) if it was there."""
+        if not fresh:
+            with self._known_lock:
+                return self._known.get((source, scope)) or ReadLease(source=source, scope=scope)
         with outages_reported(f"reading the read lease of {scope}"):
             try:
                 entity = self._table.get_entity(source, scope)
             except ResourceNotFoundError:
-                return ReadLease(source=source, scope=scope)
-        return ReadLease(
-            source=source,
-            scope=scope,
-            etag=str(entity.metadata["etag"]),
-            holder=entity.get("holder") or None,
-            expires_at=entity.get("expiresAt"),
-            read_started=entity.get("readStartedAt"),
-            completed_read_started=entity.get("completedReadStartedAt"),
-            dirty=bool(entity.get("dirty", False)),
+                return self._remember(ReadLease(source=source, scope=scope))
+        return self._remember(
+            ReadLease(
+                source=source,
+                scope=scope,
+                etag=str(entity.metadata["etag"]),
+                holder=entity.get("holder") or None,
+                expires_at=entity.get("expiresAt"),
+                read_started=entity.get("readStartedAt"),
+                completed_read_started=entity.get("completedReadStartedAt"),
+                dirty=bool(entity.get("dirty", False)),
+            )
         )
+
+    def _remember(self, lease: ReadLease) -> ReadLease:
+        with self._known_lock:
+            if len(self._known) >= MAX_KNOWN_LEASES:
+                self._known.clear()
+            self._known[(lease.source, lease.scope)] = lease
+        return lease
+
+    def _forget(self, source: str, scope: str) -> None:
+        with self._known_lock:
+            self._known.pop((source, scope), None)
 
     def write(self, lease: ReadLease, **changes: Any) -> ReadLease:
         """Write `lease` with `changes` if nobody wrote it since it was read; raises LeaseLost."""
@@ -129,12 +157,14 @@ class ReadLeaseStore(TableRepository):
                 else:
                     metadata = self._replace_if_unchanged(entity, lease.etag)
             except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as error:
+                self._forget(lease.source, lease.scope)
                 raise LeaseLost(lease.scope) from error
-        return replace(updated, etag=str(metadata["etag"]))
+        return self._remember(replace(updated, etag=str(metadata["etag"])))
 
     def delete(self, scope: str, source: str) -> None:
         """Forget the list's lease (its subscription is gone). A reader still at work finds its
         lease lost and lets go; the next reader starts a new one."""
+        self._forget(source, scope)
         with outages_reported(f"deleting the read lease of {scope}"):
             self._table.delete_entity(source, scope)
 
@@ -179,19 +209,26 @@ class ReadCoordinator:
         queue message's id, so that its retry takes over the lease a dead attempt left behind
         instead of waiting for it to expire."""
         holder = holder or uuid.uuid4().hex
+        fresh = False
         while True:
-            lease = self.leases.read(scope, source)
+            lease = self.leases.read(scope, source, fresh=fresh)
             now = self.clock()
+            # A lease seen earlier can only be older than the stored one: a completed read it
+            # shows still covers, a holder it shows may be gone (so look again before waiting).
             if notified_at is not None and lease.covers(notified_at):
                 return CoalescedRead(Outcome.COVERED)
             try:
                 if lease.held_by_another(holder, now):
+                    if not fresh:
+                        fresh = True
+                        continue
                     return self._wait_for(lease, notified_at, now)
                 begin = self._next_read_time(lease.completed_read_started, now)
                 lease = self.leases.write(
                     lease, holder=holder, expires_at=begin + READ_LEASE, read_started=begin, dirty=False
                 )
             except LeaseLost:
+                fresh = True
                 continue
             return CoalescedRead(Outcome.READ, self._read_while_dirty(lease, begin, read))
 
@@ -307,7 +344,7 @@ class ReadCoordinator:
     def _still_ours(self, lease: ReadLease) -> ReadLease | None:
         """The lease as stored, if we still hold it. Not held at all: our own release went through
         on an attempt whose answer was lost (the SDK's retry then met the new ETag)."""
-        current = self.leases.read(lease.scope, lease.source)
+        current = self.leases.read(lease.scope, lease.source, fresh=True)
         if current.holder == lease.holder:
             return current
         if current.holder is not None:

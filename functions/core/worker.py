@@ -198,6 +198,8 @@ class Worker:
     ) -> None:
         """Read the record's list or resource for the message's `subscription_id` (the record's
         own id differs after a lifecycle event recreated the subscription)."""
+        if not message.requested:
+            self.checkpoints.note_notification(record.scope, message.received_at, record.source)
         try:
             coalesced = self.reads.read(
                 record.source,
@@ -263,7 +265,8 @@ class Worker:
         storage error here must not fail a message whose changes are kept."""
         try:
             if notified_at is not None:
-                self.checkpoints.record_notification(record.scope, notified_at, record.source)
+                # Recorded by the read's own checkpoint write when the cursor moved; else now.
+                self.checkpoints.flush_notification(record.scope, record.source)
             was_silent = self.state_of(record) == "silent"
             was_failing = record.health.failing_since is not None
             record = self.subscriptions.update_health(
