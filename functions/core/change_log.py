@@ -15,7 +15,8 @@ from azure.data.tables import TransactionOperation, UpdateMode
 
 from .models import ChangeView, format_utc
 from .resources import CHANGES_TABLE
-from .storage import TableRepository, outages_reported
+from .storage import StorageUnavailable, TableRepository, outages_reported
+from .table_read import TableReader, TableReadFailed
 
 # Entity-group transactions take at most 100 operations, all in one partition.
 MAX_TRANSACTION_SIZE = 100
@@ -99,7 +100,11 @@ class ChangeLog(TableRepository):
 
     def following(self, scope: str, *, after: str, limit: int) -> list[dict[str, Any]]:
         """Up to `limit` rows after RowKey `after`, in key order, fetched in pages of exactly that
-        many (a table query answers at most 1,000 a page)."""
+        many (a table query answers at most 1,000 a page): over REST as plain JSON where the
+        account allows it (functions/core/table_read.py), else through the SDK."""
+        reader = self._storage.table_reader(self.table_name)
+        if reader is not None:
+            return _following(reader, scope, after, limit)
         rows: list[dict[str, Any]] = []
         with outages_reported(f"reading changes of {scope}"):
             entities = self._table.query_entities(
@@ -158,6 +163,27 @@ def as_utc(value: Any) -> datetime:
 
 def row_to_view(row: dict[str, Any]) -> ChangeView:
     return ChangeView.model_validate({**row, "id": row["RowKey"], "time": _time(row["time"])})
+
+
+def _following(reader: TableReader, scope: str, after: str, limit: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    query = f"PartitionKey eq {_literal(scope)} and RowKey gt {_literal(after)}"
+    try:
+        for row in reader.query(query, top=min(limit, MAX_QUERY_PAGE)):
+            if isinstance(row.get("time"), str):  # JSON carries the time as text; rows keep a datetime
+                row["time"] = datetime.fromisoformat(row["time"].replace("Z", "+00:00"))
+            rows.append(row)
+            if len(rows) == limit:
+                break
+    except TableReadFailed as error:
+        if error.is_outage:
+            raise StorageUnavailable(f"reading changes of {scope}: {error}") from error
+        raise
+    return rows
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _time(value: Any) -> str:

@@ -132,7 +132,10 @@ class QueuePutter:
             + "</MessageText></QueueMessage>"
         ).encode("ascii")
         for attempt in (1, 2):
-            connection = self._take()
+            try:
+                connection = self._take()
+            except (OSError, http.client.HTTPException) as error:
+                raise QueuePutFailed(f"{type(error).__name__}: {error}", status=None) from None
             try:
                 status, reason, answer, retry_after, keep = self._post(connection, body)
             except _BROKEN:
@@ -193,9 +196,13 @@ class QueuePutter:
     def _new_connection(self) -> http.client.HTTPConnection:
         kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
         connection = kind(self._netloc, timeout=self._connect_timeout)
+        try:
+            connection.connect()
+        except BaseException:
+            connection.close()
+            raise
         with self._lock:
             self._open.add(connection)
-        connection.connect()
         return connection
 
     def _drop(self, connection: http.client.HTTPConnection) -> None:

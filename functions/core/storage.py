@@ -34,6 +34,7 @@ from .outbound import pooled_session
 from .queue_put import CachedBearer, QueuePutter, putter_for_connection_string
 from .resources import QUEUES, TABLES
 from .settings import StorageSettings
+from .table_read import TableReader, reader_for_connection_string, reader_for_identity
 
 if TYPE_CHECKING:
     import requests
@@ -105,6 +106,7 @@ class Storage:
         self._tables: dict[str, TableClient] = {}
         self._queues: dict[str, QueueClient] = {}
         self._putters: dict[str, QueuePutter | None] = {}
+        self._readers: dict[str, TableReader | None] = {}
         self._credential: ManagedIdentityCredential | None = None
         self._session: requests.Session | None = None
 
@@ -119,6 +121,22 @@ class Storage:
             if name not in self._queues:
                 self._queues[name] = self._new_queue_client(name)
             return self._queues[name]
+
+    def table_reader(self, name: str) -> TableReader | None:
+        """A lean query for the table (functions/core/table_read.py), or None where the SDK must
+        read it (`UseDevelopmentStorage=true`, a SAS)."""
+        with self._lock:
+            if name not in self._readers:
+                self._readers[name] = self._new_reader(name)
+            return self._readers[name]
+
+    def _new_reader(self, name: str) -> TableReader | None:
+        timeout = (float(self._timeouts.connection), float(self._timeouts.read))
+        settings = self._settings
+        if settings.connection_string:
+            return reader_for_connection_string(settings.connection_string, name, timeout=timeout)
+        account = _required(settings.table_service_uri, "tableServiceUri")
+        return reader_for_identity(account, name, CachedBearer(self._identity()), timeout=timeout)
 
     def putter(self, name: str) -> QueuePutter | None:
         """A lean put for the queue (functions/core/queue_put.py), or None where the SDK must do

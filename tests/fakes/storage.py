@@ -319,6 +319,10 @@ class MemoryStorage(Storage):
     def queue(self, name: str) -> Any:
         return self.queues[name]
 
+    def table_reader(self, name: str) -> None:
+        """No lean REST query in memory: the table fake answers every query."""
+        return
+
     def putter(self, name: str) -> None:
         """No lean REST put in memory: the queue fake takes every message."""
         return

@@ -1,0 +1,119 @@
+"""Change-log pages read over the Table service's REST API, for the connectors' drain.
+
+The table SDK turns every entity into a `TableEntity` property by property (EDM types, metadata
+objects): reading 10,000 change rows took 744 ms through it and 169 ms as one GET per 1,000 rows
+answered as plain JSON (`odata=nometadata`), on the same Azurite. The drain reads every row it
+sends, so this is its read; writes, and every other read, stay with the SDK. Values come as JSON
+has them: a time as its ISO text (the change view formats it), an Int64 as text.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Callable, Iterator
+from email.utils import formatdate
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from .outbound import pooled_session
+from .queue_put import CachedBearer
+
+TABLE_VERSION = "2019-02-02"
+# The most entities one query answers (the service's own limit).
+MAX_PAGE = 1000
+
+
+class TableReadFailed(Exception):
+    def __init__(self, message: str, *, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def is_outage(self) -> bool:
+        return self.status is None or self.status == 429 or self.status >= 500
+
+
+class TableReader:
+    """Queries one table; thread-safe (a pooled session)."""
+
+    def __init__(
+        self,
+        table_url: str,
+        *,
+        account: str | None = None,
+        key: bytes | None = None,
+        bearer: Callable[[], str] | None = None,
+        timeout: tuple[float, float] = (3.0, 10.0),
+    ) -> None:
+        self._url = table_url.rstrip("/") + "()"
+        self._resource = f"/{account}{urlsplit(self._url).path}" if account else ""
+        self._account = account
+        self._key = key
+        self._bearer = bearer
+        self._timeout = timeout
+        self._session = pooled_session()
+
+    def query(self, filter_: str, *, top: int, select: list[str] | None = None) -> Iterator[dict[str, Any]]:
+        """The entities the filter keeps, in key order, fetched `top` (at most 1,000) a page."""
+        params = {"$filter": filter_, "$top": str(min(top, MAX_PAGE))}
+        if select:
+            params["$select"] = ",".join(select)
+        while True:
+            answer = self._get(params)
+            yield from answer.json().get("value", [])
+            next_partition = answer.headers.get("x-ms-continuation-NextPartitionKey")
+            if not next_partition:
+                return
+            params = {**params, "NextPartitionKey": next_partition}
+            next_row = answer.headers.get("x-ms-continuation-NextRowKey")
+            if next_row:
+                params["NextRowKey"] = next_row
+
+    def _get(self, params: dict[str, str]) -> requests.Response:
+        date = formatdate(usegmt=True)
+        headers = {
+            "x-ms-date": date,
+            "x-ms-version": TABLE_VERSION,
+            "Accept": "application/json;odata=nometadata",
+            "DataServiceVersion": "3.0",
+        }
+        if self._key is not None:
+            signature = hmac.new(self._key, f"{date}\n{self._resource}".encode(), hashlib.sha256).digest()
+            headers["Authorization"] = f"SharedKeyLite {self._account}:{base64.b64encode(signature).decode()}"
+        elif self._bearer is not None:
+            headers["Authorization"] = f"Bearer {self._bearer()}"
+        try:
+            answer = self._session.get(self._url, params=params, headers=headers, timeout=self._timeout)
+        except requests.RequestException as error:
+            raise TableReadFailed(f"{type(error).__name__}", status=None) from None
+        if answer.status_code != 200:
+            raise TableReadFailed(f"HTTP {answer.status_code} {answer.reason}", status=answer.status_code)
+        return answer
+
+
+def reader_for_connection_string(connection_string: str, table: str, **options: Any) -> TableReader | None:
+    """A reader for an account-key connection string naming its table endpoint or account; None
+    for anything else (`UseDevelopmentStorage=true`, a SAS): the SDK reads those."""
+    values = dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
+    account, key = values.get("AccountName"), values.get("AccountKey")
+    if not account or not key:
+        return None
+    endpoint = values.get("TableEndpoint") or (
+        f"{values.get('DefaultEndpointsProtocol', 'https')}://{account}.table."
+        f"{values.get('EndpointSuffix', 'core.windows.net')}"
+    )
+    try:
+        decoded = base64.b64decode(key, validate=True)
+    except ValueError:
+        return None
+    return TableReader(f"{endpoint.rstrip('/')}/{table}", account=account, key=decoded, **options)
+
+
+def reader_for_identity(
+    table_service_uri: str, table: str, bearer: CachedBearer, **options: Any
+) -> TableReader:
+    return TableReader(f"{table_service_uri.rstrip('/')}/{table}", bearer=bearer, **options)
