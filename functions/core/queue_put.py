@@ -133,7 +133,8 @@ class QueuePutter:
         ).encode("ascii")
         for attempt in (1, 2):
             try:
-                connection = self._take()
+                # After a broken one, the other idle connections are as old: a new one.
+                connection = self._take() if attempt == 1 else self._new_connection()
             except (OSError, http.client.HTTPException) as error:
                 raise QueuePutFailed(f"{type(error).__name__}: {error}", status=None) from None
             try:
@@ -142,6 +143,7 @@ class QueuePutter:
                 self._drop(connection)
                 if attempt == 2:
                     raise QueuePutFailed("the queue's connection broke twice", status=None) from None
+                self._drop_idle()
                 continue
             except (OSError, http.client.HTTPException) as error:
                 self._drop(connection)
@@ -204,6 +206,16 @@ class QueuePutter:
         with self._lock:
             self._open.add(connection)
         return connection
+
+    def _drop_idle(self) -> None:
+        """Close the idle connections: the server closes those it kept alive past its timeout
+        (Azurite's Node server after 5 s), and one that broke says the others may have too."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+            for connection in idle:
+                self._open.discard(connection)
+        for connection in idle:
+            connection.close()
 
     def _drop(self, connection: http.client.HTTPConnection) -> None:
         with self._lock:

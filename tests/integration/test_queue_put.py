@@ -5,6 +5,7 @@ put can be taken back, and a wrong key or a queue that is not there fail as outa
 from __future__ import annotations
 
 import base64
+import socket
 import uuid
 
 import pytest
@@ -88,4 +89,17 @@ def test_a_stopped_storage_account_is_an_outage():
     with pytest.raises(QueuePutFailed) as down:
         putter.put("x")
     assert down.value.status is None and down.value.is_outage
+    putter.close()
+
+
+def test_idle_connections_the_server_closed_are_replaced_on_the_next_put(azurite, queue_name):
+    """Azurite's Node server closes a kept-alive connection after 5 s idle; a put after that
+    meets a closed socket, drops every idle one, and succeeds on a new connection."""
+    putter = putter_for_connection_string(azurite, queue_name, connect_timeout=1, read_timeout=1)
+    assert putter is not None
+    putter.warm(connections=3)
+    for connection in list(putter._idle):  # as the server would: closed under us
+        connection.sock.shutdown(socket.SHUT_RDWR)
+    putter.put("after the server closed every idle connection")
+    assert putter.idle_connections == 1
     putter.close()
