@@ -17,7 +17,6 @@ import hmac
 import http.client
 import re
 import threading
-import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from email.utils import formatdate
 from urllib.parse import urlsplit
 
 from .errors import retry_after_header
+from .storage_rest import account_key
 
 STORAGE_VERSION = "2021-02-12"
 _MESSAGE_ID = re.compile(r"<MessageId>([^<]+)</MessageId>")
@@ -232,41 +232,14 @@ def _close_all(connections: set[http.client.HTTPConnection]) -> None:
 def putter_for_connection_string(
     connection_string: str, queue: str, *, connect_timeout: float, read_timeout: float
 ) -> QueuePutter | None:
-    """A putter for an account-key connection string that names its queue endpoint or account;
-    None for anything else (`UseDevelopmentStorage=true`, a SAS): the SDK puts those."""
-    values = dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
-    account, key = values.get("AccountName"), values.get("AccountKey")
-    if not account or not key:
-        return None
-    endpoint = values.get("QueueEndpoint") or (
-        f"{values.get('DefaultEndpointsProtocol', 'https')}://{account}.queue."
-        f"{values.get('EndpointSuffix', 'core.windows.net')}"
-    )
-    try:
-        shared_key = SharedKey(account, base64.b64decode(key, validate=True))
-    except ValueError:
+    """A putter for an account-key connection string; None for anything else
+    (`UseDevelopmentStorage=true`, a SAS): the SDK puts those."""
+    found = account_key(connection_string, "queue")
+    if found is None:
         return None
     return QueuePutter(
-        f"{endpoint.rstrip('/')}/{queue}",
-        shared_key=shared_key,
+        f"{found.endpoint}/{queue}",
+        shared_key=SharedKey(found.account, found.key),
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
     )
-
-
-class CachedBearer:
-    """A storage token from an azure-identity credential, fetched again five minutes before it
-    expires."""
-
-    def __init__(self, credential: object) -> None:
-        self._credential = credential
-        self._lock = threading.Lock()
-        self._token = ""
-        self._expires = 0.0
-
-    def __call__(self) -> str:
-        with self._lock:
-            if time.time() > self._expires - 300:
-                token = self._credential.get_token("https://storage.azure.com/.default")  # type: ignore[attr-defined]
-                self._token, self._expires = token.token, float(token.expires_on)
-            return self._token

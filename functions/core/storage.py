@@ -31,9 +31,10 @@ from azure.storage.queue import (
 
 from .errors import Outage
 from .outbound import pooled_session
-from .queue_put import CachedBearer, QueuePutter, putter_for_connection_string
+from .queue_put import QueuePutter, putter_for_connection_string
 from .resources import QUEUES, TABLES
 from .settings import StorageSettings
+from .storage_rest import CachedBearer
 from .table_read import TableReader, reader_for_connection_string, reader_for_identity
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import requests
 
 from .outbound import pooled_session
-from .queue_put import CachedBearer
+from .storage_rest import CachedBearer, account_key
 
 TABLE_VERSION = "2019-02-02"
 # The most entities one query answers (the service's own limit).
@@ -96,21 +96,12 @@ class TableReader:
 
 
 def reader_for_connection_string(connection_string: str, table: str, **options: Any) -> TableReader | None:
-    """A reader for an account-key connection string naming its table endpoint or account; None
-    for anything else (`UseDevelopmentStorage=true`, a SAS): the SDK reads those."""
-    values = dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
-    account, key = values.get("AccountName"), values.get("AccountKey")
-    if not account or not key:
+    """A reader for an account-key connection string; None for anything else
+    (`UseDevelopmentStorage=true`, a SAS): the SDK reads those."""
+    found = account_key(connection_string, "table")
+    if found is None:
         return None
-    endpoint = values.get("TableEndpoint") or (
-        f"{values.get('DefaultEndpointsProtocol', 'https')}://{account}.table."
-        f"{values.get('EndpointSuffix', 'core.windows.net')}"
-    )
-    try:
-        decoded = base64.b64decode(key, validate=True)
-    except ValueError:
-        return None
-    return TableReader(f"{endpoint.rstrip('/')}/{table}", account=account, key=decoded, **options)
+    return TableReader(f"{found.endpoint}/{table}", account=found.account, key=found.key, **options)
 
 
 def reader_for_identity(

@@ -8,12 +8,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..auth import TokenProvider
-from ..models import UtcDatetime, WireModel, format_utc
+from ..models import UtcDatetime, WireModel, format_utc, guid
 from ..outbound import DEFAULT_POLICY, RetryPolicy, ServiceThrottle, UpstreamError, new_session, send
 from .base import SubscriptionGone
 
@@ -33,6 +33,30 @@ RESYNC_CODES = frozenset(
         "resyncChangesUploadDifferences",
     }
 )
+
+
+class GraphChangeEntry(WireModel):
+    """One entry of a Graph change or lifecycle notification (`value[]`), for every resource."""
+
+    subscription_id: str = Field(alias="subscriptionId")
+    client_state: str | None = Field(default=None, alias="clientState", max_length=128)
+    change_type: Literal["created", "updated", "deleted"] | None = Field(default=None, alias="changeType")
+    lifecycle_event: Literal["reauthorizationRequired", "subscriptionRemoved", "missed"] | None = Field(
+        default=None, alias="lifecycleEvent"
+    )
+    resource: str | None = Field(default=None, max_length=1024)
+    tenant_id: str | None = Field(default=None, alias="tenantId", max_length=64)
+    subscription_expiration_date_time: UtcDatetime | None = Field(
+        default=None, alias="subscriptionExpirationDateTime"
+    )
+
+    _id = field_validator("subscription_id")(guid)
+
+
+def names_lifecycle_event(notification: GraphChangeEntry) -> str:
+    """A lifecycle entry names its event and no change."""
+    ok = notification.lifecycle_event is not None and notification.change_type is None
+    return "" if ok else "malformed entry (lifecycleEvent)"
 
 
 class GraphSubscriptionRequest(WireModel):

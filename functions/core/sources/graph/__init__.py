@@ -16,7 +16,7 @@ from ...checkpoints import CheckpointStore
 from ...models import QueuedNotification
 from ...settings import Settings
 from ..base import EXPIRY_SAFETY_MARGIN, Draft, EntryKind, InvalidSubscriptionRequest
-from ..graph_api import GraphClient
+from ..graph_api import GraphClient, names_lifecycle_event
 from .client import GraphResource
 from .models import CreateGraphSubscriptionRequest, GraphNotification
 from .reader import GRAPH, DeltaReader
@@ -34,11 +34,6 @@ def _names_change(notification: GraphNotification) -> str:
     return "" if ok else "malformed entry (changeType)"
 
 
-def _names_lifecycle_event(notification: GraphNotification) -> str:
-    ok = notification.lifecycle_event is not None and notification.change_type is None
-    return "" if ok else "malformed entry (lifecycleEvent)"
-
-
 def _queued(notification: GraphNotification) -> QueuedNotification:
     return QueuedNotification(
         subscription_id=notification.subscription_id,
@@ -52,7 +47,7 @@ def _queued(notification: GraphNotification) -> QueuedNotification:
 DRIVE_NOTIFICATION_DELAY = timedelta(hours=6)
 OUTLOOK_NOTIFICATION_DELAY = timedelta(minutes=15)
 CHANGE_ENTRIES = EntryKind(GRAPH, GraphNotification, _names_change, _queued)
-LIFECYCLE_ENTRIES = EntryKind(GRAPH, GraphNotification, _names_lifecycle_event, _queued)
+LIFECYCLE_ENTRIES = EntryKind(GRAPH, GraphNotification, names_lifecycle_event, _queued)
 
 
 @dataclass(frozen=True)

@@ -4,27 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 
-from ...models import MAX_IGNORED, IgnoredName, UtcDatetime, WireModel, guid
+from ...models import MAX_IGNORED, IgnoredName, WireModel
+from ..graph_api import GraphChangeEntry
 
 
-class GraphNotification(WireModel):
-    """One entry of a Graph change or lifecycle notification (`value[]`)."""
-
-    subscription_id: str = Field(alias="subscriptionId")
-    client_state: str | None = Field(default=None, alias="clientState", max_length=128)
-    change_type: Literal["created", "updated", "deleted"] | None = Field(default=None, alias="changeType")
-    lifecycle_event: Literal["reauthorizationRequired", "subscriptionRemoved", "missed"] | None = Field(
-        default=None, alias="lifecycleEvent"
-    )
-    resource: str | None = Field(default=None, max_length=1024)
-    tenant_id: str | None = Field(default=None, alias="tenantId", max_length=64)
-    subscription_expiration_date_time: UtcDatetime | None = Field(
-        default=None, alias="subscriptionExpirationDateTime"
-    )
-
-    _id = field_validator("subscription_id")(guid)
+class GraphNotification(GraphChangeEntry):
+    """One entry of a OneDrive or Outlook change or lifecycle notification."""
 
 
 class CreateGraphSubscriptionRequest(WireModel):

@@ -17,7 +17,7 @@ from ...checkpoints import CheckpointStore
 from ...models import QueuedNotification
 from ...settings import Settings
 from ..base import EXPIRY_SAFETY_MARGIN, Draft, EntryKind, InvalidSubscriptionRequest
-from ..graph_api import GraphClient
+from ..graph_api import GraphClient, names_lifecycle_event
 from .crypto import DecryptionKeys
 from .models import CreateTeamsSubscriptionRequest, TeamsNotification
 from .reader import TEAMS, TeamsReader
@@ -44,11 +44,6 @@ def _queued(notification: TeamsNotification) -> QueuedNotification:
         lifecycle_event=notification.lifecycle_event,
         encrypted_content=content.model_dump(by_alias=True, exclude_none=True) if content else None,
     )
-
-
-def _names_lifecycle_event(notification: TeamsNotification) -> str:
-    ok = notification.lifecycle_event is not None and notification.change_type is None
-    return "" if ok else "malformed entry (lifecycleEvent)"
 
 
 @dataclass(frozen=True)
@@ -87,7 +82,7 @@ class Teams:
         """Change notifications, trusted once their validationTokens verify; lifecycle events,
         which carry no data (a forged one can cause a read, never a row)."""
         changes = EntryKind(TEAMS, TeamsNotification, self._check_change, _queued, trust=self._trust)
-        lifecycle = EntryKind(TEAMS, TeamsNotification, _names_lifecycle_event, _queued)
+        lifecycle = EntryKind(TEAMS, TeamsNotification, names_lifecycle_event, _queued)
         return {TEAMS: changes, f"{TEAMS}/lifecycle": lifecycle}
 
     @property

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 
-from ...models import MAX_IGNORED, IgnoredName, UtcDatetime, WireModel, guid
+from ...models import MAX_IGNORED, IgnoredName, WireModel
+from ..graph_api import GraphChangeEntry
 
 # One chat message's ciphertext, base64: Teams caps a message at about 28 KB of text, and a
 # queue message at 64 KiB; anything near a megabyte is not Graph's.
@@ -25,23 +26,10 @@ class EncryptedContent(WireModel):
     )
 
 
-class TeamsNotification(WireModel):
-    """One entry of a Teams change or lifecycle notification (`value[]`)."""
+class TeamsNotification(GraphChangeEntry):
+    """One entry of a Teams change or lifecycle notification: a change carries its message."""
 
-    subscription_id: str = Field(alias="subscriptionId")
-    client_state: str | None = Field(default=None, alias="clientState", max_length=128)
-    change_type: Literal["created", "updated", "deleted"] | None = Field(default=None, alias="changeType")
-    lifecycle_event: Literal["reauthorizationRequired", "subscriptionRemoved", "missed"] | None = Field(
-        default=None, alias="lifecycleEvent"
-    )
-    resource: str | None = Field(default=None, max_length=1024)
-    tenant_id: str | None = Field(default=None, alias="tenantId", max_length=64)
-    subscription_expiration_date_time: UtcDatetime | None = Field(
-        default=None, alias="subscriptionExpirationDateTime"
-    )
     encrypted_content: EncryptedContent | None = Field(default=None, alias="encryptedContent")
-
-    _id = field_validator("subscription_id")(guid)
 
 
 class CreateTeamsSubscriptionRequest(WireModel):
