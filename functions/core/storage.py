@@ -132,12 +132,15 @@ class Storage:
             return self._readers[name]
 
     def _new_reader(self, name: str) -> TableReader | None:
-        timeout = (float(self._timeouts.connection), float(self._timeouts.read))
+        options: dict[str, Any] = {
+            "timeout": (float(self._timeouts.connection), float(self._timeouts.read)),
+            "retries": self._timeouts.retries,
+        }
         settings = self._settings
         if settings.connection_string:
-            return reader_for_connection_string(settings.connection_string, name, timeout=timeout)
+            return reader_for_connection_string(settings.connection_string, name, **options)
         account = _required(settings.table_service_uri, "tableServiceUri")
-        return reader_for_identity(account, name, CachedBearer(self._identity()), timeout=timeout)
+        return reader_for_identity(account, name, CachedBearer(self._identity()), **options)
 
     def putter(self, name: str) -> QueuePutter | None:
         """A lean put for the queue (functions/core/queue_put.py), or None where the SDK must do

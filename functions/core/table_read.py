@@ -15,11 +15,11 @@ import hmac
 from collections.abc import Callable, Iterator
 from email.utils import formatdate
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
-from .outbound import pooled_session
+from .outbound import RetryPolicy, UpstreamError, pooled_session, send
 from .storage_rest import CachedBearer, account_key
 
 TABLE_VERSION = "2019-02-02"
@@ -48,13 +48,16 @@ class TableReader:
         key: bytes | None = None,
         bearer: Callable[[], str] | None = None,
         timeout: tuple[float, float] = (3.0, 10.0),
+        retries: int = 2,
     ) -> None:
         self._url = table_url.rstrip("/") + "()"
         self._resource = f"/{account}{urlsplit(self._url).path}" if account else ""
         self._account = account
         self._key = key
         self._bearer = bearer
-        self._timeout = timeout
+        self._policy = RetryPolicy(
+            max_attempts=retries + 1, connect_timeout=timeout[0], read_timeout=timeout[1]
+        )
         self._session = pooled_session()
 
     def query(self, filter_: str, *, top: int, select: list[str] | None = None) -> Iterator[dict[str, Any]]:
@@ -74,6 +77,8 @@ class TableReader:
                 params["NextRowKey"] = next_row
 
     def _get(self, params: dict[str, str]) -> requests.Response:
+        """One page, through the one outbound sender (a timeout, 429/503 retried after their
+        Retry-After, a log line per failure)."""
         date = formatdate(usegmt=True)
         headers = {
             "x-ms-date": date,
@@ -87,12 +92,17 @@ class TableReader:
         elif self._bearer is not None:
             headers["Authorization"] = f"Bearer {self._bearer()}"
         try:
-            answer = self._session.get(self._url, params=params, headers=headers, timeout=self._timeout)
-        except requests.RequestException as error:
-            raise TableReadFailed(f"{type(error).__name__}", status=None) from None
-        if answer.status_code != 200:
-            raise TableReadFailed(f"HTTP {answer.status_code} {answer.reason}", status=answer.status_code)
-        return answer
+            return send(
+                self._session,
+                "GET",
+                f"{self._url}?{urlencode(params, quote_via=quote)}",
+                service="storage",
+                operation="read changes",
+                headers=headers,
+                policy=self._policy,
+            )
+        except UpstreamError as error:
+            raise TableReadFailed(str(error), status=error.status) from None
 
 
 def reader_for_connection_string(connection_string: str, table: str, **options: Any) -> TableReader | None:
