@@ -178,6 +178,7 @@ class Worker:
         if carrying:
             # Rows are keyed by each message's own state: a redelivery writes nothing new, so no
             # lease is needed, and a storage error fails the message for the host to retry.
+            self.checkpoints.note_notification(record.scope, message.received_at, record.source)
             carried = carried_reader.write_carried(record.target, carrying)
             report.carried += carried.result.written
             report.refused_items += len(carried.refused)

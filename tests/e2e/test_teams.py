@@ -90,6 +90,8 @@ def test_a_channel_message_reaches_a_teams_workflow_card_with_no_graph_read(api,
     assert "preview" not in changes[-1]["fields"]
     # The notifications were the changes: the service never read a message back from Graph.
     assert {op: emulator.calls(op) for op in reads_before} == reads_before
+    health = api.get_subscription(subscription["id"]).json()["health"]
+    assert health["lastNotificationDateTime"] and health["state"] == "healthy"
 
 
 @pytest.mark.parametrize(
