@@ -12,17 +12,24 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from functions.core.change_log import ChangeLog
+from functions.core.checkpoints import CheckpointStore
 from functions.core.intake import CachedSubscriptionLookup, receive_notifications
 from functions.core.models import NotificationMessage
 from functions.core.scopes import RowScope
+from functions.core.sources.graph_api import GraphClient
 from functions.core.sources.teams import Teams
 from functions.core.sources.teams.crypto import DecryptionKey, DecryptionKeys
+from functions.core.sources.teams.reader import TeamsReader
 from functions.core.sources.teams.resources import InvalidTeamsResource, TeamsResource
 from functions.core.sources.teams.rows import PREVIEW_CHARS, message_row, plain_text
+from functions.core.sources.teams.subscriber import TeamsSubscriber
 from functions.core.sources.teams.tokens import SigningKeys, ValidationTokens
 from local.certificates import new_teams_certificate
 from local.m365.graph import rich
 from tests.fakes.intake import SUB_1, MessageList, RecordLookup, record
+from tests.fakes.m365 import StaticToken
+from tests.fakes.storage import MemoryStorage
 
 APP = str(uuid.uuid4())
 TENANT = str(uuid.uuid4())
@@ -55,8 +62,13 @@ def signer() -> rich.SigningKey:
 def teams(key, signer) -> Teams:
     keys = DecryptionKeys([key])
     tokens = ValidationTokens(SigningKeys("https://keys.invalid", fetch=lambda url: signer.jwks()), APP)
-    reader = dataclasses.make_dataclass("R", [("keys", DecryptionKeys)])(keys)
-    return Teams(subscriber=None, reader=reader, tokens=tokens, sweep_max_age=timedelta(hours=6))  # type: ignore[arg-type]
+    storage = MemoryStorage()
+    graph = GraphClient(StaticToken(), "https://graph.example")
+    reader = TeamsReader(CheckpointStore(storage), ChangeLog(storage), graph, keys)
+    subscriber = TeamsSubscriber(
+        graph, keys, "https://hooks.example/teams", "https://hooks.example/lifecycle"
+    )
+    return Teams(subscriber=subscriber, reader=reader, tokens=tokens, sweep_max_age=timedelta(hours=6))
 
 
 def entry(key: DecryptionKey, **changes) -> dict:

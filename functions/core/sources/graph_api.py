@@ -53,6 +53,16 @@ class GraphChangeEntry(WireModel):
     _id = field_validator("subscription_id")(guid)
 
 
+def graph_time(value: Any) -> datetime | None:
+    """A time as Graph writes it (`2026-12-07T10:00:00.123Z`), or None for anything else."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def names_lifecycle_event(notification: GraphChangeEntry) -> str:
     """A lifecycle entry names its event and no change."""
     ok = notification.lifecycle_event is not None and notification.change_type is None

@@ -8,6 +8,7 @@ from typing import Any
 
 from ...models import ChangeKind, format_utc
 from ...scopes import RowScope, ticks
+from ..graph_api import graph_time
 
 RESYNC_NOTE = (
     "Graph could no longer read changes from the stored delta link (410); every item it returned "
@@ -25,10 +26,10 @@ def change_row(
     time), which two rounds read from the same link share."""
     item_id = str(item.get("id", ""))
     removed = "@removed" in item or "deleted" in item
-    modified = None if removed else _graph_time(item.get("lastModifiedDateTime"))
+    modified = None if removed else graph_time(item.get("lastModifiedDateTime"))
     if removed:
         kind, source_kind = ChangeKind.DELETE, "deleted"
-    elif modified is not None and modified == _graph_time(item.get("createdDateTime")):
+    elif modified is not None and modified == graph_time(item.get("createdDateTime")):
         kind, source_kind = ChangeKind.ADD, "created"
     else:
         kind, source_kind = ChangeKind.UPDATE, "updated"
@@ -103,12 +104,3 @@ def resync_rows(
             {**row, "RowKey": f"{mark}-1item-{item.get('id', '')}", "changeType": "update", "resync": True}
         )
     return rows
-
-
-def _graph_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None

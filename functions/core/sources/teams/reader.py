@@ -134,9 +134,7 @@ class TeamsReader:
         base = self.client.base_url
         window = resource.window_filter(since, until)
         if resource.kind == "chat":
-            urls: Iterator[str] = iter(
-                [resource.chat_messages_url(base, resource.chat_id or "", since, until)]
-            )
+            urls: Iterator[str] = iter([resource.chat_messages_url(base, since, until)])
         elif resource.kind == "allChannels":
             urls = (
                 f"{base}/v1.0/teams/{quote(team['id'])}/channels/getAllMessages?$filter={window}"

@@ -86,9 +86,9 @@ class TeamsResource:
         after, before = filter_time(since), filter_time(until)
         return f"lastModifiedDateTime gt {after} and lastModifiedDateTime lt {before}"
 
-    def chat_messages_url(self, base_url: str, chat_id: str, since: datetime, until: datetime) -> str:
+    def chat_messages_url(self, base_url: str, since: datetime, until: datetime) -> str:
         return (
-            f"{base_url}/v1.0/chats/{quote(chat_id, safe=':@')}/messages?$top={LIST_PAGE_SIZE}"
+            f"{base_url}/v1.0/chats/{quote(self.chat_id or '', safe=':@')}/messages?$top={LIST_PAGE_SIZE}"
             f"&$orderby=lastModifiedDateTime desc&$filter={self.window_filter(since, until)}"
         )
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from ...models import ChangeKind
 from ...scopes import RowScope, ticks
+from ..graph_api import graph_time
 
 PREVIEW_CHARS = 280
 _TAG = re.compile(r"<[^>]*>")
@@ -30,9 +31,9 @@ def message_row(
     """One row per state of a message: keyed by its last change and its id, so that the
     notification and a catch-up read of the same state write one row, not two."""
     message_id = str(message.get("id", ""))
-    deleted = _time(message.get("deletedDateTime"))
-    modified = _time(message.get("lastModifiedDateTime")) or _time(message.get("createdDateTime"))
-    created = _time(message.get("createdDateTime"))
+    deleted = graph_time(message.get("deletedDateTime"))
+    modified = graph_time(message.get("lastModifiedDateTime")) or graph_time(message.get("createdDateTime"))
+    created = graph_time(message.get("createdDateTime"))
     kind = _KINDS.get(change_type or "") or _kind_from(message, deleted, created, modified)
     if deleted is not None:
         kind = ChangeKind.DELETE
@@ -108,12 +109,3 @@ def _kind_from(
     if deleted is not None:
         return ChangeKind.DELETE
     return ChangeKind.ADD if created is not None and created == modified else ChangeKind.UPDATE
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None

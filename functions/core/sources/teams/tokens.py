@@ -72,7 +72,6 @@ class SigningKeys:
         self._clock = clock
         self._lock = threading.Lock()
         self._fetched: _Fetched | None = None
-        self.fetches = 0
 
     def prefetch(self) -> None:
         """Read the keys in the background, so that a cold instance's first rich notification
@@ -99,7 +98,6 @@ class SigningKeys:
             return fetched.keys.get(kid) if kid is not None else None
 
     def _load(self, now: float, kept: _Fetched | None) -> _Fetched:
-        self.fetches += 1
         try:
             document = self._fetch(self._url)
             keys = {
