@@ -82,6 +82,7 @@ def _receive_timed(req: func.HttpRequest, context: func.Context, route: str, nam
             traceparent=traceparent,
             kind=kind,
             tenant_id=services.settings.sharepoint_tenant_id,
+            guests=services.settings.multi_tenant,
         )
     except Exception as error:
         return error_to_response(error, operation=name)

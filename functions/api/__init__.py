@@ -1,5 +1,5 @@
 """The management API, one blueprint per resource."""
 
-from . import alerts, changes, poison, sinks, subscriptions
+from . import alerts, changes, poison, sinks, subscriptions, tenants
 
-BLUEPRINTS = (subscriptions.bp, changes.bp, sinks.bp, poison.bp, alerts.bp)
+BLUEPRINTS = (subscriptions.bp, changes.bp, sinks.bp, poison.bp, alerts.bp, tenants.bp)

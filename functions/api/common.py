@@ -35,6 +35,19 @@ def top_parameter(req: func.HttpRequest, default: int, maximum: int) -> int | No
     return value if 1 <= value <= maximum else None
 
 
+def tenant_parameter(req: func.HttpRequest) -> str | None:
+    """The `tenantId` query parameter (a directory id, any case), lower-cased; None if absent."""
+    from ..core.errors import BadRequest
+    from ..core.tenancy import is_tenant_id
+
+    raw: str | None = req.params.get("tenantId")
+    if raw is None:
+        return None
+    if not is_tenant_id(raw.lower()):
+        raise BadRequest("tenantId must be a directory (tenant) id, a GUID")
+    return raw.lower()
+
+
 def next_link(url: str, query: dict[str, Any]) -> str:
     from urllib.parse import urlencode, urlsplit, urlunsplit
 

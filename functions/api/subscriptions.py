@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import azure.functions as func
 
 from ..responses import error_response, json_response
-from .common import next_link, run, top_parameter
+from .common import next_link, run, tenant_parameter, top_parameter
 
 if TYPE_CHECKING:
     from ..core.services import Services
@@ -101,14 +101,18 @@ def _list_subscriptions(services: Services, req: func.HttpRequest) -> func.HttpR
         return error_response(
             400, "BadRequest", f"top must be a whole number from 1 to {MAX_SUBSCRIPTIONS_PAGE}"
         )
-    records, next_after = services.subscriptions.page(after=req.params.get("after", ""), top=top)
+    tenant_id = tenant_parameter(req)
+    records, next_after = services.subscriptions.page(
+        after=req.params.get("after", ""), top=top, tenant_id=tenant_id
+    )
     body: dict[str, Any] = {
         "value": [
             dump(services.subscription_views.view(record, services.renewal_window)) for record in records
         ]
     }
     if next_after:
-        body["nextLink"] = next_link(req.url, {"top": top, "after": next_after})
+        query = {"top": top, "after": next_after, **({"tenantId": tenant_id} if tenant_id else {})}
+        body["nextLink"] = next_link(req.url, query)
     return json_response(body)
 
 
@@ -131,8 +135,10 @@ def _update_subscription(services: Services, req: func.HttpRequest) -> func.Http
 
 def _list_site_lists(services: Services, req: func.HttpRequest) -> func.HttpResponse:
     from ..core.models import dump
+    from ..core.tenancy import acting_for
 
-    lists = services.sharepoint.site_lists(req.params.get("siteUrl", ""))
+    with acting_for(services.tenancy.for_id(tenant_parameter(req))):
+        lists = services.sharepoint.site_lists(req.params.get("siteUrl", ""))
     return json_response({"value": [dump(item) for item in lists]})
 
 

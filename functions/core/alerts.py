@@ -41,6 +41,8 @@ class Condition(StrEnum):
     RENEWAL_FAILED = "renewalFailed"
     READS_FAILING = "readsFailing"
     SINK_DISABLED = "sinkDisabled"
+    # Keyed by the tenant's id rather than a subscription's.
+    TENANT_REVOKED = "tenantRevoked"
 
 
 WHAT = {
@@ -49,6 +51,10 @@ WHAT = {
     Condition.RENEWAL_FAILED: ("failed to renew", "renewed again"),
     Condition.READS_FAILING: ("fails to read its changes", "reads its changes again"),
     Condition.SINK_DISABLED: ("lost a connector: it was disabled", "has its connector back"),
+    Condition.TENANT_REVOKED: (
+        "refused this app (consent revoked): its reads and renewals stopped",
+        "consented again: its reads and renewals go on",
+    ),
 }
 
 
@@ -243,14 +249,19 @@ def _best_effort(subscription_id: str, condition: Condition) -> Iterator[None]:
 
 def _body(subscription_id: str, condition: Condition, raised: bool, detail: str, at: datetime) -> str:
     raised_text, recovered_text = WHAT[condition]
+    subject = (
+        ("Tenant", "tenantId")
+        if condition is Condition.TENANT_REVOKED
+        else ("Subscription", "subscriptionId")
+    )
     return json.dumps(
         {
             "type": "m365.alert",
             "id": f"alert_{uuid.uuid4().hex}",
-            "subscriptionId": subscription_id,
+            subject[1]: subscription_id,
             "condition": condition.value,
             "state": "raised" if raised else "recovered",
-            "summary": f"Subscription {subscription_id} {raised_text if raised else recovered_text}",
+            "summary": f"{subject[0]} {subscription_id} {raised_text if raised else recovered_text}",
             "detail": detail[:500],
             "at": at.isoformat(timespec="seconds").replace("+00:00", "Z"),
         }

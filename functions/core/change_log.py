@@ -15,7 +15,7 @@ from azure.data.tables import TransactionOperation, UpdateMode
 
 from .models import ChangeView, format_utc
 from .resources import CHANGES_TABLE
-from .storage import StorageUnavailable, TableRepository, outages_reported
+from .storage import StorageUnavailable, TableRepository, outages_reported, purge_partition
 from .table_read import TableReader, TableReadFailed
 
 # Entity-group transactions take at most 100 operations, all in one partition.
@@ -141,6 +141,10 @@ class ChangeLog(TableRepository):
             for entity in entities:
                 last = max(last, entity["RowKey"])
         return last
+
+    def purge(self, scope: str) -> int:
+        """Delete every row of a scope (its tenant was removed); returns how many."""
+        return purge_partition(self._table, scope)
 
     def count_between(self, scope: str, since: datetime, until: datetime, *, through: str) -> int:
         """How many rows up to RowKey `through` carry a change time in [since, until]."""

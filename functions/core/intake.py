@@ -24,6 +24,7 @@ from .models import NotificationEnvelope, NotificationMessage, QueuedNotificatio
 from .sources.base import EntryKind
 from .storage import StorageUnavailable
 from .subscriptions import SubscriptionRecord
+from .tenancy import scope_tenant
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +103,14 @@ def receive_notifications(
     kind: EntryKind,
     deadline: Deadline | None = None,
     tenant_id: str | None = None,
+    guests: bool = False,
 ) -> IntakeResult:
     """Check each entry's subscription and clientState, then enqueue the accepted ones.
 
-    With `tenant_id`, entries that name another tenant are refused (and counted).
+    `tenant_id` is the home tenant. Serving it alone, entries that name another tenant are
+    refused before any storage read; serving `guests` too, an entry must name its subscription's
+    own tenant (a notification from tenant A carrying B's subscription id and clientState is
+    refused). Either way, refusals are counted.
     A bad entry never fails the request (SharePoint would retry all of it and put the endpoint
     on probation); storage trouble does (StorageUnavailable, so SharePoint retries later). The
     cost does not grow with how many unknown or repeated ids a request holds: ids are looked up
@@ -125,7 +130,7 @@ def receive_notifications(
         key = _hashable(raw)
         known = seen.get(key) if key is not None else None
         if known is None:
-            known = _parse_entry(raw, kind, tenant_id)
+            known = _parse_entry(raw, kind, None if guests else tenant_id)
             if key is not None:
                 seen[key] = known
         parsed.append((position, *known))
@@ -152,7 +157,9 @@ def receive_notifications(
         entry = None
         if notification is not None:
             if id(notification) not in checked:
-                checked[id(notification)] = _check_entry(notification, kind, lookup, envelope_size)
+                checked[id(notification)] = _check_entry(
+                    notification, kind, lookup, envelope_size, tenant_id if guests else None
+                )
             entry, encoded, reason = checked[id(notification)]
         if entry is None:
             subscription_id = (
@@ -238,14 +245,20 @@ def _raw_id(raw: object) -> str | None:
 
 
 def _check_entry(
-    notification: Any, kind: EntryKind, lookup: LookupResult, envelope_size: int
+    notification: Any, kind: EntryKind, lookup: LookupResult, envelope_size: int, home_tenant: str | None
 ) -> tuple[QueuedNotification | None, str, str]:
-    """The entry as queued and its JSON, or None and why not."""
+    """The entry as queued and its JSON, or None and why not. With `home_tenant` (serving guest
+    tenants too), the entry must name the tenant its subscription belongs to."""
     if notification.subscription_id in lookup.not_read:
         return None, "", "not looked up (too many unknown subscriptions in one request)"
     record = lookup.found.get(notification.subscription_id)
     if record is None:
         return None, "", "unknown subscription"
+    if home_tenant is not None:
+        named = getattr(notification, "tenant_id", None)
+        owner = scope_tenant(record.scope) or home_tenant
+        if named is None or named.lower() != owner.lower():
+            return None, "", "not its subscription's tenant"
     if not record.client_state_matches(notification.client_state):
         return None, "", "clientState does not match"
     entry = kind.queued(notification)

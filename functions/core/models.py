@@ -32,6 +32,17 @@ MAX_IGNORED = 20
 IgnoredName = Annotated[str, Field(min_length=1, max_length=256)]
 
 
+def _tenant_guid(value: str) -> str:
+    try:
+        return str(UUID(value))
+    except ValueError:
+        raise ValueError("must be a directory (tenant) id, a GUID") from None
+
+
+# A directory (tenant) id, as a create request or a filter names it: written as a lower-case GUID.
+TenantId = Annotated[str, Field(max_length=64), AfterValidator(_tenant_guid)]
+
+
 # A source's name (the registry's key): short, lower-case letters.
 SOURCE_NAME = r"^[a-z][a-z0-9]{0,31}$"
 
@@ -169,6 +180,7 @@ class UpdateSubscriptionRequest(WireModel):
 class SubscriptionView(WireModel):
     id: str
     source: str
+    tenant_id: str | None = Field(default=None, alias="tenantId")
     site_url: str | None = Field(default=None, alias="siteUrl")
     list_id: str | None = Field(default=None, alias="listId")
     resource: str

@@ -17,6 +17,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from .errors import ServiceError, retry_after_header
+from .tenancy import throttle_key
 
 if TYPE_CHECKING:
     import requests
@@ -43,21 +44,23 @@ DEFAULT_POLICY = RetryPolicy()
 
 
 class ServiceThrottle:
-    """What a 429 from SharePoint or Graph says about every call this process makes to it: they
-    count an app's usage per tenant across all endpoints and throttle any further request until
-    the Retry-After has passed, so no call of ours goes out before then. One per service."""
+    """What a 429 from SharePoint or Graph says about every call this process makes to it for the
+    same tenant: they count an app's usage per tenant across all endpoints and throttle any further
+    request until the Retry-After has passed, so no call of ours for that tenant goes out before
+    then; another tenant's calls go on. One per service."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._until = 0.0
+        self._until: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def remaining(self) -> float:
-        return max(0.0, self._until - self._clock())
+        return max(0.0, self._until.get(throttle_key(), 0.0) - self._clock())
 
     def hold(self, seconds: float) -> None:
+        key = throttle_key()
         with self._lock:
-            self._until = max(self._until, self._clock() + seconds)
+            self._until[key] = max(self._until.get(key, 0.0), self._clock() + seconds)
 
 
 def throttled_wait(error: BaseException) -> float | None:
@@ -312,12 +315,19 @@ def _upstream_error(
 
 def _error_code_and_message(response: requests.Response) -> tuple[str | None, str]:
     """SharePoint answers `{"odata.error": {"code", "message": {"value"}}}` (or `error` in
-    verbose mode); Graph answers `{"error": {"code", "message"}}`."""
+    verbose mode); Graph answers `{"error": {"code", "message"}}`; the identity platform
+    `{"error": "…", "error_description": "…", "error_codes": […]}`."""
     try:
         body = response.json()
     except ValueError:
         return None, (response.text or response.reason or "")[:300]
     error = body.get("odata.error") or body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, str) and isinstance(body.get("error_description"), str):
+        # The identity platform: `{"error": "invalid_request", "error_description": "AADSTS70021: …",
+        # "error_codes": [70021]}`; the AADSTS code is what tells a refusal from weather.
+        codes = body.get("error_codes")
+        code = f"AADSTS{codes[0]}" if isinstance(codes, list) and codes else error
+        return code, body["error_description"].splitlines()[0][:300]
     if not isinstance(error, dict):
         return None, str(body)[:300]
     message = error.get("message")

@@ -9,7 +9,7 @@ from datetime import timedelta
 from functools import lru_cache, partial
 
 from .alerts import Alerts, AlertSink, AlertStore
-from .auth import POWER_AUTOMATE_RESOURCE, token_provider_for
+from .auth import POWER_AUTOMATE_RESOURCE, GuestTokens, guest_tokens_for, token_provider_for
 from .change_log import ChangeLog
 from .checkpoints import CheckpointStore
 from .clock import utc_now
@@ -34,6 +34,10 @@ from .sources.sharepoint import SharePoint
 from .storage import DEFAULT_TIMEOUTS, FAST_TIMEOUTS, Storage, StorageTimeouts
 from .subscriptions import Renewals, SubscriptionService, SubscriptionStore, SubscriptionViews
 from .sweep import ChangeSweep
+from .tenancy import ActingTenant
+from .tenants.directory import Tenancy
+from .tenants.service import ConsentSettings, TenantService
+from .tenants.store import TenantStore
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -66,6 +70,8 @@ class Services:
     delivery: SinkDelivery
     sinks: SinkService
     alerts: Alerts
+    tenancy: Tenancy
+    tenants: TenantService
 
     def warm(self) -> None:
         """Make ready what the intake's first notification would otherwise make on its clock:
@@ -92,16 +98,18 @@ class Services:
     @classmethod
     def from_settings(cls, settings: Settings, *, timeouts: StorageTimeouts = DEFAULT_TIMEOUTS) -> Services:
         storage = Storage(settings.storage, timeouts)
+        guests = guest_tokens_for(settings)
         return cls.assemble(
             settings,
             storage=storage,
             intake_storage=Storage(settings.storage, FAST_TIMEOUTS),
-            sources=partial(build_sources, settings),
+            sources=partial(build_sources, settings, guests=guests),
             sender=SinkSender(
                 allow_loopback_http=settings.allow_loopback_http_sinks,
                 rate_gate=RateGate(storage),
                 flow_tokens=token_provider_for(settings, POWER_AUTOMATE_RESOURCE),
             ),
+            guests=guests,
         )
 
     @classmethod
@@ -113,9 +121,10 @@ class Services:
         intake_storage: Storage,
         sources: Callable[[Storage, CheckpointStore, ChangeLog], Built],
         sender: SinkSender,
+        guests: GuestTokens | None = None,
     ) -> Services:
         """The object graph on the given storage, sources and connector sender (the fast tests
-        give in-memory ones)."""
+        give in-memory ones); `guests`, the multi-tenant app's tokens (TENANCY=multi)."""
         checkpoints = CheckpointStore(storage)
         read_leases = ReadLeaseStore(storage)
         change_log = ChangeLog(storage)
@@ -124,13 +133,23 @@ class Services:
         built = sources(storage, checkpoints, change_log)
         registry = built.sources
         alerts = Alerts(AlertStore(storage), sender, alert_sink(settings))
+        tenancy = Tenancy(
+            ActingTenant(settings.sharepoint_tenant_id or "", settings.sharepoint_tenant_url, home=True),
+            TenantStore(storage) if settings.multi_tenant else None,
+            guests,
+            alerts,
+        )
         store = SubscriptionStore(storage, registry.names)
         subscriptions = SubscriptionService(
-            store=store, checkpoints=checkpoints, read_leases=read_leases, sources=registry
+            store=store, checkpoints=checkpoints, read_leases=read_leases, sources=registry, tenancy=tenancy
         )
         renewals = Renewals(subscriptions, checkpoints, alerts, request_sync=queue.request_sync)
         views = SubscriptionViews(
-            store, checkpoints, registry, silent_after=timedelta(hours=settings.silent_after_hours)
+            store,
+            checkpoints,
+            registry,
+            silent_after=timedelta(hours=settings.silent_after_hours),
+            home_tenant=settings.sharepoint_tenant_id,
         )
         keys = KeyRing.parse(settings.sink_sealing_keys) if settings.sink_sealing_keys else None
         delivery = SinkDelivery(
@@ -169,8 +188,15 @@ class Services:
             alert_after_failed_reads=settings.alert_after_failed_reads,
             state_of=views.state,
             gaps=gaps,
+            tenancy=tenancy,
         )
         intake_store = SubscriptionStore(intake_storage, registry.names)
+        sinks = SinkService(
+            sinks=delivery.sinks,
+            subscriptions=subscriptions,
+            delivery=delivery,
+            allow_loopback_http=settings.allow_loopback_http_sinks,
+        )
         return cls(
             settings=settings,
             storage=storage,
@@ -186,17 +212,30 @@ class Services:
             renewals=renewals,
             subscription_views=views,
             worker=worker,
-            sweep=ChangeSweep(checkpoints, registry, reads, delivery.signal, gaps),
+            sweep=ChangeSweep(checkpoints, registry, reads, delivery.signal, gaps, tenancy),
             poison=poison,
             delivery=delivery,
-            sinks=SinkService(
-                sinks=delivery.sinks,
-                subscriptions=subscriptions,
-                delivery=delivery,
-                allow_loopback_http=settings.allow_loopback_http_sinks,
-            ),
+            sinks=sinks,
             alerts=alerts,
+            tenancy=tenancy,
+            tenants=TenantService(
+                tenancy=tenancy,
+                consent=consent_settings(settings),
+                keys=keys,
+                subscriptions=subscriptions,
+                sinks=sinks,
+                change_log=change_log,
+                storage=storage,
+            ),
         )
+
+
+def consent_settings(settings: Settings) -> ConsentSettings | None:
+    if not settings.multi_tenant or settings.multi_tenant_app_id is None:
+        return None
+    return ConsentSettings(
+        settings.multi_tenant_app_id, settings.consent_redirect_url, settings.login_authority
+    )
 
 
 def alert_sink(settings: Settings) -> AlertSink:

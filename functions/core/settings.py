@@ -63,6 +63,17 @@ TEAMS_KEEP_PREVIEW = "TEAMS_KEEP_PREVIEW"
 # the local stack (SHAREPOINT_AUTH=emulator) may point it at the emulator's.
 IDENTITY_KEYS_URL = "IDENTITY_KEYS_URL"
 MICROSOFT_IDENTITY_KEYS_URL = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
+# Many tenants (docs/tenants.md): `multi` serves every organisation that consents to the
+# multi-tenant app MULTI_TENANT_APP_ID, whose credential is this app's managed identity (a
+# federated identity credential) or, where federation is not offered, a certificate.
+TENANCY = "TENANCY"
+TENANCY_MODES = ("single", "multi")
+MULTI_TENANT_APP_ID = "MULTI_TENANT_APP_ID"
+MULTI_TENANT_CERTIFICATE_PATH = "MULTI_TENANT_CERTIFICATE_PATH"
+# The Microsoft identity platform's login host, always, in Azure; only the local stack points it
+# at the emulator's.
+LOGIN_AUTHORITY = "LOGIN_AUTHORITY"
+MICROSOFT_LOGIN_AUTHORITY = "https://login.microsoftonline.com"
 
 
 class SettingsError(ValueError):
@@ -109,6 +120,19 @@ class Settings:
     graph_app_id: str | None = None
     teams_keep_preview: bool = True
     identity_keys_url: str = MICROSOFT_IDENTITY_KEYS_URL
+    tenancy: str = "single"
+    multi_tenant_app_id: str | None = None
+    multi_tenant_certificate_path: str | None = None
+    login_authority: str = MICROSOFT_LOGIN_AUTHORITY
+
+    @property
+    def multi_tenant(self) -> bool:
+        return self.tenancy == "multi"
+
+    @property
+    def consent_redirect_url(self) -> str:
+        """Where an administrator's consent comes back to (registered on the multi-tenant app)."""
+        return f"{self.notification_base_url}/api/consent"
 
     @property
     def sharepoint_notification_url(self) -> str:
@@ -184,7 +208,18 @@ class Settings:
             graph_app_id=environ.get(GRAPH_APP_ID, "").strip() or None,
             teams_keep_preview=_flag(environ, TEAMS_KEEP_PREVIEW, default=True),
             identity_keys_url=_identity_keys_url(environ, auth),
+            tenancy=_one_of(environ, TENANCY, TENANCY_MODES),
+            multi_tenant_app_id=environ.get(MULTI_TENANT_APP_ID, "").strip() or None,
+            multi_tenant_certificate_path=environ.get(MULTI_TENANT_CERTIFICATE_PATH, "").strip() or None,
+            login_authority=_login_authority(environ, auth),
         )
+        if settings.multi_tenant:
+            for name, value in (
+                (MULTI_TENANT_APP_ID, settings.multi_tenant_app_id),
+                (SHAREPOINT_TENANT_ID, settings.sharepoint_tenant_id),
+            ):
+                if not value:
+                    raise SettingsError(f"{name} is required when {TENANCY}=multi")
         if auth == "certificate":
             for name, value in (
                 (SHAREPOINT_CLIENT_ID, settings.sharepoint_client_id),
@@ -261,6 +296,17 @@ def _identity_keys_url(environ: Mapping[str, str], auth: str) -> str:
             "tokens are checked against the Microsoft identity platform's keys"
         )
     return _absolute_url(environ, IDENTITY_KEYS_URL)
+
+
+def _login_authority(environ: Mapping[str, str], auth: str) -> str:
+    if not environ.get(LOGIN_AUTHORITY, "").strip():
+        return MICROSOFT_LOGIN_AUTHORITY
+    if auth != "emulator":
+        raise SettingsError(
+            f"{LOGIN_AUTHORITY} may be set only with {SHAREPOINT_AUTH}=emulator: in Azure, tokens come "
+            "from the Microsoft identity platform"
+        )
+    return _absolute_url(environ, LOGIN_AUTHORITY)
 
 
 def _one_of(environ: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:

@@ -272,3 +272,26 @@ def is_valid_key(value: str) -> bool:
         and len(value) <= 255
         and not any(c in "/\\#?" or ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value)
     )
+
+
+# Entity group transactions take at most 100 operations, all in one partition.
+_TRANSACTION_LIMIT = 100
+
+
+def purge_partition(table: TableClient, partition: str) -> int:
+    """Delete every entity of one partition, a hundred to a transaction; returns how many."""
+    removed = 0
+    batch: list[tuple[str, dict[str, Any]]] = []
+    with outages_reported(f"deleting partition {partition} of {table.table_name}"):
+        for entity in table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": partition}, select=["PartitionKey", "RowKey"]
+        ):
+            batch.append(("delete", {"PartitionKey": partition, "RowKey": entity["RowKey"]}))
+            if len(batch) == _TRANSACTION_LIMIT:
+                table.submit_transaction(batch)
+                removed += len(batch)
+                batch = []
+        if batch:
+            table.submit_transaction(batch)
+            removed += len(batch)
+    return removed

@@ -22,6 +22,7 @@ from .checkpoints import Checkpoint, CheckpointStore
 from .clock import utc_now
 from .gaps import GapWatch
 from .read_leases import Outcome, ReadCoordinator
+from .tenants.directory import Tenancy, TenantNotFound, TenantUnavailable
 
 if TYPE_CHECKING:
     from .sources.registry import Sources
@@ -37,6 +38,8 @@ class SweepReport:
     # Being read by a worker at that moment: that read covers them.
     busy: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    # Their tenant is not served now (revoked): read from the same cursor once it consents again.
+    tenant_held: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class ChangeSweep:
     publish: Callable[[str, str, Sequence[str], str], int]
     # Changes found that no notification announced: counted, kept, alerted.
     gaps: GapWatch
+    tenancy: Tenancy
     clock: Callable[[], datetime] = utc_now
 
     def due(self) -> list[Checkpoint]:
@@ -64,15 +68,19 @@ class ChangeSweep:
         report = SweepReport()
         for checkpoint in self.due():
             try:
-                coalesced = self.reads.read(
-                    checkpoint.source, checkpoint.scope, None, partial(self._read, checkpoint)
-                )
+                with self.tenancy.acting(checkpoint.scope):
+                    coalesced = self.reads.read(
+                        checkpoint.source, checkpoint.scope, None, partial(self._read, checkpoint)
+                    )
                 if coalesced.outcome is not Outcome.READ:
                     report.busy.append(checkpoint.scope)
                     continue
                 result = SyncResult.combined(coalesced.results)
                 self.publish(checkpoint.scope, checkpoint.subscription_id, result.rows, checkpoint.source)
                 self.gaps.after_read(checkpoint, result)
+            except (TenantUnavailable, TenantNotFound):
+                report.tenant_held.append(checkpoint.scope)
+                continue
             except Exception as error:  # one scope failing must not stop the others
                 log.error(
                     "sweep: reading changes failed for subscription %s (%s %s): %s",

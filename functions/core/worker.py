@@ -17,6 +17,7 @@ from functools import partial
 from pydantic import ValidationError
 
 from .alerts import Alerts, Condition
+from .auth import TenantRefused
 from .change_log import SyncResult
 from .checkpoints import CheckpointStore
 from .clock import utc_now
@@ -30,6 +31,7 @@ from .read_leases import Outcome, ReadCoordinator
 from .sources.base import CursorRejected
 from .sources.registry import Sources, UnknownSource
 from .subscriptions import SubscriptionNotFound, SubscriptionRecord, SubscriptionStore
+from .tenants.directory import Tenancy, TenantNotFound, TenantUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,9 @@ class ProcessingReport:
     # Changes logged from the notifications themselves (Teams), and items refused (a bad signature).
     carried: int = 0
     refused_items: int = 0
+    # Subscriptions not read because their tenant is not served now (revoked): the sweep reads
+    # them from the same cursor once it consents again.
+    tenant_held: list[str] = field(default_factory=list)
     # Subscriptions put back on the queue: throttled until the Retry-After has passed, or
     # being read by another worker until it lets go.
     deferred: list[str] = field(default_factory=list)
@@ -94,6 +99,8 @@ class Worker:
     state_of: Callable[[SubscriptionRecord], str]
     # Changes a read the service asked for found unannounced (after a recreate).
     gaps: GapWatch
+    # Whose Microsoft 365 each subscription's reads act for.
+    tenancy: Tenancy
     alert_after_failed_reads: int = 5
     clock: Callable[[], datetime] = utc_now
 
@@ -126,13 +133,11 @@ class Worker:
             # Messages naming one subscription, handled at once by this instance, take turns
             # before any storage call: those behind a read then find it done and covering them.
             with self.reads.turn(f"{message.source}/{subscription_id}"):
-                record = self._target(message, subscription_id, report)
-                if record is None:
-                    continue
-                needs_read = self._carried(subscription_id, record, message, report)
-                if needs_read and record.scope not in read_scopes:
-                    read_scopes.add(record.scope)
-                    self._read(subscription_id, record, message, report, unfinished)
+                try:
+                    self._process_subscription(subscription_id, message, report, unfinished, read_scopes)
+                except (TenantUnavailable, TenantNotFound) as held:
+                    log.warning("subscription %s not read: %s", subscription_id, held)
+                    report.tenant_held.append(subscription_id)
         if unfinished.failures:
             raise ListSyncFailed(
                 "; ".join(f"subscription {sid}: {error}" for sid, error in unfinished.failures)
@@ -140,15 +145,33 @@ class Worker:
         if unfinished.waits:
             self._put_back(message, unfinished, report)
 
-    def _target(
-        self, message: NotificationMessage, subscription_id: str, report: ProcessingReport
-    ) -> SubscriptionRecord | None:
-        """The subscription's record, after its lifecycle events (a recreate gives a new one)."""
+    def _process_subscription(
+        self,
+        subscription_id: str,
+        message: NotificationMessage,
+        report: ProcessingReport,
+        unfinished: Unfinished,
+        read_scopes: set[str],
+    ) -> None:
         record = self.subscriptions.get(subscription_id, message.source)
         if record is None:
             log.warning("skipping notification for unknown subscription %s", subscription_id)
             report.unknown_subscriptions.append(subscription_id)
-            return None
+            return
+        with self.tenancy.acting(record.scope):
+            target = self._target(message, record, report)
+            if target is None:
+                return
+            needs_read = self._carried(subscription_id, target, message, report)
+            if needs_read and target.scope not in read_scopes:
+                read_scopes.add(target.scope)
+                self._read(subscription_id, target, message, report, unfinished)
+
+    def _target(
+        self, message: NotificationMessage, record: SubscriptionRecord, report: ProcessingReport
+    ) -> SubscriptionRecord | None:
+        """The subscription's record, after its lifecycle events (a recreate gives a new one)."""
+        subscription_id = record.id
         for event in dict.fromkeys(
             n.lifecycle_event for n in message.notifications if n.subscription_id == subscription_id
         ):
@@ -209,9 +232,11 @@ class Worker:
                 partial(self.sync, record),
                 holder=message.id,
             )
-        except CursorRejected:
+        except (CursorRejected, TenantRefused):
             raise
         except UpstreamError as error:
+            if error.status in (401, 403) and not self.tenancy.still_consented():
+                raise TenantUnavailable(self.tenancy.id_of(record.scope), "revoked") from None
             wait = throttled_wait(error)
             if wait is not None and error.retry_after is not None:
                 # Longer than a call sleeps through, or still throttled on its last attempt: a

@@ -180,8 +180,11 @@ def sample_changes(subscription_id: str, source: str, resource: str, now: dateti
 
 def alert_card(event: dict[str, Any]) -> dict[str, Any]:
     """The Teams workflow message for an alert: an Adaptive Card with the summary and its facts."""
+    subject = (
+        ("tenant", event["tenantId"]) if "tenantId" in event else ("subscription", event["subscriptionId"])
+    )
     facts = [
-        {"title": "subscription", "value": event["subscriptionId"]},
+        {"title": subject[0], "value": subject[1]},
         {"title": "condition", "value": event["condition"]},
         {"title": "state", "value": event["state"]},
         {"title": "when", "value": event["at"].replace("T", " ").replace("Z", " UTC")},

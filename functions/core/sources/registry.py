@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..auth import token_provider_for
+from ..auth import GuestTokens, token_provider_for
 from ..change_log import ChangeLog
 from ..checkpoints import CheckpointStore
 from ..errors import BadRequest
@@ -78,14 +78,17 @@ def build_sources(
     *,
     sharepoint_client: SharePointClient | None = None,
     graph_client: GraphClient | None = None,
+    guests: GuestTokens | None = None,
 ) -> Built:
     """Every source this service follows, one line each. Clients may be given: the fast tests'
-    talk to SharePoint and Graph in memory."""
+    talk to SharePoint and Graph in memory. `guests`: the multi-tenant app's tokens, with which
+    the clients act for a guest tenant."""
+    sharepoint_client = sharepoint_client or SharePointClient(token_provider_for(settings, guests=guests))
     sharepoint = SharePoint.build(settings, storage, checkpoints, change_log, sharepoint_client)
     # One Graph client for OneDrive, Outlook and Teams: Graph throttles an app per tenant across
     # all of them, so one 429 holds every call.
     base_url = settings.graph_base_url
-    graph_client = graph_client or GraphClient(token_provider_for(settings, base_url), base_url)
+    graph_client = graph_client or GraphClient(token_provider_for(settings, base_url, guests), base_url)
     graph = Graph.build(settings, checkpoints, change_log, graph_client)
     teams = Teams.build(settings, checkpoints, change_log, graph_client)
     return Built(Sources([sharepoint, graph, teams]), sharepoint)

@@ -18,6 +18,7 @@ from ..checkpoints import CheckpointStore
 from ..clock import utc_now
 from ..models import SubscriptionStatus, format_utc
 from ..sources.base import EXPIRY_SAFETY_MARGIN, SubscriptionGone
+from ..tenants.directory import TenantUnavailable
 from .record import SubscriptionRecord
 from .service import SubscriptionNotFound, SubscriptionService
 from .store import SubscriptionStore
@@ -41,6 +42,8 @@ class RenewalReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     # Due, but the run reached its deadline first: the next run takes them, soonest expiry first.
     left_for_next_run: list[str] = field(default_factory=list)
+    # Due, but their tenant is not served now (revoked): renewed again once it consents.
+    tenant_held: list[str] = field(default_factory=list)
 
 
 def renewal_due_at(record: SubscriptionRecord, window: timedelta, sources: Sources) -> datetime:
@@ -104,6 +107,9 @@ class Renewals:
                     report.left_for_next_run.append(record.id)
                 elif isinstance(outcome, SubscriptionNotFound):
                     log.info("subscription %s was deleted while it was being renewed", record.id)
+                elif isinstance(outcome, TenantUnavailable):
+                    log.warning("subscription %s not renewed: %s", record.id, outcome)
+                    report.tenant_held.append(record.id)
                 elif isinstance(outcome, Exception):
                     log.error("renewing subscription %s failed: %s", record.id, outcome)
                     report.failed.append((record.id, str(outcome)))
@@ -131,6 +137,10 @@ class Renewals:
     def _renew_record(
         self, record: SubscriptionRecord, *, sync_if_recreated: bool = True
     ) -> SubscriptionRecord:
+        with self.subscriptions.tenancy.acting(record.scope):
+            return self._renew_acting(record, sync_if_recreated=sync_if_recreated)
+
+    def _renew_acting(self, record: SubscriptionRecord, *, sync_if_recreated: bool) -> SubscriptionRecord:
         now = self.clock()
         try:
             expiration = self.sources[record.source].subscriber.renew(

@@ -22,6 +22,8 @@ from ..models import (
 from ..read_leases import ReadLeaseStore
 from ..sources.base import Draft, InvalidSubscriptionRequest
 from ..storage import is_valid_key
+from ..tenancy import acting_for, tenant_scope
+from ..tenants.directory import Tenancy, TenantUnavailable
 from .record import SubscriptionRecord, hash_client_state, new_client_state
 from .store import ListClaimed, SubscriptionStore
 
@@ -48,6 +50,8 @@ class SubscriptionService:
     checkpoints: CheckpointStore
     read_leases: ReadLeaseStore
     sources: Sources
+    # Which tenant a subscription is made in, and whether that tenant is served now.
+    tenancy: Tenancy
     clock: Callable[[], datetime] = utc_now
 
     def parse_request(self, body: bytes) -> Any:
@@ -61,25 +65,29 @@ class SubscriptionService:
         return self.sources.for_request(document).request_model.model_validate_json(body)
 
     def create(self, request: Any) -> SubscriptionRecord:
-        """Subscribe to what a create request (a source's `request_model`) names."""
+        """Subscribe to what a create request (a source's `request_model`) names, in the tenant it
+        names (the home tenant's when it names none)."""
         now = self.clock()
         source = self.sources[request.source]
-        planned = source.draft(request, now)
-        draft = replace(
-            _draft(source.name, planned, now),
-            ignore_changes_by=tuple(dict.fromkeys(request.ignore_changes_by)),
-        )
-        expiration = planned.expiration
-        # Claim the scope first: of any number of concurrent creates, exactly one gets past here.
-        try:
-            self.store.claim_scope(draft.scope, now)
-        except ListClaimed as claimed:
-            raise SubscriptionConflict(str(claimed), existing_id=claimed.subscription_id) from None
-        try:
-            record = self._create_claimed(draft, expiration)
-        except Exception:
-            self.store.release_claim(draft.scope)
-            raise
+        tenant = self.tenancy.for_id(request.tenant_id)
+        with acting_for(tenant):
+            planned = source.draft(request, now)
+            draft = replace(
+                _draft(source.name, planned, now),
+                scope=tenant_scope(None if tenant.home else tenant.id, planned.scope),
+                ignore_changes_by=tuple(dict.fromkeys(request.ignore_changes_by)),
+            )
+            expiration = planned.expiration
+            # Claim the scope first: of any number of concurrent creates, exactly one gets past here.
+            try:
+                self.store.claim_scope(draft.scope, now)
+            except ListClaimed as claimed:
+                raise SubscriptionConflict(str(claimed), existing_id=claimed.subscription_id) from None
+            try:
+                record = self._create_claimed(draft, expiration)
+            except Exception:
+                self.store.release_claim(draft.scope)
+                raise
         log.info("created %s subscription %s for %s", record.source, record.id, record.resource)
         return record
 
@@ -113,9 +121,12 @@ class SubscriptionService:
             raise SubscriptionNotFound(subscription_id)
         return record
 
-    def page(self, *, after: str = "", top: int) -> tuple[list[SubscriptionRecord], str | None]:
+    def page(
+        self, *, after: str = "", top: int, tenant_id: str | None = None
+    ) -> tuple[list[SubscriptionRecord], str | None]:
         """A page of subscriptions and the cursor of the next one (None on the last page). The
-        cursor is `{source}:{id}` of the last record shown; anything else is refused."""
+        cursor is `{source}:{id}` of the last record read; anything else is refused. With
+        `tenant_id`, only that tenant's are shown (a page may then hold fewer than `top`)."""
         key: tuple[str, str] | None = None
         if after:
             source, _, subscription_id = after.partition(":")
@@ -123,7 +134,10 @@ class SubscriptionService:
                 raise InvalidSubscriptionRequest("after must be the cursor from a nextLink")
             key = (source, subscription_id)
         records, more = self.store.page(after=key, top=top)
-        return records, f"{records[-1].source}:{records[-1].id}" if more and records else None
+        next_after = f"{records[-1].source}:{records[-1].id}" if more and records else None
+        if tenant_id is not None:
+            records = [record for record in records if self.tenancy.id_of(record.scope) == tenant_id]
+        return records, next_after
 
     def update(self, subscription_id: str, request: UpdateSubscriptionRequest) -> SubscriptionRecord:
         """What may change in place (who its sinks ignore); nothing is asked of the source."""
@@ -145,12 +159,26 @@ class SubscriptionService:
         """Marked first, so that a renewal or a lifecycle event meeting the source's 404 while
         this runs takes it for the delete it is and does not subscribe again."""
         record = self.store.mark_deleting(self.get(subscription_id))
-        self.sources[record.source].subscriber.delete(record)
+        try:
+            self.delete_at_source(record)
+        except TenantUnavailable as unavailable:
+            log.warning("subscription %s not deleted at its source: %s", record.id, unavailable)
+        self.forget(record)
+        log.info("deleted %s subscription %s for %s", record.source, record.id, record.resource)
+
+    def forget(self, record: SubscriptionRecord) -> None:
+        """Delete what this service keeps of a subscription (its record, cursor, lease and claim);
+        the source is not asked."""
         self.store.delete(record)
         self.checkpoints.delete(record.scope, record.source)
         self.read_leases.delete(record.scope, record.source)
         self.store.release_claim(record.scope)
-        log.info("deleted %s subscription %s for %s", record.source, record.id, record.resource)
+
+    def delete_at_source(self, record: SubscriptionRecord) -> None:
+        """Delete the subscription at its source, acting for its tenant (a tenant that is no
+        longer served cannot be asked: its subscriptions lapse there on their own)."""
+        with self.tenancy.acting(record.scope):
+            self.sources[record.source].subscriber.delete(record)
 
     def subscribe(
         self,

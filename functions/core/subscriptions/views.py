@@ -18,6 +18,7 @@ from ..models import (
     SubscriptionView,
     format_utc,
 )
+from ..tenancy import scope_tenant
 from .record import NotificationState, SubscriptionRecord
 from .renewal import renewal_due_at
 from .store import SubscriptionStore
@@ -33,6 +34,8 @@ class SubscriptionViews:
     sources: Sources
     # No notification for this long, while reads find unannounced changes: "silent".
     silent_after: timedelta = timedelta(hours=24)
+    # The deployment's own tenant (SHAREPOINT_TENANT_ID), which owns every scope naming none.
+    home_tenant: str | None = None
     clock: Callable[[], datetime] = utc_now
 
     def state(self, record: SubscriptionRecord, at: datetime | None = None) -> NotificationState:
@@ -67,6 +70,7 @@ class SubscriptionViews:
             {
                 "id": record.id,
                 "source": record.source,
+                "tenantId": scope_tenant(record.scope) or self.home_tenant,
                 "resource": record.resource,
                 "changeType": record.change_type,
                 "notificationUrl": record.notification_url,

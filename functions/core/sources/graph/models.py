@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from ...models import MAX_IGNORED, IgnoredName, WireModel
+from ...models import MAX_IGNORED, IgnoredName, TenantId, WireModel
 from ..graph_api import GraphChangeEntry
 
 
@@ -23,6 +23,8 @@ class CreateGraphSubscriptionRequest(WireModel):
     resource: str = Field(min_length=1, max_length=512)
     change_type: str = Field(alias="changeType", min_length=1, max_length=64)
     # Changes by these (application ids, user principal names) go to none of its sinks.
+    # The tenant to subscribe in (a consented guest); the home tenant when left out.
+    tenant_id: TenantId | None = Field(default=None, alias="tenantId")
     ignore_changes_by: tuple[IgnoredName, ...] = Field(
         default=(), alias="ignoreChangesBy", max_length=MAX_IGNORED
     )

@@ -16,6 +16,7 @@ from ...checkpoints import CheckpointStore
 from ...models import QueuedNotification
 from ...settings import Settings
 from ...storage import Storage
+from ...tenancy import acting_tenant, inner_scope
 from ..base import EXPIRY_SAFETY_MARGIN, Draft, EntryKind, InvalidSubscriptionRequest
 from .change_tokens import InvalidChangeToken, parse_change_token
 from .client import ListRef, SharePointClient
@@ -102,7 +103,7 @@ class SharePoint:
         return NOTIFICATION_DELAY
 
     def view_fields(self, record: SubscriptionRecord) -> dict[str, Any]:
-        view: dict[str, Any] = {"siteUrl": record.address, "listId": record.scope}
+        view: dict[str, Any] = {"siteUrl": record.address, "listId": inner_scope(record.scope)}
         if record.fields:
             view["fields"] = list(record.fields)
         return view
@@ -123,12 +124,18 @@ class SharePoint:
     def absolute_site_url(self, site_url: str) -> str:
         """An absolute site URL of this tenant, from a path like /sites/x or a full URL; anything
         else is refused."""
+        acting = acting_tenant()
+        root = acting.sharepoint_url if acting is not None and not acting.home else self.tenant_url
         if site_url.startswith("/"):
-            absolute = f"{self.tenant_url}{site_url}"
+            absolute = f"{root}{site_url}"
         else:
             absolute = site_url
-            if urlsplit(absolute).netloc.lower() != urlsplit(self.tenant_url).netloc.lower():
-                raise InvalidSubscriptionRequest(f"siteUrl must be a site of {self.tenant_url}")
+            scheme, netloc, path = urlsplit(root)[:3]
+            given = urlsplit(absolute)
+            if (given.scheme, given.netloc.lower()) != (scheme, netloc.lower()) or not (
+                given.path == path or given.path.startswith(f"{path}/")
+            ):
+                raise InvalidSubscriptionRequest(f"siteUrl must be a site of {root}")
         parts = urlsplit(absolute)
         if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS):
             # The bearer token goes wherever the site is: never over plain http but to this machine.

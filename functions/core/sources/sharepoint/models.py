@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import ConfigDict, Field, field_validator
 
-from ...models import MAX_IGNORED, ChangeKind, IgnoredName, UtcDatetime, WireModel, guid
+from ...models import MAX_IGNORED, ChangeKind, IgnoredName, TenantId, UtcDatetime, WireModel, guid
 
 # Fields a subscription may follow, and what an internal name looks like (`Status`, `Due_x0020_Date`).
 MAX_FIELDS = 20
@@ -143,6 +143,8 @@ class CreateSubscriptionRequest(WireModel):
     # Internal names of the fields whose values each change row carries, before and after.
     fields: tuple[str, ...] = Field(default=(), max_length=MAX_FIELDS)
     # Changes by these (application ids, user principal names) go to none of its sinks.
+    # The tenant to subscribe in (a consented guest); the home tenant when left out.
+    tenant_id: TenantId | None = Field(default=None, alias="tenantId")
     ignore_changes_by: tuple[IgnoredName, ...] = Field(
         default=(), alias="ignoreChangesBy", max_length=MAX_IGNORED
     )

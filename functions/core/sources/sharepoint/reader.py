@@ -18,6 +18,7 @@ from ...change_log import ChangeLog, SyncResult
 from ...checkpoints import Checkpoint, CheckpointConflict, CheckpointStore
 from ...clock import utc_now
 from ...scopes import ReadTarget, RowScope
+from ...tenancy import inner_scope
 from .change_tokens import parse_change_token
 from .client import DEFAULT_PAGE_SIZE, ChangeTokenExpired, ListRef, SharePointClient
 from .field_changes import FieldTracker
@@ -47,7 +48,7 @@ class ListReader:
         current token is read first, so a sync that finds nothing still moves the checkpoint to
         now: every change up to that token was in the reply.
         """
-        listed = ListRef(target.address, target.scope)
+        listed = ListRef(target.address, inner_scope(target.scope))
         subscription_id = target.subscription_id
         checkpoint = self.checkpoints.read(target.scope, SHAREPOINT)
         if checkpoint is None:

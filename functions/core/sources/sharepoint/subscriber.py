@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from ...tenancy import inner_scope
 from ..base import Subscribed
 from .client import ListRef, SharePointClient
 
@@ -50,4 +51,4 @@ class ListSubscriber:
 
 
 def list_of(record: SubscriptionRecord) -> ListRef:
-    return ListRef(record.address, record.scope)
+    return ListRef(record.address, inner_scope(record.scope))

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from ...models import MAX_IGNORED, IgnoredName, WireModel
+from ...models import MAX_IGNORED, IgnoredName, TenantId, WireModel
 from ..graph_api import GraphChangeEntry
 
 # One chat message's ciphertext, base64: Teams caps a message at about 28 KB of text, and a
@@ -44,6 +44,8 @@ class CreateTeamsSubscriptionRequest(WireModel):
         default="created,updated,deleted", alias="changeType", min_length=1, max_length=64
     )
     # Messages by these (authors' Entra object ids, bots' application ids) go to none of its sinks.
+    # The tenant to subscribe in (a consented guest); the home tenant when left out.
+    tenant_id: TenantId | None = Field(default=None, alias="tenantId")
     ignore_changes_by: tuple[IgnoredName, ...] = Field(
         default=(), alias="ignoreChangesBy", max_length=MAX_IGNORED
     )

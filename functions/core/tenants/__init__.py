@@ -1,0 +1,1 @@
+"""Many tenants: the organisations this deployment serves (docs/tenants.md)."""
