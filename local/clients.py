@@ -33,8 +33,11 @@ class EmulatorClient:
         self.http = httpx.Client(base_url=base_url, timeout=timeout)
         self.user = user
         self._token: str | None = None
+        self._tenants: list[EmulatorClient] = []
 
     def close(self) -> None:
+        for client in self._tenants:
+            client.close()
         self.http.close()
 
     def _auth(self) -> dict[str, str]:
@@ -60,6 +63,11 @@ class EmulatorClient:
             "POST", f"{site}/_api/web/lists", json={"Title": title, "BaseTemplate": 100}
         )
         return self._ok(response).json()["Id"]
+
+    def create_list_with_id(self, site: str, title: str, list_id: str) -> str:
+        """A list keeping an id it had in another tenant (a migrated site)."""
+        body = {"site": site, "title": title, "id": list_id}
+        return self._ok(self.http.post("/_emulator/lists", json=body)).json()["Id"]
 
     def create_library(self, site: str, title: str) -> tuple[str, str]:
         """A document library: its id and its root folder's server-relative URL."""
@@ -295,6 +303,25 @@ class EmulatorClient:
     def subscriptions(self) -> list[dict[str, Any]]:
         return self._ok(self.http.get("/_emulator/subscriptions")).json()["value"]
 
+    def add_tenant(self, display_name: str) -> dict[str, str]:
+        """A guest tenant: `{"id", "displayName", "sharePointUrl"}`."""
+        return self._ok(self.http.post("/_emulator/tenants", json={"displayName": display_name})).json()
+
+    def in_tenant(self, tenant_id: str) -> EmulatorClient:
+        """The same harness, acting in a guest tenant (its SharePoint, its Graph data, its faults);
+        closed with this one."""
+        client = EmulatorClient(f"{self.base_url}/_tenants/{tenant_id}", user=self.user)
+        self._tenants.append(client)
+        return client
+
+    def admin_answers(self, answer: str) -> None:
+        """How this tenant's administrator answers a consent prompt: accept or deny."""
+        self._ok(self.http.post("/_emulator/consent", json={"answer": answer}))
+
+    def revoke_consent(self, app_id: str) -> None:
+        """This tenant's administrator deletes the app's service principal."""
+        self._ok(self.http.post("/_emulator/consent/revoke", json={"appId": app_id}))
+
 
 class FunctionsClient:
     """The service's own HTTP surface, through the local host, with a function key."""
@@ -363,6 +390,19 @@ class FunctionsClient:
             if "nextLink" not in body:
                 return changes
             response = self.http.get(body["nextLink"])
+
+    def onboard_tenant(self, tenant_id: str, display_name: str, sharepoint_url: str) -> httpx.Response:
+        body = {"tenantId": tenant_id, "displayName": display_name, "sharePointUrl": sharepoint_url}
+        return self.http.post("/api/tenants", json=body)
+
+    def tenants(self) -> list[dict[str, Any]]:
+        return self.http.get("/api/tenants").raise_for_status().json()["value"]
+
+    def tenant(self, tenant_id: str) -> httpx.Response:
+        return self.http.get(f"/api/tenants/{tenant_id}")
+
+    def remove_tenant(self, tenant_id: str) -> httpx.Response:
+        return self.http.delete(f"/api/tenants/{tenant_id}")
 
     def run_function(self, name: str, payload: str = "") -> httpx.Response:
         return self.http.post(

@@ -11,6 +11,7 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,11 @@ class Stack:
     sealing_keys: str = field(default_factory=new_key_ring_setting)
     # The certificate Teams' rich notifications are encrypted to (Key Vault's, in Azure).
     teams_certificate: str = field(default_factory=new_teams_certificate)
+    # `multi`: the service serves every tenant that consents to MULTI_TENANT_APP_ID, whose
+    # credential is the emulator's managed identity (a federated identity credential).
+    tenancy: str = "single"
+    home_tenant_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    multi_tenant_app_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     services: list[Service] = field(default_factory=list)
 
     @property
@@ -151,8 +157,33 @@ class Stack:
             "SINK_CATCH_UP_SCHEDULE": "0 */5 * * * *",
             "FUNCTIONS_KEY": DEFAULT_FUNCTION_KEY,
             "FUNCTIONS_MASTER_KEY": DEFAULT_MASTER_KEY,
+            **(self._multi_tenant_settings() if self.tenancy == "multi" else {}),
             **self.extra_settings,
         }
+
+    def _multi_tenant_settings(self) -> dict[str, str]:
+        return {
+            "TENANCY": "multi",
+            "SHAREPOINT_TENANT_ID": self.home_tenant_id,
+            "MULTI_TENANT_APP_ID": self.multi_tenant_app_id,
+            "LOGIN_AUTHORITY": self.emulator_url,
+        }
+
+    def register_multi_tenant_app(self) -> None:
+        """What the deploy does in Azure (infra/, docs/tenants.md): the multi-tenant app, its
+        consent redirect URI, and the managed identity as its federated identity credential."""
+        import httpx
+
+        identity = httpx.get(f"{self.emulator_url}/_emulator/managed-identity", timeout=10).json()
+        httpx.post(
+            f"{self.emulator_url}/_emulator/apps",
+            json={
+                "appId": self.multi_tenant_app_id,
+                "redirectUris": [f"{self.functions_url}/api/consent"],
+                "federatedCredentials": [{**identity, "audiences": ["api://AzureADTokenExchange"]}],
+            },
+            timeout=10,
+        ).raise_for_status()
 
     def __enter__(self) -> Stack:
         try:
@@ -234,9 +265,13 @@ class Stack:
                 str(self.retry_interval),
                 "--graph-slow-delay",
                 str(self.graph_slow_delay),
+                "--tenant-id",
+                self.home_tenant_id,
             ],
         )
         wait_for_http(f"{self.emulator_url}/_emulator/health", service.process)
+        if self.tenancy == "multi":
+            self.register_multi_tenant_app()
         return service
 
     def start_host(self, port: int | None = None, *, untouched: bool = False) -> Service:
@@ -276,6 +311,7 @@ def main() -> None:
     """`make run`: the stack on its default ports until Ctrl-C, SIGTERM or SIGHUP."""
     stack = Stack(
         ports=Ports.from_environ(os.environ),
+        tenancy=os.environ.get("TENANCY", "single"),
         delivery_interval=float(os.environ.get("M365_EMULATOR_DELIVERY_INTERVAL", "5")),
         retry_interval=float(os.environ.get("M365_EMULATOR_RETRY_INTERVAL", "30")),
         log_dir=ROOT / ".run",

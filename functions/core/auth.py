@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import CertificateCredential, ManagedIdentityCredential
 
+from .errors import Conflict
 from .outbound import UpstreamError, new_session, send
 from .settings import Settings, SettingsError
 from .tenancy import acting_tenant
@@ -38,7 +39,7 @@ CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # What the identity platform answers when a tenant no longer lets the app in: the app is not in
 # its directory (consent never given, or its service principal deleted), disabled there, or the
 # consent for the permission is gone. Anything else (a network error, a 5xx) is weather.
-CONSENT_GONE_CODES = frozenset({"AADSTS700016", "AADSTS7000112", "AADSTS65001", "AADSTS500011"})
+CONSENT_GONE_CODES = frozenset({"AADSTS700016", "AADSTS7000112", "AADSTS65001"})
 _AADSTS = re.compile(r"AADSTS\d+")
 
 
@@ -114,12 +115,12 @@ class EmulatorTokenProvider:
         return body["access_token"], time.time() + float(body["expires_in"])
 
 
-class TenantRefused(Exception):
+class TenantRefused(Conflict):
     """A guest tenant's authority refuses the app: its consent is gone (revoked, or the app
     removed from the directory). Reads and renewals for that tenant stop until it consents again."""
 
     def __init__(self, tenant_id: str, code: str, message: str) -> None:
-        super().__init__(f"tenant {tenant_id} refused the app: {code}: {message}")
+        super().__init__(f"tenant {tenant_id} refused the app: {message if code in message else code}")
         self.tenant_id = tenant_id
         self.code = code
 
@@ -204,7 +205,7 @@ class CertificateExchange:
         except ClientAuthenticationError as error:
             found = _AADSTS.search(str(error))
             if found and found.group(0) in CONSENT_GONE_CODES:
-                raise TenantRefused(tenant_id, found.group(0), "the tenant refused the app") from None
+                raise TenantRefused(tenant_id, found.group(0), f"{found.group(0)} (see the log)") from None
             raise
         return token.token, float(token.expires_on)
 

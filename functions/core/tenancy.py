@@ -68,6 +68,11 @@ def tenant_scope(tenant_id: str | None, inner: str) -> str:
     return inner if tenant_id is None else f"{tenant_id}{_SEPARATOR}{inner}"
 
 
+def tenant_scope_range(tenant_id: str) -> tuple[str, str]:
+    """Every scope of a guest tenant sorts in [low, high): a range the table service can filter."""
+    return f"{tenant_id}{_SEPARATOR}", f"{tenant_id}{chr(ord(_SEPARATOR) + 1)}"
+
+
 def scope_tenant(scope: str) -> str | None:
     """The guest tenant a scope belongs to; None for the home tenant's."""
     tenant, separator, _ = scope.partition(_SEPARATOR)

@@ -10,13 +10,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .directory import tenant_of
 from .faults import KNOWN_OPERATIONS, Fault
 from .tenant import Tenant
 from .tokens import DEFAULT_APP_ID, TOKEN_LIFETIME_SECONDS
 
 
 def _tenant(request: Request) -> Tenant:
-    return request.app.state.tenant
+    return tenant_of(request)
 
 
 async def issue_token(request: Request) -> Response:
@@ -30,6 +31,16 @@ async def issue_token(request: Request) -> Response:
     app_id = str(body.get("client_id") or DEFAULT_APP_ID)
     token = _tenant(request).tokens.issue(time.time(), app_id, user.lower() if user else None)
     return JSONResponse({"token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECONDS, "access_token": token})
+
+
+async def migrated_list(request: Request) -> Response:
+    """`{"site", "title", "id"}`: a list that keeps the id it had elsewhere, as a migration tool
+    or a site template copied between tenants leaves it."""
+    body = await request.json()
+    created = _tenant(request).sharepoint.create_list(
+        str(body["site"]), str(body["title"]), int(body.get("baseTemplate", 100)), str(body["id"]).lower()
+    )
+    return JSONResponse({"Id": created.id}, 201)
 
 
 async def faults(request: Request) -> Response:
@@ -113,7 +124,9 @@ async def counters(request: Request) -> Response:
 
 async def deliver(request: Request) -> Response:
     """Deliver every pending notification now instead of at the next round."""
-    return JSONResponse(await request.app.state.deliverer.deliver_due(force=True))
+    return JSONResponse(
+        await request.app.state.deliverers[_tenant(request).tenant_id][0].deliver_due(force=True)
+    )
 
 
 async def withhold(request: Request) -> Response:
@@ -182,7 +195,7 @@ async def graph_lifecycle(request: Request) -> Response:
         return graph_error_response(error, "emulator")
     if not found.lifecycle_url:
         return JSONResponse({"sent": False, "reason": "no lifecycleNotificationUrl"}, 200)
-    deliverer = request.app.state.graph_deliverer
+    deliverer = request.app.state.deliverers[_tenant(request).tenant_id][1]
     delivered = await deliverer.post(found.lifecycle_url, [entry], deliverer.policy.timeout)
     return JSONResponse({"sent": True, "delivered": delivered})
 
@@ -229,7 +242,9 @@ async def graph_subscriptions(request: Request) -> Response:
 
 
 async def graph_deliver(request: Request) -> Response:
-    return JSONResponse(await request.app.state.graph_deliverer.deliver_due(force=True))
+    return JSONResponse(
+        await request.app.state.deliverers[_tenant(request).tenant_id][1].deliver_due(force=True)
+    )
 
 
 async def health(request: Request) -> Response:
@@ -238,6 +253,7 @@ async def health(request: Request) -> Response:
 
 routes = [
     Route("/_emulator/token", issue_token, methods=["POST"]),
+    Route("/_emulator/lists", migrated_list, methods=["POST"]),
     Route("/_emulator/faults", faults, methods=["POST", "DELETE"]),
     Route("/_emulator/clock", clock, methods=["GET", "POST"]),
     Route("/_emulator/subscriptions", subscriptions, methods=["GET"]),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .directory import tenant_of
 from .faults import KNOWN_OPERATIONS, Fault
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -38,7 +39,7 @@ def bearer_app(request: Request) -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         return None
-    return request.app.state.tenant.tokens.app_of(token.strip(), time.time())
+    return tenant_of(request).tokens.app_of(token.strip(), time.time())
 
 
 def guarded(
@@ -49,7 +50,7 @@ def guarded(
     KNOWN_OPERATIONS.update(operations)
 
     async def handle(request: Request) -> Response:
-        tenant = request.app.state.tenant
+        tenant = tenant_of(request)
         request_id = str(uuid.uuid4())
         operation = operation_of(request)
         tenant.calls[operation] += 1

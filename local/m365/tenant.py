@@ -16,6 +16,7 @@ from .tokens import Tokens
 class Tenant:
     def __init__(self, tenant_id: str | None = None) -> None:
         self.tenant_id = tenant_id or str(uuid.uuid4())
+        self.display_name = "Contoso"
         self.tokens = Tokens()
         self.clock = Clock()
         self.faults = Faults()

@@ -20,6 +20,11 @@ class Tokens:
         self._issued[token] = (wall_time + TOKEN_LIFETIME_SECONDS, app_id, user)
         return token
 
+    def revoke_app(self, app_id: str) -> None:
+        """Every token of an app stops working (its service principal was deleted)."""
+        for token in [token for token, issued in self._issued.items() if issued[1] == app_id]:
+            del self._issued[token]
+
     def app_of(self, token: str, wall_time: float) -> str | None:
         """The app a valid bearer token was issued to; None for a missing or expired token."""
         issued = self._issued.get(token)

@@ -22,7 +22,7 @@ from ..models import (
 from ..read_leases import ReadLeaseStore
 from ..sources.base import Draft, InvalidSubscriptionRequest
 from ..storage import is_valid_key
-from ..tenancy import acting_for, tenant_scope
+from ..tenancy import tenant_scope
 from ..tenants.directory import Tenancy, TenantUnavailable
 from .record import SubscriptionRecord, hash_client_state, new_client_state
 from .store import ListClaimed, SubscriptionStore
@@ -70,7 +70,7 @@ class SubscriptionService:
         now = self.clock()
         source = self.sources[request.source]
         tenant = self.tenancy.for_id(request.tenant_id)
-        with acting_for(tenant):
+        with self.tenancy.acting_as(tenant):
             planned = source.draft(request, now)
             draft = replace(
                 _draft(source.name, planned, now),
@@ -126,16 +126,19 @@ class SubscriptionService:
     ) -> tuple[list[SubscriptionRecord], str | None]:
         """A page of subscriptions and the cursor of the next one (None on the last page). The
         cursor is `{source}:{id}` of the last record read; anything else is refused. With
-        `tenant_id`, only that tenant's are shown (a page may then hold fewer than `top`)."""
+        `tenant_id`, only that tenant's are shown (the home tenant's, filtered here: a page may
+        then hold fewer than `top`)."""
         key: tuple[str, str] | None = None
         if after:
             source, _, subscription_id = after.partition(":")
             if source not in self.sources.names or not is_valid_key(subscription_id):
                 raise InvalidSubscriptionRequest("after must be the cursor from a nextLink")
             key = (source, subscription_id)
-        records, more = self.store.page(after=key, top=top)
+        guest = tenant_id if tenant_id is not None and tenant_id != self.tenancy.home.id else None
+        records, more = self.store.page(after=key, top=top, guest=guest)
         next_after = f"{records[-1].source}:{records[-1].id}" if more and records else None
-        if tenant_id is not None:
+        if tenant_id is not None and guest is None:
+            # The home tenant's scopes carry no prefix to filter on in the table service.
             records = [record for record in records if self.tenancy.id_of(record.scope) == tenant_id]
         return records, next_after
 

@@ -14,6 +14,7 @@ from azure.data.tables import UpdateMode
 from ..models import SubscriptionStatus
 from ..resources import SUBSCRIPTIONS_TABLE
 from ..storage import Storage, TableRepository, is_valid_key, outages_reported
+from ..tenancy import tenant_scope_range
 from .record import HealthSummary, SubscriptionRecord
 
 # Claims live beside the subscriptions, one entity per scope: inserting one is what makes
@@ -167,18 +168,26 @@ class SubscriptionStore(TableRepository):
         with outages_reported(f"deleting subscription {record.id}"):
             self._table.delete_entity(record.source, record.id)
 
-    def page(self, *, after: tuple[str, str] | None, top: int) -> tuple[list[SubscriptionRecord], bool]:
+    def page(
+        self, *, after: tuple[str, str] | None, top: int, guest: str | None = None
+    ) -> tuple[list[SubscriptionRecord], bool]:
         """Up to `top` subscriptions in key order (source, then id) after the key `after`, and
         whether more follow. Each query stops at `top + 1` entities, so a page costs the same
-        however large the table grows."""
+        however large the table grows. With `guest`, only that guest tenant's: its scopes share a
+        prefix, so the table service filters them."""
         records: list[SubscriptionRecord] = []
         start_source, start_id = after or (self.sources[0], "")
+        query = "PartitionKey eq @pk and RowKey gt @after"
+        bounds: dict[str, str] = {}
+        if guest is not None:
+            query += " and listId ge @low and listId lt @high"
+            bounds = dict(zip(("low", "high"), tenant_scope_range(guest), strict=True))
         for source in self.sources[self.sources.index(start_source) :]:
             after_id = start_id if source == start_source else ""
             with outages_reported("listing subscriptions"):
                 entities = self._table.query_entities(
-                    "PartitionKey eq @pk and RowKey gt @after",
-                    parameters={"pk": source, "after": after_id},
+                    query,
+                    parameters={"pk": source, "after": after_id, **bounds},
                     results_per_page=top + 1 - len(records),
                 )
                 for entity in entities:

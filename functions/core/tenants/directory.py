@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import datetime
 
@@ -86,10 +86,13 @@ class Tenancy:
             raise TenantUnavailable(tenant_id, record.state)
         return record.acting
 
-    @contextmanager
-    def acting(self, scope: str) -> Iterator[ActingTenant]:
+    def acting(self, scope: str) -> AbstractContextManager[ActingTenant]:
         """Act for the scope's tenant; a refusal by its authority on the way revokes it."""
-        tenant = self.for_scope(scope)
+        return self.acting_as(self.for_scope(scope))
+
+    @contextmanager
+    def acting_as(self, tenant: ActingTenant) -> Iterator[ActingTenant]:
+        """Act for `tenant`; a refusal by its authority on the way revokes it."""
         with acting_for(tenant):
             try:
                 yield tenant

@@ -51,6 +51,8 @@ class ConsentAnswer(WireModel):
     tenant: TenantId | None = None
     scope: str | None = Field(default=None, max_length=4096)
     error: str | None = Field(default=None, max_length=256)
+    # Sent with a declined consent ("cancel").
+    error_subcode: str | None = Field(default=None, max_length=256)
     error_description: str | None = Field(default=None, max_length=2048)
     error_uri: str | None = Field(default=None, max_length=2048)
 

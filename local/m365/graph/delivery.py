@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from starlette.requests import Request
 
+from ..directory import tenant_of
 from .errors import bad_request
 from .http import graph_of, now_of
 from .model import GraphSubscription, PendingGraphNotification, graph_time
@@ -53,8 +54,8 @@ def notify(
     now = now_of(request)
     expire_subscriptions(graph, now)
     for subscription in graph.subscriptions_on(user_id, container, change_type):
-        if subscription.id in request.app.state.tenant.withheld:
-            request.app.state.tenant.delivery["withheld"] += 1
+        if subscription.id in tenant_of(request).withheld:
+            tenant_of(request).delivery["withheld"] += 1
             continue
         entry: dict[str, Any] = {
             "id": str(uuid.uuid4()),

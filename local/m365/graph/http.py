@@ -10,6 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..directory import tenant_of
 from ..endpoint import Dialect, Endpoint, guarded
 from ..faults import Fault
 from .errors import WWW_AUTHENTICATE, GraphError, bad_request, graph_error_response
@@ -17,11 +18,11 @@ from .state import GraphTenant
 
 
 def graph_of(request: Request) -> GraphTenant:
-    return request.app.state.tenant.graph
+    return tenant_of(request).graph
 
 
 def now_of(request: Request) -> datetime:
-    return request.app.state.tenant.clock.now()
+    return tenant_of(request).clock.now()
 
 
 def app_id_of(request: Request) -> str:

@@ -10,6 +10,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..directory import tenant_of
 from .errors import GraphError, bad_request, not_found
 from .http import app_id_of, body_of, graph_of, now_of
 from .model import CHANGE_TYPES, CLIENT_STATE_MAX, GraphSubscription
@@ -129,7 +130,7 @@ def _count_reauthorize_beside_patch(request: Request, found: GraphSubscription) 
         and found.last_reauthorize is not None
         and abs(found.last_patch - found.last_reauthorize) < REAUTHORIZE_SPACING
     ):
-        request.app.state.tenant.calls["ReauthorizeAndPatchWithin10Minutes"] += 1
+        tenant_of(request).calls["ReauthorizeAndPatchWithin10Minutes"] += 1
 
 
 def _own_subscription(request: Request) -> GraphSubscription:
@@ -146,7 +147,7 @@ async def _validate(request: Request, url: str) -> None:
     body and needs the decoded token back: 200, text/plain, within 10 s."""
     token = f"Validation: Testing client application reachability for subscription Request-Id: {uuid.uuid4()}"
     client: httpx.AsyncClient = request.app.state.http
-    request.app.state.tenant.calls["GraphValidateNotificationUrl"] += 1
+    tenant_of(request).calls["GraphValidateNotificationUrl"] += 1
     try:
         answer = await client.post(
             url,

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..directory import tenant_of
 from ..tokens import DEFAULT_APP_ID
 from .errors import GraphError
 from .rich import KEYS_PATH
@@ -24,7 +25,7 @@ from .teams_model import RICH_FAULTS, TEAMS_APP_ROLES
 
 
 def _graph(request: Request) -> GraphTenant:
-    return request.app.state.tenant.graph
+    return tenant_of(request).graph
 
 
 async def _json(request: Request) -> dict[str, Any]:
@@ -41,7 +42,7 @@ async def create_team(request: Request) -> Response:
     team = graph.teams.add_team(
         str(body.get("displayName") or "Team"),
         list(body.get("channels") or []),
-        request.app.state.tenant.clock.now(),
+        tenant_of(request).clock.now(),
     )
     channels = {c.display_name: c.id for c in team.channels.values()}
     return JSONResponse({"id": team.id, "channels": channels}, status_code=201)
@@ -92,7 +93,7 @@ async def validation_token(request: Request) -> Response:
 
 
 async def signing_keys(request: Request) -> Response:
-    request.app.state.tenant.calls["IdentitySigningKeys"] += 1
+    tenant_of(request).calls["IdentitySigningKeys"] += 1
     return JSONResponse(_graph(request).signing_key.jwks())
 
 

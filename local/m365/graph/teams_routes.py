@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..clock import parse_time
+from ..directory import tenant_of
 from .delta import delta_page, max_page_size
 from .errors import GraphError, bad_request
 from .http import body_of, graph_of, now_of
@@ -32,7 +33,7 @@ def _teams(request: Request) -> TeamsState:
 def _author(request: Request) -> tuple[str, str]:
     """The signed-in user a delegated token acts for: (id, display name)."""
     token = request.headers.get("Authorization", "").partition(" ")[2]
-    upn = request.app.state.tenant.tokens.user_of(token.strip(), time.time())
+    upn = tenant_of(request).tokens.user_of(token.strip(), time.time())
     if upn is None:
         raise GraphError(
             403,
@@ -315,8 +316,8 @@ def notify_message(request: Request, message: ChatMessage, change_type: str) -> 
             continue
         if not watchers(subscription, message):
             continue
-        if subscription.id in request.app.state.tenant.withheld:
-            request.app.state.tenant.delivery["withheld"] += 1
+        if subscription.id in tenant_of(request).withheld:
+            tenant_of(request).delivery["withheld"] += 1
             continue
         resource = message.to_json()
         entry: dict[str, Any] = {

@@ -20,6 +20,7 @@ from .model import SpList
 
 if TYPE_CHECKING:
     from .state import SharePointState
+from ..directory import tenant_of
 from .state import ACTING_APP, ACTING_USER
 
 _NOMETADATA = "application/json;odata=nometadata;streaming=true;charset=utf-8"
@@ -90,7 +91,7 @@ register_url_convertor("quotedurl", QuotedUrlConvertor())
 
 
 def state_of(request: Request) -> SharePointState:
-    return request.app.state.tenant.sharepoint
+    return tenant_of(request).sharepoint
 
 
 def site_path(request: Request) -> str:
@@ -237,7 +238,7 @@ def select(body: dict[str, Any], request: Request) -> dict[str, Any]:
 def acting_user(request: Request) -> str | None:
     """The user a delegated bearer token acts for; None for an app-only one."""
     _, _, token = request.headers.get("Authorization", "").partition(" ")
-    return request.app.state.tenant.tokens.user_of(token.strip(), time.time())
+    return tenant_of(request).tokens.user_of(token.strip(), time.time())
 
 
 def _injected(fault: Fault) -> SharePointError:

@@ -100,7 +100,9 @@ class SharePointState(LibraryFiles, ListSubscriptions):
             self.sites[path] = Site(path=path, id=str(uuid.uuid4()), web_id=str(uuid.uuid4()))
         return self.sites[path]
 
-    def create_list(self, site_path: str, title: str, base_template: int) -> SpList:
+    def create_list(
+        self, site_path: str, title: str, base_template: int, list_id: str | None = None
+    ) -> SpList:
         site = self.site(site_path)
         if not title:
             raise SharePointError(400, errors.ARGUMENT, "The list title must not be empty.")
@@ -116,7 +118,7 @@ class SharePointState(LibraryFiles, ListSubscriptions):
         url_name = "".join(c for c in title if c.isalnum() or c in "-_")
         root = site.url_of(url_name if base_template == DOCUMENT_LIBRARY else f"Lists/{url_name}")
         new_list = SpList(
-            id=str(uuid.uuid4()),
+            id=list_id or str(uuid.uuid4()),
             title=title,
             base_template=base_template,
             created=self.clock.now(),

@@ -10,6 +10,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..directory import tenant_of
 from . import errors
 from .errors import SharePointError
 from .http import (
@@ -87,7 +88,7 @@ async def _validate_notification_url(request: Request, notification_url: str) ->
     """SharePoint calls the URL with a token and needs it echoed within five seconds."""
     token = str(uuid.uuid4())
     client: httpx.AsyncClient = request.app.state.http
-    request.app.state.tenant.calls["ValidateNotificationUrl"] += 1
+    tenant_of(request).calls["ValidateNotificationUrl"] += 1
     try:
         answer = await client.post(
             notification_url,
