@@ -132,3 +132,15 @@ def test_keys_that_cannot_be_fetched_make_the_post_retryable(published):
 def test_without_an_app_id_nothing_is_trusted(published):
     tokens = ValidationTokens(SigningKeys("https://keys.invalid", fetch=published), None)
     assert "GRAPH_APP_ID" in tokens.refusal([published.key.validation_token(APP, TENANT)], {TENANT})
+
+
+def test_serving_guest_tenants_a_token_for_the_multi_tenant_app_passes_too(published):
+    guest_app = str(uuid.uuid4())
+    keys = SigningKeys("https://keys.invalid", fetch=published)
+    guest_tenant = str(uuid.uuid4())
+    both = ValidationTokens(keys, APP, guest_app_id=guest_app)
+    assert both.refusal([published.key.validation_token(guest_app, guest_tenant)], {guest_tenant}) == ""
+    assert both.refusal([published.key.validation_token(APP, TENANT)], {TENANT}) == ""
+    home_only = ValidationTokens(keys, APP)
+    refused = home_only.refusal([published.key.validation_token(guest_app, guest_tenant)], {guest_tenant})
+    assert "InvalidAudienceError" in refused

@@ -70,7 +70,11 @@ class Teams:
             reader=TeamsReader(
                 checkpoints, change_log, client, keys, keep_preview=settings.teams_keep_preview
             ),
-            tokens=ValidationTokens(signing_keys, settings.graph_app_id),
+            tokens=ValidationTokens(
+                signing_keys,
+                settings.graph_app_id,
+                guest_app_id=settings.multi_tenant_app_id if settings.multi_tenant else None,
+            ),
             sweep_max_age=timedelta(hours=settings.graph_sweep_max_age_hours),
         )
         if settings.graph_app_id:

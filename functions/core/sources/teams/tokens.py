@@ -128,9 +128,18 @@ def _fetch_jwks(url: str) -> dict[str, Any]:
 class ValidationTokens:
     """Checks a POST's `validationTokens` for the tenants its entries name."""
 
-    def __init__(self, keys: SigningKeys, app_id: str | None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        keys: SigningKeys,
+        app_id: str | None,
+        clock: Callable[[], float] = time.time,
+        *,
+        guest_app_id: str | None = None,
+    ) -> None:
         self._keys = keys
         self._app_id = app_id
+        # Subscriptions in guest tenants are the multi-tenant app's: their tokens name it.
+        self._audiences = [audience for audience in (app_id, guest_app_id) if audience]
         self._clock = clock
         self._lock = threading.Lock()
         # Tokens that passed, by digest: (expiry, tenant). Graph reuses a token across POSTs.
@@ -204,7 +213,7 @@ class ValidationTokens:
             token,
             key,
             algorithms=["RS256"],
-            audience=self._app_id,
+            audience=self._audiences,
             leeway=LEEWAY_SECONDS,
             options={"require": ["exp", "nbf", "iss", "aud"]},
         )
