@@ -13,7 +13,8 @@
 # Checks its tools, the login, Bicep, the parameters, the region and (into a group) the resource
 # providers before it changes anything; --what-if previews and creates nothing. Keeps the app
 # settings added by hand on a rerun. Creates the key ring that seals sink secrets in the app's Key
-# Vault once (never replaced). Then packages requirements.txt, function_app.py, host.json and
+# Vault once (never replaced). With tenancy multi, registers the multi-tenant app (or prints the
+# commands for someone allowed to) and trusts the app identity as its federated credential. Then packages requirements.txt, function_app.py, host.json and
 # functions/, deploys the package (retrying while the app identity's new roles propagate), ends
 # with the smoke check and prints every URL and the next steps.
 #
@@ -264,6 +265,93 @@ POLICY
   echo "teams certificate: created in $vault"
 }
 
+# Many tenants (docs/tenants.md): one multi-tenant app registration, whose credential is the app's
+# managed identity as a federated identity credential (no secret anywhere). The application
+# permissions a guest's administrator consents to, resolved by name from each API's service
+# principal at deploy time.
+GRAPH_API="00000003-0000-0000-c000-000000000000"
+SHAREPOINT_API="00000003-0000-0ff1-ce00-000000000000"
+GRAPH_ROLES=(Sites.Manage.All Files.Read.All Mail.Read Calendars.Read ChannelMessage.Read.All Chat.Read.All)
+SHAREPOINT_ROLES=(Sites.Manage.All)
+FEDERATED_CREDENTIAL="function-app"
+
+# What someone with Entra's Application Developer role (or Cloud Application Administrator) runs
+# when the deployer may not register applications itself.
+multitenant_app_commands() {
+  local name="$1" role
+  echo "  APP=\$(az ad app create --display-name $name --sign-in-audience AzureADMultipleOrgs --query appId -o tsv)"
+  for role in "${GRAPH_ROLES[@]}"; do
+    echo "  az ad app permission add --id \$APP --api $GRAPH_API --api-permissions \$(az ad sp show --id $GRAPH_API --query \"appRoles[?value=='$role'].id | [0]\" -o tsv)=Role"
+  done
+  for role in "${SHAREPOINT_ROLES[@]}"; do
+    echo "  az ad app permission add --id \$APP --api $SHAREPOINT_API --api-permissions \$(az ad sp show --id $SHAREPOINT_API --query \"appRoles[?value=='$role'].id | [0]\" -o tsv)=Role"
+  done
+  echo "  echo \$APP   # put it in the parameters file as multiTenantAppId, then run deploy.sh again"
+}
+
+# The multi-tenant app's id: the parameters file's multiTenantAppId, else the app of that name
+# (made once), else a new one with its permissions.
+ensure_multitenant_app() {
+  local given="$1" name="$2-multitenant" id errors api role role_id
+  if [[ -n "$given" ]]; then
+    echo "$given"
+    return
+  fi
+  id="$(az ad app list --display-name "$name" --query '[0].appId' --output tsv 2>/dev/null)" || id=""
+  if [[ -n "$id" ]]; then
+    echo "multi-tenant app: $name ($id) kept as it is" >&2
+    echo "$id"
+    return
+  fi
+  errors="$(mktemp)"
+  if ! id="$(az ad app create --display-name "$name" --sign-in-audience AzureADMultipleOrgs \
+    --query appId --output tsv 2>"$errors")" || [[ -z "$id" ]]; then
+    cat "$errors" >&2
+    {
+      echo "Registering the multi-tenant app needs Entra's Application Developer role (or users allowed"
+      echo "to register applications). Someone who has it runs:"
+      multitenant_app_commands "$name"
+    } >&2
+    fail "the multi-tenant app could not be registered by this account (the commands are above)"
+  fi
+  for api in "$GRAPH_API" "$SHAREPOINT_API"; do
+    local roles=("${GRAPH_ROLES[@]}")
+    [[ "$api" == "$SHAREPOINT_API" ]] && roles=("${SHAREPOINT_ROLES[@]}")
+    for role in "${roles[@]}"; do
+      role_id="$(az ad sp show --id "$api" --query "appRoles[?value=='$role'].id | [0]" --output tsv)"
+      az ad app permission add --id "$id" --api "$api" --api-permissions "$role_id=Role" --output none
+    done
+  done
+  echo "multi-tenant app: $name ($id) registered" >&2
+  echo "$id"
+}
+
+# After the deployment: the consent redirect URI, and the app identity as the app's federated
+# credential (issuer: this tenant's v2.0 authority; subject: the identity's object id).
+trust_app_identity() {
+  local app="$1" principal="$2" base="$3" tenant file
+  tenant="$(az account show --query tenantId --output tsv)"
+  az ad app update --id "$app" --web-redirect-uris "$base/api/consent" --output none \
+    || fail "could not set the consent redirect URI $base/api/consent on app $app (its owners can)"
+  if [[ -n "$(az ad app federated-credential list --id "$app" \
+    --query "[?name=='$FEDERATED_CREDENTIAL'].name | [0]" --output tsv)" ]]; then
+    echo "federated credential: kept as it is on $app"
+    return
+  fi
+  file="$(mktemp)"
+  cat >"$file" <<CREDENTIAL
+{"name": "$FEDERATED_CREDENTIAL",
+ "issuer": "https://login.microsoftonline.com/$tenant/v2.0",
+ "subject": "$principal",
+ "audiences": ["api://AzureADTokenExchange"],
+ "description": "The m365-webhooks function app's managed identity"}
+CREDENTIAL
+  az ad app federated-credential create --id "$app" --parameters "@$file" --output none \
+    || { rm -f "$file"; fail "could not add the app identity as a federated credential of app $app (its owners can)"; }
+  rm -f "$file"
+  echo "federated credential: the app identity ($principal) trusted by $app"
+}
+
 # Flex Consumption writes the package with the app's managed identity; right after its role
 # assignments are created, storage can still refuse it (403) for a few minutes. Only that 403 is
 # retried: the deployer's own missing rights (ARM's AuthorizationFailed) would never pass. After the
@@ -359,12 +447,19 @@ deploy() {
   fi
   check_region "$group" "$location" "$prefix"
 
-  local deployer app where settings
+  local deployer app where settings tenancy multitenant_app=""
   read -r -a deployer <<<"$(deployer_principal)"
   read -r app where <<<"$(existing_app "$group" "$prefix")"
+  tenancy="$(parameter "$parameters" tenancy)"
+  if [[ "$tenancy" == "multi" && "$what_if" != "yes" ]]; then
+    multitenant_app="$(ensure_multitenant_app "$(parameter "$parameters" multiTenantAppId)" "$prefix")"
+  fi
   settings="$(existing_settings_file "$group" "${app:-}")"
   local parameters_args=(--parameters "@$parameters" --parameters "@$settings"
     --parameters deployerPrincipalId="${deployer[0]}" deployerPrincipalType="${deployer[1]}")
+  if [[ -n "$multitenant_app" ]]; then
+    parameters_args+=(--parameters multiTenantAppId="$multitenant_app")
+  fi
   local scope target
   if [[ "$mode" == "into" ]]; then
     scope=group
@@ -400,6 +495,9 @@ deploy() {
   notification_url="$(output_of "$group" notificationUrl)"
   ensure_sealing_keys "$(output_of "$group" vaultName)"
   ensure_teams_certificate "$(output_of "$group" vaultName)"
+  if [[ -n "$multitenant_app" ]]; then
+    trust_app_identity "$multitenant_app" "$principal" "${notification_url%/api/notifications/sharepoint}"
+  fi
   zip="$(mktemp -d)/app.zip"
   package "$zip"
   deploy_package "$group" "$app" "$zip"

@@ -100,6 +100,16 @@ param healthAlerts bool = false
 ])
 param alertSinkType string = 'teams-workflow'
 
+@description('single: the Microsoft 365 tenant of this subscription. multi: every organisation that consents to the multi-tenant app (docs/tenants.md).')
+@allowed([
+  'single'
+  'multi'
+])
+param tenancy string = 'single'
+
+@description('With tenancy multi: the application (client) id of the multi-tenant app registration, whose federated credential is the app identity (infra/deploy.sh makes both).')
+param multiTenantAppId string = ''
+
 @description('App settings already on the function app (infra/deploy.sh reads them), kept under the template\'s own on a rerun.')
 @secure()
 param existingAppSettings object = {}
@@ -184,6 +194,8 @@ module app 'modules/functionapp.bicep' = {
     alwaysReady: alwaysReady
     healthAlerts: healthAlerts
     alertSinkType: alertSinkType
+    tenancy: tenancy
+    multiTenantAppId: multiTenantAppId
     existingAppSettings: existingAppSettings
     tags: tags
   }

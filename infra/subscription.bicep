@@ -89,6 +89,14 @@ param healthAlerts bool = false
 ])
 param alertSinkType string = 'teams-workflow'
 
+@allowed([
+  'single'
+  'multi'
+])
+param tenancy string = 'single'
+
+param multiTenantAppId string = ''
+
 @secure()
 param existingAppSettings object = {}
 
@@ -125,6 +133,8 @@ module app 'main.bicep' = {
     alwaysReady: alwaysReady
     healthAlerts: healthAlerts
     alertSinkType: alertSinkType
+    tenancy: tenancy
+    multiTenantAppId: multiTenantAppId
     existingAppSettings: existingAppSettings
     tags: tags
   }

@@ -30,6 +30,10 @@ param alwaysReady int = 0
 param healthAlerts bool = false
 @description('teams-workflow, or webhook (signed with the vault secret alert-sink-secret).')
 param alertSinkType string = 'teams-workflow'
+@description('single, or multi: every tenant that consents to the multi-tenant app (docs/tenants.md).')
+param tenancy string = 'single'
+@description('The multi-tenant app registration\'s application (client) id, with tenancy multi.')
+param multiTenantAppId string = ''
 @description('The settings already on the app, merged under the template\'s own so a rerun keeps them.')
 @secure()
 param existingAppSettings object = {}
@@ -83,6 +87,11 @@ var ownSettings = {
   TEAMS_CERTIFICATE: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=teams-notifications)'
   GRAPH_APP_ID: identity.properties.clientId
   TEAMS_KEEP_PREVIEW: 'true'
+  // Many tenants (docs/tenants.md): the home tenant is this deployment's own; guests are served
+  // through the multi-tenant app, whose credential is this identity (a federated credential).
+  SHAREPOINT_TENANT_ID: tenant().tenantId
+  TENANCY: tenancy
+  MULTI_TENANT_APP_ID: multiTenantAppId
 }
 
 // Read here rather than passed as an output, so it never shows in deployment outputs.

@@ -373,3 +373,63 @@ def test_smoke_on_a_group_without_the_app_fails_at_once(deploy_sh):
     run = deploy_sh("smoke", GROUP, SMOKE_TIMEOUT="300")  # no outputs: no deployment in the group
     assert run.code == 1
     assert "deploy first" in run.stderr
+
+
+def test_a_multi_tenant_deploy_registers_the_app_once_and_trusts_the_app_identity(deploy_sh, app, tmp_path):
+    parameters = parameters_file(tmp_path, tenancy="multi")
+    scenario = {"outputs": outputs_for(app.functions_url)}
+    run = deploy_sh(GROUP, "westus", "--parameters", str(parameters), scenario=scenario)
+    assert run.code == 0, run.stderr
+    [created] = run.called("ad", "app", "create")
+    assert created[created.index("--sign-in-audience") + 1] == "AzureADMultipleOrgs"
+    granted = [
+        call[call.index("--api-permissions") + 1] for call in run.called("ad", "app", "permission", "add")
+    ]
+    assert "role-ChannelMessage.Read.All=Role" in granted and "role-Mail.Read=Role" in granted
+    [deployment] = run.called("deployment", "sub", "create")
+    assert "multiTenantAppId=44444444-4444-4444-4444-444444444444" in deployment
+    [update] = run.called("ad", "app", "update")
+    assert update[update.index("--web-redirect-uris") + 1] == f"{app.functions_url}/api/consent"
+    credential, mode = run.parameter_files()[-1]
+    assert mode == "0o600"
+    assert credential == {
+        "name": "function-app",
+        "issuer": "https://login.microsoftonline.com/55555555-5555-5555-5555-555555555555/v2.0",
+        "subject": "11111111-1111-1111-1111-111111111111",
+        "audiences": ["api://AzureADTokenExchange"],
+        "description": "The m365-webhooks function app's managed identity",
+    }
+
+    again = deploy_sh(
+        GROUP,
+        "westus",
+        "--parameters",
+        str(parameters),
+        scenario={
+            **scenario,
+            "multiTenantApp": "44444444-4444-4444-4444-444444444444",
+            "federatedCredential": True,
+        },
+    )
+    assert again.code == 0, again.stderr
+    assert not again.called("ad", "app", "create") and not again.called(
+        "ad", "app", "federated-credential", "create"
+    )
+
+
+def test_a_deployer_who_may_not_register_apps_gets_the_commands_and_nothing_is_deployed(deploy_sh, tmp_path):
+    parameters = parameters_file(tmp_path, tenancy="multi")
+    run = deploy_sh(GROUP, "westus", "--parameters", str(parameters), scenario={"appCreateForbidden": True})
+    assert run.code == 1
+    assert (
+        "az ad app create --display-name m365hooks-multitenant --sign-in-audience AzureADMultipleOrgs"
+        in run.stderr
+    )
+    assert "multiTenantAppId" in run.stderr and "Application Developer" in run.stderr
+    assert not run.called("deployment", "sub", "create")
+
+
+def test_a_single_tenant_deploy_registers_nothing(deploy_sh, app):
+    run = deploy_sh(GROUP, "westus", scenario={"outputs": outputs_for(app.functions_url)})
+    assert run.code == 0, run.stderr
+    assert not [call for call in run.calls if call[:2] == ["ad", "app"]]

@@ -123,13 +123,16 @@ def test_the_bicep_sets_every_setting_the_code_reads(app_settings):
             "ALERT_SINK_TYPE": "teams-workflow",
             "ALERT_AFTER_FAILED_READS": "5",
             "TEAMS_KEEP_PREVIEW": "true",
+            "TENANCY": "single",
         }
     )
     Settings.from_environ(environ)
-    # The emulator's keys URL is refused outside the local stack; the previous certificate is set
-    # by hand for the length of a rollover (docs/teams.md).
+    # The emulator's keys URL and login authority are refused outside the local stack.
     local_only = {settings_module.ALLOW_LOOPBACK_HTTP_SINKS, settings_module.IDENTITY_KEYS_URL}
-    local_only |= {settings_module.TEAMS_PREVIOUS_CERTIFICATE}
+    local_only |= {settings_module.LOGIN_AUTHORITY}
+    # Set by hand: the previous certificate while a rollover lasts (docs/teams.md), and the
+    # multi-tenant app's certificate where federated credentials are not offered (docs/tenants.md).
+    local_only |= {settings_module.TEAMS_PREVIOUS_CERTIFICATE, settings_module.MULTI_TENANT_CERTIFICATE_PATH}
     expected = environ.asked - CERTIFICATE_ONLY - local_only - {settings_module.STORAGE_CONNECTION}
     assert expected - set(app_settings) == set()
     assert not local_only & set(app_settings)  # plain-http sinks are for the local stack only
