@@ -1,7 +1,7 @@
 """Benchmarks, run on demand with `make bench`: each row is measured side by side with its
 baseline in the same run (interleaved, so machine noise hits both), and reported as a ratio.
 
-    python -m bench [--rounds N] [--only connectors]
+    python -m bench [--rounds N] [--only connectors|tenants]
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from .scale import (
 )
 from .table import Row, attempt, bench_services, fresh_python, peak_rss_mib, render, side_by_side
 from .teams import bench_decryption, bench_rich_intake
+from .tenants import bench_tenants
 
 SITE = "/sites/bench"
 LISTING_SEEDED = 10_000
@@ -510,10 +511,13 @@ def bench_cold_start(rounds: int) -> list[Row]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=200)
-    parser.add_argument("--only", choices=["connectors"], help="run one group of rows")
+    parser.add_argument("--only", choices=["connectors", "tenants"], help="run one group of rows")
     args = parser.parse_args()
     if args.only == "connectors":
         print(render(bench_connectors()))
+        return
+    if args.only == "tenants":
+        print(render(bench_tenants(args.rounds)))
         return
     print(
         f"python {sys.version.split()[0]}, {args.rounds} rounds, interleaved with each baseline", flush=True
@@ -557,6 +561,7 @@ def main() -> None:
         ("cold start", partial(bench_cold_start, args.rounds)),
         ("teams decryption", partial(bench_decryption, args.rounds)),
         ("connectors", bench_connectors),
+        ("many tenants", partial(bench_tenants, args.rounds)),
     )
     for late_name, late_group in later:
         rows += attempt(late_name, late_group)
