@@ -4,7 +4,7 @@
 "use strict";
 
 const KEY = "m365-webhooks-function-key";
-const state = { selected: null, changes: [], shown: 0, moreSubscriptions: null };
+const state = { selected: null, changes: [], shown: 0, moreSubscriptions: null, tenants: new Map() };
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -79,9 +79,39 @@ function sameOrigin(link) {
   return link ? new URL(link).pathname + new URL(link).search : null;
 }
 
+async function loadTenants() {
+  // Serving several tenants, the list shows one at a time, or all, and new subscriptions are made
+  // in the one chosen; serving one, the choice stays hidden.
+  const { value } = await api("GET", "/api/tenants");
+  state.tenants = new Map(value.map((tenant) => [tenant.id, tenant]));
+  const filter = $("#tenant-filter");
+  const chosen = filter.value;
+  filter.replaceChildren(
+    text("option", "All tenants", { value: "" }),
+    ...value.filter((tenant) => tenant.state !== "removed").map((tenant) =>
+      text("option", `${tenant.displayName} (${tenant.home ? "home" : tenant.state})`, { value: tenant.id })),
+  );
+  filter.value = [...filter.options].some((option) => option.value === chosen) ? chosen : "";
+  $("#tenant-choice").hidden = value.length < 2;
+  $("#subscriptions").classList.toggle("one-tenant", value.length < 2);
+}
+
+function chosenTenant() {
+  // The tenant new subscriptions are made in: the one shown, else the home tenant.
+  const chosen = $("#tenant-filter").value;
+  return chosen && !state.tenants.get(chosen)?.home ? { tenantId: chosen } : {};
+}
+
+function tenantName(id) {
+  const tenant = state.tenants.get(id);
+  return tenant ? (tenant.home ? "home" : tenant.displayName) : id || "";
+}
+
 async function loadSubscriptions(next = null) {
   // A page at a time (the API pages by key, however many subscriptions there are).
-  const { value, nextLink } = await api("GET", next || "/api/subscriptions?top=1000");
+  const tenant = $("#tenant-filter").value;
+  const first = `/api/subscriptions?top=1000${tenant ? `&tenantId=${encodeURIComponent(tenant)}` : ""}`;
+  const { value, nextLink } = await api("GET", next || first);
   state.moreSubscriptions = sameOrigin(nextLink);
   $("#more-subscriptions").hidden = !state.moreSubscriptions;
   const body = $("#subscriptions tbody");
@@ -106,13 +136,13 @@ async function loadSubscriptions(next = null) {
         say("Deleted.");
       }), `Delete subscription ${subscription.id}`),
     );
-    const tr = row([subscription.source, watching, healthOf(subscription.healthSummary),
+    const tr = row([subscription.source, tenantName(subscription.tenantId), watching, healthOf(subscription.healthSummary),
       when(subscription.expirationDateTime), when(subscription.nextRenewalDateTime), subscription.status, actions]);
     tr.dataset.subscriptionId = subscription.id;
     if (subscription.listId) tr.dataset.listId = subscription.listId;
     body.append(tr);
   }
-  if (!next && !value.length) body.append(row(["No subscriptions yet.", "", "", "", "", "", ""]));
+  if (!next && !value.length) body.append(row(["No subscriptions yet.", "", "", "", "", "", "", ""]));
 }
 
 function healthOf(summary) {
@@ -333,6 +363,7 @@ async function loadPoison() {
 }
 
 async function refresh() {
+  await loadTenants();
   await loadSubscriptions();
   await loadPoison();
   $("#app").hidden = false;
@@ -359,7 +390,9 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("#load-lists").addEventListener("click", () => attempt(async () => {
     const site = $("#site-url").value.trim();
-    const { value } = await api("GET", `/api/sites/lists?siteUrl=${encodeURIComponent(site)}`);
+    const tenant = chosenTenant().tenantId;
+    const inTenant = tenant ? `&tenantId=${encodeURIComponent(tenant)}` : "";
+    const { value } = await api("GET", `/api/sites/lists?siteUrl=${encodeURIComponent(site)}${inTenant}`);
     const pick = $("#list-pick");
     pick.replaceChildren(...value.map((list) => text("option", `${list.title} (${list.kind})`, { value: list.id })));
     pick.disabled = !value.length;
@@ -369,7 +402,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#sharepoint-form").addEventListener("submit", (event) => {
     event.preventDefault();
     attempt(async () => {
-      const created = await api("POST", "/api/subscriptions", { siteUrl: $("#site-url").value.trim(), listId: $("#list-pick").value });
+      const created = await api("POST", "/api/subscriptions", {
+        siteUrl: $("#site-url").value.trim(), listId: $("#list-pick").value, ...chosenTenant(),
+      });
       await loadSubscriptions();
       say(`Subscribed: ${created.id}.`);
     });
@@ -380,6 +415,7 @@ document.addEventListener("DOMContentLoaded", () => {
       attempt(async () => {
         const created = await api("POST", "/api/subscriptions", {
           source, resource: $(`#${source}-resource`).value.trim(), changeType: $(`#${source}-change`).value.trim(),
+          ...chosenTenant(),
         });
         await loadSubscriptions();
         say(`Subscribed: ${created.id}.`);
@@ -401,6 +437,7 @@ document.addEventListener("DOMContentLoaded", () => {
       say("Connector added.");
     });
   });
+  $("#tenant-filter").addEventListener("change", () => attempt(() => loadSubscriptions()));
   $("#more-changes").addEventListener("click", showMoreChanges);
   $("#more-subscriptions").addEventListener("click", () => attempt(() => loadSubscriptions(state.moreSubscriptions)));
   $("#replay").addEventListener("click", () => attempt(async () => {

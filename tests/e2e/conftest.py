@@ -3,7 +3,10 @@ SharePoint emulator and Azurite, as a client and SharePoint would see the servic
 
 from __future__ import annotations
 
+import os
+import shutil
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -12,6 +15,13 @@ from local.stack import DEFAULT_FUNCTION_KEY, DEFAULT_MASTER_KEY, Ports, Stack
 from tests.helpers import wait_until
 
 SITE = "/sites/e2e"
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+NO_CHROMIUM = "no Chromium: `apt-get install chromium` (.ci/run does) to run the browser tests"
+# Chromium as root in a sandbox, with no background traffic (this machine's network is closed).
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
 ALERT_RECEIVER = "health-alerts"
 
 
@@ -75,3 +85,19 @@ def run_sweep(api, stack) -> None:
     runs = host_log.read_text().count("sweep_changes: ")
     assert api.run_function("sweep_changes").status_code == 202
     wait_until(lambda: host_log.read_text().count("sweep_changes: ") > runs, what="the sweep's run")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """Playwright for Python driving Debian's Chromium (Playwright's own download is out of reach)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def connect(page, key: str = DEFAULT_FUNCTION_KEY) -> None:
+    page.get_by_label("Function key", exact=True).fill(key)
+    page.get_by_role("button", name="Connect").click()

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
@@ -15,32 +13,14 @@ from playwright.sync_api import expect
 from functions.core.resources import NOTIFICATIONS_POISON_QUEUE
 from functions.core.settings import StorageSettings
 from functions.core.storage import Storage
-from local.stack import DEFAULT_FUNCTION_KEY
-from tests.e2e.conftest import SITE, run_sweep
+from tests.e2e.conftest import CHROMIUM, NO_CHROMIUM, SITE, connect, run_sweep
 from tests.helpers import wait_until
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
-NO_CHROMIUM = "no Chromium: `apt-get install chromium` (.ci/run does) to run the browser tests"
 if CHROMIUM is None and os.environ.get("CI") == "true":
     # .ci/run installs Chromium: a skip there would mean the console went unchecked.
     raise RuntimeError(f"{NO_CHROMIUM}; in CI that is a failure, not a skip")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
-# Chromium as root in a sandbox, with no background traffic (this machine's network is closed).
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 SCREENSHOT = os.environ.get("CONSOLE_SCREENSHOT")  # e.g. docs/console.png, to refresh the README's
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -58,11 +38,6 @@ def page(browser, stack):
     page.goto(f"{stack.functions_url}/api/console/")
     yield page
     context.close()
-
-
-def connect(page, key: str = DEFAULT_FUNCTION_KEY) -> None:
-    page.get_by_label("Function key", exact=True).fill(key)
-    page.get_by_role("button", name="Connect").click()
 
 
 def test_the_page_is_static_with_a_strict_policy(stack):
@@ -104,7 +79,7 @@ def test_create_by_picking_a_list_see_a_change_add_and_test_a_teams_sink_then_re
 
     subscription_row = page.locator(f'#subscriptions tbody tr[data-list-id="{list_id}"]')
     expect(subscription_row).to_contain_text(f"{title} · ")  # by its title and site
-    expect(subscription_row.locator("td").nth(2)).to_have_text("healthy")  # its state, on the row
+    expect(subscription_row.locator("td").nth(3)).to_have_text("healthy")  # its state, on the row
     item = emulator.add_item(SITE, list_id, "from the console test")
     subscription_row.get_by_role("button", name="Open").click()
     for _ in range(60):
@@ -242,7 +217,7 @@ def test_the_console_loads_without_an_error_and_shows_which_fields_moved_and_the
         "cell => { const r = document.createRange(); r.selectNodeContents(cell);"
         " return r.getClientRects().length; }"
     )
-    for cell in (row.locator("td").first, row.locator("td").nth(2)):  # "sharepoint", "healthy" unbroken
+    for cell in (row.locator("td").first, row.locator("td").nth(3)):  # "sharepoint", "healthy" unbroken
         assert cell.evaluate("cell => cell.scrollWidth <= cell.clientWidth")
         assert cell.evaluate(lines) == 1
     assert problems == []
@@ -266,7 +241,7 @@ def test_each_row_of_the_list_shows_its_health_state(page, api, sharepoint_clock
         emulator.withhold(subscription["id"], False)
     connect(page)
     row = page.locator(f'#subscriptions tbody tr[data-list-id="{new_list}"]')
-    expect(row.locator("td").nth(2)).to_contain_text("late (gap ")
+    expect(row.locator("td").nth(3)).to_contain_text("late (gap ")
 
 
 def test_a_teams_channel_is_subscribed_from_the_console_and_listed_by_its_name(page, emulator):

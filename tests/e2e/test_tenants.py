@@ -20,7 +20,7 @@ import pytest
 
 from local.clients import EmulatorClient, FunctionsClient
 from local.stack import DEFAULT_FUNCTION_KEY, DEFAULT_MASTER_KEY, Ports, Stack
-from tests.e2e.conftest import run_sweep
+from tests.e2e.conftest import CHROMIUM, NO_CHROMIUM, connect, run_sweep
 from tests.helpers import wait_until
 
 SITE = "/sites/shared"
@@ -267,6 +267,46 @@ def test_removing_a_tenant_deletes_what_was_kept_and_says_what(api, home, multi)
     assert api.tenant(guest_id).json()["state"] == "removed"
     refused = api.create_subscription(SITE, their_list, tenantId=guest_id)
     assert refused.status_code == 404
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
+def test_the_console_shows_one_tenant_at_a_time_and_subscribes_in_the_one_chosen(api, home, multi, browser):
+    from playwright.sync_api import expect
+
+    guest_id, guest = consent(api, home, "Console Guest")
+    mine = subscribe_list(api, SITE, home.create_list(SITE, f"console-home-{uuid.uuid4().hex[:6]}"), None)
+    theirs = subscribe_list(api, SITE, guest.create_list(SITE, "console-guest"), guest_id)
+    picked = guest.create_list(SITE, "picked in the console")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(f"{multi.functions_url}/api/console/")
+        connect(page)
+        # All tenants first: the home tenant's subscription is listed, named as the home's.
+        home_row = page.locator(f'#subscriptions tbody tr[data-subscription-id="{mine["id"]}"]')
+        expect(home_row.locator("td").nth(1)).to_have_text("home")
+        page.get_by_label("Tenant", exact=True).select_option(guest_id)
+        expect(page.locator(f'#subscriptions tbody tr[data-subscription-id="{theirs["id"]}"]')).to_have_count(
+            1
+        )
+        expect(page.locator(f'#subscriptions tbody tr[data-subscription-id="{mine["id"]}"]')).to_have_count(0)
+        expect(
+            page.locator(f'#subscriptions tbody tr[data-subscription-id="{theirs["id"]}"] td').nth(1)
+        ).to_have_text("Console Guest")
+
+        page.locator("#create summary").click()
+        page.get_by_label("Site URL").fill(SITE)
+        page.get_by_role("button", name="Load the site's lists").click()
+        page.get_by_label("List", exact=True).select_option(picked)
+        page.locator("#sharepoint-form").get_by_role("button", name="Subscribe").click()
+        made = page.locator(f'#subscriptions tbody tr[data-list-id="{picked}"]')
+        expect(made).to_have_count(1)
+        created = [
+            s for s in api.list_subscriptions(tenantId=guest_id).json()["value"] if s["listId"] == picked
+        ]
+        assert [s["tenantId"] for s in created] == [guest_id]
+    finally:
+        context.close()
 
 
 def test_a_single_tenant_deployment_keeps_everything_when_it_turns_multi_tenant(tmp_path):
