@@ -188,6 +188,10 @@ class MemoryTable:
                 else _sent(entity)
             )
             return self._store(key, dict(merged))
+        if name == "delete":
+            if self.entities.pop(key, None) is None:
+                raise ResourceNotFoundError("The specified resource does not exist.")
+            return {}
         raise NotImplementedError(f"transaction operation {name}")
 
     def _checked(

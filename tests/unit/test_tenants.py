@@ -15,7 +15,9 @@ import pytest
 from functions.core.auth import TenantTokens
 from functions.core.intake import CachedSubscriptionLookup, receive_notifications
 from functions.core.outbound import ServiceThrottle
+from functions.core.sinks.service import CreateSinkRequest
 from functions.core.sources.sharepoint import NOTIFICATION_ENTRIES
+from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
 from functions.core.tenancy import (
     ActingTenant,
     acting_for,
@@ -26,9 +28,10 @@ from functions.core.tenancy import (
 )
 from functions.core.tenants.directory import TenantNotFound, TenantUnavailable
 from functions.core.tenants.models import ConsentAnswer, CreateTenantRequest
+from functions.core.tenants.record import TenantRecord
 from functions.core.tenants.service import CONSENT_LIFETIME, ConsentRefused, SingleTenant
 from tests.fakes.intake import SUB_1, MessageList, RecordLookup, record
-from tests.fakes.world import world
+from tests.fakes.world import TENANT, world
 
 HOME = "11111111-1111-4111-8111-111111111111"
 GUEST = "22222222-2222-4222-8222-222222222222"
@@ -237,3 +240,104 @@ def test_a_guest_tenants_scopes_sort_in_one_range_no_other_scope_enters():
     assert low <= tenant_scope(GUEST, "graph-" + "f" * 40) < high
     for other in (LIST, tenant_scope(HOME, LIST), "graph-" + "0" * 40, GUEST):
         assert not low <= other < high
+
+
+@pytest.fixture
+def served():
+    """A multi-tenant world with one active guest (served by the same fake SharePoint) and an
+    alert sink, with a subscription in each tenant."""
+    env = world(
+        TENANCY="multi",
+        MULTI_TENANT_APP_ID=APP,
+        SHAREPOINT_TENANT_ID=HOME,
+        ALERT_SINK_URL="https://20.30.40.60/workflow",
+        ALERT_SINK_TYPE="teams-workflow",
+        SWEEP_MAX_AGE_HOURS="0",
+    )
+    store = env.services.tenancy.store
+    assert store is not None
+    store.create(TenantRecord(GUEST, "Fabrikam", TENANT, "active", env.clock.now()))
+    guest_list, home_list = env.sharepoint.create_list(), env.sharepoint.create_list()
+    theirs = env.services.subscriptions.create(
+        CreateSubscriptionRequest(site_url="/sites/team", list_id=guest_list, tenant_id=GUEST)
+    )
+    mine = env.services.subscriptions.create(
+        CreateSubscriptionRequest(site_url="/sites/team", list_id=home_list)
+    )
+    return env, theirs, mine, guest_list, home_list
+
+
+def test_a_guest_subscription_lives_under_its_tenants_scope(served):
+    env, theirs, mine, guest_list, home_list = served
+    assert theirs.scope == tenant_scope(GUEST, guest_list) and mine.scope == home_list
+    views = {view.id: view for view in map(env.services.subscription_views.plain_view, (theirs, mine))}
+    assert (views[theirs.id].tenant_id, views[theirs.id].list_id) == (GUEST, guest_list)
+    assert (views[mine.id].tenant_id, views[mine.id].list_id) == (HOME, home_list)
+    listed, _ = env.services.subscriptions.page(top=100, tenant_id=GUEST)
+    assert [record.id for record in listed] == [theirs.id]
+    listed, _ = env.services.subscriptions.page(top=100, tenant_id=HOME)
+    assert [record.id for record in listed] == [mine.id]
+
+
+def test_a_revoked_tenant_is_neither_read_renewed_nor_swept_and_the_home_tenant_is(served):
+    env, theirs, mine, guest_list, home_list = served
+    env.services.tenancy.revoke(GUEST, "tenant refused the app: AADSTS700016: not found in the directory")
+    env.services.tenancy.revoke(GUEST, "noticed again by another read")
+    env.sharepoint.change(guest_list)
+    env.sharepoint.change(home_list)
+
+    held = env.services.worker.process_message(env.notification(theirs.id))
+    assert held.tenant_held == [theirs.id] and held.changes_written == 0
+    read = env.services.worker.process_message(env.notification(mine.id))
+    assert read.changes_written == 1 and read.tenant_held == []
+
+    for record in (theirs, mine):  # both due
+        current = env.services.subscriptions.get(record.id)
+        env.services.subscriptions.store.save(
+            current.renewed(env.clock.now() + timedelta(days=5), env.clock.now())
+        )
+    renewal = env.services.renewals.renew_due(timedelta(days=45))
+    assert renewal.tenant_held == [theirs.id] and renewal.renewed == [mine.id] and renewal.failed == []
+    sweep = env.services.sweep.run()
+    assert sweep.tenant_held == [theirs.scope] and mine.scope in sweep.synced
+
+    alerts = [json.loads(body) for _, _, body in env.receivers.posts]
+    said = [card["attachments"][0]["content"]["body"][0]["text"] for card in alerts]
+    assert said == [f"Tenant {GUEST} refused this app (consent revoked): its reads and renewals stopped"]
+    assert env.services.tenants.get(GUEST).state == "revoked"
+
+
+def test_a_tenant_that_consents_again_is_read_from_where_it_stopped(served):
+    env, theirs, _, guest_list, _ = served
+    env.services.tenancy.revoke(GUEST, "AADSTS700016")
+    made_while_revoked = [env.sharepoint.change(guest_list) for _ in range(2)]
+    env.services.worker.process_message(env.notification(theirs.id))
+    url = env.services.tenants.onboard(
+        CreateTenantRequest(tenant_id=GUEST, display_name="Fabrikam", sharepoint_url=TENANT)
+    ).consent_url
+    assert (
+        env.services.tenants.consented(answer_of(url, admin_consent="True", tenant=GUEST)).state == "active"
+    )
+    assert env.services.sweep.run().changes_written == len(made_while_revoked)
+
+
+def test_removing_a_tenant_deletes_its_subscriptions_rows_and_sinks_and_leaves_home_alone(served):
+    env, theirs, mine, guest_list, home_list = served
+    env.sharepoint.change(guest_list)
+    env.sharepoint.change(home_list)
+    env.services.worker.process_message(env.notification(theirs.id))
+    env.services.worker.process_message(env.notification(mine.id))
+    env.services.sinks.create(theirs.id, CreateSinkRequest(type="webhook", url="https://20.30.40.50/hook"))
+    removal = env.services.tenants.remove(GUEST)
+    assert (removal.subscriptions, removal.deleted_at_source, removal.sinks, removal.change_rows) == (
+        1,
+        1,
+        1,
+        1,
+    )
+    assert env.sharepoint.lists[guest_list].subscriptions == {}
+    assert env.services.change_log.last_key(theirs.scope) == ""
+    assert env.services.change_log.last_key(mine.scope) != ""
+    assert env.services.subscriptions.store.get(mine.id) is not None
+    with pytest.raises(TenantNotFound):
+        env.services.tenancy.for_id(GUEST)
