@@ -291,8 +291,8 @@ def test_a_revoked_tenant_is_neither_read_renewed_nor_swept_and_the_home_tenant_
     read = env.services.worker.process_message(env.notification(mine.id))
     assert read.changes_written == 1 and read.tenant_held == []
 
-    for record in (theirs, mine):  # both due
-        current = env.services.subscriptions.get(record.id)
+    for due in (theirs, mine):
+        current = env.services.subscriptions.get(due.id)
         env.services.subscriptions.store.save(
             current.renewed(env.clock.now() + timedelta(days=5), env.clock.now())
         )
