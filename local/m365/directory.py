@@ -60,7 +60,8 @@ class Directory:
         return f"https://login.microsoftonline.com/{self.home.tenant_id}/v2.0"
 
     def add(self, display_name: str) -> Tenant:
-        tenant = Tenant()
+        # The identity platform signs every tenant's validation tokens with the keys it publishes.
+        tenant = Tenant(signing_key=self.home.graph.signing_key)
         tenant.display_name = display_name
         self.tenants[tenant.tenant_id] = tenant
         for started in self.on_added:

@@ -8,20 +8,21 @@ from collections import Counter
 
 from .clock import Clock
 from .faults import Faults
+from .graph.rich import SigningKey
 from .graph.state import GraphTenant
 from .sharepoint.state import SharePointState
 from .tokens import Tokens
 
 
 class Tenant:
-    def __init__(self, tenant_id: str | None = None) -> None:
+    def __init__(self, tenant_id: str | None = None, signing_key: SigningKey | None = None) -> None:
         self.tenant_id = tenant_id or str(uuid.uuid4())
         self.display_name = "Contoso"
         self.tokens = Tokens()
         self.clock = Clock()
         self.faults = Faults()
         self.sharepoint = SharePointState(self.tenant_id, self.clock)
-        self.graph = GraphTenant(self.tenant_id)
+        self.graph = GraphTenant(self.tenant_id, signing_key)
         self.reset()
 
     def reset(self) -> None:

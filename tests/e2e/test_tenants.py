@@ -168,6 +168,19 @@ def test_the_same_list_guid_and_mailbox_in_two_tenants_never_meet(api, home, mul
     assert {s["id"] for s in only_guest} == {theirs["id"], their_mail.json()["id"]}
 
 
+def test_a_guests_teams_messages_arrive_signed_for_the_multi_tenant_app(api, home, multi):
+    guest_id, guest = consent(api, home, "Teams Guest")
+    team = guest.create_team(f"team-{uuid.uuid4().hex[:6]}", ["General"])
+    resource = f"/teams/{team['id']}/channels/{team['channels']['General']}/messages"
+    created = api.create_teams_subscription(resource, tenantId=guest_id)
+    assert created.status_code == 201, created.text
+    alice = EmulatorClient(f"{multi.emulator_url}/_tenants/{guest_id}", user="alice@fabrikam.com")
+    with contextlib.closing(alice):
+        message = alice.post_channel_message(team["id"], team["channels"]["General"], "<p>from a guest</p>")
+    [change] = changes_of(api, created.json()["id"], 1)
+    assert (change["itemId"], change["fields"]["preview"]) == (message, "from a guest")
+
+
 def test_a_notification_carrying_another_tenants_subscription_is_refused(api, home, multi):
     guest_id, guest = consent(api, home, "Contoso-B")
     list_id = guest.create_list(SITE, "refusals")

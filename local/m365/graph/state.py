@@ -31,10 +31,11 @@ from .teams_model import TeamsState
 
 
 class GraphTenant:
-    def __init__(self, tenant_id: str) -> None:
+    def __init__(self, tenant_id: str, signing_key: SigningKey | None = None) -> None:
         self.tenant_id = tenant_id
         # Outlives a reset, as the identity platform's keys outlive a test: the service caches them.
-        self.signing_key = SigningKey()
+        # One for every tenant: the identity platform publishes one set of keys.
+        self.signing_key = signing_key or SigningKey()
         self.teams = TeamsState()
         self.reset()
 
