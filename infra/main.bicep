@@ -141,6 +141,7 @@ var tableNames = [
   'readleases'
   'itemfields'
   'alerts'
+  'tenants'
 ]
 
 module storage 'modules/storage.bicep' = {
