@@ -32,14 +32,22 @@ class Dialect:
     injected: Callable[[Fault], Exception]
     request_headers: Callable[[str], dict[str, str]]
     authorized: Callable[[Request, str], None] = lambda request, app_id: None
+    # Whether a token asked for this resource is one this service takes (its audience).
+    takes_audience: Callable[[Request, str], bool] = lambda request, audience: True
 
 
-def bearer_app(request: Request) -> str | None:
-    """The app the request's bearer token was issued to, or None."""
+def bearer_app(request: Request, dialect: Dialect | None = None) -> str | None:
+    """The app the request's bearer token was issued to, or None (none, expired, another
+    tenant's, or asked for another service than `dialect`'s)."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         return None
-    return tenant_of(request).tokens.app_of(token.strip(), time.time())
+    tokens = tenant_of(request).tokens
+    app_id = tokens.app_of(token.strip(), time.time())
+    audience = tokens.audience_of(token.strip())
+    if app_id is not None and dialect is not None and audience is not None:
+        return app_id if dialect.takes_audience(request, audience) else None
+    return app_id
 
 
 def guarded(
@@ -54,7 +62,7 @@ def guarded(
         request_id = str(uuid.uuid4())
         operation = operation_of(request)
         tenant.calls[operation] += 1
-        app_id = bearer_app(request)
+        app_id = bearer_app(request, dialect)
         if app_id is None:
             return dialect.unauthorized(request_id)
         fault = tenant.faults.take(dialect.service, operation, request.url.path, app_id)

@@ -121,7 +121,7 @@ async def token(request: Request) -> Response:
             f"The resource principal named {resource} was not found in the tenant named "
             f"{tenant.display_name}.",
         )
-    issued = tenant.tokens.issue(time.time(), app_id)
+    issued = tenant.tokens.issue(time.time(), app_id, audience=resource)
     return JSONResponse(
         {
             "token_type": "Bearer",

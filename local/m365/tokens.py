@@ -14,16 +14,31 @@ class Tokens:
 
     def __init__(self) -> None:
         self._issued: dict[str, tuple[float, str, str | None]] = {}
+        # The resource a token was asked for (`{resource}/.default`); tokens of the emulator's own
+        # grant (`/_emulator/token`) name none and are taken by every service.
+        self._audiences: dict[str, str] = {}
 
-    def issue(self, wall_time: float, app_id: str = DEFAULT_APP_ID, user: str | None = None) -> str:
+    def issue(
+        self,
+        wall_time: float,
+        app_id: str = DEFAULT_APP_ID,
+        user: str | None = None,
+        audience: str | None = None,
+    ) -> str:
         token = secrets.token_urlsafe(32)
         self._issued[token] = (wall_time + TOKEN_LIFETIME_SECONDS, app_id, user)
+        if audience is not None:
+            self._audiences[token] = audience
         return token
+
+    def audience_of(self, token: str) -> str | None:
+        return self._audiences.get(token)
 
     def revoke_app(self, app_id: str) -> None:
         """Every token of an app stops working (its service principal was deleted)."""
         for token in [token for token, issued in self._issued.items() if issued[1] == app_id]:
             del self._issued[token]
+            self._audiences.pop(token, None)
 
     def app_of(self, token: str, wall_time: float) -> str | None:
         """The app a valid bearer token was issued to; None for a missing or expired token."""

@@ -70,6 +70,10 @@ GRAPH = Dialect(
     unauthorized=_unauthorized,
     injected=_injected,
     request_headers=lambda request_id: {"request-id": request_id},
+    # Graph's name, or the emulator's own root where the local stack points GRAPH_BASE_URL.
+    takes_audience=lambda request, audience: (
+        audience in ("https://graph.microsoft.com", f"{request.url.scheme}://{request.url.netloc}")
+    ),
 )
 
 

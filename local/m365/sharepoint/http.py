@@ -277,6 +277,10 @@ SHAREPOINT = Dialect(
     injected=_injected,
     request_headers=lambda request_id: {"request-id": request_id, "SPRequestGuid": request_id},
     authorized=_acting,
+    # A token for this tenant's SharePoint root, not Graph's nor another tenant's.
+    takes_audience=lambda request, audience: (
+        audience == request.app.state.directory.sharepoint_url(tenant_of(request), request)
+    ),
 )
 
 
