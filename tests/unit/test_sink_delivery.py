@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from functions.core.models import UpdateSubscriptionRequest
 from functions.core.resources import DELIVERIES_QUEUE
-from functions.core.sinks.delivery import DrainReport
+from functions.core.sinks.delivery import DrainReport, Signal
 from functions.core.sinks.record import SinkState
 from functions.core.sinks.sender import Outcome
 from functions.core.sinks.service import CreateSinkRequest, ReplayRequest, RotateSecretRequest
@@ -300,3 +300,91 @@ def test_a_sinks_view_says_how_far_it_is_behind_the_change_log(env):
     deliver(env)
     [view] = env.services.sinks.views(record.id)
     assert view["delivery"]["owedRows"] == 0
+
+
+class CountingLog:
+    """The change log, counting the reads after each position."""
+
+    def __init__(self, change_log) -> None:
+        self._log = change_log
+        self.reads: list[str] = []
+
+    def following(self, scope: str, *, after: str, limit: int):
+        self.reads.append(after)
+        return self._log.following(scope, after=after, limit=limit)
+
+    def __getattr__(self, name: str):
+        return getattr(self._log, name)
+
+
+def long_log(env: World, rows: int) -> tuple[SubscriptionRecord, str]:
+    record, _ = subscribed(env)
+    sink, _ = env.services.sinks.create(record.id, CreateSinkRequest(type="webhook", url=HOOK))
+    now = datetime.now(UTC)
+    env.services.change_log.append(
+        record.scope,
+        [
+            {"RowKey": f"{n:020d}", "subscriptionId": record.id, "source": "sharepoint",
+             "changeType": "update", "itemId": n, "time": now}
+            for n in range(rows)
+        ],
+    )  # fmt: skip
+    return record, sink.id
+
+
+def test_a_long_log_goes_out_whole_in_order_each_page_read_once_and_acknowledged_once(env, monkeypatch):
+    record, sink_id = long_log(env, 2_300)  # two full pages of 1,000 and a partial one
+    counting = CountingLog(env.services.change_log)
+    writes: list[str] = []
+    cursors = env.services.delivery.cursors
+    original_update = cursors.update
+
+    def counted_update(cursor, change):
+        writes.append(cursor.position)
+        return original_update(cursor, change)
+
+    delivery = dataclasses.replace(env.services.delivery, change_log=counting)
+    monkeypatch.setattr(cursors, "update", counted_update)
+    report = delivery.drain(Signal(record.scope, sink_id, "rows").to_message(), holder="one")
+    assert report.batches_delivered == 12 and sent_items(env, sink_id) == list(range(2_300))
+    # Each page read once, the next one while this one was sent.
+    assert counting.reads == ["", f"{999:020d}", f"{1999:020d}", f"{2299:020d}"]
+    # The lease, one acknowledgement per page, the last batch of 100 recorded before it is sent
+    # and acknowledged, the release: 7 writes for 12 batches.
+    assert len(writes) == 7
+    assert cursors.get(record.scope, sink_id).position == f"{2299:020d}"
+
+
+def test_batches_sent_and_not_yet_acknowledged_go_again_under_the_same_ids(env):
+    record, sink_id = long_log(env, 1_000)
+    sent = 0
+
+    def crash_after_three(sink):
+        nonlocal sent
+        sent += 1
+        if sent == 4:
+            raise RuntimeError("the host dies while batch 4 is on the wire")
+        return Outcome(True, 204, "HTTP 204")
+
+    env.receivers.answer = crash_after_three
+    with pytest.raises(RuntimeError):
+        env.services.delivery.drain(Signal(record.scope, sink_id, "rows").to_message(), holder="dies")
+    first_ids = [headers["webhook-id"] for _, headers, _ in env.receivers.posts]
+    assert env.services.delivery.cursors.get(record.scope, sink_id).position == ""  # none acknowledged
+
+    env.receivers.answer = lambda sink: Outcome(True, 204, "HTTP 204")
+    later = env.services.delivery.clock() + timedelta(minutes=5)  # past the dead holder's lease
+    delivery = dataclasses.replace(env.services.delivery, clock=lambda: later)
+    delivery.drain(Signal(record.scope, sink_id, "rows").to_message(), holder="next")
+    ids = [headers["webhook-id"] for _, headers, _ in env.receivers.posts]
+    assert ids[len(first_ids) :][: len(first_ids)] == first_ids  # the same batches, the same ids
+    assert len(set(ids)) == 5 and sorted(set(sent_items(env, sink_id))) == list(range(1_000))
+
+
+def test_a_failed_batch_leaves_the_ones_before_it_acknowledged(env):
+    record, sink_id = long_log(env, 1_000)
+    answers = iter([Outcome(True, 204, "HTTP 204")] * 2 + [Outcome(False, 503, "HTTP 503")])
+    env.receivers.answer = lambda sink: next(answers)
+    report = env.services.delivery.drain(Signal(record.scope, sink_id, "rows").to_message(), holder="one")
+    assert report.ended.name == "FAILED" and report.batches_delivered == 2
+    assert env.services.delivery.cursors.get(record.scope, sink_id).position == f"{399:020d}"

@@ -4,8 +4,9 @@
   the cursor says what is owed, and the catch-up timer (`catch_up`) signals any sink still owed.
 - `drain` takes the cursor's lease, cuts the next batch after the position (recorded before it is
   sent, so a retry carries the same rows under the same `webhook-id`), sends it through the sink
-  sender, and moves the position only after the receiver's 2xx. Rows go in log order, so each
-  resource's changes arrive in order. It returns a `DrainReport`, which the trigger logs.
+  sender, and moves the position only past batches the receiver took with a 2xx: once per page of
+  rows read (five batches), the next page read while this one is sent. Rows go in log order, so
+  each resource's changes arrive in order. It returns a `DrainReport`, which the trigger logs.
 - A failure backs off exponentially (a receiver's Retry-After honoured, up to an hour); a sink
   failing for longer than `disable_after`, or answering 410, is disabled with the reason, its
   cursor kept: enabling it resumes where it stopped.
@@ -19,6 +20,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -98,10 +100,87 @@ class Batch:
 class ReadAhead:
     """Rows read after a sink's position and not sent yet: one query serves several batches.
     `after` is the position they follow; once the cursor is elsewhere (a rewind), they are read
-    again."""
+    again. While a full page is sent, the page after it is read (`following`)."""
 
     after: str | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
+    following: tuple[str, Future[list[dict[str, Any]]]] | None = None
+
+    def prefetched(self, position: str) -> list[dict[str, Any]] | None:
+        """The page read ahead, if it follows `position`; None if there is none to use."""
+        following, self.following = self.following, None
+        if following is None:
+            return None
+        after, page = following
+        if after != position:
+            page.cancel()
+            return None
+        return page.result()
+
+
+class LeaseLost(Exception):
+    """Another deliverer holds the cursor now: this drain stops, and the new holder goes on."""
+
+
+class Acknowledgements:
+    """The acknowledgements of the full batches cut from one page of rows, written together (one
+    conditional write) when the page is done, or before anything else writes the cursor: a
+    failure, a batch recorded as in flight, a release. The position still moves only past
+    batches the receiver took with a 2xx; after a crash, the batches of the page not yet
+    acknowledged are sent again, cut the same, under the same `webhook-id`s."""
+
+    def __init__(self, cursors: CursorStore, holder: str, cursor: SinkCursor) -> None:
+        self._cursors = cursors
+        self._holder = holder
+        self._stored = cursor
+        self._owed: list[Callable[[SinkCursor], SinkCursor | None]] = []
+
+    def acknowledge(self, cursor: SinkCursor, inflight: InFlight, note: dict[str, str]) -> SinkCursor:
+        """The cursor as it is once this batch is acknowledged; written with the page's others."""
+        change = partial(SinkCursor.acknowledged, holder=self._holder, inflight=inflight, note=note)
+        expected = change(cursor)
+        if expected is None:  # the cursor in hand is another holder's: nothing of ours to write
+            raise LeaseLost()
+        self._owed.append(change)
+        return expected
+
+    def settled(self) -> SinkCursor:
+        """The cursor as stored, every acknowledgement owed written first (LeaseLost if the
+        lease is gone; CursorGone if the sink was removed)."""
+        if self._owed:
+            owed, self._owed = self._owed, []
+            written = self._cursors.update(self._stored, partial(_applied, owed))
+            if written is None:
+                raise LeaseLost()
+            self._stored = written
+        return self._stored
+
+    def written(self, cursor: SinkCursor) -> None:
+        """The drain wrote the cursor itself (after settling): later writes follow from it."""
+        if not self._owed:
+            self._stored = cursor
+
+
+def _applied(
+    changes: list[Callable[[SinkCursor], SinkCursor | None]], cursor: SinkCursor
+) -> SinkCursor | None:
+    for change in changes:
+        changed = change(cursor)
+        if changed is None:
+            return None
+        cursor = changed
+    return cursor
+
+
+def _cut_without_writing(cursor: SinkCursor, ahead: ReadAhead) -> bool:
+    """Whether the next batch is a full one from rows already read after the position, which is
+    sent without a cursor write (see `_next_batch`)."""
+    return (
+        cursor.inflight is None
+        and cursor.replay is None
+        and ahead.after == cursor.position
+        and len(ahead.rows) >= MAX_BATCH_ROWS
+    )
 
 
 class Drained(StrEnum):
@@ -255,22 +334,40 @@ class SinkDelivery:
         return report
 
     def _deliver_owed(self, sink: Sink, cursor: SinkCursor, holder: str, report: DrainReport) -> None:
+        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-read")
+        try:
+            self._deliver_pages(sink, cursor, holder, report, reader)
+        except LeaseLost:
+            report.ended = Drained.LEASE_LOST
+        finally:
+            # A page still being read is not waited for: the drain is over.
+            reader.shutdown(wait=False, cancel_futures=True)
+
+    def _deliver_pages(
+        self, sink: Sink, cursor: SinkCursor, holder: str, report: DrainReport, reader: Executor
+    ) -> None:
+        """`cursor` is what the cursor will be once the acknowledgements owed are written: the
+        page's next batch is cut from it, and the next page is read while this one is sent."""
+        acks = Acknowledgements(self.cursors, holder, cursor)
         deadline = self.monotonic() + DRAIN_BUDGET_SECONDS
         ahead = ReadAhead()
         # Read only once a row names who made it: a row that names no one is never left out.
         ignored: tuple[str, ...] | None = None
         while True:
             if self.monotonic() > deadline:
-                self._release(cursor, holder)
+                self._release(acks.settled(), holder)
                 self.wake(sink.scope, sink.id, "continue")
                 report.ended = Drained.CONTINUED
                 return
-            cut = self._next_batch(sink, cursor, holder, ahead)
+            if not _cut_without_writing(cursor, ahead):
+                cursor = acks.settled()
+            cut = self._next_batch(sink, cursor, holder, ahead, reader)
             if cut is None:
-                self._release(cursor, holder)
+                self._release(acks.settled(), holder)
                 report.ended = Drained.NOTHING_OWED
                 return
             cursor, batch = cut
+            acks.written(cursor)
             now = self.clock()
             changes = [row_to_view(row) for row in batch.rows]
             if ignored is None and any(change.changed_by for change in changes):
@@ -282,19 +379,13 @@ class SinkDelivery:
                 else Outcome(True, None, "no change this sink wants")
             )
             if not outcome.ok:
-                self._failed(sink, cursor, holder, outcome, now, report)
+                self._failed(sink, acks.settled(), holder, outcome, now, report)
                 return
-            note = _note("delivered", outcome, now)
-            acknowledged = partial(SinkCursor.acknowledged, holder=holder, inflight=batch.inflight, note=note)
-            advanced = self.cursors.update(cursor, acknowledged)
-            if advanced is None:
-                report.ended = Drained.LEASE_LOST
-                return
-            cursor = advanced
+            cursor = acks.acknowledge(cursor, batch.inflight, _note("delivered", outcome, now))
             report.batches_delivered += 1
 
     def _next_batch(
-        self, sink: Sink, cursor: SinkCursor, holder: str, ahead: ReadAhead
+        self, sink: Sink, cursor: SinkCursor, holder: str, ahead: ReadAhead, reader: Executor
     ) -> tuple[SinkCursor, Batch] | None:
         """The batch in flight, or the next one cut: a replay's rows first (they are the older),
         then the rows after the position. A batch that a retry could cut otherwise (a partial
@@ -320,7 +411,17 @@ class SinkDelivery:
                 return None
             cursor = updated
         if ahead.after != cursor.position or not ahead.rows:
-            ahead.rows = self.change_log.following(sink.scope, after=cursor.position, limit=READ_AHEAD_ROWS)
+            prefetched = ahead.prefetched(cursor.position)
+            page = (
+                prefetched
+                if prefetched is not None
+                else self.change_log.following(sink.scope, after=cursor.position, limit=READ_AHEAD_ROWS)
+            )
+            ahead.rows = page
+            if len(page) == READ_AHEAD_ROWS:
+                last = page[-1]["RowKey"]
+                following = partial(self.change_log.following, sink.scope, after=last, limit=READ_AHEAD_ROWS)
+                ahead.following = (last, reader.submit(following))
         if not ahead.rows:
             return None
         rows, ahead.rows = ahead.rows[:MAX_BATCH_ROWS], ahead.rows[MAX_BATCH_ROWS:]
