@@ -362,6 +362,15 @@ def describe(stack: Stack) -> str:
             "/_emulator/)",
             f"  Azurite             blob {stack.ports.blob}, queue {stack.ports.queue}, "
             f"table {stack.ports.table}",
+            *(
+                [
+                    f"  Many tenants        home {stack.home_tenant_id}, multi-tenant app "
+                    f"{stack.multi_tenant_app_id}; a guest: POST {stack.emulator_url}/_emulator/tenants, "
+                    f"then POST {stack.functions_url}/api/tenants (docs/tenants.md)"
+                ]
+                if stack.tenancy == "multi"
+                else []
+            ),
         ]
     )
 
