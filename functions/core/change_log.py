@@ -17,6 +17,7 @@ from .models import ChangeView, format_utc
 from .resources import CHANGES_TABLE
 from .storage import StorageUnavailable, TableRepository, outages_reported, purge_partition
 from .table_read import TableReader, TableReadFailed
+from .table_write import TableBatchWriter, TableWriteFailed
 
 # Entity-group transactions take at most 100 operations, all in one partition.
 MAX_TRANSACTION_SIZE = 100
@@ -61,8 +62,12 @@ class ChangeLog(TableRepository):
     def append(self, scope: str, entities: Sequence[dict[str, Any]]) -> list[str]:
         """Upsert the rows; returns their keys."""
 
+        writer = self._storage.table_writer(CHANGES_TABLE)
         for start in range(0, len(entities), MAX_TRANSACTION_SIZE):
             chunk = entities[start : start + MAX_TRANSACTION_SIZE]
+            if writer is not None:
+                _write(writer, scope, chunk)
+                continue
             with outages_reported(f"writing {len(chunk)} change(s) of {scope}"):
                 self._table.submit_transaction(
                     [
@@ -184,6 +189,15 @@ def _following(reader: TableReader, scope: str, after: str, limit: int) -> list[
             raise StorageUnavailable(f"reading changes of {scope}: {error}") from error
         raise
     return rows
+
+
+def _write(writer: TableBatchWriter, scope: str, chunk: Sequence[dict[str, Any]]) -> None:
+    try:
+        writer.upsert(scope, chunk)
+    except TableWriteFailed as error:
+        if error.is_outage:
+            raise StorageUnavailable(f"writing {len(chunk)} change(s) of {scope}: {error}") from error
+        raise
 
 
 def _literal(value: str) -> str:

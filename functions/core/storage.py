@@ -36,6 +36,7 @@ from .resources import QUEUES, TABLES
 from .settings import StorageSettings
 from .storage_rest import CachedBearer
 from .table_read import TableReader, reader_for_connection_string, reader_for_identity
+from .table_write import TableBatchWriter, writer_for_connection_string, writer_for_identity
 
 if TYPE_CHECKING:
     import requests
@@ -108,6 +109,7 @@ class Storage:
         self._queues: dict[str, QueueClient] = {}
         self._putters: dict[str, QueuePutter | None] = {}
         self._readers: dict[str, TableReader | None] = {}
+        self._writers: dict[str, TableBatchWriter | None] = {}
         self._credential: ManagedIdentityCredential | None = None
         self._session: requests.Session | None = None
 
@@ -141,6 +143,25 @@ class Storage:
             return reader_for_connection_string(settings.connection_string, name, **options)
         account = _required(settings.table_service_uri, "tableServiceUri")
         return reader_for_identity(account, name, CachedBearer(self._identity()), **options)
+
+    def table_writer(self, name: str) -> TableBatchWriter | None:
+        """A lean transaction writer for the table (functions/core/table_write.py), or None where
+        the SDK must write (`UseDevelopmentStorage=true`, a SAS)."""
+        with self._lock:
+            if name not in self._writers:
+                self._writers[name] = self._new_writer(name)
+            return self._writers[name]
+
+    def _new_writer(self, name: str) -> TableBatchWriter | None:
+        options: dict[str, Any] = {
+            "timeout": (float(self._timeouts.connection), float(self._timeouts.read)),
+            "retries": self._timeouts.retries,
+        }
+        settings = self._settings
+        if settings.connection_string:
+            return writer_for_connection_string(settings.connection_string, name, **options)
+        account = _required(settings.table_service_uri, "tableServiceUri")
+        return writer_for_identity(account, name, CachedBearer(self._identity()), **options)
 
     def putter(self, name: str) -> QueuePutter | None:
         """A lean put for the queue (functions/core/queue_put.py), or None where the SDK must do

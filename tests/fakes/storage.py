@@ -331,6 +331,10 @@ class MemoryStorage(Storage):
         """No lean REST put in memory: the queue fake takes every message."""
         return
 
+    def table_writer(self, name: str) -> None:
+        """No lean REST transaction in memory: the table fake takes every write."""
+        return
+
     def ensure_resources(self) -> None:
         """Everything exists from the start."""
 
