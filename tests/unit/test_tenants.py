@@ -12,9 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from functions.core.auth import TenantTokens
+from functions.core.auth import FederatedExchange, GuestTokens, TenantRefused, TenantTokens
 from functions.core.intake import CachedSubscriptionLookup, receive_notifications
-from functions.core.outbound import ServiceThrottle
+from functions.core.outbound import ServiceThrottle, UpstreamError
 from functions.core.sinks.service import CreateSinkRequest
 from functions.core.sources.sharepoint import NOTIFICATION_ENTRIES
 from functions.core.sources.sharepoint.models import CreateSubscriptionRequest
@@ -31,6 +31,7 @@ from functions.core.tenants.models import ConsentAnswer, CreateTenantRequest
 from functions.core.tenants.record import TenantRecord
 from functions.core.tenants.service import CONSENT_LIFETIME, ConsentRefused, SingleTenant
 from tests.fakes.intake import SUB_1, MessageList, RecordLookup, record
+from tests.fakes.m365 import response
 from tests.fakes.world import TENANT, world
 
 HOME = "11111111-1111-4111-8111-111111111111"
@@ -341,3 +342,97 @@ def test_removing_a_tenant_deletes_its_subscriptions_rows_and_sinks_and_leaves_h
     assert env.services.subscriptions.store.get(mine.id) is not None
     with pytest.raises(TenantNotFound):
         env.services.tenancy.for_id(GUEST)
+
+
+class Authority:
+    """A tenant's token endpoint: answers each form it is sent with what the test scripts."""
+
+    def __init__(self, status: int, body: dict) -> None:
+        self.status, self.body = status, body
+        self.forms: list[tuple[str, dict[str, list[str]]]] = []
+
+    def request(self, method: str, url: str, **kwargs):
+        from urllib.parse import parse_qs as parse
+
+        self.forms.append((url, parse(kwargs["data"].decode())))
+        return response(self.status, self.body)
+
+
+def exchange(authority: Authority) -> GuestTokens:
+    settings = world(TENANCY="multi", MULTI_TENANT_APP_ID=APP, SHAREPOINT_TENANT_ID=HOME).services.settings
+    federated = FederatedExchange(settings, lambda: "the-managed-identity's-assertion")
+    federated._session = authority  # type: ignore[assignment]
+    return GuestTokens(federated)
+
+
+def test_a_guest_token_is_asked_of_its_tenants_authority_with_the_assertion_and_kept():
+    authority = Authority(200, {"token_type": "Bearer", "expires_in": 3599, "access_token": "t"})
+    tokens = exchange(authority)
+    assert tokens.token(GUEST, "https://graph.microsoft.com") == "t"
+    assert tokens.token(GUEST, "https://graph.microsoft.com") == "t"  # cached
+    [(url, form)] = authority.forms
+    assert url == f"https://login.microsoftonline.com/{GUEST}/oauth2/v2.0/token"
+    assert form == {
+        "grant_type": ["client_credentials"],
+        "client_id": [APP],
+        "scope": ["https://graph.microsoft.com/.default"],
+        "client_assertion_type": ["urn:ietf:params:oauth:client-assertion-type:jwt-bearer"],
+        "client_assertion": ["the-managed-identity's-assertion"],
+    }
+    tokens.forget(GUEST)
+    tokens.token(GUEST, "https://graph.microsoft.com")
+    assert len(authority.forms) == 2
+
+
+def test_an_authority_that_no_longer_knows_the_app_refuses_the_tenant():
+    refusal = {
+        "error": "unauthorized_client",
+        "error_description": "AADSTS700016: Application with identifier 'x' was not found in the directory.",
+        "error_codes": [700016],
+    }
+    with pytest.raises(TenantRefused) as refused:
+        exchange(Authority(400, refusal)).token(GUEST, "https://graph.microsoft.com")
+    assert refused.value.code == "AADSTS700016" and refused.value.tenant_id == GUEST
+
+
+def test_any_other_refusal_is_not_a_revocation():
+    other = {
+        "error": "invalid_request",
+        "error_description": "AADSTS90002: Tenant not found.",
+        "error_codes": [90002],
+    }
+    with pytest.raises(UpstreamError) as failed:
+        exchange(Authority(400, other)).token(GUEST, "https://graph.microsoft.com")
+    assert not isinstance(failed.value, TenantRefused) and failed.value.code == "AADSTS90002"
+
+
+class RefusingGuests:
+    """A guest's authority that no longer lets the app in."""
+
+    def __init__(self) -> None:
+        self.forgotten: list[str] = []
+
+    def token(self, tenant_id: str, resource: str) -> str:
+        raise TenantRefused(tenant_id, "AADSTS700016", "AADSTS700016: not found in the directory")
+
+    def forget(self, tenant_id: str) -> None:
+        self.forgotten.append(tenant_id)
+
+
+def test_a_401_from_microsoft_365_asks_the_authority_and_revokes_a_tenant_it_refuses(served):
+    env, *_ = served
+    tenancy = env.services.tenancy
+    guests = RefusingGuests()
+    tenancy._guests = guests
+    with acting_for(tenancy.for_id(GUEST)):
+        assert tenancy.still_consented() is False
+    assert GUEST in guests.forgotten and env.services.tenants.get(GUEST).state == "revoked"
+    with acting_for(tenancy.home):
+        assert tenancy.still_consented() is True  # the home tenant's own identity is not asked
+
+
+def test_a_refusal_met_while_acting_revokes_the_tenant_and_ends_the_work(served):
+    env, theirs, *_ = served
+    with pytest.raises(TenantUnavailable), env.services.tenancy.acting(theirs.scope):
+        raise TenantRefused(GUEST, "AADSTS65001", "AADSTS65001: no consent")
+    assert env.services.tenants.get(GUEST).state == "revoked"
