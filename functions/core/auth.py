@@ -25,6 +25,7 @@ from .settings import Settings, SettingsError
 from .tenancy import acting_tenant
 
 if TYPE_CHECKING:
+    import requests
     from azure.core.credentials import TokenCredential
 
 # The audience of a token for a Teams workflow's HTTP trigger that requires Entra authentication.
@@ -103,16 +104,8 @@ class EmulatorTokenProvider:
         return self._cache.get(self._fetch)
 
     def _fetch(self) -> tuple[str, float]:
-        response = send(
-            self._session,
-            "POST",
-            self._url,
-            service="emulator",
-            operation="token",
-            json={"grant_type": "client_credentials", "scope": "emulator/.default"},
-        )
-        body = response.json()
-        return body["access_token"], time.time() + float(body["expires_in"])
+        grant = {"grant_type": "client_credentials", "scope": "emulator/.default"}
+        return _emulator_token(self._session, self._url, "token", grant)
 
 
 class TenantRefused(Conflict):
@@ -268,16 +261,9 @@ class EmulatorManagedIdentity:
         return self._cache.get(self._fetch)
 
     def _fetch(self) -> tuple[str, float]:
-        response = send(
-            self._session,
-            "POST",
-            self._url,
-            service="emulator",
-            operation="managed identity token",
-            json={"resource": TOKEN_EXCHANGE_AUDIENCE},
+        return _emulator_token(
+            self._session, self._url, "managed identity token", {"resource": TOKEN_EXCHANGE_AUDIENCE}
         )
-        body = response.json()
-        return body["access_token"], time.time() + float(body["expires_in"])
 
 
 def token_provider_for(
@@ -291,6 +277,15 @@ def token_provider_for(
     else:
         home = AzureIdentityTokenProvider(settings, resource or settings.sharepoint_tenant_url)
     return home if guests is None else TenantTokens(home, guests, resource)
+
+
+def _emulator_token(
+    session: requests.Session, url: str, operation: str, request: dict[str, str]
+) -> tuple[str, float]:
+    """A token of the local emulator's and when it expires."""
+    response = send(session, "POST", url, service="emulator", operation=operation, json=request)
+    body = response.json()
+    return body["access_token"], time.time() + float(body["expires_in"])
 
 
 def _required(value: str | None, name: str) -> str:

@@ -207,11 +207,23 @@ class Settings:
             teams_previous_certificate=environ.get(TEAMS_PREVIOUS_CERTIFICATE, "").strip() or None,
             graph_app_id=environ.get(GRAPH_APP_ID, "").strip() or None,
             teams_keep_preview=_flag(environ, TEAMS_KEEP_PREVIEW, default=True),
-            identity_keys_url=_identity_keys_url(environ, auth),
+            identity_keys_url=_emulator_only_url(
+                environ,
+                auth,
+                IDENTITY_KEYS_URL,
+                MICROSOFT_IDENTITY_KEYS_URL,
+                "validation tokens are checked against the Microsoft identity platform's keys",
+            ),
             tenancy=_one_of(environ, TENANCY, TENANCY_MODES),
             multi_tenant_app_id=environ.get(MULTI_TENANT_APP_ID, "").strip() or None,
             multi_tenant_certificate_path=environ.get(MULTI_TENANT_CERTIFICATE_PATH, "").strip() or None,
-            login_authority=_login_authority(environ, auth),
+            login_authority=_emulator_only_url(
+                environ,
+                auth,
+                LOGIN_AUTHORITY,
+                MICROSOFT_LOGIN_AUTHORITY,
+                "tokens come from the Microsoft identity platform",
+            ),
         )
         if settings.multi_tenant:
             for name, value in (
@@ -287,26 +299,13 @@ def _flag(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
     return raw == "true"
 
 
-def _identity_keys_url(environ: Mapping[str, str], auth: str) -> str:
-    if not environ.get(IDENTITY_KEYS_URL, "").strip():
-        return MICROSOFT_IDENTITY_KEYS_URL
+def _emulator_only_url(environ: Mapping[str, str], auth: str, name: str, default: str, azure: str) -> str:
+    """A URL only the local stack may move (to the emulator); `azure` says what Azure uses instead."""
+    if not environ.get(name, "").strip():
+        return default
     if auth != "emulator":
-        raise SettingsError(
-            f"{IDENTITY_KEYS_URL} may be set only with {SHAREPOINT_AUTH}=emulator: in Azure, validation "
-            "tokens are checked against the Microsoft identity platform's keys"
-        )
-    return _absolute_url(environ, IDENTITY_KEYS_URL)
-
-
-def _login_authority(environ: Mapping[str, str], auth: str) -> str:
-    if not environ.get(LOGIN_AUTHORITY, "").strip():
-        return MICROSOFT_LOGIN_AUTHORITY
-    if auth != "emulator":
-        raise SettingsError(
-            f"{LOGIN_AUTHORITY} may be set only with {SHAREPOINT_AUTH}=emulator: in Azure, tokens come "
-            "from the Microsoft identity platform"
-        )
-    return _absolute_url(environ, LOGIN_AUTHORITY)
+        raise SettingsError(f"{name} may be set only with {SHAREPOINT_AUTH}=emulator: in Azure, {azure}")
+    return _absolute_url(environ, name)
 
 
 def _one_of(environ: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -53,3 +56,28 @@ class CachedBearer:
                 token = self._credential.get_token("https://storage.azure.com/.default")  # type: ignore[attr-defined]
                 self._token, self._expires = token.token, float(token.expires_on)
             return self._token
+
+
+class TableRequestFailed(Exception):
+    """A lean table call failed: an outage (no answer, 429, 5xx) or a refusal."""
+
+    def __init__(self, message: str, *, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def is_outage(self) -> bool:
+        return self.status is None or self.status == 429 or self.status >= 500
+
+
+def table_authorization(
+    date: str, resource: str, *, account: str | None, key: bytes | None, bearer: Callable[[], str] | None
+) -> dict[str, str]:
+    """The Authorization header of a Table service call: Shared Key Lite over the date and the
+    canonical resource, or the storage token."""
+    if key is not None:
+        signature = hmac.new(key, f"{date}\n{resource}".encode(), hashlib.sha256).digest()
+        return {"Authorization": f"SharedKeyLite {account}:{base64.b64encode(signature).decode()}"}
+    if bearer is not None:
+        return {"Authorization": f"Bearer {bearer()}"}
+    return {}

@@ -9,9 +9,6 @@ has them: a time as its ISO text (the change view formats it), an Int64 as text.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from collections.abc import Callable, Iterator
 from email.utils import formatdate
 from typing import Any
@@ -20,21 +17,15 @@ from urllib.parse import quote, urlencode, urlsplit
 import requests
 
 from .outbound import RetryPolicy, UpstreamError, pooled_session, send
-from .storage_rest import CachedBearer, account_key
+from .storage_rest import CachedBearer, TableRequestFailed, account_key, table_authorization
 
 TABLE_VERSION = "2019-02-02"
 # The most entities one query answers (the service's own limit).
 MAX_PAGE = 1000
 
 
-class TableReadFailed(Exception):
-    def __init__(self, message: str, *, status: int | None) -> None:
-        super().__init__(message)
-        self.status = status
-
-    @property
-    def is_outage(self) -> bool:
-        return self.status is None or self.status == 429 or self.status >= 500
+class TableReadFailed(TableRequestFailed):
+    """What `TableRequestFailed` says, of this module's calls."""
 
 
 class TableReader:
@@ -86,11 +77,11 @@ class TableReader:
             "Accept": "application/json;odata=nometadata",
             "DataServiceVersion": "3.0",
         }
-        if self._key is not None:
-            signature = hmac.new(self._key, f"{date}\n{self._resource}".encode(), hashlib.sha256).digest()
-            headers["Authorization"] = f"SharedKeyLite {self._account}:{base64.b64encode(signature).decode()}"
-        elif self._bearer is not None:
-            headers["Authorization"] = f"Bearer {self._bearer()}"
+        headers.update(
+            table_authorization(
+                date, self._resource, account=self._account, key=self._key, bearer=self._bearer
+            )
+        )
         try:
             return send(
                 self._session,

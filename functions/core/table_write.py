@@ -13,8 +13,6 @@ back the same whichever wrote it.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import math
 import re
@@ -27,7 +25,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from .outbound import RetryPolicy, UpstreamError, pooled_session, send
-from .storage_rest import CachedBearer, account_key
+from .storage_rest import CachedBearer, TableRequestFailed, account_key, table_authorization
 
 TABLE_VERSION = "2019-02-02"
 # An entity-group transaction holds at most 100 operations, all in one partition.
@@ -41,14 +39,8 @@ _ENTITY_HEADERS = (
 )
 
 
-class TableWriteFailed(Exception):
-    def __init__(self, message: str, *, status: int | None) -> None:
-        super().__init__(message)
-        self.status = status
-
-    @property
-    def is_outage(self) -> bool:
-        return self.status is None or self.status == 429 or self.status >= 500
+class TableWriteFailed(TableRequestFailed):
+    """What `TableRequestFailed` says, of this module's calls."""
 
 
 class TableBatchWriter:
@@ -91,11 +83,11 @@ class TableBatchWriter:
             "DataServiceVersion": "3.0",
             "MaxDataServiceVersion": "3.0;NetFx",
         }
-        if self._key is not None:
-            signature = hmac.new(self._key, f"{date}\n{self._resource}".encode(), hashlib.sha256).digest()
-            headers["Authorization"] = f"SharedKeyLite {self._account}:{base64.b64encode(signature).decode()}"
-        elif self._bearer is not None:
-            headers["Authorization"] = f"Bearer {self._bearer()}"
+        headers.update(
+            table_authorization(
+                date, self._resource, account=self._account, key=self._key, bearer=self._bearer
+            )
+        )
         try:
             answer = send(
                 self._session,

@@ -222,7 +222,7 @@ def test_a_revoked_tenant_stops_with_one_alert_and_the_other_flows(api, home, mu
     guest.add_item(SITE, their_list, "while revoked")
     guest.add_item(SITE, their_list, "also while revoked")
     wait_until(lambda: api.tenant(guest_id).json()["state"] == "revoked", timeout=60, what="revoked")
-    home.add_item(SITE, inner_list(mine), "home goes on")
+    home.add_item(SITE, mine["listId"], "home goes on")
     assert titles(changes_of(api, mine["id"], 1)) == {"home goes on"}
     run_sweep(api, multi)
     alerts = wait_until(lambda: [t for t in tenant_alerts(home) if guest_id in t], what="the tenant alert")
@@ -234,10 +234,6 @@ def test_a_revoked_tenant_stops_with_one_alert_and_the_other_flows(api, home, mu
     assert httpx.get(follow_consent(onboarded["consentUrl"])).json()["state"] == "active"
     run_sweep(api, multi)
     assert titles(changes_of(api, theirs["id"], 3)) == {"before", "while revoked", "also while revoked"}
-
-
-def inner_list(subscription: dict) -> str:
-    return subscription["listId"]
 
 
 def test_a_throttled_tenant_holds_only_its_own_reads(api, home, multi):
